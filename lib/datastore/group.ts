@@ -1,0 +1,233 @@
+/**
+ * A backup group (layer L4): `vm|ct|host/<id>` within a namespace, with its snapshots, owner and
+ * notes.
+ */
+import { CairnError, abortError, isCairnError, type ErrorDetails } from '../errors.js';
+import { formatGroup, parseSnapshotTime, type BackupType, type GroupId } from '../types.js';
+import { sleep } from '../util/clock.js';
+import { lockAt, type StoreContext } from './context.js';
+import { NOTES_FILE, OWNER_FILE, groupKey, groupLockKey, namespaceKey, snapshotKey, snapshotLockKey } from './layout.js';
+import { registerWriter } from './writer-registry.js';
+import { loadSnapshot, type Snapshot, type SnapshotRef } from './snapshot.js';
+import { SnapshotWriter, removeTree, snapshotTimeOf, type BackupOptions } from './snapshot-writer.js';
+import type { FileLock } from './locks.js';
+
+const TIME_DIR = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
+
+/**
+ * A backup group. Obtain one with {@link Datastore.group} or {@link Namespace.group}; it need not
+ * exist yet (the first backup creates it).
+ *
+ * @example
+ * ```ts
+ * const group = ds.group('vm/100', { namespace: 'site-a' });
+ * for (const snap of await group.snapshots()) console.log(snap.time, snap.files.length);
+ * ```
+ */
+export class BackupGroup {
+  /** @internal */
+  constructor(
+    private readonly ctx: StoreContext,
+    /** Namespace path (`''` for the root). */
+    readonly namespace: string,
+    /** Namespace components. */
+    readonly nsParts: readonly string[],
+    /** Type and id. */
+    readonly group: GroupId,
+  ) {}
+
+  /** Backup type. */
+  get type(): BackupType {
+    return this.group.type;
+  }
+
+  /** Backup id. */
+  get id(): string {
+    return this.group.id;
+  }
+
+  /** `type/id`. */
+  get name(): string {
+    return formatGroup(this.group);
+  }
+
+  private get key(): string {
+    return groupKey(this.nsParts, this.group);
+  }
+
+  private details(): ErrorDetails {
+    return { datastore: this.ctx.root, namespace: this.namespace, group: this.name };
+  }
+
+  /** True when the group directory exists. */
+  async exists(): Promise<boolean> {
+    this.ctx.assertOpen();
+    return (await this.ctx.backend.stat(this.key))?.isDirectory === true;
+  }
+
+  /** Times of all snapshot directories, finished or not, oldest first. */
+  private async times(): Promise<string[]> {
+    return (await this.ctx.backend.list(this.key)).filter((n) => TIME_DIR.test(n));
+  }
+
+  private ref(time: string): SnapshotRef {
+    return { namespace: this.namespace, nsParts: this.nsParts, group: this.group, time };
+  }
+
+  /** The finished snapshots, oldest first. Unfinished ones (no manifest) are not listed. */
+  async snapshots(): Promise<Snapshot[]> {
+    this.ctx.assertOpen();
+    const out: Snapshot[] = [];
+    for (const t of await this.times()) {
+      const s = await loadSnapshot(this.ctx, this.ref(t));
+      if (s !== undefined) out.push(s);
+    }
+    return out;
+  }
+
+  /** The newest finished snapshot, or undefined. */
+  async newest(): Promise<Snapshot | undefined> {
+    this.ctx.assertOpen();
+    const times = await this.times();
+    for (let i = times.length - 1; i >= 0; i--) {
+      const s = await loadSnapshot(this.ctx, this.ref(times[i]!));
+      if (s !== undefined) return s;
+    }
+    return undefined;
+  }
+
+  /** One snapshot by time. @throws `ERR_NOT_FOUND` */
+  async snapshot(time: string): Promise<Snapshot> {
+    this.ctx.assertOpen();
+    parseSnapshotTime(time);
+    const s = await loadSnapshot(this.ctx, this.ref(time));
+    if (s === undefined) throw new CairnError('ERR_NOT_FOUND', `snapshot ${this.name}/${time} does not exist`, { ...this.details(), snapshot: `${this.name}/${time}` });
+    return s;
+  }
+
+  /** The owner recorded on the group, or undefined. */
+  async owner(): Promise<string | undefined> {
+    return (await this.readText(OWNER_FILE))?.trim() || undefined;
+  }
+
+  /** Records the group's owner. */
+  async setOwner(owner: string): Promise<void> {
+    if (typeof owner !== 'string' || owner.length === 0 || owner.length > 256 || /[\r\n]/.test(owner)) {
+      throw new CairnError('ERR_INVALID_ARGUMENT', 'owner must be a non-empty single line of at most 256 characters', this.details());
+    }
+    await this.writeText(OWNER_FILE, `${owner}\n`);
+  }
+
+  /** The group notes ('' when none). */
+  async notes(): Promise<string> {
+    return (await this.readText(NOTES_FILE)) ?? '';
+  }
+
+  /** Sets the group notes. */
+  async setNotes(notes: string): Promise<void> {
+    await this.writeText(NOTES_FILE, notes);
+  }
+
+  private async readText(file: string): Promise<string | undefined> {
+    this.ctx.assertOpen();
+    try {
+      return Buffer.from(await this.ctx.backend.get(`${this.key}/${file}`)).toString('utf8');
+    } catch (e) {
+      if (isCairnError(e, 'ERR_NOT_FOUND')) return undefined;
+      throw e;
+    }
+  }
+
+  private async writeText(file: string, text: string): Promise<void> {
+    this.ctx.assertOpen();
+    if (!(await this.exists())) throw new CairnError('ERR_NOT_FOUND', `backup group ${this.name} does not exist`, this.details());
+    await this.ctx.backend.put(`${this.key}/${file}`, Buffer.from(text, 'utf8'), { sync: this.ctx.config.syncLevel !== 'none' });
+  }
+
+  /**
+   * Starts a new snapshot of this group. Takes the group's lock (one backup per group at a time),
+   * picks the base snapshot (the newest finished one, unless verify marked it failed) and removes
+   * unfinished snapshot directories that earlier crashed backups left behind.
+   * @throws `ERR_LOCKED` when another backup of the group runs; `ERR_TIME_ORDER` when `time` is
+   *   not after the newest snapshot; `ERR_NOT_FOUND` when the namespace does not exist.
+   */
+  async backup(options: BackupOptions = {}): Promise<SnapshotWriter> {
+    this.ctx.assertOpen();
+    const nsKey = namespaceKey(this.nsParts);
+    if (nsKey !== '' && (await this.ctx.backend.stat(nsKey))?.isDirectory !== true) {
+      throw new CairnError('ERR_NOT_FOUND', `namespace '${this.namespace}' does not exist`, this.details());
+    }
+    const groupLock = await lockAt(this.ctx, groupLockKey(this.nsParts, this.group), 'exclusive', `backup group ${this.name}`, this.details());
+    let baseLock: FileLock | undefined;
+    try {
+      const existed = await this.exists();
+      await this.ctx.backend.mkdir(this.key);
+      if (!existed && options.owner !== undefined) await this.setOwner(options.owner);
+      // Holding the group lock, no other writer is in this group: directories without a
+      // manifest are what crashed backups left.
+      let newest: Snapshot | undefined;
+      for (const t of await this.times()) {
+        const s = await loadSnapshot(this.ctx, this.ref(t));
+        if (s === undefined) await removeTree(this.ctx, snapshotKey(this.nsParts, this.group, t));
+        else newest = s;
+      }
+      const time = await this.pickTime(options, newest);
+      let base = newest !== undefined && newest.verifyState !== 'failed' ? newest : undefined;
+      if (base !== undefined) {
+        try {
+          baseLock = await lockAt(this.ctx, snapshotLockKey(this.nsParts, this.group, base.time), 'shared', `snapshot ${base.name}`, this.details(), 0);
+          base = await loadSnapshot(this.ctx, base.ref);
+          if (base === undefined) {
+            await baseLock.release();
+            baseLock = undefined;
+          }
+        } catch (e) {
+          if (!isCairnError(e, 'ERR_LOCKED')) throw e;
+          base = undefined; // being removed right now: back up without a base
+        }
+      }
+      const writer = await registerWriter(this.ctx.root, this.ctx.clock.now());
+      try {
+        await this.ctx.backend.mkdir(snapshotKey(this.nsParts, this.group, time));
+      } catch (e) {
+        await writer.release();
+        throw e;
+      }
+      return new SnapshotWriter(this.ctx, this.ref(time), base, { group: groupLock, base: baseLock, writer });
+    } catch (e) {
+      await baseLock?.release();
+      await groupLock.release();
+      throw e;
+    }
+  }
+
+  private async pickTime(options: BackupOptions, newest: Snapshot | undefined): Promise<string> {
+    const last = newest?.epoch;
+    if (options.time !== undefined) {
+      const time = snapshotTimeOf(options.time, 0);
+      if (last !== undefined && parseSnapshotTime(time) <= last) {
+        throw new CairnError('ERR_TIME_ORDER', `snapshot time ${time} is not after the newest snapshot of ${this.name} (${newest!.time})`, this.details());
+      }
+      return time;
+    }
+    let now = Math.floor(this.ctx.clock.now() / 1000);
+    if (last !== undefined && now <= last) {
+      if (last - now > 2) {
+        throw new CairnError('ERR_TIME_ORDER', `the clock (${snapshotTimeOf(now, 0)}) is behind the newest snapshot of ${this.name} (${newest!.time})`, this.details());
+      }
+      // Two backups within one second: wait for the next second rather than invent a time.
+      try {
+        await sleep((last + 1) * 1000 - this.ctx.clock.now() + 5, options.signal);
+      } catch {
+        throw abortError(options.signal, this.details());
+      }
+      now = Math.max(last + 1, Math.floor(this.ctx.clock.now() / 1000));
+    }
+    return snapshotTimeOf(now, 0);
+  }
+
+  /** A plain summary for JSON output. */
+  toJSON(): Record<string, unknown> {
+    return { namespace: this.namespace, type: this.type, id: this.id };
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * Where things live inside a datastore (layer L4). Every path is built here from validated names.
+ *
+ * ```
+ * <root>/cairn.json                                   config (format version, uuid, defaults)
+ * <root>/.chunks/<4 hex>/<64 hex>                     chunk files
+ * <root>/.locks/                                      lock files (never deleted), writer registrations
+ * <root>/[ns/<a>/[ns/<b>/…]]<type>/<id>/              a backup group (owner, notes)
+ * <root>/…/<type>/<id>/<time>/                        a snapshot: manifest.blob, <name>.img.fidx, <name>.blob, .protected
+ * ```
+ */
+import type { GroupId } from '../types.js';
+import { lockFileName, LOCK_DIR } from './locks.js';
+
+/** The config file at the datastore root. */
+export const CONFIG_FILE = 'cairn.json';
+/** The manifest of a snapshot; a snapshot exists once this file does. */
+export const MANIFEST_FILE = 'manifest.blob';
+/** The protected marker of a snapshot. */
+export const PROTECTED_FILE = '.protected';
+/** Group owner file. */
+export const OWNER_FILE = 'owner';
+/** Group notes file. */
+export const NOTES_FILE = 'notes';
+
+/** Backend key of a namespace directory (`''` for the root). */
+export function namespaceKey(parts: readonly string[]): string {
+  return parts.map((p) => `ns/${p}`).join('/');
+}
+
+/** Backend key of a group directory. */
+export function groupKey(nsParts: readonly string[], g: GroupId): string {
+  const ns = namespaceKey(nsParts);
+  return ns === '' ? `${g.type}/${g.id}` : `${ns}/${g.type}/${g.id}`;
+}
+
+/** Backend key of a snapshot directory. */
+export function snapshotKey(nsParts: readonly string[], g: GroupId, time: string): string {
+  return `${groupKey(nsParts, g)}/${time}`;
+}
+
+/** Backend key of an archive's file in a snapshot directory. */
+export function archiveFileKey(snapKey: string, archive: string): string {
+  return archive.endsWith('.img') ? `${snapKey}/${archive}.fidx` : `${snapKey}/${archive}`;
+}
+
+function nsId(nsParts: readonly string[]): string {
+  return nsParts.join('+');
+}
+
+/** Lock file of a group. */
+export function groupLockKey(nsParts: readonly string[], g: GroupId): string {
+  return `${LOCK_DIR}/group/${lockFileName(`${nsId(nsParts)}~${g.type}~${g.id}`)}`;
+}
+
+/** Lock file of a snapshot. */
+export function snapshotLockKey(nsParts: readonly string[], g: GroupId, time: string): string {
+  return `${LOCK_DIR}/snapshot/${lockFileName(`${nsId(nsParts)}~${g.type}~${g.id}~${time}`)}`;
+}
+
+/** Lock file of a snapshot's manifest. */
+export function manifestLockKey(nsParts: readonly string[], g: GroupId, time: string): string {
+  return `${LOCK_DIR}/manifest/${lockFileName(`${nsId(nsParts)}~${g.type}~${g.id}~${time}`)}`;
+}

@@ -1,0 +1,114 @@
+/**
+ * Host-local locks (layer L4): OS `flock` locks on files in the datastore's `.locks/` tree.
+ *
+ * The kernel releases a lock when its process dies, so a crashed backup never leaves a group
+ * locked. Lock files live apart from the data (`.locks/`) so they never keep a snapshot directory
+ * from being deleted, and they are never deleted themselves (deleting a lock file while another
+ * process waits on it would let two holders in).
+ *
+ * | operation                       | lock                                              |
+ * |---------------------------------|---------------------------------------------------|
+ * | backup                          | group exclusive; base snapshot shared; writer reg. |
+ * | restore, read, mount, verify    | snapshot shared                                   |
+ * | prune / forget                  | snapshot exclusive (skipped when busy)            |
+ * | manifest update (notes, ...)    | manifest exclusive, short                         |
+ * | garbage collection              | gc exclusive                                      |
+ *
+ * `flock` locks belong to an open file description: two `acquire` calls in one process conflict
+ * exactly like two processes do.
+ */
+import { promises as fsp, constants as fsc } from 'node:fs';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { CairnError, ioError, type ErrorDetails } from '../errors.js';
+import { nativeFlock, nativeFlockWait } from '../codec/native.js';
+import { DIR_MODE, FILE_MODE } from '../backend/local.js';
+
+/** Folder of the lock files inside a datastore. */
+export const LOCK_DIR = '.locks';
+
+/** Lock mode. */
+export type LockMode = 'shared' | 'exclusive';
+
+/** Options of {@link acquireLock}. */
+export interface LockOptions {
+  /** How long to wait for the lock, in ms; 0 (the default) fails at once when it is held. */
+  readonly timeoutMs?: number;
+  /** Ids for the `ERR_LOCKED` error. */
+  readonly details?: ErrorDetails;
+  /** What is being locked, for the error message (e.g. `backup group vm/100`). */
+  readonly what?: string;
+}
+
+/** A held lock. Release it exactly once; releasing twice is harmless. */
+export class FileLock {
+  private fh: fsp.FileHandle | undefined;
+
+  /** @internal */
+  constructor(
+    fh: fsp.FileHandle,
+    /** Path of the lock file. */
+    readonly path: string,
+    /** The mode held. */
+    readonly mode: LockMode,
+  ) {
+    this.fh = fh;
+  }
+
+  /** True until released. */
+  get held(): boolean {
+    return this.fh !== undefined;
+  }
+
+  /** Releases the lock (closing the descriptor releases the flock). */
+  async release(): Promise<void> {
+    const fh = this.fh;
+    this.fh = undefined;
+    if (fh !== undefined) await fh.close();
+  }
+}
+
+/** A lock file name for an arbitrary id, short enough for any filesystem. */
+export function lockFileName(id: string): string {
+  const safe = id.replace(/[^A-Za-z0-9._:-]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  if (safe.length <= 200) return safe;
+  return `${safe.slice(0, 80)}..${createHash('sha256').update(id).digest('hex')}`;
+}
+
+/**
+ * Takes a lock on `file` (created when missing).
+ * @throws `ERR_LOCKED` when it is held in a conflicting mode after the timeout.
+ */
+export async function acquireLock(file: string, mode: LockMode, options: LockOptions = {}): Promise<FileLock> {
+  let fh: fsp.FileHandle;
+  try {
+    fh = await openLockFile(file);
+  } catch (e) {
+    throw ioError(e, `cannot open lock file ${file}`, { ...options.details, path: file });
+  }
+  let ok: boolean;
+  try {
+    const timeout = options.timeoutMs ?? 0;
+    ok = timeout > 0 ? await nativeFlockWait(fh.fd, mode, timeout) : nativeFlock(fh.fd, mode);
+  } catch (e) {
+    await fh.close();
+    throw ioError(e, `cannot lock ${file}`, { ...options.details, path: file });
+  }
+  if (!ok) {
+    await fh.close();
+    const what = options.what ?? file;
+    throw new CairnError('ERR_LOCKED', `${what} is locked by another operation`, { ...options.details, path: file });
+  }
+  return new FileLock(fh, file, mode);
+}
+
+async function openLockFile(file: string): Promise<fsp.FileHandle> {
+  const flags = fsc.O_RDWR | fsc.O_CREAT;
+  try {
+    return await fsp.open(file, flags, FILE_MODE);
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'ENOENT') throw e;
+    await fsp.mkdir(path.dirname(file), { recursive: true, mode: DIR_MODE });
+    return await fsp.open(file, flags, FILE_MODE);
+  }
+}

@@ -1,0 +1,352 @@
+/**
+ * Reads a snapshot's archives (layer L4): random access (`readAt`), ordered streams with
+ * read-ahead, and restores to files or block devices, where all-zero chunks become holes.
+ */
+import { promises as fsp, constants as fsc } from 'node:fs';
+import { Readable } from 'node:stream';
+import { CairnError, abortError, ioError, throwIfAborted, type ErrorDetails } from '../errors.js';
+import type { Manifest, ManifestFile } from '../format/manifest.js';
+import { decodeFixedIndex, type FixedIndex } from '../format/fixed-index.js';
+import { parseEnvelope } from '../format/chunk-envelope.js';
+import { lz4Decompress } from '../codec/compress.js';
+import { blake3, initHash } from '../codec/hash.js';
+import { toHex } from '../util/bytes.js';
+import { zeroDigestHex } from '../store/chunk-reader.js';
+import { formatGroup } from '../types.js';
+import type { StoreContext } from './context.js';
+import type { FileLock } from './locks.js';
+import { archiveFileKey, snapshotKey } from './layout.js';
+import type { SnapshotRef } from './snapshot.js';
+
+/** Options of {@link Snapshot.open}. */
+export interface SnapshotReaderOptions {
+  /**
+   * Chunks fetched ahead of a sequential reader (and in parallel during restore).
+   * @defaultValue 2 × the pool's threads + 2
+   */
+  readonly readAhead?: number;
+}
+
+/** Progress of a restore. */
+export interface RestoreProgress {
+  /** Archive being restored. */
+  readonly archive: string;
+  /** Bytes done. */
+  readonly bytesDone: number;
+  /** Bytes in all. */
+  readonly bytesTotal: number;
+}
+
+/** Options of {@link SnapshotReader.restore}. */
+export interface RestoreOptions {
+  /** Replace an existing regular file. Block devices are always written in place. @defaultValue false */
+  readonly overwrite?: boolean;
+  /** Cancels the restore; the partly written target is removed (regular files only). */
+  readonly signal?: AbortSignal;
+  /** Called as chunks land. */
+  readonly onProgress?: (p: RestoreProgress) => void;
+}
+
+/** What a restore did. */
+export interface RestoreStats {
+  /** Bytes of the archive. */
+  readonly bytes: number;
+  /** Chunks read from the store. */
+  readonly chunksRead: number;
+  /** All-zero chunks left as holes (or written as zeros on devices). */
+  readonly zeroChunks: number;
+  /** Seconds taken. */
+  readonly seconds: number;
+}
+
+/**
+ * An open snapshot. Holds a shared lock on it until {@link SnapshotReader.close}.
+ *
+ * @example
+ * ```ts
+ * await using r = await (await ds.snapshot('vm/100')).open();
+ * const first = await r.readAt('drive-scsi0.img', 0, 512);   // the boot sector
+ * ```
+ */
+export class SnapshotReader {
+  private readonly indexes = new Map<string, Promise<FixedIndex>>();
+  private closed = false;
+  private readonly detach: () => void;
+  private readonly readAhead: number;
+
+  /** @internal */
+  constructor(
+    private readonly ctx: StoreContext,
+    /** The snapshot. */
+    readonly ref: SnapshotRef,
+    /** Its manifest. */
+    readonly manifest: Manifest,
+    private readonly lock: FileLock,
+    options: SnapshotReaderOptions,
+  ) {
+    this.readAhead = options.readAhead ?? ctx.pool().threads * 2 + 2;
+    this.detach = ctx.attach(this);
+  }
+
+  /** `type/id/time`. */
+  get name(): string {
+    return `${formatGroup(this.ref.group)}/${this.ref.time}`;
+  }
+
+  /** The archives. */
+  get files(): readonly ManifestFile[] {
+    return this.manifest.files;
+  }
+
+  private details(archive?: string): ErrorDetails {
+    const d: ErrorDetails = { datastore: this.ctx.root, namespace: this.ref.namespace, snapshot: this.name };
+    return archive === undefined ? d : { ...d, archive };
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new CairnError('ERR_NOT_OPEN', `reader of ${this.name} is closed`, this.details());
+    this.ctx.assertOpen();
+  }
+
+  /** The manifest entry of an archive. @throws `ERR_NOT_FOUND` */
+  file(name: string): ManifestFile {
+    const f = this.manifest.files.find((x) => x.name === name);
+    if (f === undefined) {
+      throw new CairnError('ERR_NOT_FOUND', `snapshot ${this.name} has no archive '${name}' (it has: ${this.manifest.files.map((x) => x.name).join(', ')})`, this.details(name));
+    }
+    return f;
+  }
+
+  private imageFile(name: string): ManifestFile {
+    const f = this.file(name);
+    if (f.kind !== 'image') throw new CairnError('ERR_INVALID_ARGUMENT', `archive '${name}' of ${this.name} is a ${f.kind}, not an image`, this.details(name));
+    return f;
+  }
+
+  /**
+   * The fixed index of an image archive, checked against the manifest (size and checksum).
+   * @throws `ERR_INDEX_CORRUPT` naming the archive.
+   */
+  async imageIndex(name: string): Promise<FixedIndex> {
+    this.assertOpen();
+    const f = this.imageFile(name);
+    let p = this.indexes.get(name);
+    if (p === undefined) {
+      p = this.loadIndex(f);
+      this.indexes.set(name, p);
+      p.catch(() => this.indexes.delete(name));
+    }
+    return p;
+  }
+
+  private async loadIndex(f: ManifestFile): Promise<FixedIndex> {
+    const key = archiveFileKey(snapshotKey(this.ref.nsParts, this.ref.group, this.ref.time), f.name);
+    const details = { ...this.details(f.name), path: this.ctx.backend.pathOf(key) };
+    let bytes: Uint8Array;
+    try {
+      bytes = await this.ctx.backend.get(key);
+    } catch (e) {
+      throw new CairnError('ERR_INDEX_CORRUPT', `index of archive '${f.name}' in ${this.name} cannot be read: ${(e as Error).message}`, details, e);
+    }
+    await initHash();
+    const idx = decodeFixedIndex(bytes, details);
+    if (idx.size !== f.size || toHex(idx.checksum) !== f.checksum) {
+      throw new CairnError('ERR_INDEX_CORRUPT', `index of archive '${f.name}' in ${this.name} does not match the manifest (size or checksum)`, details);
+    }
+    return idx;
+  }
+
+  private async chunk(idx: FixedIndex, i: number, archive: string, signal?: AbortSignal): Promise<Uint8Array> {
+    const { start, end } = idx.chunkRange(i);
+    const digest = idx.digestAt(i);
+    if (toHex(digest) === (await zeroDigestHex(end - start))) return new Uint8Array(end - start);
+    const opts = signal === undefined ? { details: this.details(archive) } : { details: this.details(archive), signal };
+    return this.ctx.chunkReader().get(digest, opts);
+  }
+
+  /**
+   * Reads `length` bytes of an image archive at `offset` (fewer at the end of the image).
+   * @throws `ERR_CHUNK_CORRUPT` / `ERR_CHUNK_MISSING` naming the chunk.
+   */
+  async readAt(archive: string, offset: number, length: number, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
+    this.assertOpen();
+    const idx = await this.imageIndex(archive);
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
+      throw new CairnError('ERR_INVALID_ARGUMENT', `readAt: bad range ${offset}+${length}`, this.details(archive));
+    }
+    const end = Math.min(idx.size, offset + length);
+    if (end <= offset) return new Uint8Array(0);
+    const out = new Uint8Array(end - offset);
+    const first = Math.floor(offset / idx.chunkSize);
+    const last = Math.floor((end - 1) / idx.chunkSize);
+    const parts: Promise<void>[] = [];
+    for (let i = first; i <= last; i++) {
+      parts.push(
+        this.chunk(idx, i, archive, options.signal).then((data) => {
+          const cs = i * idx.chunkSize;
+          const from = Math.max(offset, cs);
+          const to = Math.min(end, cs + data.byteLength);
+          out.set(data.subarray(from - cs, to - cs), from - offset);
+        }),
+      );
+    }
+    await Promise.all(parts);
+    return out;
+  }
+
+  /**
+   * The image's bytes in order, as chunk-sized pieces, fetching `readAhead` chunks ahead.
+   * Pieces may be shared with the chunk cache: do not modify them.
+   */
+  async *stream(archive: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<Uint8Array> {
+    this.assertOpen();
+    const idx = await this.imageIndex(archive);
+    const window: Promise<Uint8Array>[] = [];
+    let next = 0;
+    try {
+      while (next < idx.count || window.length > 0) {
+        while (next < idx.count && window.length < this.readAhead) {
+          const p = this.chunk(idx, next++, archive, options.signal);
+          p.catch(() => undefined);
+          window.push(p);
+        }
+        throwIfAborted(options.signal, this.details(archive));
+        yield await window.shift()!;
+      }
+    } finally {
+      await Promise.allSettled(window);
+    }
+  }
+
+  /** A Node Readable over {@link SnapshotReader.stream}. */
+  createReadStream(archive: string, options: { signal?: AbortSignal } = {}): Readable {
+    return Readable.from(this.stream(archive, options), { objectMode: false });
+  }
+
+  /**
+   * Restores an image archive into a file (sparse: zero chunks become holes) or onto a block
+   * device (zero chunks are written as zeros).
+   * @throws `ERR_EXISTS` when `target` is an existing regular file and `overwrite` is not set.
+   */
+  async restore(archive: string, target: string, options: RestoreOptions = {}): Promise<RestoreStats> {
+    this.assertOpen();
+    const t0 = performance.now();
+    const idx = await this.imageIndex(archive);
+    const st = await fsp.stat(target).catch(() => undefined);
+    const device = st?.isBlockDevice() === true || st?.isCharacterDevice() === true;
+    if (st !== undefined && !device && options.overwrite !== true) {
+      throw new CairnError('ERR_EXISTS', `restore target ${target} exists (pass overwrite to replace it)`, { ...this.details(archive), path: target });
+    }
+    let fh: fsp.FileHandle;
+    try {
+      fh = await fsp.open(target, device ? fsc.O_WRONLY : fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC, 0o640);
+    } catch (e) {
+      throw ioError(e, `cannot open restore target ${target}`, { ...this.details(archive), path: target });
+    }
+    const zeroHex = new Map<number, string>();
+    let chunksRead = 0;
+    let zeroChunks = 0;
+    let done = 0;
+    let failure: unknown;
+    const inFlight = new Set<Promise<void>>();
+    const signal = options.signal;
+    const one = async (i: number): Promise<void> => {
+      const { start, end } = idx.chunkRange(i);
+      const size = end - start;
+      let z = zeroHex.get(size);
+      if (z === undefined) zeroHex.set(size, (z = await zeroDigestHex(size)));
+      let data: Uint8Array;
+      if (toHex(idx.digestAt(i)) === z) {
+        zeroChunks++;
+        if (!device) {
+          done += size;
+          return;
+        }
+        data = new Uint8Array(size);
+      } else {
+        data = await this.ctx.chunkReader().get(idx.digestAt(i), { details: this.details(archive), cache: false, ...(signal === undefined ? {} : { signal }) });
+        chunksRead++;
+      }
+      await writeFully(fh, data, start);
+      done += size;
+      options.onProgress?.({ archive, bytesDone: done, bytesTotal: idx.size });
+    };
+    try {
+      for (let i = 0; i < idx.count && failure === undefined; i++) {
+        if (signal?.aborted === true) throw abortError(signal, this.details(archive));
+        const p: Promise<void> = one(i).then(
+          () => void inFlight.delete(p),
+          (e: unknown) => {
+            inFlight.delete(p);
+            failure ??= e;
+          },
+        );
+        inFlight.add(p);
+        if (inFlight.size >= this.readAhead) await Promise.race(inFlight);
+      }
+      await Promise.all(inFlight);
+      if (failure !== undefined) throw failure;
+      if (!device) await fh.truncate(idx.size);
+      await fh.sync();
+    } catch (e) {
+      await Promise.allSettled(inFlight);
+      await fh.close().catch(() => undefined);
+      if (!device) await fsp.unlink(target).catch(() => undefined);
+      throw e instanceof CairnError ? e : ioError(e, `cannot restore to ${target}`, { ...this.details(archive), path: target });
+    }
+    await fh.close();
+    options.onProgress?.({ archive, bytesDone: idx.size, bytesTotal: idx.size });
+    return { bytes: idx.size, chunksRead, zeroChunks, seconds: (performance.now() - t0) / 1000 };
+  }
+
+  /**
+   * The content of a blob archive, checked (CRC, and BLAKE3 against the manifest).
+   * @throws `ERR_BLOB_CORRUPT`
+   */
+  async readBlob(name: string): Promise<Uint8Array> {
+    this.assertOpen();
+    const f = this.file(name);
+    if (f.kind !== 'blob') throw new CairnError('ERR_INVALID_ARGUMENT', `archive '${name}' of ${this.name} is a ${f.kind}, not a blob`, this.details(name));
+    const key = archiveFileKey(snapshotKey(this.ref.nsParts, this.ref.group, this.ref.time), name);
+    const details = { ...this.details(name), path: this.ctx.backend.pathOf(key) };
+    let bytes: Uint8Array;
+    try {
+      bytes = await this.ctx.backend.get(key);
+    } catch (e) {
+      throw new CairnError('ERR_BLOB_CORRUPT', `blob '${name}' of ${this.name} cannot be read: ${(e as Error).message}`, details, e);
+    }
+    const env = parseEnvelope(bytes, { code: 'ERR_BLOB_CORRUPT', details });
+    let raw: Uint8Array;
+    try {
+      raw = env.codec === 0 ? env.payload : lz4Decompress(env.payload, env.rawSize);
+    } catch (e) {
+      throw new CairnError('ERR_BLOB_CORRUPT', `blob '${name}' of ${this.name} does not decompress`, details, e);
+    }
+    await initHash();
+    if (raw.byteLength !== f.size || toHex(blake3(raw)) !== f.checksum) {
+      throw new CairnError('ERR_BLOB_CORRUPT', `blob '${name}' of ${this.name} does not match its manifest checksum`, details);
+    }
+    return raw;
+  }
+
+  /** Releases the snapshot lock. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.detach();
+    await this.lock.release();
+  }
+
+  /** Alias of {@link SnapshotReader.close}. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+async function writeFully(fh: fsp.FileHandle, data: Uint8Array, position: number): Promise<void> {
+  let off = 0;
+  while (off < data.byteLength) {
+    const { bytesWritten } = await fh.write(data, off, data.byteLength - off, position + off);
+    off += bytesWritten;
+  }
+}

@@ -1,0 +1,462 @@
+/**
+ * Writes a new snapshot (layer L4): archives first, the manifest last.
+ *
+ * Write path (DESIGN.md §3): source -> fixed-size chunks (main thread) -> worker pool (zero check,
+ * BLAKE3, known-digest check, LZ4) -> chunk store (touch or write) -> fixed index -> manifest.
+ * The bytes in flight are bounded by a {@link ByteGate}, so a fast source waits for the pool and
+ * the disk instead of filling memory.
+ *
+ * Safety: the writer holds the group's lock exclusively for its whole life and the base snapshot's
+ * lock shared (so the base cannot be pruned while its chunks are reused without a touch), and is
+ * registered as a live writer (for the garbage collector's cutoff). Until the manifest is written
+ * the snapshot directory is unfinished and invisible; a crash leaves it for the next backup of the
+ * group (which removes it) or for prune.
+ */
+import { randomBytes } from 'node:crypto';
+import { CairnError, isCairnError, throwIfAborted, type ErrorDetails } from '../errors.js';
+import { encodeFixedIndex, fixedIndexChecksum, type FixedIndex } from '../format/fixed-index.js';
+import { encodeManifest, type Manifest, type ManifestFile } from '../format/manifest.js';
+import { encodeEnvelopeHeader } from '../format/chunk-envelope.js';
+import { lz4Compress } from '../codec/compress.js';
+import { blake3, initHash } from '../codec/hash.js';
+import { toHex } from '../util/bytes.js';
+import { ByteGate } from '../util/byte-gate.js';
+import { buildKnownSet } from '../pool/known-set.js';
+import { archiveName, formatGroup, formatSnapshotTime, parseSnapshotTime } from '../types.js';
+import type { StoreContext } from './context.js';
+import type { FileLock } from './locks.js';
+import type { WriterRegistration } from './writer-registry.js';
+import { MANIFEST_FILE, archiveFileKey, snapshotKey } from './layout.js';
+import { loadSnapshot, snapshotDetails, type Snapshot, type SnapshotRef } from './snapshot.js';
+import { changedChunks, fixedChunks, openImageSource, type ChangedMap, type ImageSource, type OpenedSource } from './image-source.js';
+
+/** Smallest and largest image chunk sizes (powers of two). */
+export const MIN_IMAGE_CHUNK = 64 * 1024;
+/** Largest image chunk size. */
+export const MAX_IMAGE_CHUNK = 16 * 1024 * 1024;
+/** Largest blob archive. */
+export const MAX_BLOB_SIZE = 64 * 1024 * 1024;
+
+/** Progress of a backup. */
+export interface BackupProgress {
+  /** Archive being written. */
+  readonly archive: string;
+  /** Source bytes processed. */
+  readonly bytesDone: number;
+  /** Source size, when known. */
+  readonly bytesTotal: number | undefined;
+}
+
+/** Options of {@link SnapshotWriter.addImage}. */
+export interface AddImageOptions {
+  /**
+   * Fixed chunk size, a power of two from 64 KiB to 16 MiB.
+   * @defaultValue the datastore's `imageChunkSize`
+   */
+  readonly chunkSize?: number;
+  /**
+   * The parts that changed since the previous backup of this archive. Only those chunks are read;
+   * the others are taken from the previous index. Refused (`ERR_CHANGED_MAP`) when there is no
+   * usable previous archive of the same name, or its size or chunk size differ.
+   */
+  readonly changed?: ChangedMap;
+  /** Cancels the backup of this archive (the writer can still be aborted or committed without it). */
+  readonly signal?: AbortSignal;
+  /** Called as chunks are stored. */
+  readonly onProgress?: (p: BackupProgress) => void;
+}
+
+/** Counters of one archive's backup. */
+export interface ArchiveStats {
+  /** Archive bytes. */
+  bytes: number;
+  /** Chunks in the index. */
+  chunks: number;
+  /** Chunks written to the store. */
+  chunksWritten: number;
+  /** Chunks the store had already (touched, not written). */
+  chunksDuplicate: number;
+  /** Chunks of the base snapshot (neither compressed nor written nor touched). */
+  chunksKnown: number;
+  /** Chunks taken from the previous index without reading the source (changed map). */
+  chunksReused: number;
+  /** All-zero chunks. */
+  chunksZero: number;
+  /** Bytes read from the source. */
+  bytesRead: number;
+  /** Read calls made on the source. */
+  reads: number;
+  /** Bytes written to the store (after compression). */
+  bytesStored: number;
+  /** Seconds taken. */
+  seconds: number;
+}
+
+/** Options of {@link BackupGroup.backup}. */
+export interface BackupOptions {
+  /** Snapshot time, RFC 3339 UTC (`2026-11-26T09:35:01Z`) or Unix seconds. @defaultValue now */
+  readonly time?: string | number;
+  /** Cancels waiting for the clock (the archives take their own signals). */
+  readonly signal?: AbortSignal;
+  /** Owner recorded on the group when the backup creates it. */
+  readonly owner?: string;
+}
+
+type WriterState = 'open' | 'committing' | 'committed' | 'aborted';
+
+/**
+ * A snapshot being written. Add archives, then end in exactly one of {@link SnapshotWriter.commit}
+ * or {@link SnapshotWriter.abort}; disposing an uncommitted writer aborts it.
+ *
+ * @example
+ * ```ts
+ * const w = await ds.group('vm/100').backup();
+ * await w.addImage('drive-scsi0', '/dev/vg0/vm-100-disk-0');
+ * await w.addBlob('qemu-server.conf', configText);
+ * const snap = await w.commit();
+ * ```
+ */
+export class SnapshotWriter {
+  private state: WriterState = 'open';
+  private readonly files: ManifestFile[] = [];
+  private readonly stats: Record<string, ArchiveStats> = {};
+  private known: SharedArrayBuffer | null | undefined;
+  private readonly baseIndexes = new Map<string, FixedIndex>();
+  private busy = false;
+  private readonly detach: () => void;
+  private readonly dirKey: string;
+
+  /** @internal */
+  constructor(
+    private readonly ctx: StoreContext,
+    /** The snapshot being written. */
+    readonly ref: SnapshotRef,
+    /** The previous finished snapshot whose chunks are reused, if any. */
+    readonly base: Snapshot | undefined,
+    private readonly locks: { group: FileLock; base: FileLock | undefined; writer: WriterRegistration },
+  ) {
+    this.dirKey = snapshotKey(ref.nsParts, ref.group, ref.time);
+    this.detach = ctx.attach({ close: () => this.abort() });
+  }
+
+  /** `type/id/time` of the snapshot being written. */
+  get name(): string {
+    return `${formatGroup(this.ref.group)}/${this.ref.time}`;
+  }
+
+  private details(archive?: string): ErrorDetails {
+    const d = { datastore: this.ctx.root, ...snapshotDetails(this.ref) };
+    return archive === undefined ? d : { ...d, archive };
+  }
+
+  private begin(archive: string): void {
+    if (this.state !== 'open') {
+      throw new CairnError('ERR_WRITER_STATE', `writer of ${this.name} is ${this.state}`, this.details(archive));
+    }
+    if (this.busy) throw new CairnError('ERR_WRITER_STATE', `writer of ${this.name} is already adding an archive`, this.details(archive));
+    if (this.files.some((f) => f.name === archive)) {
+      throw new CairnError('ERR_EXISTS', `snapshot ${this.name} already has an archive '${archive}'`, this.details(archive));
+    }
+    this.ctx.assertOpen();
+    this.busy = true;
+  }
+
+  /** The digests of the base snapshot's images, shared with the workers. */
+  private async knownSet(): Promise<SharedArrayBuffer | null> {
+    if (this.known !== undefined) return this.known;
+    if (this.base === undefined) return (this.known = null);
+    const reader = await this.base.open();
+    try {
+      const all: Uint8Array[] = [];
+      for (const f of reader.files) {
+        if (f.kind !== 'image') continue;
+        try {
+          const idx = await reader.imageIndex(f.name);
+          this.baseIndexes.set(f.name, idx);
+          for (let i = 0; i < idx.count; i++) all.push(idx.digestAt(i));
+        } catch (e) {
+          // A damaged base index only costs deduplication; the backup goes on without it.
+          if (!isCairnError(e, 'ERR_INDEX_CORRUPT')) throw e;
+        }
+      }
+      this.known = all.length === 0 ? null : buildKnownSet(all);
+    } finally {
+      await reader.close();
+    }
+    return this.known;
+  }
+
+  /**
+   * Backs up an image: a file, a block device or a stream, in fixed-size chunks. Chunks the base
+   * snapshot has are not compressed or written again; all-zero chunks are stored once and restore
+   * as holes.
+   * @returns the archive's counters
+   */
+  async addImage(name: string, source: ImageSource, options: AddImageOptions = {}): Promise<ArchiveStats> {
+    const archive = archiveName(name, 'image');
+    this.begin(archive);
+    const t0 = performance.now();
+    const stats: ArchiveStats = { bytes: 0, chunks: 0, chunksWritten: 0, chunksDuplicate: 0, chunksKnown: 0, chunksReused: 0, chunksZero: 0, bytesRead: 0, reads: 0, bytesStored: 0, seconds: 0 };
+    let src: OpenedSource | undefined;
+    try {
+      const chunkSize = options.chunkSize ?? this.ctx.config.imageChunkSize;
+      if (!Number.isInteger(chunkSize) || chunkSize < MIN_IMAGE_CHUNK || chunkSize > MAX_IMAGE_CHUNK || (chunkSize & (chunkSize - 1)) !== 0) {
+        throw new CairnError('ERR_INVALID_ARGUMENT', `image chunk size ${chunkSize} must be a power of two from 64 KiB to 16 MiB`, this.details(archive));
+      }
+      const counters = { reads: 0, bytesRead: 0 };
+      src = await openImageSource(source, counters);
+      const known = await this.knownSet();
+      const prev = this.baseIndexes.get(archive);
+      let flags: Uint8Array | undefined;
+      if (options.changed !== undefined) {
+        const why =
+          prev === undefined
+            ? 'there is no previous backup of this archive to apply it to'
+            : src.size === undefined
+              ? 'the source size is unknown'
+              : prev.size !== src.size
+                ? `the previous image has size ${prev.size}, the source ${src.size}`
+                : prev.chunkSize !== chunkSize
+                  ? `the previous image has chunk size ${prev.chunkSize}, this backup ${chunkSize}`
+                  : undefined;
+        if (why !== undefined) throw new CairnError('ERR_CHANGED_MAP', `changed-block map refused for '${archive}': ${why}`, this.details(archive));
+        flags = changedChunks(options.changed, src.size!, chunkSize);
+      }
+      const digests = await this.writeChunks(archive, src, chunkSize, known, prev, flags, stats, options);
+      stats.reads = counters.reads;
+      stats.bytesRead = counters.bytesRead;
+      await initHash();
+      const indexBytes = encodeFixedIndex({ uuid: randomBytes(16), ctime: Math.floor(this.ctx.clock.now() / 1000), size: stats.bytes, chunkSize }, digests);
+      const key = archiveFileKey(this.dirKey, archive);
+      await this.ctx.backend.put(key, indexBytes, { sync: this.ctx.config.syncLevel === 'file' });
+      const checksum = toHex(fixedIndexChecksum(digests));
+      this.files.push({ name: archive, kind: 'image', size: stats.bytes, checksum, crypt: 'none', chunkSize });
+      stats.seconds = (performance.now() - t0) / 1000;
+      this.stats[archive] = stats;
+      return stats;
+    } finally {
+      await src?.close().catch(() => undefined);
+      this.busy = false;
+    }
+  }
+
+  private async writeChunks(
+    archive: string,
+    src: OpenedSource,
+    chunkSize: number,
+    known: SharedArrayBuffer | null,
+    prev: FixedIndex | undefined,
+    flags: Uint8Array | undefined,
+    stats: ArchiveStats,
+    options: AddImageOptions,
+  ): Promise<Uint8Array> {
+    const pool = this.ctx.pool();
+    const gate = new ByteGate(Math.max(32 * 1024 * 1024, 2 * (pool.threads + 1) * chunkSize));
+    let digests = new Uint8Array(32 * (src.size === undefined ? 64 : Math.ceil(src.size / chunkSize)));
+    const inFlight = new Set<Promise<void>>();
+    const pendingInserts = new Map<string, Promise<void>>();
+    let failure: unknown;
+    let done = 0;
+    const signal = options.signal;
+    const store = async (i: number, data: Uint8Array): Promise<void> => {
+      const size = data.byteLength;
+      const r = await pool.encode(data, signal === undefined ? { compress: true, known } : { compress: true, known, signal });
+      if (r.zero) stats.chunksZero++;
+      if (r.known) {
+        stats.chunksKnown++;
+      } else {
+        const hex = toHex(r.digest);
+        let p = pendingInserts.get(hex);
+        if (p === undefined) {
+          p = this.ctx.chunks.insert(r.digest, r.header!, r.payload!).then((outcome) => {
+            if (outcome === 'written') {
+              stats.chunksWritten++;
+              stats.bytesStored += r.header!.byteLength + r.payload!.byteLength;
+            } else {
+              stats.chunksDuplicate++;
+            }
+          });
+          pendingInserts.set(hex, p);
+        } else {
+          stats.chunksDuplicate++;
+        }
+        await p;
+      }
+      digests.set(r.digest, i * 32);
+      done += size;
+      options.onProgress?.({ archive, bytesDone: done, bytesTotal: src.size });
+    };
+    const launch = async (i: number, data: Uint8Array): Promise<void> => {
+      await gate.acquire(data.byteLength);
+      const size = data.byteLength;
+      const p: Promise<void> = store(i, data).then(
+        () => {
+          inFlight.delete(p);
+          gate.release(size);
+        },
+        (e: unknown) => {
+          inFlight.delete(p);
+          gate.release(size);
+          failure ??= e;
+        },
+      );
+      inFlight.add(p);
+    };
+    try {
+      if (flags !== undefined && prev !== undefined && src.readAt !== undefined) {
+        for (let i = 0; i < flags.length && failure === undefined; i++) {
+          throwIfAborted(signal, this.details(archive));
+          const { start, end } = prev.chunkRange(i);
+          if (flags[i] === 0) {
+            digests.set(prev.digestAt(i), i * 32);
+            stats.chunksReused++;
+            done += end - start;
+            continue;
+          }
+          const data = await src.readAt(start, end - start);
+          if (data.byteLength !== end - start) {
+            throw new CairnError('ERR_IO', `image source shrank while reading '${archive}' (short read at ${start})`, this.details(archive));
+          }
+          await launch(i, data);
+        }
+        stats.bytes = prev.size;
+        stats.chunks = flags.length;
+      } else {
+        let i = 0;
+        for await (const data of fixedChunks(src.pieces(chunkSize), chunkSize)) {
+          if (failure !== undefined) break;
+          throwIfAborted(signal, this.details(archive));
+          const size = data.byteLength; // read before the buffer is transferred to a worker
+          if (flags !== undefined && flags[i] === 0 && prev !== undefined && i < prev.count) {
+            // A stream must be read in full, but unchanged chunks are not processed.
+            digests.set(prev.digestAt(i), i * 32);
+            stats.chunksReused++;
+          } else {
+            if ((i + 1) * 32 > digests.byteLength) {
+              const grown = new Uint8Array(digests.byteLength * 2);
+              grown.set(digests);
+              digests = grown;
+            }
+            await launch(i, data);
+          }
+          stats.bytes += size;
+          i++;
+        }
+        stats.chunks = i;
+      }
+      await Promise.all(inFlight);
+    } catch (e) {
+      failure ??= e;
+      await Promise.allSettled(inFlight);
+    }
+    if (failure !== undefined) throw failure;
+    return digests.subarray(0, stats.chunks * 32);
+  }
+
+  /**
+   * Adds a small blob archive (a VM config, a log), at most 64 MiB.
+   */
+  async addBlob(name: string, data: Uint8Array | string): Promise<void> {
+    const archive = archiveName(name, 'blob');
+    this.begin(archive);
+    try {
+      const raw = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+      if (raw.byteLength > MAX_BLOB_SIZE) {
+        throw new CairnError('ERR_INVALID_ARGUMENT', `blob '${archive}' has ${raw.byteLength} bytes; the limit is ${MAX_BLOB_SIZE}`, this.details(archive));
+      }
+      await initHash();
+      const compressed = raw.byteLength > 0 ? lz4Compress(raw) : raw;
+      const useLz4 = compressed.byteLength < raw.byteLength;
+      const payload = useLz4 ? compressed : raw;
+      const header = encodeEnvelopeHeader({ codec: useLz4 ? 1 : 0, rawSize: raw.byteLength, payload });
+      await this.ctx.backend.put(archiveFileKey(this.dirKey, archive), [header, payload], { sync: this.ctx.config.syncLevel === 'file' });
+      this.files.push({ name: archive, kind: 'blob', size: raw.byteLength, checksum: toHex(blake3(raw)), crypt: 'none' });
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /**
+   * Writes the manifest: the snapshot becomes visible. Releases the locks.
+   * @returns the new snapshot
+   */
+  async commit(): Promise<Snapshot> {
+    if (this.state !== 'open' || this.busy) {
+      throw new CairnError('ERR_WRITER_STATE', `writer of ${this.name} cannot commit: it is ${this.busy ? 'adding an archive' : this.state}`, this.details());
+    }
+    this.ctx.assertOpen();
+    this.state = 'committing';
+    try {
+      const totals: Record<string, number> = {};
+      for (const s of Object.values(this.stats)) {
+        for (const [k, v] of Object.entries(s)) totals[k] = (totals[k] ?? 0) + v;
+      }
+      const manifest: Manifest = {
+        format: 'cairn-manifest',
+        version: 1,
+        namespace: this.ref.namespace,
+        type: this.ref.group.type,
+        id: this.ref.group.id,
+        time: this.ref.time,
+        files: [...this.files].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+        unprotected: { stats: roundStats(totals) },
+      };
+      if (this.ctx.config.syncLevel === 'filesystem') await this.ctx.backend.syncAll();
+      await this.ctx.backend.put(`${this.dirKey}/${MANIFEST_FILE}`, encodeManifest(manifest), { sync: this.ctx.config.syncLevel !== 'none' });
+      this.state = 'committed';
+    } catch (e) {
+      this.state = 'open';
+      throw e;
+    }
+    await this.release();
+    const snap = await loadSnapshot(this.ctx, this.ref);
+    if (snap === undefined) throw new CairnError('ERR_IO', `snapshot ${this.name} vanished after commit`, this.details());
+    return snap;
+  }
+
+  /** Drops the snapshot being written (its directory is removed) and releases the locks. Idempotent. */
+  async abort(): Promise<void> {
+    if (this.state === 'aborted' || this.state === 'committed') return;
+    this.state = 'aborted';
+    try {
+      await removeTree(this.ctx, this.dirKey);
+    } finally {
+      await this.release();
+    }
+  }
+
+  /** Aborts unless committed. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.abort();
+  }
+
+  private async release(): Promise<void> {
+    this.detach();
+    await this.locks.base?.release();
+    await this.locks.writer.release();
+    await this.locks.group.release();
+  }
+}
+
+function roundStats(totals: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(totals)) out[k] = k === 'seconds' ? Math.round(v * 1000) / 1000 : v;
+  return out;
+}
+
+/** Removes a directory key and everything under it (snapshot directories are flat). */
+export async function removeTree(ctx: StoreContext, key: string): Promise<void> {
+  for (const name of await ctx.backend.list(key)) {
+    const child = `${key}/${name}`;
+    const st = await ctx.backend.stat(child);
+    if (st?.isDirectory === true) await removeTree(ctx, child);
+    else await ctx.backend.delete(child);
+  }
+  await ctx.backend.rmdir(key);
+}
+
+/** The time for a new snapshot: explicit (validated), or the clock's second. */
+export function snapshotTimeOf(time: string | number | undefined, nowMs: number): string {
+  if (time === undefined) return formatSnapshotTime(Math.floor(nowMs / 1000));
+  return typeof time === 'number' ? formatSnapshotTime(time) : formatSnapshotTime(parseSnapshotTime(time));
+}

@@ -1,0 +1,216 @@
+/**
+ * A snapshot (layer L4): one point in time of a backup group, described by its manifest.
+ */
+import { CairnError, isCairnError, type ErrorDetails } from '../errors.js';
+import { decodeManifest, encodeManifest, type Manifest, type ManifestFile } from '../format/manifest.js';
+import { formatGroup, parseSnapshotTime, type BackupType, type GroupId } from '../types.js';
+import { lockAt, type StoreContext } from './context.js';
+import { MANIFEST_FILE, PROTECTED_FILE, manifestLockKey, snapshotKey, snapshotLockKey } from './layout.js';
+import { SnapshotReader, type SnapshotReaderOptions } from './snapshot-reader.js';
+
+/** Where a snapshot is: namespace, group and time. */
+export interface SnapshotRef {
+  /** Namespace path (`''` for the root). */
+  readonly namespace: string;
+  /** Namespace components. */
+  readonly nsParts: readonly string[];
+  /** The group. */
+  readonly group: GroupId;
+  /** RFC 3339 UTC time, second resolution. */
+  readonly time: string;
+}
+
+/** The ids of a snapshot for errors. */
+export function snapshotDetails(ref: SnapshotRef): ErrorDetails {
+  return { namespace: ref.namespace, snapshot: `${formatGroup(ref.group)}/${ref.time}` };
+}
+
+/**
+ * A finished snapshot: its manifest exists. Obtain one from {@link BackupGroup.snapshots},
+ * {@link Datastore.snapshot} or {@link SnapshotWriter.commit}.
+ *
+ * @example
+ * ```ts
+ * const snap = await ds.snapshot('vm/100');          // the newest of the group
+ * await using reader = await snap.open();
+ * await reader.restore('drive-scsi0.img', '/tmp/disk.raw');
+ * ```
+ */
+export class Snapshot {
+  /** @internal */
+  constructor(
+    private readonly ctx: StoreContext,
+    /** Where the snapshot is. */
+    readonly ref: SnapshotRef,
+    /** The manifest as read. */
+    readonly manifest: Manifest,
+    /** Whether the snapshot is protected from prune and removal. */
+    readonly isProtected: boolean,
+  ) {}
+
+  /** Namespace path (`''` for the root). */
+  get namespace(): string {
+    return this.ref.namespace;
+  }
+
+  /** Backup type. */
+  get type(): BackupType {
+    return this.ref.group.type;
+  }
+
+  /** Backup id. */
+  get id(): string {
+    return this.ref.group.id;
+  }
+
+  /** RFC 3339 UTC time. */
+  get time(): string {
+    return this.ref.time;
+  }
+
+  /** Unix seconds. */
+  get epoch(): number {
+    return parseSnapshotTime(this.ref.time);
+  }
+
+  /** `type/id/time`. */
+  get name(): string {
+    return `${formatGroup(this.ref.group)}/${this.ref.time}`;
+  }
+
+  /** The archives. */
+  get files(): readonly ManifestFile[] {
+    return this.manifest.files;
+  }
+
+  /** The verify state, when verified. */
+  get verifyState(): 'ok' | 'failed' | undefined {
+    return this.manifest.unprotected.verify?.state;
+  }
+
+  /** Snapshot notes. */
+  get notes(): string {
+    return this.manifest.unprotected.notes ?? '';
+  }
+
+  /** One archive's manifest entry. @throws `ERR_NOT_FOUND` */
+  archive(name: string): ManifestFile {
+    const f = this.manifest.files.find((x) => x.name === name);
+    if (f === undefined) {
+      const list = this.manifest.files.map((x) => x.name).join(', ');
+      throw new CairnError('ERR_NOT_FOUND', `snapshot ${this.name} has no archive '${name}' (it has: ${list})`, { ...snapshotDetails(this.ref), archive: name });
+    }
+    return f;
+  }
+
+  /**
+   * Opens a reader; it holds a shared lock on the snapshot (so prune skips it) until closed.
+   * @throws `ERR_LOCKED` when the snapshot is being removed.
+   */
+  async open(options: SnapshotReaderOptions = {}): Promise<SnapshotReader> {
+    this.ctx.assertOpen();
+    const lock = await lockAt(this.ctx, snapshotLockKey(this.ref.nsParts, this.ref.group, this.ref.time), 'shared', `snapshot ${this.name}`, snapshotDetails(this.ref));
+    try {
+      // It may have been removed between listing and locking.
+      const fresh = await loadSnapshot(this.ctx, this.ref);
+      if (fresh === undefined) throw new CairnError('ERR_NOT_FOUND', `snapshot ${this.name} no longer exists`, snapshotDetails(this.ref));
+      return new SnapshotReader(this.ctx, this.ref, fresh.manifest, lock, options);
+    } catch (e) {
+      await lock.release();
+      throw e;
+    }
+  }
+
+  /** Sets the snapshot notes (kept in the manifest's unprotected part). Returns the updated snapshot. */
+  async setNotes(notes: string): Promise<Snapshot> {
+    return this.updateManifest((m) => ({ ...m, unprotected: { ...m.unprotected, notes } }));
+  }
+
+  /** Protects the snapshot from prune and removal, or lifts the protection. */
+  async setProtected(flag: boolean): Promise<Snapshot> {
+    this.ctx.assertOpen();
+    const key = `${snapshotKey(this.ref.nsParts, this.ref.group, this.ref.time)}/${PROTECTED_FILE}`;
+    if (flag) await this.ctx.backend.put(key, new Uint8Array(0), { sync: this.ctx.config.syncLevel !== 'none' });
+    else await this.ctx.backend.delete(key);
+    return this.reload();
+  }
+
+  /** Applies `change` to the manifest under the manifest lock (unprotected part only). */
+  async updateManifest(change: (m: Manifest) => Manifest): Promise<Snapshot> {
+    this.ctx.assertOpen();
+    const lock = await lockAt(this.ctx, manifestLockKey(this.ref.nsParts, this.ref.group, this.ref.time), 'exclusive', `manifest of ${this.name}`, snapshotDetails(this.ref), Math.max(this.ctx.lockTimeoutMs, 5000));
+    try {
+      const cur = await this.reload();
+      const next = change(cur.manifest);
+      const signedBefore = JSON.stringify({ ...cur.manifest, unprotected: null });
+      const signedAfter = JSON.stringify({ ...next, unprotected: null });
+      if (signedBefore !== signedAfter) throw new TypeError('updateManifest may change the unprotected part only');
+      const key = `${snapshotKey(this.ref.nsParts, this.ref.group, this.ref.time)}/${MANIFEST_FILE}`;
+      await this.ctx.backend.put(key, encodeManifest(next), { sync: this.ctx.config.syncLevel !== 'none' });
+    } finally {
+      await lock.release();
+    }
+    return this.reload();
+  }
+
+  /** Reads the snapshot again. @throws `ERR_NOT_FOUND` when it was removed. */
+  async reload(): Promise<Snapshot> {
+    const s = await loadSnapshot(this.ctx, this.ref);
+    if (s === undefined) throw new CairnError('ERR_NOT_FOUND', `snapshot ${this.name} no longer exists`, snapshotDetails(this.ref));
+    return s;
+  }
+
+  /**
+   * Removes the snapshot: the manifest goes first (the snapshot is then unfinished and invisible),
+   * then its files. Its chunks stay until garbage collection.
+   * @throws `ERR_PROTECTED` for a protected snapshot; `ERR_LOCKED` while it is read or is the base
+   *   of a running backup.
+   */
+  async remove(): Promise<void> {
+    this.ctx.assertOpen();
+    const lock = await lockAt(this.ctx, snapshotLockKey(this.ref.nsParts, this.ref.group, this.ref.time), 'exclusive', `snapshot ${this.name}`, snapshotDetails(this.ref), 0);
+    try {
+      const cur = await loadSnapshot(this.ctx, this.ref);
+      if (cur === undefined) return;
+      if (cur.isProtected) throw new CairnError('ERR_PROTECTED', `snapshot ${this.name} is protected`, snapshotDetails(this.ref));
+      const dir = snapshotKey(this.ref.nsParts, this.ref.group, this.ref.time);
+      await this.ctx.backend.delete(`${dir}/${MANIFEST_FILE}`);
+      for (const name of await this.ctx.backend.list(dir)) await this.ctx.backend.delete(`${dir}/${name}`);
+      await this.ctx.backend.rmdir(dir);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /** A plain summary for JSON output. */
+  toJSON(): Record<string, unknown> {
+    return {
+      namespace: this.namespace,
+      type: this.type,
+      id: this.id,
+      time: this.time,
+      protected: this.isProtected,
+      files: this.files,
+      unprotected: this.manifest.unprotected,
+    };
+  }
+}
+
+/** Loads a snapshot; undefined when its directory or manifest does not exist (unfinished). */
+export async function loadSnapshot(ctx: StoreContext, ref: SnapshotRef): Promise<Snapshot | undefined> {
+  const dir = snapshotKey(ref.nsParts, ref.group, ref.time);
+  let bytes: Uint8Array;
+  try {
+    bytes = await ctx.backend.get(`${dir}/${MANIFEST_FILE}`);
+  } catch (e) {
+    if (isCairnError(e, 'ERR_NOT_FOUND')) return undefined;
+    throw e;
+  }
+  const details = { ...snapshotDetails(ref), datastore: ctx.root, path: ctx.backend.pathOf(`${dir}/${MANIFEST_FILE}`) };
+  const manifest = decodeManifest(bytes, details);
+  if (manifest.type !== ref.group.type || manifest.id !== ref.group.id || manifest.time !== ref.time || manifest.namespace !== ref.namespace) {
+    throw new CairnError('ERR_MANIFEST_CORRUPT', `manifest of ${formatGroup(ref.group)}/${ref.time} names another snapshot (${manifest.type}/${manifest.id}/${manifest.time})`, details);
+  }
+  const isProtected = (await ctx.backend.stat(`${dir}/${PROTECTED_FILE}`)) !== undefined;
+  return new Snapshot(ctx, ref, manifest, isProtected);
+}

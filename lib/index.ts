@@ -1,0 +1,35 @@
+/**
+ * Cairn: an embeddable, deduplicating backup store.
+ *
+ * The public API: named exports only. The command line (lib/cli) and the FUSE adapter use nothing
+ * else. On-disk formats: lib/format/FORMAT.md; the safety protocol: lib/datastore/locks.ts and
+ * lib/store/chunk-store.ts.
+ *
+ * @packageDocumentation
+ */
+export { CairnError, ERROR_CODES, isCairnError, errorFromJSON, type ErrorCode, type ErrorDetails, type CairnErrorJSON } from './errors.js';
+export {
+  BACKUP_TYPES,
+  MAX_NAMESPACE_DEPTH,
+  MAX_NAMESPACE_LENGTH,
+  parseGroup,
+  parseNamespace,
+  parseSnapshotTime,
+  formatSnapshotTime,
+  type BackupType,
+  type GroupId,
+  type ArchiveKind,
+  type SyncLevel,
+} from './types.js';
+export { Datastore, DEFAULT_IMAGE_CHUNK_SIZE, type DatastoreOpenOptions, type DatastoreCreateOptions, type ListNamespacesOptions } from './datastore/datastore.js';
+export { Namespace, type RemoveNamespaceReport } from './datastore/namespace.js';
+export { BackupGroup } from './datastore/group.js';
+export { Snapshot, type SnapshotRef } from './datastore/snapshot.js';
+export { SnapshotWriter, MIN_IMAGE_CHUNK, MAX_IMAGE_CHUNK, MAX_BLOB_SIZE, type AddImageOptions, type ArchiveStats, type BackupOptions, type BackupProgress } from './datastore/snapshot-writer.js';
+export { SnapshotReader, type SnapshotReaderOptions, type RestoreOptions, type RestoreProgress, type RestoreStats } from './datastore/snapshot-reader.js';
+export type { ImageSource, ChangedMap } from './datastore/image-source.js';
+export { Chunker, DEFAULT_CDC_PARAMS, type CdcParams } from './codec/chunker.js';
+export { WorkerPool, type WorkerPoolOptions, type EncodedChunk } from './pool/worker-pool.js';
+export type { Manifest, ManifestFile } from './format/manifest.js';
+export type { DatastoreConfig } from './format/config.js';
+export type { Clock } from './util/clock.js';

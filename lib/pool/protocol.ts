@@ -1,0 +1,80 @@
+/**
+ * Messages between the main thread and the pool's workers (layer L3).
+ *
+ * Chunk buffers travel by transfer, never by copy: a task owns its `data` buffer, which the caller
+ * must not touch after submitting it. Errors travel as {@link CairnErrorJSON} values in the result
+ * (`error`), so their code and details survive the thread boundary.
+ */
+import type { CairnErrorJSON, ErrorDetails } from '../errors.js';
+import type { EnvelopeCorruptCode } from '../format/chunk-envelope.js';
+
+/** Hash a chunk, and unless its digest is known, compress it and build its envelope header. */
+export interface EncodeTask {
+  /** Discriminator. */
+  readonly op: 'encode';
+  /** The chunk (transferred). */
+  readonly data: Uint8Array;
+  /** Try LZ4 (kept only when smaller). */
+  readonly compress: boolean;
+  /** Sorted 32-byte digests the store already has (shared memory, never copied). */
+  readonly known: SharedArrayBuffer | null;
+}
+
+/** Result of an {@link EncodeTask}. */
+export interface EncodeResult {
+  /** BLAKE3 of the chunk. */
+  readonly digest: Uint8Array;
+  /** The chunk is all zeros. */
+  readonly zero: boolean;
+  /** The digest is in the known set: no header, no payload. */
+  readonly known: boolean;
+  /** The chunk's size. */
+  readonly size: number;
+  /** Envelope header (absent when known). */
+  readonly header?: Uint8Array;
+  /** Stored payload: LZ4 output or the chunk itself (absent when known). */
+  readonly payload?: Uint8Array;
+  /** Set when the task failed. */
+  readonly error?: CairnErrorJSON;
+}
+
+/** Check and decode a stored chunk. */
+export interface DecodeTask {
+  /** Discriminator. */
+  readonly op: 'decode';
+  /** The stored bytes (transferred). */
+  readonly data: Uint8Array;
+  /** The digest the plaintext must have, or null to skip the check. */
+  readonly digest: Uint8Array | null;
+  /** Error code on damage. */
+  readonly code: EnvelopeCorruptCode;
+  /** Ids for the error. */
+  readonly details: ErrorDetails;
+}
+
+/** Result of a {@link DecodeTask}. */
+export interface DecodeResult {
+  /** The plaintext. */
+  readonly data?: Uint8Array;
+  /** Set when the chunk is damaged. */
+  readonly error?: CairnErrorJSON;
+}
+
+/** Hash only (benchmarks, verification of raw data). */
+export interface HashTask {
+  /** Discriminator. */
+  readonly op: 'hash';
+  /** The bytes (transferred; returned). */
+  readonly data: Uint8Array;
+}
+
+/** Result of a {@link HashTask}. */
+export interface HashResult {
+  /** BLAKE3 of the bytes. */
+  readonly digest: Uint8Array;
+  /** The bytes, handed back. */
+  readonly data: Uint8Array;
+}
+
+/** Any task. */
+export type PoolTask = EncodeTask | DecodeTask | HashTask;

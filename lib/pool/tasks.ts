@@ -1,0 +1,71 @@
+/**
+ * The work the pool does on chunks (layer L3), as plain functions: they run inside worker threads
+ * (see worker.ts) or inline on the calling thread for a pool of zero threads. Each returns its
+ * result and the buffers to transfer back.
+ */
+import { blake3 } from '../codec/hash.js';
+import { encodeChunk, decodeChunk } from '../codec/chunk-codec.js';
+import { CairnError, errorFromJSON, type CairnErrorJSON } from '../errors.js';
+import type { DecodeResult, DecodeTask, EncodeResult, EncodeTask, HashResult, HashTask, PoolTask } from './protocol.js';
+import { isAllZero, knownHas } from './known-set.js';
+
+/** A result and the buffers to transfer with it. */
+export interface TaskOutput<T> {
+  /** The result. */
+  readonly value: T;
+  /** Buffers owned by the result, to transfer rather than copy. */
+  readonly transfer: ArrayBuffer[];
+}
+
+function errorJson(e: unknown): CairnErrorJSON {
+  return (e instanceof CairnError ? e : errorFromJSON(e)).toJSON();
+}
+
+function ownsBuffer(u8: Uint8Array): boolean {
+  return u8.byteOffset === 0 && u8.byteLength === u8.buffer.byteLength && !(u8.buffer instanceof SharedArrayBuffer);
+}
+
+function encode(task: EncodeTask): TaskOutput<EncodeResult> {
+  const data = task.data;
+  const zero = isAllZero(data);
+  const digest = blake3(data);
+  if (task.known !== null && knownHas(task.known, digest)) {
+    return { value: { digest, zero, known: true, size: data.byteLength }, transfer: [] };
+  }
+  const enc = encodeChunk(data, { compress: task.compress });
+  // LZ4 output may live in memory that cannot be transferred: give it a buffer of its own.
+  const payload = enc.payload === data || ownsBuffer(enc.payload) ? enc.payload : new Uint8Array(enc.payload);
+  const value: EncodeResult = { digest, zero, known: false, size: data.byteLength, header: enc.header, payload };
+  return { value, transfer: ownsBuffer(payload) ? [payload.buffer as ArrayBuffer] : [] };
+}
+
+function decode(task: DecodeTask): TaskOutput<DecodeResult> {
+  try {
+    const opts = task.digest === null ? { code: task.code, details: task.details } : { code: task.code, details: task.details, expectDigest: task.digest };
+    const raw = decodeChunk(task.data, opts);
+    const own = ownsBuffer(raw) && raw.buffer !== task.data.buffer ? raw : new Uint8Array(raw);
+    return { value: { data: own }, transfer: [own.buffer as ArrayBuffer] };
+  } catch (e) {
+    return { value: { error: errorJson(e) }, transfer: [] };
+  }
+}
+
+function hash(task: HashTask): TaskOutput<HashResult> {
+  return { value: { digest: blake3(task.data), data: task.data }, transfer: ownsBuffer(task.data) ? [task.data.buffer as ArrayBuffer] : [] };
+}
+
+/** Runs one task; never throws for bad data (the error is in the result). */
+export function runTask(task: PoolTask): TaskOutput<EncodeResult | DecodeResult | HashResult> {
+  switch (task.op) {
+    case 'encode':
+      try {
+        return encode(task);
+      } catch (e) {
+        return { value: { digest: new Uint8Array(0), zero: false, known: false, size: 0, error: errorJson(e) }, transfer: [] };
+      }
+    case 'decode':
+      return decode(task);
+    case 'hash':
+      return hash(task);
+  }
+}

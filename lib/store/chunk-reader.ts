@@ -1,0 +1,99 @@
+/**
+ * Reads chunks back (layer L3): chunk file -> worker (CRC, LZ4, BLAKE3 check) -> bytes, with a
+ * cache bounded in bytes and one read per digest however many callers ask at once.
+ */
+import { toHex } from '../util/bytes.js';
+import { ByteLru } from '../util/lru.js';
+import type { ErrorDetails } from '../errors.js';
+import type { WorkerPool } from '../pool/worker-pool.js';
+import type { ChunkStore } from './chunk-store.js';
+import { blake3, initHash } from '../codec/hash.js';
+
+/** Options of {@link ChunkReader}. */
+export interface ChunkReaderOptions {
+  /**
+   * Bytes of decoded chunks kept for re-reads (random access, FUSE).
+   * @defaultValue 32 MiB
+   */
+  readonly cacheBytes?: number;
+  /**
+   * Check each chunk's BLAKE3 digest after decoding (the CRC is always checked). Catches a chunk
+   * file that holds another chunk's bytes.
+   * @defaultValue true
+   */
+  readonly verifyDigest?: boolean;
+}
+
+const zeroDigests = new Map<number, string>();
+
+/** The hex digest of `size` zero bytes (cached). */
+export async function zeroDigestHex(size: number): Promise<string> {
+  let hex = zeroDigests.get(size);
+  if (hex === undefined) {
+    await initHash();
+    hex = toHex(blake3(new Uint8Array(size)));
+    zeroDigests.set(size, hex);
+  }
+  return hex;
+}
+
+/** Decoded chunk reads with a byte-bounded cache. */
+export class ChunkReader {
+  private readonly cache: ByteLru<string, Uint8Array>;
+  private readonly pending = new Map<string, Promise<Uint8Array>>();
+  private readonly verifyDigest: boolean;
+
+  /**
+   * @param store - the chunk files
+   * @param pool - where decoding runs
+   * @param options - see {@link ChunkReaderOptions}
+   */
+  constructor(
+    private readonly store: ChunkStore,
+    private readonly pool: WorkerPool,
+    options: ChunkReaderOptions = {},
+  ) {
+    this.cache = new ByteLru(options.cacheBytes ?? 32 * 1024 * 1024);
+    this.verifyDigest = options.verifyDigest ?? true;
+  }
+
+  /**
+   * The decoded chunk. The returned buffer may be shared with the cache: do not modify it.
+   * @throws `ERR_CHUNK_MISSING` or `ERR_CHUNK_CORRUPT`, naming the digest.
+   */
+  async get(digest: Uint8Array, options: { details?: ErrorDetails; cache?: boolean; signal?: AbortSignal } = {}): Promise<Uint8Array> {
+    const hex = toHex(digest);
+    const hit = this.cache.get(hex);
+    if (hit !== undefined) return hit;
+    let p = this.pending.get(hex);
+    if (p === undefined) {
+      p = this.load(digest, hex, options);
+      this.pending.set(hex, p);
+      void p.then(
+        (data) => {
+          this.pending.delete(hex);
+          if (options.cache !== false) this.cache.set(hex, data);
+        },
+        () => this.pending.delete(hex),
+      );
+    }
+    return p;
+  }
+
+  private async load(digest: Uint8Array, hex: string, options: { details?: ErrorDetails; signal?: AbortSignal }): Promise<Uint8Array> {
+    const stored = await this.store.read(digest);
+    const own = stored.byteOffset === 0 && stored.byteLength === stored.buffer.byteLength ? stored : new Uint8Array(stored);
+    const signal = options.signal === undefined ? {} : { signal: options.signal };
+    return this.pool.decode(own, {
+      digest: this.verifyDigest ? digest : null,
+      code: 'ERR_CHUNK_CORRUPT',
+      details: { ...options.details, digest: hex },
+      ...signal,
+    });
+  }
+
+  /** Drops the cache. */
+  clear(): void {
+    this.cache.clear();
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * The chunk store (layer L3): content-addressed chunk files under `.chunks/<4 hex>/<64 hex>`.
+ *
+ * Invariants this layer keeps (DESIGN.md §5):
+ * - A chunk file is written atomically (temp file, fsync when the sync level is `file`, rename),
+ *   so a chunk file that exists is whole.
+ * - Inserting a chunk that exists *touches its mtime* and writes nothing: a successful touch is the
+ *   dedup hit, and ENOENT on the touch means "write it". The garbage collector relies on this: a
+ *   chunk a writer reused after the GC started has a fresh mtime and is not swept.
+ * - Chunk files are never modified in place; damaged ones are renamed aside (`<digest>.N.bad`) by
+ *   verify, never deleted by the store.
+ */
+import { toHex } from '../util/bytes.js';
+import type { Backend } from '../backend/backend.js';
+import { CairnError, isCairnError } from '../errors.js';
+import type { Clock } from '../util/clock.js';
+import type { SyncLevel } from '../types.js';
+
+/** Folder of the chunk files inside a datastore. */
+export const CHUNK_DIR = '.chunks';
+
+/** The backend key of a chunk. */
+export function chunkKey(digestHex: string): string {
+  return `${CHUNK_DIR}/${digestHex.slice(0, 4)}/${digestHex}`;
+}
+
+/** What {@link ChunkStore.insert} did. */
+export type InsertOutcome = 'written' | 'duplicate';
+
+/** Insert, touch and read chunk files. */
+export class ChunkStore {
+  /**
+   * @param backend - where the chunk files live
+   * @param syncLevel - `file` fsyncs every chunk file and its directory
+   * @param clock - source of the touch time
+   */
+  constructor(
+    readonly backend: Backend,
+    readonly syncLevel: SyncLevel,
+    private readonly clock: Clock,
+  ) {}
+
+  /**
+   * Stores a chunk unless it exists, in which case its mtime is touched.
+   * @param digest - BLAKE3 of the plaintext
+   * @param header - envelope header
+   * @param payload - stored payload
+   */
+  async insert(digest: Uint8Array, header: Uint8Array, payload: Uint8Array): Promise<InsertOutcome> {
+    const key = chunkKey(toHex(digest));
+    if (await this.backend.touch(key, this.clock.now())) return 'duplicate';
+    await this.backend.put(key, [header, payload], { sync: this.syncLevel === 'file' });
+    return 'written';
+  }
+
+  /** Touches a chunk's mtime; false when the chunk file does not exist. */
+  async touch(digest: Uint8Array): Promise<boolean> {
+    return this.backend.touch(chunkKey(toHex(digest)), this.clock.now());
+  }
+
+  /** True when the chunk file exists. */
+  async has(digest: Uint8Array): Promise<boolean> {
+    return (await this.backend.stat(chunkKey(toHex(digest)))) !== undefined;
+  }
+
+  /**
+   * Reads a chunk file's stored bytes (not decoded).
+   * @throws `ERR_CHUNK_MISSING` naming the digest when the file does not exist.
+   */
+  async read(digest: Uint8Array): Promise<Uint8Array> {
+    const hex = toHex(digest);
+    try {
+      return await this.backend.get(chunkKey(hex));
+    } catch (e) {
+      if (isCairnError(e, 'ERR_NOT_FOUND')) {
+        throw new CairnError('ERR_CHUNK_MISSING', `chunk ${hex} is missing`, { digest: hex }, e);
+      }
+      throw e;
+    }
+  }
+}

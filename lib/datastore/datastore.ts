@@ -15,7 +15,7 @@ import { randomUUID } from 'node:crypto';
 import { CairnError, ioError, isCairnError, syscallCode } from '../errors.js';
 import { LocalBackend, DIR_MODE } from '../backend/local.js';
 import { decodeConfig, encodeConfig, type DatastoreConfig } from '../format/config.js';
-import { ChunkStore, CHUNK_DIR } from '../store/chunk-store.js';
+import { ChunkStore, CHUNK_DIR, shardKeys } from '../store/chunk-store.js';
 import { ChunkReader } from '../store/chunk-reader.js';
 import { WorkerPool } from '../pool/worker-pool.js';
 import { systemClock, type Clock } from '../util/clock.js';
@@ -177,6 +177,7 @@ export class Datastore implements StoreContext {
       await fsp.mkdir(root, { recursive: true, mode: DIR_MODE });
       await fsp.mkdir(path.join(root, CHUNK_DIR), { mode: DIR_MODE });
       await fsp.mkdir(path.join(root, LOCK_DIR), { mode: DIR_MODE });
+      await Promise.all(shardKeys().map((k) => fsp.mkdir(path.join(root, k), { mode: DIR_MODE })));
     } catch (e) {
       throw ioError(e, `cannot create datastore at ${root}`, { path: root });
     }

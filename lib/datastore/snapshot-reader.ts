@@ -235,7 +235,7 @@ export class SnapshotReader {
     const st = await fsp.stat(target).catch(() => undefined);
     const device = st?.isBlockDevice() === true || st?.isCharacterDevice() === true;
     if (st !== undefined && !device && options.overwrite !== true) {
-      throw new CairnError('ERR_EXISTS', `restore target ${target} exists (pass overwrite to replace it)`, { ...this.details(archive), path: target });
+      throw new CairnError('ERR_EXISTS', `restore target ${target} exists (pass overwrite / --overwrite to replace it)`, { ...this.details(archive), path: target });
     }
     let fh: fsp.FileHandle;
     try {
@@ -264,7 +264,7 @@ export class SnapshotReader {
         }
         data = new Uint8Array(size);
       } else {
-        data = await this.ctx.chunkReader().get(idx.digestAt(i), { details: this.details(archive), cache: false, ...(signal === undefined ? {} : { signal }) });
+        data = await this.ctx.chunkReader().get(idx.digestAt(i), { details: this.details(archive), cache: false });
         chunksRead++;
       }
       await writeFully(fh, data, start);

@@ -260,7 +260,8 @@ export class SnapshotWriter {
     const signal = options.signal;
     const store = async (i: number, data: Uint8Array): Promise<void> => {
       const size = data.byteLength;
-      const r = await pool.encode(data, signal === undefined ? { compress: true, known } : { compress: true, known, signal });
+      // The loop checks the signal between chunks; a per-task signal would add a listener per chunk.
+      const r = await pool.encode(data, { compress: true, known });
       if (r.zero) stats.chunksZero++;
       if (r.known) {
         stats.chunksKnown++;

@@ -4,6 +4,7 @@
  * result and the buffers to transfer back.
  */
 import { blake3 } from '../codec/hash.js';
+import { lz4Compress } from '../codec/compress.js';
 import { encodeChunk, decodeChunk } from '../codec/chunk-codec.js';
 import { CairnError, errorFromJSON, type CairnErrorJSON } from '../errors.js';
 import type { DecodeResult, DecodeTask, EncodeResult, EncodeTask, HashResult, HashTask, PoolTask } from './protocol.js';
@@ -25,6 +26,22 @@ function ownsBuffer(u8: Uint8Array): boolean {
   return u8.byteOffset === 0 && u8.byteLength === u8.buffer.byteLength && !(u8.buffer instanceof SharedArrayBuffer);
 }
 
+/** Bytes of the sample that predicts whether a chunk compresses. */
+const SAMPLE = 64 * 1024;
+
+/**
+ * Predicts from a sample whether LZ4 will shrink a chunk, as borg's "auto" mode does: random or
+ * already-compressed data is stored raw without paying for a full compression (and without the
+ * worker accumulating chunk-sized garbage). The prediction only decides whether to try; the
+ * envelope still keeps LZ4 output only when it is smaller.
+ */
+export function worthCompressing(data: Uint8Array): boolean {
+  if (data.byteLength <= 2 * SAMPLE) return true;
+  const mid = Math.floor((data.byteLength - SAMPLE) / 2);
+  const sample = data.subarray(mid, mid + SAMPLE);
+  return lz4Compress(sample).byteLength < SAMPLE * 0.97;
+}
+
 function encode(task: EncodeTask): TaskOutput<EncodeResult> {
   const data = task.data;
   const zero = isAllZero(data);
@@ -32,7 +49,7 @@ function encode(task: EncodeTask): TaskOutput<EncodeResult> {
   if (task.known !== null && knownHas(task.known, digest)) {
     return { value: { digest, zero, known: true, size: data.byteLength }, transfer: [] };
   }
-  const enc = encodeChunk(data, { compress: task.compress });
+  const enc = encodeChunk(data, { digest, compress: task.compress && (zero || worthCompressing(data)) });
   // LZ4 output may live in memory that cannot be transferred: give it a buffer of its own.
   const payload = enc.payload === data || ownsBuffer(enc.payload) ? enc.payload : new Uint8Array(enc.payload);
   const value: EncodeResult = { digest, zero, known: false, size: data.byteLength, header: enc.header, payload };

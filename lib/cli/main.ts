@@ -1,0 +1,388 @@
+#!/usr/bin/env node
+/**
+ * The `cairn` command line (layer L6). Uses the public API only (../index.js).
+ *
+ * Grammar modelled on proxmox-backup-client. Exit codes: 0 success, 1 other error, 2 usage or
+ * invalid input, 3 not found, 4 locked or in use, 5 corrupt data, 6 I/O error.
+ */
+import { readFile } from 'node:fs/promises';
+import { Command, CommanderError, Option } from 'commander';
+import {
+  CairnError,
+  Datastore,
+  isCairnError,
+  type BackupProgress,
+  type ChangedMap,
+  type ErrorCode,
+  type RestoreProgress,
+  type Snapshot,
+  type SyncLevel,
+} from '../index.js';
+
+interface GlobalOptions {
+  store?: string;
+  ns?: string;
+  json?: boolean;
+}
+
+const EXIT: Partial<Record<ErrorCode, number>> = {
+  ERR_INVALID_ARGUMENT: 2,
+  ERR_INVALID_NAME: 2,
+  ERR_CHANGED_MAP: 2,
+  ERR_TIME_ORDER: 2,
+  ERR_DATASTORE_EXISTS: 2,
+  ERR_NESTED_DATASTORE: 2,
+  ERR_EXISTS: 2,
+  ERR_NOT_EMPTY: 2,
+  ERR_NOT_FOUND: 3,
+  ERR_NOT_A_DATASTORE: 3,
+  ERR_LOCKED: 4,
+  ERR_PROTECTED: 4,
+  ERR_CHUNK_CORRUPT: 5,
+  ERR_CHUNK_MISSING: 5,
+  ERR_INDEX_CORRUPT: 5,
+  ERR_MANIFEST_CORRUPT: 5,
+  ERR_BLOB_CORRUPT: 5,
+  ERR_CONFIG_CORRUPT: 5,
+  ERR_FORMAT_VERSION: 5,
+  ERR_IO: 6,
+};
+
+/** Exit code of an error. */
+export function exitCodeOf(e: unknown): number {
+  if (e instanceof CommanderError) return 2;
+  if (isCairnError(e)) return EXIT[e.code] ?? 1;
+  return 1;
+}
+
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+
+/** `1.5 GiB`. */
+export function humanBytes(n: number): string {
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < UNITS.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${n} B` : `${v.toFixed(v < 10 ? 2 : 1)} ${UNITS[u]}`;
+}
+
+/** Parses a changed-ranges file: one `<offset> <length>` per line (decimal or 0x hex), `#` comments. */
+export function parseRangesFile(text: string, file: string): ChangedMap {
+  const ranges: [number, number][] = [];
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.replace(/#.*/, '').trim();
+    if (line === '') return;
+    const m = /^(0x[0-9a-fA-F]+|\d+)[\s,]+(0x[0-9a-fA-F]+|\d+)$/.exec(line);
+    if (m === null) {
+      throw new CairnError('ERR_INVALID_ARGUMENT', `${file}:${i + 1}: expected "<offset> <length>", got "${line}"`, { path: file });
+    }
+    ranges.push([Number(m[1]), Number(m[2])]);
+  });
+  return { ranges };
+}
+
+class Progress {
+  private last = 0;
+  private readonly t0 = performance.now();
+  constructor(private readonly enabled: boolean) {}
+
+  update(label: string, done: number, total: number | undefined): void {
+    if (!this.enabled) return;
+    const now = performance.now();
+    if (now - this.last < 200 && done !== total) return;
+    this.last = now;
+    const secs = (now - this.t0) / 1000;
+    const rate = secs > 0 ? done / secs : 0;
+    const pct = total ? ` ${((100 * done) / total).toFixed(1)}%` : '';
+    process.stderr.write(`\r\x1b[K${label} ${humanBytes(done)}${total ? ` / ${humanBytes(total)}` : ''}${pct}  ${humanBytes(rate)}/s`);
+  }
+
+  end(): void {
+    if (this.enabled) process.stderr.write('\r\x1b[K');
+  }
+}
+
+function storePath(g: GlobalOptions): string {
+  const p = g.store ?? process.env['CAIRN_STORE'];
+  if (p === undefined || p === '') {
+    throw new CairnError('ERR_INVALID_ARGUMENT', 'no datastore given: pass --store <path> or set CAIRN_STORE');
+  }
+  return p;
+}
+
+function print(g: GlobalOptions, json: unknown, text: string): void {
+  process.stdout.write(g.json === true ? `${JSON.stringify(json, null, 2)}\n` : text.endsWith('\n') || text === '' ? text : `${text}\n`);
+}
+
+async function withStore<T>(g: GlobalOptions, fn: (ds: Datastore) => Promise<T>): Promise<T> {
+  const ds = await Datastore.open(storePath(g));
+  try {
+    return await fn(ds);
+  } finally {
+    await ds.close();
+  }
+}
+
+function describeSnapshot(s: Snapshot): string {
+  const files = s.files.map((f) => `${f.name} (${humanBytes(f.size)})`).join(', ');
+  const flags = [s.isProtected ? 'protected' : '', s.verifyState ? `verify ${s.verifyState}` : ''].filter(Boolean).join(', ');
+  return `${s.name}  ${files}${flags ? `  [${flags}]` : ''}`;
+}
+
+/** Builds the program (exported for tests). */
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('cairn')
+    .description('Deduplicating backup store: datastores, namespaces, snapshots of images and files')
+    .addOption(new Option('--store <path>', 'datastore directory').env('CAIRN_STORE'))
+    .option('--ns <namespace>', 'namespace (default: the root namespace)')
+    .option('--json', 'print JSON')
+    .showHelpAfterError()
+    .exitOverride();
+
+  const globals = (): GlobalOptions => program.opts<GlobalOptions>();
+  const ns = (): string => globals().ns ?? '';
+
+  program
+    .command('init')
+    .description('create a datastore')
+    .argument('<path>', 'directory for the new datastore (must not exist or be empty)')
+    .option('--image-chunk-size <bytes>', 'default image chunk size (power of two, 64 KiB to 16 MiB)', (v) => Number(v))
+    .option('--sync-level <level>', 'none | file | filesystem (default filesystem)')
+    .addHelpText('after', '\nExample:\n  cairn init ./cairn-store')
+    .action(async (p: string, o: { imageChunkSize?: number; syncLevel?: SyncLevel }) => {
+      const ds = await Datastore.create(p, {
+        ...(o.imageChunkSize === undefined ? {} : { imageChunkSize: o.imageChunkSize }),
+        ...(o.syncLevel === undefined ? {} : { syncLevel: o.syncLevel }),
+        threads: 0,
+      });
+      await ds.close();
+      print(globals(), { path: ds.root, uuid: ds.uuid, config: ds.config }, `created datastore ${ds.root} (${ds.uuid})`);
+    });
+
+  program
+    .command('backup')
+    .description('back up images and blobs as a new snapshot of a group')
+    .argument('<group>', 'backup group: vm/<id>, ct/<id> or host/<id>')
+    .argument('<archives...>', '<name>.img:<file-or-device> or <name>.blob:<file>')
+    .option('--changed <ranges-file>', 'changed byte ranges of the image since the previous backup ("<offset> <length>" per line)')
+    .option('--time <rfc3339>', 'snapshot time, e.g. 2026-11-26T09:35:01Z (default: now)')
+    .option('--chunk-size <bytes>', 'image chunk size (default: the datastore\'s)', (v) => Number(v))
+    .addHelpText('after', '\nExample:\n  cairn --store ./cairn-store backup vm/100 drive-scsi0.img:/dev/vg0/vm-100-disk-0 qemu-server.conf.blob:/etc/pve/qemu-server/100.conf')
+    .action(async (group: string, specs: string[], o: { changed?: string; time?: string; chunkSize?: number }) => {
+      const g = globals();
+      const parsed = specs.map((spec) => {
+        const colon = spec.indexOf(':');
+        const name = colon < 0 ? '' : spec.slice(0, colon);
+        const file = colon < 0 ? '' : spec.slice(colon + 1);
+        if (name === '' || file === '' || !(name.endsWith('.img') || name.endsWith('.blob'))) {
+          throw new CairnError('ERR_INVALID_ARGUMENT', `archive '${spec}' must be <name>.img:<file> or <name>.blob:<file>`, { archive: spec });
+        }
+        return { name, file };
+      });
+      const images = parsed.filter((p) => p.name.endsWith('.img'));
+      if (o.changed !== undefined && images.length !== 1) {
+        throw new CairnError('ERR_INVALID_ARGUMENT', '--changed applies to exactly one image archive');
+      }
+      const changed = o.changed === undefined ? undefined : parseRangesFile(await readFile(o.changed, 'utf8'), o.changed);
+      await withStore(g, async (ds) => {
+        const ac = new AbortController();
+        const stop = (): void => ac.abort(new Error('interrupted'));
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+        const progress = new Progress(process.stderr.isTTY === true && g.json !== true);
+        const w = await ds.group(group, { namespace: ns() }).backup(o.time === undefined ? { signal: ac.signal } : { time: o.time, signal: ac.signal });
+        try {
+          const stats: Record<string, unknown> = {};
+          for (const p of parsed) {
+            if (p.name.endsWith('.img')) {
+              stats[p.name] = await w.addImage(p.name, p.file, {
+                signal: ac.signal,
+                onProgress: (x: BackupProgress) => progress.update(x.archive, x.bytesDone, x.bytesTotal),
+                ...(changed === undefined ? {} : { changed }),
+                ...(o.chunkSize === undefined ? {} : { chunkSize: o.chunkSize }),
+              });
+              progress.end();
+            } else {
+              await w.addBlob(p.name, await readFile(p.file));
+            }
+          }
+          const snap = await w.commit();
+          const lines = [`created snapshot ${snap.name}${snap.namespace ? ` in namespace ${snap.namespace}` : ''}`];
+          for (const [name, s] of Object.entries(stats) as [string, { bytes: number; seconds: number; chunks: number; chunksWritten: number; chunksKnown: number; chunksReused: number; bytesStored: number }][]) {
+            const rate = s.seconds > 0 ? `${humanBytes(s.bytes / s.seconds)}/s` : '';
+            lines.push(`  ${name}: ${humanBytes(s.bytes)} in ${s.seconds.toFixed(2)} s ${rate}; ${s.chunks} chunks, ${s.chunksWritten} new (${humanBytes(s.bytesStored)} stored), ${s.chunksKnown + s.chunksReused} from the previous snapshot`);
+          }
+          print(g, { snapshot: snap.toJSON(), stats }, lines.join('\n'));
+        } catch (e) {
+          progress.end();
+          await w.abort();
+          throw e;
+        } finally {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+        }
+      });
+    });
+
+  program
+    .command('snapshots')
+    .description('list snapshots, of one group or of the whole namespace')
+    .argument('[group]', 'backup group type/id')
+    .addHelpText('after', '\nExample:\n  cairn --store ./cairn-store snapshots vm/100')
+    .action(async (group: string | undefined) => {
+      const g = globals();
+      await withStore(g, async (ds) => {
+        const groups = group === undefined ? await ds.namespace(ns()).groups() : [ds.group(group, { namespace: ns() })];
+        const snaps: Snapshot[] = [];
+        for (const gr of groups) snaps.push(...(await gr.snapshots()));
+        print(g, snaps.map((s) => s.toJSON()), snaps.length === 0 ? 'no snapshots' : snaps.map(describeSnapshot).join('\n'));
+      });
+    });
+
+  program
+    .command('show')
+    .description('show a snapshot\'s manifest')
+    .argument('<snapshot>', 'type/id/time, or type/id for the newest')
+    .addHelpText('after', '\nExample:\n  cairn --store ./cairn-store show vm/100')
+    .action(async (ref: string) => {
+      const g = globals();
+      await withStore(g, async (ds) => {
+        const s = await ds.snapshot(ref, { namespace: ns() });
+        const lines = [`snapshot ${s.name}${s.namespace ? ` (namespace ${s.namespace})` : ''}`, `protected: ${s.isProtected ? 'yes' : 'no'}`];
+        if (s.verifyState) lines.push(`verify: ${s.verifyState}`);
+        if (s.notes) lines.push(`notes: ${s.notes}`);
+        for (const f of s.files) lines.push(`  ${f.name}  ${f.kind}  ${humanBytes(f.size)}  ${f.checksum.slice(0, 16)}…${f.chunkSize ? `  chunk ${humanBytes(f.chunkSize)}` : ''}`);
+        print(g, s.toJSON(), lines.join('\n'));
+      });
+    });
+
+  program
+    .command('restore')
+    .description('restore an archive of a snapshot to a file or block device (blobs to a file, or - for stdout)')
+    .argument('<snapshot>', 'type/id/time, or type/id for the newest')
+    .argument('<archive>', 'archive name, e.g. drive-scsi0.img')
+    .argument('<target>', 'target file or block device')
+    .option('--overwrite', 'replace an existing target file')
+    .addHelpText('after', '\nExample:\n  cairn --store ./cairn-store restore vm/100 drive-scsi0.img ./disk.raw')
+    .action(async (ref: string, archive: string, target: string, o: { overwrite?: boolean }) => {
+      const g = globals();
+      await withStore(g, async (ds) => {
+        const s = await ds.snapshot(ref, { namespace: ns() });
+        const r = await s.open();
+        try {
+          const f = r.file(archive);
+          if (f.kind === 'blob') {
+            const data = await r.readBlob(archive);
+            if (target === '-') process.stdout.write(data);
+            else {
+              const { writeFile } = await import('node:fs/promises');
+              await writeFile(target, data, { flag: o.overwrite === true ? 'w' : 'wx' }).catch((e: unknown) => {
+                if ((e as { code?: string }).code === 'EEXIST') throw new CairnError('ERR_EXISTS', `restore target ${target} exists (pass --overwrite to replace it)`, { path: target });
+                throw e;
+              });
+              print(g, { archive, target, bytes: data.byteLength }, `restored ${archive} (${humanBytes(data.byteLength)}) to ${target}`);
+            }
+            return;
+          }
+          const ac = new AbortController();
+          const stop = (): void => ac.abort(new Error('interrupted'));
+          process.once('SIGINT', stop);
+          const progress = new Progress(process.stderr.isTTY === true && g.json !== true);
+          try {
+            const stats = await r.restore(archive, target, {
+              overwrite: o.overwrite === true,
+              signal: ac.signal,
+              onProgress: (p: RestoreProgress) => progress.update(p.archive, p.bytesDone, p.bytesTotal),
+            });
+            progress.end();
+            const rate = stats.seconds > 0 ? `${humanBytes(stats.bytes / stats.seconds)}/s` : '';
+            print(g, { archive, target, ...stats }, `restored ${archive} (${humanBytes(stats.bytes)}) to ${target} in ${stats.seconds.toFixed(2)} s ${rate}`);
+          } finally {
+            progress.end();
+            process.off('SIGINT', stop);
+          }
+        } finally {
+          await r.close();
+        }
+      });
+    });
+
+  const nsCmd = program.command('ns').description('manage namespaces');
+  nsCmd
+    .command('create')
+    .argument('<namespace>', 'a/b/c (the parent must exist)')
+    .addHelpText('after', '\nExample:\n  cairn --store ./cairn-store ns create site-a')
+    .action(async (name: string) => {
+      const g = globals();
+      await withStore(g, async (ds) => {
+        const n = await ds.createNamespace(name);
+        print(g, n.toJSON(), `created namespace ${n.path}`);
+      });
+    });
+  nsCmd
+    .command('list')
+    .argument('[namespace]', 'list below this namespace (default: the root)')
+    .option('--max-depth <n>', 'levels to descend (default 7)', (v) => Number(v))
+    .addHelpText('after', '\nExample:\n  cairn --store ./cairn-store ns list --max-depth 1')
+    .action(async (parent: string | undefined, o: { maxDepth?: number }) => {
+      const g = globals();
+      await withStore(g, async (ds) => {
+        const list = await ds.listNamespaces({ parent: parent ?? '', ...(o.maxDepth === undefined ? {} : { maxDepth: o.maxDepth }) });
+        print(g, list.map((n) => n.toJSON()), list.map((n) => (n.path === '' ? '(root)' : n.path)).join('\n'));
+      });
+    });
+  nsCmd
+    .command('remove')
+    .argument('<namespace>', 'the namespace to remove')
+    .option('--recursive', 'also remove its snapshots (protected ones are kept) and child namespaces')
+    .addHelpText('after', '\nExample:\n  cairn --store ./cairn-store ns remove site-a --recursive')
+    .action(async (name: string, o: { recursive?: boolean }) => {
+      const g = globals();
+      await withStore(g, async (ds) => {
+        const r = await ds.removeNamespace(name, { recursive: o.recursive === true });
+        const lines = [r.removed ? `removed namespace ${name}` : `namespace ${name} kept`];
+        if (r.removedSnapshots.length > 0) lines.push(`removed ${r.removedSnapshots.length} snapshots`);
+        for (const s of r.keptProtected) lines.push(`kept protected ${s}`);
+        for (const s of r.keptLocked) lines.push(`kept in-use ${s}`);
+        print(g, r, lines.join('\n'));
+      });
+    });
+
+  return program;
+}
+
+/** Runs the command line; returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      return e.code === 'commander.helpDisplayed' || e.code === 'commander.help' || e.code === 'commander.version' ? 0 : 2;
+    }
+    const json = program.opts<GlobalOptions>().json === true;
+    if (isCairnError(e)) {
+      process.stderr.write(json ? `${JSON.stringify({ error: e.toJSON() })}\n` : `cairn: ${e.code}: ${e.message}\n`);
+    } else {
+      process.stderr.write(`cairn: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    }
+    return exitCodeOf(e);
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/cairn') === true) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      process.stderr.write(`cairn: ${String(e)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -66,6 +66,8 @@ export class WorkerPool {
             minThreads: threads,
             maxThreads: threads,
             idleTimeout: options.idleTimeout ?? 30_000,
+            // Workers inherit the parent's flags; `--input-type` (node -e scripts) breaks them.
+            execArgv: process.execArgv.filter((a) => !a.startsWith('--input-type')),
           });
   }
 

@@ -21,7 +21,6 @@ import { WorkerPool } from '../pool/worker-pool.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { parseNamespace, parseSnapshotTime, formatSnapshotTime, MAX_NAMESPACE_DEPTH, type GroupId, type SyncLevel } from '../types.js';
 import { DEFAULT_CDC_PARAMS, type CdcParams } from '../codec/chunker.js';
-import type { StoreContext } from './context.js';
 import { CONFIG_FILE } from './layout.js';
 import { LOCK_DIR } from './locks.js';
 import { Namespace, type RemoveNamespaceReport } from './namespace.js';
@@ -99,7 +98,7 @@ export interface ListNamespacesOptions {
  * await r.restore('drive-scsi0.img', './restored.raw');
  * ```
  */
-export class Datastore implements StoreContext {
+export class Datastore {
   /** Absolute path of the root directory. */
   readonly root: string;
   /** @internal */

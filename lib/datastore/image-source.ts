@@ -12,7 +12,21 @@ import { CairnError, ioError } from '../errors.js';
  * - `{ stream, size? }` or any `AsyncIterable<Uint8Array>` / Node `Readable`, of known or unknown
  *   length (read in order).
  */
-export type ImageSource = string | { readonly path: string } | { readonly stream: AsyncIterable<Uint8Array>; readonly size?: number } | AsyncIterable<Uint8Array>;
+export type ImageSource = string | ImagePathSource | ImageStreamSource | AsyncIterable<Uint8Array>;
+
+/** A file or block device by path. */
+export interface ImagePathSource {
+  /** Path of a regular file or a block device. */
+  readonly path: string;
+}
+
+/** A stream of bytes (a Node Readable is an AsyncIterable). */
+export interface ImageStreamSource {
+  /** The bytes, in order. */
+  readonly stream: AsyncIterable<Uint8Array>;
+  /** The size when known in advance (a changed-block map needs it). */
+  readonly size?: number;
+}
 
 /**
  * Which parts of an image changed since the previous backup of the same archive, as a hypervisor's
@@ -21,9 +35,21 @@ export type ImageSource = string | { readonly path: string } | { readonly stream
  * - `{ bitmap, granularity }`: bit `i` (LSB first within each byte) marks bytes
  *   `[i × granularity, (i+1) × granularity)`; granularity is a power of two.
  */
-export type ChangedMap =
-  | { readonly ranges: readonly (readonly [offset: number, length: number])[] }
-  | { readonly bitmap: Uint8Array; readonly granularity: number };
+export type ChangedMap = ChangedRanges | ChangedBitmap;
+
+/** Changed byte ranges. */
+export interface ChangedRanges {
+  /** `[offset, length]` pairs, in any order; overlaps are fine. */
+  readonly ranges: readonly (readonly [offset: number, length: number])[];
+}
+
+/** A dirty bitmap. */
+export interface ChangedBitmap {
+  /** Bit `i` (least significant bit first within each byte) marks block `i`. */
+  readonly bitmap: Uint8Array;
+  /** Bytes per bit: a power of two. */
+  readonly granularity: number;
+}
 
 /** An opened source. */
 export interface OpenedSource {

@@ -20,15 +20,7 @@ export const CONFIG_MAX_CDC_SIZE = 16 * 1024 * 1024;
 /** Largest config file accepted by {@link decodeConfig}: 64 KiB. */
 export const CONFIG_MAX_BYTES = 64 * 1024;
 
-/** Content-defined chunking parameters, in bytes. */
-export interface CdcParams {
-  /** Minimum chunk size (≥ 64). */
-  min: number;
-  /** Average (target) chunk size: a power of two, `min ≤ avg ≤ max`. */
-  avg: number;
-  /** Maximum chunk size (≤ 16 MiB). */
-  max: number;
-}
+import type { CdcParams } from '../codec/chunker.js';
 
 /** The datastore config. */
 export interface DatastoreConfig {

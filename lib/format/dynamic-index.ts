@@ -11,6 +11,7 @@ import { blake3, DIGEST_SIZE } from '../codec/hash.js';
 import { equalBytes, readU64LE, toHex, writeU64LE } from '../util/bytes.js';
 import { checkIdentity, INDEX_HEADER_SIZE, type IndexIdentity, indexLabel, OFF, parseIndexHeader, writeIndexHeader } from './index-header.js';
 import { DYNAMIC_INDEX_MAGIC, DYNAMIC_INDEX_VERSION } from './magic.js';
+import type { ByteSpan } from './fixed-index.js';
 
 /** Size of one dynamic index entry: end offset (8) + digest (32). */
 export const DYNAMIC_ENTRY_SIZE = 8 + DIGEST_SIZE;
@@ -34,7 +35,7 @@ export interface DynamicIndex {
   /** Digest of chunk `i` (a subarray, not a copy). @throws RangeError when `i` is out of range. */
   digestAt(i: number): Uint8Array;
   /** Byte range `[start, end)` of chunk `i` in the stream. @throws RangeError when `i` is out of range. */
-  chunkRange(i: number): { start: number; end: number };
+  chunkRange(i: number): ByteSpan;
   /** Index of the chunk holding byte `offset` (binary search), or -1 when outside `[0, size)`. */
   find(offset: number): number;
 }
@@ -119,7 +120,7 @@ class DynamicIndexImpl implements DynamicIndex {
     return this.entries.subarray(o, o + DIGEST_SIZE);
   }
 
-  chunkRange(i: number): { start: number; end: number } {
+  chunkRange(i: number): ByteSpan {
     this.check(i);
     return { start: i === 0 ? 0 : this.#ends[i - 1]!, end: this.#ends[i]! };
   }

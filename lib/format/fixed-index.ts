@@ -34,6 +34,14 @@ export interface FixedIndexHeaderInput extends IndexIdentity {
   readonly chunkSize: number;
 }
 
+/** A half-open byte range `[start, end)` of an archive. */
+export interface ByteSpan {
+  /** First byte. */
+  readonly start: number;
+  /** One past the last byte. */
+  readonly end: number;
+}
+
 /** A decoded fixed index. */
 export interface FixedIndex {
   /** The index's uuid (16 bytes). */
@@ -53,7 +61,7 @@ export interface FixedIndex {
   /** Digest of chunk `i` (a subarray, not a copy). @throws RangeError when `i` is out of range. */
   digestAt(i: number): Uint8Array;
   /** Byte range `[start, end)` of chunk `i` in the image. @throws RangeError when `i` is out of range. */
-  chunkRange(i: number): { start: number; end: number };
+  chunkRange(i: number): ByteSpan;
   /** Index of the chunk holding byte `offset`, or -1 when `offset` is outside `[0, size)`. */
   find(offset: number): number;
 }
@@ -127,7 +135,7 @@ class FixedIndexImpl implements FixedIndex {
     return this.digests.subarray(i * DIGEST_SIZE, (i + 1) * DIGEST_SIZE);
   }
 
-  chunkRange(i: number): { start: number; end: number } {
+  chunkRange(i: number): ByteSpan {
     this.check(i);
     const start = i * this.chunkSize;
     return { start, end: Math.min(this.size, start + this.chunkSize) };

@@ -20,7 +20,7 @@ export interface EncodeTask {
   readonly known: SharedArrayBuffer | null;
 }
 
-/** Result of an {@link EncodeTask}. */
+/** Result of an encode task. */
 export interface EncodeResult {
   /** BLAKE3 of the chunk. */
   readonly digest: Uint8Array;
@@ -68,7 +68,7 @@ export interface HashTask {
   readonly data: Uint8Array;
 }
 
-/** Result of a {@link HashTask}. */
+/** Result of a hash task. */
 export interface HashResult {
   /** BLAKE3 of the bytes. */
   readonly digest: Uint8Array;

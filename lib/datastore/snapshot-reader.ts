@@ -45,6 +45,12 @@ export interface RestoreOptions {
   readonly signal?: AbortSignal;
   /** Called as chunks land. */
   readonly onProgress?: (p: RestoreProgress) => void;
+  /**
+   * fsync the target before resolving. Block devices are always synced; regular files only when
+   * asked, like cp and tar (a restore can simply be repeated).
+   * @defaultValue false
+   */
+  readonly sync?: boolean;
 }
 
 /** What a restore did. */
@@ -287,7 +293,7 @@ export class SnapshotReader {
       await Promise.all(inFlight);
       if (failure !== undefined) throw failure;
       if (!device) await fh.truncate(idx.size);
-      await fh.sync();
+      if (device || options.sync === true) await fh.sync();
     } catch (e) {
       await Promise.allSettled(inFlight);
       await fh.close().catch(() => undefined);

@@ -269,14 +269,19 @@ export class SnapshotWriter {
         const hex = toHex(r.digest);
         let p = pendingInserts.get(hex);
         if (p === undefined) {
-          p = this.ctx.chunks.insert(r.digest, r.header!, r.payload!).then((outcome) => {
-            if (outcome === 'written') {
-              stats.chunksWritten++;
-              stats.bytesStored += r.header!.byteLength + r.payload!.byteLength;
-            } else {
-              stats.chunksDuplicate++;
-            }
-          });
+          // Identical chunks in flight at once (zeros, repeated blocks) share one insert; the entry
+          // goes when it lands, so memory stays flat however large the image.
+          p = this.ctx.chunks
+            .insert(r.digest, r.header!, r.payload!)
+            .then((outcome) => {
+              if (outcome === 'written') {
+                stats.chunksWritten++;
+                stats.bytesStored += r.header!.byteLength + r.payload!.byteLength;
+              } else {
+                stats.chunksDuplicate++;
+              }
+            })
+            .finally(() => pendingInserts.delete(hex));
           pendingInserts.set(hex, p);
         } else {
           stats.chunksDuplicate++;

@@ -66,6 +66,11 @@ export class WorkerPool {
             minThreads: threads,
             maxThreads: threads,
             idleTimeout: options.idleTimeout ?? 30_000,
+            // With piscina's default ('sync') a worker waits in Atomics.wait between tasks and its
+            // event loop never turns, so the finalizers that free lz4-napi's output buffers never
+            // run: measured, a 1 GiB backup in 64 KiB chunks grew to 1.8 GiB RSS. 'disabled' lets
+            // the loop turn between tasks.
+            atomics: 'disabled',
             // Workers inherit the parent's flags; `--input-type` (node -e scripts) breaks them.
             execArgv: process.execArgv.filter((a) => !a.startsWith('--input-type')),
           });

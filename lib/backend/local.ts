@@ -139,8 +139,11 @@ export class LocalBackend implements Backend {
     try {
       await fsp.rename(a, b);
     } catch (e) {
-      if (syscallCode(e) === 'ENOENT') throw new CairnError('ERR_NOT_FOUND', `${a} does not exist`, { path: a }, e);
-      throw ioError(e, `cannot rename ${a} to ${b}`, { path: a });
+      // ENOENT means a missing source, or a missing directory of the target.
+      if (syscallCode(e) === 'ENOENT' && (await this.stat(from)) === undefined) {
+        throw new CairnError('ERR_NOT_FOUND', `${a} does not exist`, { path: a }, e);
+      }
+      throw ioError(e, `cannot rename ${a} to ${b}`, { path: b });
     }
   }
 

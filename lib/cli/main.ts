@@ -5,7 +5,9 @@
  * Grammar modelled on proxmox-backup-client. Exit codes: 0 success, 1 other error, 2 usage or
  * invalid input, 3 not found, 4 locked or in use, 5 corrupt data, 6 I/O error.
  */
+import { realpathSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { pathToFileURL } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import {
   CairnError,
@@ -141,7 +143,11 @@ export function buildProgram(): Command {
     .option('--ns <namespace>', 'namespace (default: the root namespace)')
     .option('--json', 'print JSON')
     .showHelpAfterError()
-    .exitOverride();
+    .exitOverride()
+    .addHelpText(
+      'after',
+      '\nExamples:\n  cairn init ./cairn-store\n  CAIRN_STORE=./cairn-store cairn backup vm/100 disk.img:./disk.raw\n  cairn --store ./cairn-store snapshots --json\n\nExit codes: 0 ok, 1 other, 2 usage/invalid input, 3 not found, 4 locked/protected, 5 corrupt, 6 I/O.',
+    );
 
   const globals = (): GlobalOptions => program.opts<GlobalOptions>();
   const ns = (): string => globals().ns ?? '';
@@ -311,7 +317,10 @@ export function buildProgram(): Command {
       });
     });
 
-  const nsCmd = program.command('ns').description('manage namespaces');
+  const nsCmd = program
+    .command('ns')
+    .description('manage namespaces')
+    .addHelpText('after', '\nExamples:\n  cairn --store ./cairn-store ns create site-a\n  cairn --store ./cairn-store ns list\n  cairn --store ./cairn-store ns remove site-a --recursive');
   nsCmd
     .command('create')
     .argument('<namespace>', 'a/b/c (the parent must exist)')
@@ -375,7 +384,18 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/cairn') === true) {
+/** True when this module is the program node was started with (directly, or through a bin link). */
+function isEntryPoint(): boolean {
+  const argv1 = process.argv[1];
+  if (argv1 === undefined) return false;
+  try {
+    return import.meta.url === pathToFileURL(realpathSync(argv1)).href;
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;

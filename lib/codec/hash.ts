@@ -49,9 +49,30 @@ function assertReady(): void {
 export function blake3(data: Uint8Array): Uint8Array {
   assertReady();
   const out = new Uint8Array(DIGEST_SIZE);
-  out.set(hash(data));
+  if (data.byteLength <= ONE_SHOT_LIMIT) {
+    out.set(hash(data));
+    return out;
+  }
+  // blake3-wasm's one-shot hash copies the input into a fixed WebAssembly heap and aborts with OOM
+  // above about 10 MB: feed large inputs in slices instead.
+  const h = createBlake3();
+  try {
+    out.set(h.update(data).digest());
+  } finally {
+    h.dispose();
+  }
   return out;
 }
+
+/** Largest input hashed in one call into blake3-wasm's one-shot hash (its heap holds about 10 MB). */
+const ONE_SHOT_LIMIT = 4 * 1024 * 1024;
+
+/**
+ * Largest slice passed to one `update()` of a blake3-wasm hasher. Measured with blake3-wasm 3.0.0:
+ * updates of 2 MiB or more give a WRONG digest, silently (64 KiB and 1 MiB slices agree with the
+ * one-shot hash; 2 MiB and 4 MiB slices each give another value). test/codec/hash.test.ts pins it.
+ */
+export const MAX_UPDATE_SLICE = 1024 * 1024;
 
 /** An incremental BLAKE3 hasher. It holds WebAssembly memory: **`dispose()` is required.** */
 export interface Blake3Hasher {
@@ -80,7 +101,8 @@ export function createBlake3(): Blake3Hasher {
   };
   const hasher: Blake3Hasher = {
     update(data: Uint8Array) {
-      live().update(data);
+      const x = live();
+      for (let off = 0; off < data.byteLength; off += MAX_UPDATE_SLICE) x.update(data.subarray(off, off + MAX_UPDATE_SLICE));
       return this;
     },
     digest() {

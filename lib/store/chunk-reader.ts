@@ -4,7 +4,7 @@
  */
 import { toHex } from '../util/bytes.js';
 import { ByteLru } from '../util/lru.js';
-import type { ErrorDetails } from '../errors.js';
+import { CairnError, abortError, throwIfAborted, type ErrorDetails } from '../errors.js';
 import type { WorkerPool } from '../pool/worker-pool.js';
 import type { ChunkStore } from './chunk-store.js';
 import { blake3, initHash } from '../codec/hash.js';
@@ -62,12 +62,15 @@ export class ChunkReader {
    * @throws `ERR_CHUNK_MISSING` or `ERR_CHUNK_CORRUPT`, naming the digest.
    */
   async get(digest: Uint8Array, options: { details?: ErrorDetails; cache?: boolean; signal?: AbortSignal } = {}): Promise<Uint8Array> {
+    throwIfAborted(options.signal, options.details);
     const hex = toHex(digest);
     const hit = this.cache.get(hex);
     if (hit !== undefined) return hit;
     let p = this.pending.get(hex);
     if (p === undefined) {
-      p = this.load(digest, hex, options);
+      // One load per digest, shared by every concurrent caller: it belongs to none of them, so it
+      // takes no caller's signal, and each caller gets errors with its own ids.
+      p = this.load(digest, hex);
       this.pending.set(hex, p);
       void p.then(
         (data) => {
@@ -77,19 +80,22 @@ export class ChunkReader {
         () => this.pending.delete(hex),
       );
     }
-    return p;
+    const mine = p.catch((e: unknown) => {
+      throw e instanceof CairnError ? new CairnError(e.code, e.message, { ...options.details, ...e.details }, e.cause) : e;
+    });
+    const signal = options.signal;
+    if (signal === undefined) return mine;
+    return new Promise<Uint8Array>((resolve, reject) => {
+      const onAbort = (): void => reject(abortError(signal, { ...options.details, digest: hex }));
+      signal.addEventListener('abort', onAbort, { once: true });
+      mine.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+    });
   }
 
-  private async load(digest: Uint8Array, hex: string, options: { details?: ErrorDetails; signal?: AbortSignal }): Promise<Uint8Array> {
+  private async load(digest: Uint8Array, hex: string): Promise<Uint8Array> {
     const stored = await this.store.read(digest);
     const own = stored.byteOffset === 0 && stored.byteLength === stored.buffer.byteLength ? stored : new Uint8Array(stored);
-    const signal = options.signal === undefined ? {} : { signal: options.signal };
-    return this.pool.decode(own, {
-      digest: this.verifyDigest ? digest : null,
-      code: 'ERR_CHUNK_CORRUPT',
-      details: { ...options.details, digest: hex },
-      ...signal,
-    });
+    return this.pool.decode(own, { digest: this.verifyDigest ? digest : null, code: 'ERR_CHUNK_CORRUPT', details: { digest: hex } });
   }
 
   /** Drops the cache. */

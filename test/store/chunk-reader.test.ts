@@ -183,8 +183,6 @@ t.test('one caller aborting does not fail another caller of the same digest', as
     rb.status === 'fulfilled' ? 'fulfilled' : (rb.reason as CairnError).code,
     'fulfilled',
     'the caller without a signal gets the data',
-    // The shared load in ChunkReader.get runs with the *first* caller's signal.
-    { todo: 'bug: lib/store/chunk-reader.ts get(): the shared pending load uses the first caller\'s signal, so its abort rejects every concurrent caller' },
   );
 });
 

@@ -55,10 +55,13 @@ export interface ChangedBitmap {
 export interface OpenedSource {
   /** Size in bytes when known before reading. */
   readonly size: number | undefined;
-  /** Reads at a position (files and devices only). */
-  readAt?(position: number, length: number): Promise<Uint8Array>;
-  /** The bytes in order, as pieces of any size. */
-  pieces(chunkSize: number): AsyncIterable<Uint8Array>;
+  /**
+   * Reads at a position (files and devices only), into `into` when given (it must hold `length`
+   * bytes); the result is shorter at the end of the source.
+   */
+  readAt?(position: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
+  /** The bytes in order, as pieces of any size; `take` supplies chunk-sized buffers to fill. */
+  pieces(chunkSize: number, take?: () => Uint8Array): AsyncIterable<Uint8Array>;
   /** Releases the source. */
   close(): Promise<void>;
 }
@@ -93,8 +96,8 @@ export async function openImageSource(source: ImageSource, counters: { reads: nu
       throw new CairnError('ERR_INVALID_ARGUMENT', `image source ${file} is a directory`, { path: file });
     }
     const size = st.isFile() ? st.size : st.isBlockDevice() ? await blockDeviceSize(st.rdev) : undefined;
-    const readAt = async (position: number, length: number): Promise<Uint8Array> => {
-      const buf = Buffer.allocUnsafeSlow(length);
+    const readAt = async (position: number, length: number, into?: Uint8Array): Promise<Uint8Array> => {
+      const buf = into !== undefined && into.byteLength >= length ? into : new Uint8Array(length);
       let done = 0;
       try {
         while (done < length) {
@@ -107,14 +110,14 @@ export async function openImageSource(source: ImageSource, counters: { reads: nu
         throw ioError(e, `cannot read image source ${file}`, { path: file });
       }
       counters.bytesRead += done;
-      return done === length ? buf : new Uint8Array(buf.subarray(0, done));
+      return done === buf.byteLength ? buf : new Uint8Array(buf.subarray(0, done));
     };
     return {
       size,
       readAt,
-      async *pieces(chunkSize: number) {
+      async *pieces(chunkSize: number, take?: () => Uint8Array) {
         for (let pos = 0; ; pos += chunkSize) {
-          const b = await readAt(pos, chunkSize);
+          const b = await readAt(pos, chunkSize, take?.());
           const n = b.byteLength; // the consumer may transfer b away
           if (n > 0) yield b;
           if (n < chunkSize) return;

@@ -21,6 +21,7 @@ import { lz4Compress } from '../codec/compress.js';
 import { blake3, initHash } from '../codec/hash.js';
 import { toHex } from '../util/bytes.js';
 import { ByteGate } from '../util/byte-gate.js';
+import { BufferPool } from '../util/buffer-pool.js';
 import { buildKnownSet } from '../pool/known-set.js';
 import { archiveName, formatGroup, formatSnapshotTime, parseSnapshotTime } from '../types.js';
 import type { StoreContext } from './context.js';
@@ -252,6 +253,8 @@ export class SnapshotWriter {
   ): Promise<Uint8Array> {
     const pool = this.ctx.pool();
     const gate = new ByteGate(Math.max(32 * 1024 * 1024, 2 * (pool.threads + 1) * chunkSize));
+    // Chunk buffers go to a worker and come back (as the payload, or spare): reuse them.
+    const buffers = new BufferPool(chunkSize, Math.ceil(gate.limit / chunkSize) + 2);
     let digests = new Uint8Array(32 * (src.size === undefined ? 64 : Math.ceil(src.size / chunkSize)));
     const inFlight = new Set<Promise<void>>();
     const pendingInserts = new Map<string, Promise<void>>();
@@ -288,6 +291,8 @@ export class SnapshotWriter {
         }
         await p;
       }
+      buffers.give(r.spare?.buffer);
+      buffers.give(r.payload?.buffer);
       digests.set(r.digest, i * 32);
       done += size;
       options.onProgress?.({ archive, bytesDone: done, bytesTotal: src.size });
@@ -319,7 +324,7 @@ export class SnapshotWriter {
             done += end - start;
             continue;
           }
-          const data = await src.readAt(start, end - start);
+          const data = await src.readAt(start, end - start, buffers.take());
           if (data.byteLength !== end - start) {
             throw new CairnError('ERR_IO', `image source shrank while reading '${archive}' (short read at ${start})`, this.details(archive));
           }
@@ -329,7 +334,7 @@ export class SnapshotWriter {
         stats.chunks = flags.length;
       } else {
         let i = 0;
-        for await (const data of fixedChunks(src.pieces(chunkSize), chunkSize)) {
+        for await (const data of fixedChunks(src.pieces(chunkSize, () => buffers.take()), chunkSize)) {
           if (failure !== undefined) break;
           throwIfAborted(signal, this.details(archive));
           const size = data.byteLength; // read before the buffer is transferred to a worker

@@ -34,6 +34,8 @@ export interface EncodeResult {
   readonly header?: Uint8Array;
   /** Stored payload: LZ4 output or the chunk itself (absent when known). */
   readonly payload?: Uint8Array;
+  /** The chunk's buffer handed back for reuse, when it is not the payload. */
+  readonly spare?: Uint8Array;
   /** Set when the task failed. */
   readonly error?: CairnErrorJSON;
 }

@@ -46,21 +46,31 @@ function encode(task: EncodeTask): TaskOutput<EncodeResult> {
   const data = task.data;
   const zero = isAllZero(data);
   const digest = blake3(data);
+  const spare = ownsBuffer(data) ? { spare: data } : {};
+  const spareList = ownsBuffer(data) ? [data.buffer as ArrayBuffer] : [];
   if (task.known !== null && knownHas(task.known, digest)) {
-    return { value: { digest, zero, known: true, size: data.byteLength }, transfer: [] };
+    return { value: { digest, zero, known: true, size: data.byteLength, ...spare }, transfer: spareList };
   }
   const enc = encodeChunk(data, { digest, compress: task.compress && (zero || worthCompressing(data)) });
+  if (enc.payload === data) {
+    const value: EncodeResult = { digest, zero, known: false, size: data.byteLength, header: enc.header, payload: data };
+    return { value, transfer: spareList };
+  }
   // LZ4 output may live in memory that cannot be transferred: give it a buffer of its own.
-  const payload = enc.payload === data || ownsBuffer(enc.payload) ? enc.payload : new Uint8Array(enc.payload);
-  const value: EncodeResult = { digest, zero, known: false, size: data.byteLength, header: enc.header, payload };
-  return { value, transfer: ownsBuffer(payload) ? [payload.buffer as ArrayBuffer] : [] };
+  const payload = ownsBuffer(enc.payload) ? enc.payload : new Uint8Array(enc.payload);
+  const value: EncodeResult = { digest, zero, known: false, size: data.byteLength, header: enc.header, payload, ...spare };
+  return { value, transfer: [payload.buffer as ArrayBuffer, ...spareList] };
 }
 
 function decode(task: DecodeTask): TaskOutput<DecodeResult> {
   try {
     const opts = task.digest === null ? { code: task.code, details: task.details } : { code: task.code, details: task.details, expectDigest: task.digest };
     const raw = decodeChunk(task.data, opts);
-    const own = ownsBuffer(raw) && raw.buffer !== task.data.buffer ? raw : new Uint8Array(raw);
+    if (raw.buffer === task.data.buffer && ownsBuffer(task.data)) {
+      // Stored uncompressed: hand back a view of the input, no copy.
+      return { value: { data: raw }, transfer: [task.data.buffer as ArrayBuffer] };
+    }
+    const own = ownsBuffer(raw) ? raw : new Uint8Array(raw);
     return { value: { data: own }, transfer: [own.buffer as ArrayBuffer] };
   } catch (e) {
     return { value: { error: errorJson(e) }, transfer: [] };

@@ -1,0 +1,30 @@
+import t from 'tap';
+import { MessageChannel } from 'node:worker_threads';
+import { BufferPool } from '../../lib/util/buffer-pool.js';
+
+t.test('BufferPool reuses equal-sized, untransferred buffers up to its bound', async (t) => {
+  const p = new BufferPool(1024, 2);
+  const a = p.take();
+  t.equal(a.byteLength, 1024);
+  t.equal(a.byteOffset, 0);
+  t.equal(a.buffer.byteLength, 1024, 'owns its whole buffer (transferable)');
+  t.equal(p.available, 0);
+  p.give(a.buffer);
+  t.equal(p.available, 1);
+  t.equal(p.take().buffer, a.buffer, 'the same memory comes back');
+  p.give(new ArrayBuffer(512));
+  p.give(undefined);
+  p.give(new SharedArrayBuffer(1024));
+  t.equal(p.available, 0, 'other sizes, nothing and shared memory are not kept');
+  const b = p.take();
+  const { port1, port2 } = new MessageChannel();
+  port1.postMessage(b, [b.buffer]);
+  port1.close();
+  port2.close();
+  p.give(b.buffer);
+  t.equal(p.available, 0, 'a transferred (detached) buffer is not kept');
+  p.give(new ArrayBuffer(1024));
+  p.give(new ArrayBuffer(1024));
+  p.give(new ArrayBuffer(1024));
+  t.equal(p.available, 2, 'at most max buffers');
+});

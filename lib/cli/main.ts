@@ -8,6 +8,7 @@
 import { realpathSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
+import { pipeline } from 'node:stream/promises';
 import { Command, CommanderError, Option } from 'commander';
 import {
   CairnError,
@@ -268,10 +269,10 @@ export function buildProgram(): Command {
 
   program
     .command('restore')
-    .description('restore an archive of a snapshot to a file or block device (blobs to a file, or - for stdout)')
+    .description('restore an archive of a snapshot to a file or block device, or - for stdout')
     .argument('<snapshot>', 'type/id/time, or type/id for the newest')
     .argument('<archive>', 'archive name, e.g. drive-scsi0.img')
-    .argument('<target>', 'target file or block device')
+    .argument('<target>', 'target file or block device, or - for stdout')
     .option('--overwrite', 'replace an existing target file')
     .addHelpText('after', '\nExample:\n  cairn --store ./cairn-store restore vm/100 drive-scsi0.img ./disk.raw')
     .action(async (ref: string, archive: string, target: string, o: { overwrite?: boolean }) => {
@@ -292,6 +293,11 @@ export function buildProgram(): Command {
               });
               print(g, { archive, target, bytes: data.byteLength }, `restored ${archive} (${humanBytes(data.byteLength)}) to ${target}`);
             }
+            return;
+          }
+          if (target === '-') {
+            // An image to stdout, in order (for a pipe into dd, ssh, a hypervisor's import).
+            await pipeline(r.createReadStream(archive), process.stdout);
             return;
           }
           const ac = new AbortController();

@@ -87,6 +87,9 @@ if (requireBuilt(t)) {
     const r3 = await cairn([...S, 'restore', `vm/100/${T1}`, 'conf.blob', '-']);
     t.equal(r3.code, 0);
     t.equal(Buffer.compare(r3.stdout, Buffer.from(conf)), 0, '- writes the blob to stdout, nothing else');
+    const r4 = await cairn([...S, 'restore', `vm/100/${T1}`, 'disk.img', '-']);
+    t.equal(r4.code, 0);
+    t.equal(Buffer.compare(r4.stdout, Buffer.from(image)), 0, '- writes the image to stdout, in order');
 
     // Existing targets.
     const e1 = await cairn([...S, 'restore', 'vm/100', 'disk.img', outImg]);

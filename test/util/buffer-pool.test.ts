@@ -18,7 +18,7 @@ t.test('BufferPool reuses equal-sized, untransferred buffers up to its bound', a
   t.equal(p.available, 0, 'other sizes, nothing and shared memory are not kept');
   const b = p.take();
   const { port1, port2 } = new MessageChannel();
-  port1.postMessage(b, [b.buffer]);
+  port1.postMessage(b, [b.buffer as ArrayBuffer]);
   port1.close();
   port2.close();
   p.give(b.buffer);

@@ -252,7 +252,7 @@ export class SnapshotWriter {
     options: AddImageOptions,
   ): Promise<Uint8Array> {
     const pool = this.ctx.pool();
-    const gate = new ByteGate(Math.max(32 * 1024 * 1024, 2 * (pool.threads + 1) * chunkSize));
+    const gate = new ByteGate(Math.max(16 * 1024 * 1024, 4 * (pool.threads + 1) * chunkSize));
     // Chunk buffers go to a worker and come back (as the payload, or spare): reuse them.
     const buffers = new BufferPool(chunkSize, Math.ceil(gate.limit / chunkSize) + 2);
     let digests = new Uint8Array(32 * (src.size === undefined ? 64 : Math.ceil(src.size / chunkSize)));

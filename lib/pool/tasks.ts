@@ -56,10 +56,16 @@ function encode(task: EncodeTask): TaskOutput<EncodeResult> {
     const value: EncodeResult = { digest, zero, known: false, size: data.byteLength, header: enc.header, payload: data };
     return { value, transfer: spareList };
   }
-  // LZ4 output may live in memory that cannot be transferred: give it a buffer of its own.
-  const payload = ownsBuffer(enc.payload) ? enc.payload : new Uint8Array(enc.payload);
-  const value: EncodeResult = { digest, zero, known: false, size: data.byteLength, header: enc.header, payload, ...spare };
-  return { value, transfer: [payload.buffer as ArrayBuffer, ...spareList] };
+  if (ownsBuffer(data)) {
+    // The raw bytes are hashed and compressed: the LZ4 output (smaller, and in memory that cannot be
+    // transferred) goes into the chunk's own buffer, which travels back and is reused; no allocation.
+    data.set(enc.payload, 0);
+    const payload = data.subarray(0, enc.payload.byteLength);
+    return { value: { digest, zero, known: false, size: data.byteLength, header: enc.header, payload }, transfer: spareList };
+  }
+  const payload = new Uint8Array(enc.payload);
+  const value: EncodeResult = { digest, zero, known: false, size: data.byteLength, header: enc.header, payload };
+  return { value, transfer: [payload.buffer as ArrayBuffer] };
 }
 
 function decode(task: DecodeTask): TaskOutput<DecodeResult> {

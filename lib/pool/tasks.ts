@@ -87,7 +87,10 @@ function hash(task: HashTask): TaskOutput<HashResult> {
   return { value: { digest: blake3(task.data), data: task.data }, transfer: ownsBuffer(task.data) ? [task.data.buffer as ArrayBuffer] : [] };
 }
 
-/** Runs one task; never throws for bad data (the error is in the result). */
+/**
+ * Runs one task; never throws for bad data (the error is in the result). The task owns its `data`
+ * buffer, as a worker does after the transfer: encode may overwrite it with the compressed payload.
+ */
 export function runTask(task: PoolTask): TaskOutput<EncodeResult | DecodeResult | HashResult> {
   switch (task.op) {
     case 'encode':

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { lz4Decompress } from '../../lib/codec/compress.js';
 import { runTask, worthCompressing } from '../../lib/pool/tasks.js';
 import type { DecodeResult, EncodeResult, HashResult } from '../../lib/pool/protocol.js';
 import { blake3, initHash } from '../../lib/codec/hash.js';
@@ -47,9 +48,15 @@ t.test('runTask encode skips LZ4 for incompressible data but still round trips',
 
 t.test('runTask encode compresses text and zeros', async (t) => {
   for (const data of [text(1 << 20), new Uint8Array(1 << 20)]) {
+    const expected = toHex(blake3(data));
+    const original = new Uint8Array(data);
+    // runTask owns the chunk (as a worker would after the transfer): the LZ4 output is written
+    // into the chunk's own buffer and handed back as a view of it.
     const v = runTask({ op: 'encode', data, compress: true, known: null }).value as EncodeResult;
     t.ok(v.payload!.byteLength < data.byteLength / 10, `compressed to ${v.payload!.byteLength}`);
-    t.equal(toHex(v.digest), toHex(blake3(data)));
+    t.equal(v.payload!.buffer, data.buffer, 'the payload reuses the chunk buffer');
+    t.equal(toHex(v.digest), expected);
+    t.same(lz4Decompress(v.payload!.slice(), original.byteLength), original, 'the payload decodes to the chunk');
   }
 });
 

@@ -6,6 +6,17 @@
  *   flockWait(fd, op, timeoutMs)   polls LOCK_NB on the libuv threadpool; -> Promise<boolean>
  *   syncfs(fd)                     Linux syncfs(2); -> undefined
  *   cdcScan(data, state, params)   gear content-defined boundary scan; -> cut index or -1
+ *   listXattrs(path)               llistxattr(2); -> Buffer[] of names ([] on ENOTSUP)
+ *   getXattr(path, name)           lgetxattr(2); -> Buffer
+ *   setXattr(path, name, value)    lsetxattr(2) with flags 0; -> undefined
+ *   mknod(path, mode, major, minor) mknod(2) with makedev(major, minor); -> undefined
+ *   utimes(path, atimeNs, mtimeNs) utimensat(2), AT_SYMLINK_NOFOLLOW, BigInt nanoseconds; -> undefined
+ *   seekData(fd, offset)           lseek(2) SEEK_DATA; -> offset, or -1 on ENXIO (no data after offset)
+ *   seekHole(fd, offset)           lseek(2) SEEK_HOLE; -> offset
+ *
+ * Paths and xattr names are a string (encoded as UTF-8) or a Buffer/Uint8Array of raw bytes (file
+ * names need not be valid UTF-8); either is copied into a NUL-terminated heap string, and an
+ * embedded NUL byte is a TypeError. No function follows symlinks.
  *
  * System errors are thrown as Error objects with .code (errno name, e.g. 'EBADF'), .errno
  * (negative, as in Node) and .syscall. Bad arguments throw TypeError.
@@ -28,9 +39,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
+
+_Static_assert(sizeof(off_t) == 8, "cairn_native needs a 64-bit off_t");
 
 /* ------------------------------------------------------------------------------------------ */
 /* Helpers                                                                                    */
@@ -64,8 +82,17 @@ static napi_value make_errno_error(napi_env env, int err, const char *syscall) {
   char desc[160];
   char msg[320];
   uv_err_name_r(-err, name, sizeof name);
-  if (name[0] != 'E') snprintf(name, sizeof name, "EUNKNOWN");
   uv_strerror_r(-err, desc, sizeof desc);
+  if (name[0] != 'E') {
+    /* libuv does not know every errno (EDQUOT, for one); glibc >= 2.32 can name the rest. */
+    const char *glibc_name = NULL;
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+    glibc_name = strerrorname_np(err);
+    const char *glibc_desc = glibc_name != NULL ? strerrordesc_np(err) : NULL;
+    if (glibc_desc != NULL) snprintf(desc, sizeof desc, "%s", glibc_desc);
+#endif
+    snprintf(name, sizeof name, "%s", glibc_name != NULL ? glibc_name : "EUNKNOWN");
+  }
   snprintf(msg, sizeof msg, "%s: %s, %s", name, desc, syscall);
 
   napi_value code_v, msg_v, error, errno_v, syscall_v;
@@ -388,6 +415,320 @@ static napi_value js_cdc_scan(napi_env env, napi_callback_info info) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Filesystem metadata: xattrs, device nodes, nanosecond times, sparse-file seeks             */
+
+/* How often a size query + read is retried when the data grows between the two calls. */
+#define XATTR_RETRIES 32
+
+/* Throws TypeError("<fn>: <what> must be ..."), formatted. */
+static napi_value throw_typef(napi_env env, const char *fn, const char *what, const char *must) {
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s: %s must be %s", fn, what, must);
+  return throw_type(env, msg);
+}
+
+/*
+ * Copies a path or xattr name into a new NUL-terminated heap string: a JS string (as UTF-8) or a
+ * Uint8Array/Buffer of raw bytes. An embedded NUL byte is refused. On false an exception is
+ * pending and *out is NULL; on true the caller frees *out.
+ */
+static bool get_cstr(napi_env env, napi_value v, const char *fn, const char *what, char **out) {
+  napi_valuetype t;
+  *out = NULL;
+  if (napi_typeof(env, v, &t) != napi_ok) {
+    throw_napi_failure(env);
+    return false;
+  }
+  if (t == napi_string) {
+    size_t len = 0, copied = 0;
+    if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) {
+      throw_napi_failure(env);
+      return false;
+    }
+    char *s = (char *)malloc(len + 1);
+    if (s == NULL) {
+      throw_errno(env, ENOMEM, fn);
+      return false;
+    }
+    if (napi_get_value_string_utf8(env, v, s, len + 1, &copied) != napi_ok) {
+      free(s);
+      throw_napi_failure(env);
+      return false;
+    }
+    s[copied] = '\0';
+    if (copied != len || strlen(s) != len) {
+      free(s);
+      throw_typef(env, fn, what, "a string without NUL characters");
+      return false;
+    }
+    *out = s;
+    return true;
+  }
+  void *data = NULL;
+  size_t len = 0;
+  if (!get_typed(env, v, napi_uint8_array, 0, &data, &len)) {
+    throw_typef(env, fn, what, "a string or a Buffer/Uint8Array");
+    return false;
+  }
+  if (len > 0 && memchr(data, '\0', len) != NULL) {
+    throw_typef(env, fn, what, "free of NUL bytes");
+    return false;
+  }
+  char *s = (char *)malloc(len + 1);
+  if (s == NULL) {
+    throw_errno(env, ENOMEM, fn);
+    return false;
+  }
+  if (len > 0) memcpy(s, data, len);
+  s[len] = '\0';
+  *out = s;
+  return true;
+}
+
+/* Reads an integer number in [0, max]. */
+static bool get_uint(napi_env env, napi_value v, double max, double *out) {
+  napi_valuetype t;
+  double d;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_number) return false;
+  if (napi_get_value_double(env, v, &d) != napi_ok) return false;
+  if (!(d >= 0 && d <= max) || d != floor(d)) return false;
+  *out = d;
+  return true;
+}
+
+/* Reads a BigInt that fits an int64_t. */
+static bool get_int64_bigint(napi_env env, napi_value v, int64_t *out) {
+  napi_valuetype t;
+  bool lossless = false;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_bigint) return false;
+  if (napi_get_value_bigint_int64(env, v, out, &lossless) != napi_ok) return false;
+  return lossless;
+}
+
+/* Nanoseconds since the epoch (negative before 1970) to a timespec with tv_nsec in [0, 1e9). */
+static struct timespec ns_to_timespec(int64_t ns) {
+  struct timespec ts;
+  int64_t sec = ns / 1000000000LL;
+  int64_t rem = ns % 1000000000LL;
+  if (rem < 0) {
+    rem += 1000000000LL;
+    sec -= 1;
+  }
+  ts.tv_sec = (time_t)sec;
+  ts.tv_nsec = (long)rem;
+  return ts;
+}
+
+/* listXattrs(path): Buffer[] ------------------------------------------------------------- */
+
+static napi_value js_list_xattrs(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  char *path = NULL, *buf = NULL;
+  napi_value result = NULL;
+  ssize_t n = -1;
+  int err = 0;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) return throw_type(env, "listXattrs(path) needs 1 argument");
+  if (!get_cstr(env, argv[0], "listXattrs", "path", &path)) return NULL;
+
+  for (int attempt = 0;; attempt++) {
+    ssize_t size = llistxattr(path, NULL, 0);
+    if (size < 0) {
+      err = errno;
+      break;
+    }
+    size_t cap = size > 0 ? (size_t)size : 1; /* a 0-byte buffer would be another size query */
+    buf = (char *)malloc(cap);
+    if (buf == NULL) {
+      err = ENOMEM;
+      break;
+    }
+    n = llistxattr(path, buf, cap);
+    if (n >= 0) break;
+    err = errno;
+    free(buf);
+    buf = NULL;
+    if (err != ERANGE || attempt + 1 >= XATTR_RETRIES) break;
+    err = 0; /* the list grew between the two calls: ask again */
+  }
+
+  if (n < 0 && err != ENOTSUP) {
+    throw_errno(env, err, "llistxattr");
+    goto done;
+  }
+  if (napi_create_array(env, &result) != napi_ok) {
+    result = NULL;
+    throw_napi_failure(env);
+    goto done;
+  }
+  uint32_t index = 0;
+  for (size_t i = 0; n > 0 && i < (size_t)n;) {
+    const char *name = buf + i;
+    const char *nul = (const char *)memchr(name, '\0', (size_t)n - i);
+    size_t len = nul != NULL ? (size_t)(nul - name) : (size_t)n - i;
+    if (len > 0) {
+      napi_value b;
+      if (napi_create_buffer_copy(env, len, name, NULL, &b) != napi_ok ||
+          napi_set_element(env, result, index++, b) != napi_ok) {
+        result = NULL;
+        throw_napi_failure(env);
+        goto done;
+      }
+    }
+    i += len + 1;
+  }
+done:
+  free(buf);
+  free(path);
+  return result;
+}
+
+/* getXattr(path, name): Buffer ----------------------------------------------------------- */
+
+static napi_value js_get_xattr(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  char *path = NULL, *name = NULL, *buf = NULL;
+  napi_value result = NULL;
+  ssize_t n = -1;
+  int err = 0;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) return throw_type(env, "getXattr(path, name) needs 2 arguments");
+  if (!get_cstr(env, argv[0], "getXattr", "path", &path)) goto done;
+  if (!get_cstr(env, argv[1], "getXattr", "name", &name)) goto done;
+
+  for (int attempt = 0;; attempt++) {
+    ssize_t size = lgetxattr(path, name, NULL, 0);
+    if (size < 0) {
+      err = errno;
+      break;
+    }
+    size_t cap = size > 0 ? (size_t)size : 1; /* a 0-byte buffer would be another size query */
+    buf = (char *)malloc(cap);
+    if (buf == NULL) {
+      err = ENOMEM;
+      break;
+    }
+    n = lgetxattr(path, name, buf, cap);
+    if (n >= 0) break;
+    err = errno;
+    free(buf);
+    buf = NULL;
+    if (err != ERANGE || attempt + 1 >= XATTR_RETRIES) break;
+    err = 0; /* the value grew between the two calls: ask again */
+  }
+
+  if (n < 0) {
+    throw_errno(env, err, "lgetxattr");
+    goto done;
+  }
+  if (napi_create_buffer_copy(env, (size_t)n, buf, NULL, &result) != napi_ok) {
+    result = NULL;
+    throw_napi_failure(env);
+  }
+done:
+  free(buf);
+  free(name);
+  free(path);
+  return result;
+}
+
+/* setXattr(path, name, value): undefined ------------------------------------------------- */
+
+static napi_value js_set_xattr(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  char *path = NULL, *name = NULL;
+  void *value = NULL;
+  size_t len = 0;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3) return throw_type(env, "setXattr(path, name, value) needs 3 arguments");
+  if (!get_typed(env, argv[2], napi_uint8_array, 0, &value, &len))
+    return throw_type(env, "setXattr: value must be a Buffer/Uint8Array");
+  if (!get_cstr(env, argv[0], "setXattr", "path", &path)) goto done;
+  if (!get_cstr(env, argv[1], "setXattr", "name", &name)) goto done;
+  if (lsetxattr(path, name, len > 0 ? value : "", len, 0) != 0) throw_errno(env, errno, "lsetxattr");
+done:
+  free(name);
+  free(path);
+  return NULL; /* undefined, or the pending exception */
+}
+
+/* mknod(path, mode, major, minor): undefined --------------------------------------------- */
+
+static napi_value js_mknod(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  double mode, major, minor;
+  char *path = NULL;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4) return throw_type(env, "mknod(path, mode, major, minor) needs 4 arguments");
+  if (!get_uint(env, argv[1], 0xFFFF, &mode)) return throw_type(env, "mknod: mode must be an integer in [0, 0o177777]");
+  if (!get_uint(env, argv[2], UINT32_MAX, &major)) return throw_type(env, "mknod: major must be an integer in [0, 2**32)");
+  if (!get_uint(env, argv[3], UINT32_MAX, &minor)) return throw_type(env, "mknod: minor must be an integer in [0, 2**32)");
+  if (!get_cstr(env, argv[0], "mknod", "path", &path)) return NULL;
+  dev_t dev = makedev((unsigned int)major, (unsigned int)minor);
+  if (mknod(path, (mode_t)mode, dev) != 0) throw_errno(env, errno, "mknod");
+  free(path);
+  return NULL;
+}
+
+/* utimes(path, atimeNs, mtimeNs): undefined ---------------------------------------------- */
+
+static napi_value js_utimes(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  int64_t atime, mtime;
+  char *path = NULL;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3) return throw_type(env, "utimes(path, atimeNs, mtimeNs) needs 3 arguments");
+  if (!get_int64_bigint(env, argv[1], &atime))
+    return throw_type(env, "utimes: atimeNs must be a BigInt in the int64 range (nanoseconds)");
+  if (!get_int64_bigint(env, argv[2], &mtime))
+    return throw_type(env, "utimes: mtimeNs must be a BigInt in the int64 range (nanoseconds)");
+  if (!get_cstr(env, argv[0], "utimes", "path", &path)) return NULL;
+  struct timespec ts[2] = {ns_to_timespec(atime), ns_to_timespec(mtime)};
+  if (utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW) != 0) throw_errno(env, errno, "utimensat");
+  free(path);
+  return NULL;
+}
+
+/* seekData(fd, offset) / seekHole(fd, offset): number ------------------------------------ */
+
+static napi_value seek(napi_env env, napi_callback_info info, int whence, const char *fn) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int fd;
+  double offset;
+  char msg[96];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) {
+    snprintf(msg, sizeof msg, "%s(fd, offset) needs 2 arguments", fn);
+    return throw_type(env, msg);
+  }
+  if (!get_fd(env, argv[0], &fd)) return throw_typef(env, fn, "fd", "a non-negative integer");
+  if (!get_uint(env, argv[1], 9007199254740991.0, &offset))
+    return throw_typef(env, fn, "offset", "an integer in [0, Number.MAX_SAFE_INTEGER]");
+  off_t r = lseek(fd, (off_t)offset, whence);
+  if (r < 0) {
+    if (errno == ENXIO && whence == SEEK_DATA) r = -1; /* no data at or after offset */
+    else return throw_errno(env, errno, "lseek");
+  }
+  napi_value out;
+  CHECK(napi_create_double(env, (double)r, &out));
+  return out;
+}
+
+static napi_value js_seek_data(napi_env env, napi_callback_info info) {
+  return seek(env, info, SEEK_DATA, "seekData");
+}
+
+static napi_value js_seek_hole(napi_env env, napi_callback_info info) {
+  return seek(env, info, SEEK_HOLE, "seekHole");
+}
+
+/* ------------------------------------------------------------------------------------------ */
 
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   pthread_once(&gear_once, gear_init);
@@ -396,6 +737,13 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
     {"flockWait", NULL, js_flock_wait, NULL, NULL, NULL, napi_enumerable, NULL},
     {"syncfs", NULL, js_syncfs, NULL, NULL, NULL, napi_enumerable, NULL},
     {"cdcScan", NULL, js_cdc_scan, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"listXattrs", NULL, js_list_xattrs, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"getXattr", NULL, js_get_xattr, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"setXattr", NULL, js_set_xattr, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"mknod", NULL, js_mknod, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"utimes", NULL, js_utimes, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"seekData", NULL, js_seek_data, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"seekHole", NULL, js_seek_hole, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) {
     throw_napi_failure(env);

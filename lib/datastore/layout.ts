@@ -6,7 +6,8 @@
  * <root>/.chunks/<4 hex>/<64 hex>                     chunk files
  * <root>/.locks/                                      lock files (never deleted), writer registrations
  * <root>/[ns/<a>/[ns/<b>/…]]<type>/<id>/              a backup group (owner, notes)
- * <root>/…/<type>/<id>/<time>/                        a snapshot: manifest.blob, <name>.img.fidx, <name>.blob, .protected
+ * <root>/…/<type>/<id>/<time>/                        a snapshot: manifest.blob, <name>.img.fidx, <name>.blob,
+ *                                                     <name>.tree.meta.didx + <name>.tree.payload.didx, .protected
  * ```
  */
 import type { GroupId } from '../types.js';
@@ -39,9 +40,14 @@ export function snapshotKey(nsParts: readonly string[], g: GroupId, time: string
   return `${groupKey(nsParts, g)}/${time}`;
 }
 
-/** Backend key of an archive's file in a snapshot directory. */
+/** Backend key of an archive's file in a snapshot directory (images and blobs). */
 export function archiveFileKey(snapKey: string, archive: string): string {
   return archive.endsWith('.img') ? `${snapKey}/${archive}.fidx` : `${snapKey}/${archive}`;
+}
+
+/** Backend keys of a tree archive's two dynamic indexes: metadata and payload streams. */
+export function treeIndexKeys(snapKey: string, archive: string): { meta: string; payload: string } {
+  return { meta: `${snapKey}/${archive}.meta.didx`, payload: `${snapKey}/${archive}.payload.didx` };
 }
 
 function nsId(nsParts: readonly string[]): string {

@@ -15,7 +15,11 @@ import { zeroDigestHex } from '../store/chunk-reader.js';
 import { formatGroup } from '../types.js';
 import type { StoreContext } from './context.js';
 import type { FileLock } from './locks.js';
-import { archiveFileKey, snapshotKey } from './layout.js';
+import { archiveFileKey, snapshotKey, treeIndexKeys } from './layout.js';
+import { decodeDynamicIndex, type DynamicIndex } from '../format/dynamic-index.js';
+import { TreeReader } from './tree-reader.js';
+import { restoreTree, type RestoreTreeOptions, type RestoreTreeStats } from './tree-restore.js';
+import { treeChecksum } from './chunk-stream.js';
 import type { SnapshotRef } from './snapshot.js';
 
 /** Options of {@link Snapshot.open}. */
@@ -76,6 +80,7 @@ export interface RestoreStats {
  */
 export class SnapshotReader {
   private readonly indexes = new Map<string, Promise<FixedIndex>>();
+  private readonly treeIdx = new Map<string, Promise<{ meta: DynamicIndex; payload: DynamicIndex }>>();
   private closed = false;
   private readonly detach: () => void;
   private readonly readAhead: number;
@@ -303,6 +308,61 @@ export class SnapshotReader {
     await fh.close();
     options.onProgress?.({ archive, bytesDone: idx.size, bytesTotal: idx.size });
     return { bytes: idx.size, chunksRead, zeroChunks, seconds: (performance.now() - t0) / 1000 };
+  }
+
+  /**
+   * The two dynamic indexes of a tree archive, checked against the manifest's checksum.
+   * @throws `ERR_INDEX_CORRUPT` naming the archive
+   */
+  async treeIndexes(name: string): Promise<{ meta: DynamicIndex; payload: DynamicIndex }> {
+    this.assertOpen();
+    const f = this.file(name);
+    if (f.kind !== 'tree') throw new CairnError('ERR_INVALID_ARGUMENT', `archive '${name}' of ${this.name} is a ${f.kind}, not a tree`, this.details(name));
+    let p = this.treeIdx.get(name);
+    if (p === undefined) {
+      p = (async () => {
+        const keys = treeIndexKeys(snapshotKey(this.ref.nsParts, this.ref.group, this.ref.time), name);
+        const load = async (key: string): Promise<DynamicIndex> => {
+          const details = { ...this.details(name), path: this.ctx.backend.pathOf(key) };
+          let bytes: Uint8Array;
+          try {
+            bytes = await this.ctx.backend.get(key);
+          } catch (e) {
+            throw new CairnError('ERR_INDEX_CORRUPT', `index of archive '${name}' in ${this.name} cannot be read: ${(e as Error).message}`, details, e);
+          }
+          return decodeDynamicIndex(bytes, details);
+        };
+        await initHash();
+        const meta = await load(keys.meta);
+        const payload = await load(keys.payload);
+        if (payload.size !== f.size || treeChecksum(meta.checksum, payload.checksum) !== f.checksum) {
+          throw new CairnError('ERR_INDEX_CORRUPT', `indexes of tree archive '${name}' in ${this.name} do not match the manifest`, this.details(name));
+        }
+        return { meta, payload };
+      })();
+      this.treeIdx.set(name, p);
+      p.catch(() => this.treeIdx.delete(name));
+    }
+    return p;
+  }
+
+  /**
+   * Opens a tree archive for listing, lookups and reads.
+   * @throws `ERR_INDEX_CORRUPT`, `ERR_TREE_CORRUPT`
+   */
+  async tree(name: string): Promise<TreeReader> {
+    const { meta, payload } = await this.treeIndexes(name);
+    return new TreeReader(this.ctx.chunkReader(), meta, payload, this.details(name)).init();
+  }
+
+  /**
+   * Restores a tree archive (or the paths matching `include`) into `target`, with all metadata.
+   * @throws `ERR_EXISTS` for a non-empty target without `overwrite`; `ERR_UNSAFE_PATH`,
+   *   `ERR_TREE_CORRUPT` for a damaged or hostile archive (nothing is written outside `target`)
+   */
+  async restoreTree(name: string, target: string, options: RestoreTreeOptions = {}): Promise<RestoreTreeStats> {
+    const tree = await this.tree(name);
+    return restoreTree(tree, target, options, this.details(name));
   }
 
   /**

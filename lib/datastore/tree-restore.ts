@@ -1,0 +1,226 @@
+/**
+ * Restores a tree archive into a directory (layer L4), exactly: contents (sparse where zero),
+ * modes with setuid/setgid/sticky, owners (as root), nanosecond mtimes, symlinks (never followed),
+ * hardlinks (re-linked), devices, fifos, sockets and extended attributes.
+ *
+ * Nothing is ever written outside the target. Every path is the target joined with names that
+ * passed the format's name check (no `/`, `.`, `..`, NUL); directories are created here or
+ * checked with lstat (an existing symlink where a directory belongs is an error, or is replaced
+ * with `overwrite`, never followed); files are opened with O_NOFOLLOW|O_EXCL; a hardlink may only
+ * point at a file this restore already wrote.
+ */
+import { promises as fsp, constants as fsc } from 'node:fs';
+import path from 'node:path';
+import picomatch from 'picomatch';
+import { CairnError, syscallCode, throwIfAborted, type ErrorDetails } from '../errors.js';
+import { validateArchivePath, type TreeEntry } from '../format/tree.js';
+import { nativeMknod, nativeSetXattr, nativeUtimes } from '../codec/native.js';
+import { show, type TreeItem, type TreeReader } from './tree-reader.js';
+import type { TreeProblem } from './tree-writer.js';
+
+/** Options of {@link SnapshotReader.restoreTree}. */
+export interface RestoreTreeOptions {
+  /** Restore only paths matching one of these globs (and the directories leading to them). */
+  readonly include?: readonly string[];
+  /** Leave out paths matching these globs. */
+  readonly exclude?: readonly string[];
+  /** Allow a non-empty target; existing entries in the way are replaced. @defaultValue false */
+  readonly overwrite?: boolean;
+  /** Cancels the restore. */
+  readonly signal?: AbortSignal;
+  /** Called after each file. */
+  readonly onProgress?: (p: { readonly entries: number; readonly bytes: number }) => void;
+}
+
+/** What a tree restore did. */
+export interface RestoreTreeStats {
+  /** Entries restored. */
+  entries: number;
+  /** File bytes written. */
+  bytes: number;
+  /** Things that could not be restored as they were (owners when not root, xattrs the target refuses). */
+  problems: TreeProblem[];
+  /** Seconds taken. */
+  seconds: number;
+}
+
+const S_IFCHR = 0o020000;
+const S_IFBLK = 0o060000;
+const S_IFIFO = 0o010000;
+const S_IFSOCK = 0o140000;
+const BLOCK = 64 * 1024;
+const ZERO = new Uint8Array(BLOCK);
+
+/** Restores `tree` into `target`. */
+export async function restoreTree(tree: TreeReader, target: string, options: RestoreTreeOptions, details: ErrorDetails): Promise<RestoreTreeStats> {
+  const t0 = performance.now();
+  const root = Buffer.from(path.resolve(target));
+  const stats: RestoreTreeStats = { entries: 0, bytes: 0, problems: [], seconds: 0 };
+  const problem = (p: Buffer, code: string, message: string): void => {
+    if (stats.problems.length < 1000) stats.problems.push({ path: show(p) || '.', code, message });
+  };
+  const existing = await fsp.readdir(root).catch((e: unknown) => {
+    if (syscallCode(e) === 'ENOENT') return undefined;
+    throw new CairnError('ERR_IO', `cannot read restore target ${target}: ${(e as Error).message}`, { ...details, path: target }, e);
+  });
+  if (existing !== undefined && existing.length > 0 && options.overwrite !== true) {
+    throw new CairnError('ERR_EXISTS', `restore target ${target} is not empty (pass overwrite / --overwrite)`, { ...details, path: target });
+  }
+  await fsp.mkdir(root, { recursive: true });
+  const include = options.include !== undefined && options.include.length > 0 ? picomatch([...options.include], { dot: true }) : undefined;
+  const exclude = options.exclude !== undefined && options.exclude.length > 0 ? picomatch([...options.exclude], { dot: true }) : undefined;
+  const wanted = (rel: Buffer): boolean => {
+    const s = show(rel);
+    if (exclude?.(s) === true) return false;
+    return include === undefined || include(s);
+  };
+  const isRoot = process.getuid?.() === 0;
+  const written = new Map<string, Buffer>(); // archive path (binary) -> absolute path, for hardlinks
+  const madeDirs = new Set<string>(['']);
+  const dirsToFinish: { abs: Buffer; entry: TreeEntry }[] = [];
+
+  const abs = (rel: Buffer): Buffer => (rel.length === 0 ? root : Buffer.concat([root, Buffer.from('/'), rel]));
+
+  /** Makes way for a new entry at `p`: nothing may be there, unless overwriting. */
+  const clear = async (p: Buffer, rel: Buffer): Promise<void> => {
+    const st = await fsp.lstat(p).catch(() => undefined);
+    if (st === undefined) return;
+    if (options.overwrite !== true) throw new CairnError('ERR_EXISTS', `${show(rel)} exists in the restore target`, { ...details, path: show(rel) });
+    if (st.isDirectory()) await fsp.rm(p, { recursive: true, force: true });
+    else await fsp.unlink(p);
+  };
+
+  /** Makes sure the directory for `rel` exists as a real directory (created here or checked). */
+  const ensureDir = async (rel: Buffer): Promise<void> => {
+    const key = rel.toString('binary');
+    if (madeDirs.has(key)) return;
+    const slash = rel.lastIndexOf(0x2f);
+    if (slash > 0) await ensureDir(rel.subarray(0, slash));
+    const p = abs(rel);
+    const st = await fsp.lstat(p).catch(() => undefined);
+    if (st !== undefined && !st.isDirectory()) {
+      if (options.overwrite !== true) throw new CairnError('ERR_EXISTS', `${show(rel)} exists in the restore target and is not a directory`, { ...details, path: show(rel) });
+      await fsp.unlink(p);
+    }
+    if (st === undefined || !st.isDirectory()) await fsp.mkdir(p, { mode: 0o700 });
+    madeDirs.add(key);
+  };
+
+  const finishMeta = async (p: Buffer, rel: Buffer, e: TreeEntry, isLink: boolean): Promise<void> => {
+    if (isRoot) {
+      try {
+        await fsp.lchown(p, e.uid, e.gid);
+      } catch (err) {
+        problem(rel, syscallCode(err) ?? 'EIO', `cannot set owner ${e.uid}:${e.gid}: ${(err as Error).message}`);
+      }
+    }
+    if (!isLink) await fsp.chmod(p, e.mode);
+    for (const [name, value] of e.xattrs ?? []) {
+      try {
+        nativeSetXattr(p, name, value);
+      } catch (err) {
+        problem(rel, 'XATTR', `cannot set extended attribute ${show(name)}: ${(err as Error).message}`);
+      }
+    }
+    nativeUtimes(p, e.mtimeNs, e.mtimeNs);
+  };
+
+  const writeFile = async (p: Buffer, item: TreeItem): Promise<void> => {
+    const fh = await fsp.open(p, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+    try {
+      const size = item.entry.size;
+      for (let off = 0; off < size; ) {
+        throwIfAborted(options.signal, details);
+        const n = Math.min(4 * 1024 * 1024, size - off);
+        const data = await tree.readPayload(item.payloadStart + off, n);
+        // Zero blocks become holes: sparse files restore sparse.
+        for (let b = 0; b < data.byteLength; b += BLOCK) {
+          const block = data.subarray(b, Math.min(b + BLOCK, data.byteLength));
+          if (Buffer.compare(block, ZERO.subarray(0, block.byteLength)) === 0) continue;
+          let w = 0;
+          while (w < block.byteLength) w += (await fh.write(block, w, block.byteLength - w, off + b + w)).bytesWritten;
+        }
+        off += n;
+      }
+      await fh.truncate(size);
+      stats.bytes += size;
+    } finally {
+      await fh.close();
+    }
+  };
+
+  for await (const item of tree.walk()) {
+    throwIfAborted(options.signal, details);
+    const rel = item.path;
+    const e = item.entry;
+    if (rel.length === 0) {
+      dirsToFinish.push({ abs: root, entry: e });
+      continue;
+    }
+    if (!wanted(rel)) continue;
+    const slash = rel.lastIndexOf(0x2f);
+    if (slash > 0) await ensureDir(rel.subarray(0, slash));
+    const p = abs(rel);
+    if (e.kind === 'dir') {
+      await ensureDir(rel);
+      dirsToFinish.push({ abs: p, entry: e });
+      stats.entries++;
+      continue;
+    }
+    await clear(p, rel);
+    switch (e.kind) {
+      case 'file':
+        await writeFile(p, item);
+        written.set(rel.toString('binary'), p);
+        break;
+      case 'symlink':
+        await fsp.symlink(Buffer.from(e.target!), p);
+        break;
+      case 'hardlink': {
+        const valid = e.target !== undefined && validateArchivePath(e.target);
+        const key = valid ? Buffer.from(e.target!).toString('binary') : '';
+        const to = valid ? written.get(key) : undefined;
+        if (to !== undefined) {
+          await fsp.link(to, p);
+          stats.entries++;
+          continue; // the inode's metadata was set with its first name
+        }
+        // The first name was filtered out of this restore: this name gets the content. It must be a
+        // regular file of this archive; anything else is a hostile or damaged archive.
+        const first = valid ? await tree.lookup(e.target!) : undefined;
+        if (first === undefined || first.entry.kind !== 'file') {
+          throw new CairnError('ERR_UNSAFE_PATH', `hardlink ${show(rel)} points at '${show(e.target ?? new Uint8Array(0))}', which is not a file of this archive`, { ...details, path: show(rel) });
+        }
+        await writeFile(p, first);
+        written.set(key, p);
+        await finishMeta(p, rel, first.entry, false);
+        stats.entries++;
+        continue;
+      }
+      case 'chardev':
+      case 'blockdev':
+      case 'fifo':
+      case 'socket': {
+        const type = e.kind === 'chardev' ? S_IFCHR : e.kind === 'blockdev' ? S_IFBLK : e.kind === 'fifo' ? S_IFIFO : S_IFSOCK;
+        try {
+          nativeMknod(p, type | e.mode, e.rdevMajor ?? 0, e.rdevMinor ?? 0);
+        } catch (err) {
+          problem(rel, syscallCode((err as { details?: unknown }).details ?? err) ?? 'EPERM', `cannot create ${e.kind}: ${(err as Error).message}`);
+          continue;
+        }
+        break;
+      }
+    }
+    await finishMeta(p, rel, e, e.kind === 'symlink');
+    stats.entries++;
+    options.onProgress?.({ entries: stats.entries, bytes: stats.bytes });
+  }
+  // Directories last, deepest first: creating their contents changed their mtimes.
+  for (const d of dirsToFinish.reverse()) {
+    const rel = d.abs.length > root.length ? d.abs.subarray(root.length + 1) : Buffer.alloc(0);
+    if (rel.length > 0 && !madeDirs.has(rel.toString('binary'))) continue;
+    await finishMeta(d.abs, rel, d.entry, false);
+  }
+  stats.seconds = (performance.now() - t0) / 1000;
+  return stats;
+}

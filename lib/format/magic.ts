@@ -53,3 +53,14 @@ export function hasMagic(bytes: Uint8Array, magic: readonly number[], offset = 0
   for (let i = 0; i < magic.length; i++) if (bytes[offset + i] !== magic[i]) return false;
   return true;
 }
+
+/** Magic of a tree archive's metadata stream header: ASCII `CAIRNTRE`. */
+export const TREE_STREAM_MAGIC: readonly number[] = Object.freeze([0x43, 0x41, 0x49, 0x52, 0x4e, 0x54, 0x52, 0x45]);
+/** Magic of a directory record in a tree metadata stream: ASCII `CRD1`. */
+export const TREE_DIR_MAGIC: readonly number[] = Object.freeze([0x43, 0x52, 0x44, 0x31]);
+/** Magic of the root entry record in a tree metadata stream: ASCII `CRE1`. */
+export const TREE_ROOT_MAGIC: readonly number[] = Object.freeze([0x43, 0x52, 0x45, 0x31]);
+/** Magic of a tree metadata stream's trailer: ASCII `CAIRNEND`. */
+export const TREE_TRAILER_MAGIC: readonly number[] = Object.freeze([0x43, 0x41, 0x49, 0x52, 0x4e, 0x45, 0x4e, 0x44]);
+/** Current (and highest readable) tree metadata stream version (stream header and trailer). */
+export const TREE_VERSION = 1;

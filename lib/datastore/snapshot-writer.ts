@@ -30,6 +30,8 @@ import type { WriterRegistration } from './writer-registry.js';
 import { MANIFEST_FILE, archiveFileKey, snapshotKey, treeIndexKeys } from './layout.js';
 import { ChunkStream, treeChecksum, type ChunkStreamStats } from './chunk-stream.js';
 import { TreeWalker, type AddTreeOptions, type TreeProblem, type TreeStats } from './tree-writer.js';
+import type { TreeReader } from './tree-reader.js';
+import type { SnapshotReader } from './snapshot-reader.js';
 import { loadSnapshot, snapshotDetails, type Snapshot, type SnapshotRef } from './snapshot.js';
 import { changedChunks, fixedChunks, openImageSource, type ChangedMap, type ImageSource, type OpenedSource } from './image-source.js';
 
@@ -108,6 +110,9 @@ export interface TreeArchiveStats extends TreeStats {
   /** Seconds taken. */
   seconds: number;
 }
+
+/** Largest share of reused-chunk padding in a base tree archive before reuse is dropped for a backup. */
+export const MAX_PADDING = 0.1;
 
 /** Chunker sizes of tree metadata streams: small chunks, so a lookup reads little. */
 export const TREE_META_CDC = { min: 16 * 1024, avg: 64 * 1024, max: 256 * 1024 } as const;
@@ -407,8 +412,19 @@ export class SnapshotWriter {
     });
     const meta = new ChunkStream(this.ctx, TREE_META_CDC, known, details, options.signal);
     const payload = new ChunkStream(this.ctx, this.ctx.config.cdc, known, details, options.signal);
+    let prevReader: SnapshotReader | undefined;
     try {
-      const walker = new TreeWalker(archive, meta, payload, options, details);
+      // Metadata mode: unchanged files of the base's archive of the same name are not opened;
+      // their chunks are reused. Unless reuse has piled up too much padding (more than 10 % of
+      // the base's payload): then everything is read and chunked afresh, which resets it.
+      let prev: TreeReader | undefined;
+      const baseStats = this.base?.manifest.unprotected.stats;
+      const padding = (baseStats?.['tree.paddingBytes'] ?? 0) / Math.max(1, baseStats?.['tree.payloadBytes'] ?? 0);
+      if (this.base !== undefined && this.base.files.some((f) => f.name === archive && f.kind === 'tree') && padding <= MAX_PADDING) {
+        prevReader = await this.base.open();
+        prev = await prevReader.tree(archive);
+      }
+      const walker = new TreeWalker(archive, meta, payload, options, details, prev);
       await walker.run(dir);
       const ctime = Math.floor(this.ctx.clock.now() / 1000);
       const m = await meta.finish(ctime, randomBytes(16));
@@ -426,6 +442,7 @@ export class SnapshotWriter {
       await payload.discard();
       throw e;
     } finally {
+      await prevReader?.close();
       this.busy = false;
     }
   }

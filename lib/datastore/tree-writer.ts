@@ -24,6 +24,7 @@ import {
 } from '../format/tree.js';
 import { nativeGetXattr, nativeListXattrs } from '../codec/native.js';
 import type { ChunkStream } from './chunk-stream.js';
+import type { TreeItem, TreeReader } from './tree-reader.js';
 
 /** Options of {@link SnapshotWriter.addTree}. */
 export interface AddTreeOptions {
@@ -77,6 +78,12 @@ export interface TreeStats {
   bytes: number;
   /** Files opened and read. */
   filesRead: number;
+  /** Unchanged files whose previous payload chunks were reused without opening them. */
+  filesReused: number;
+  /** Bytes of those files. */
+  bytesReused: number;
+  /** Bytes of reused chunks that no file of this archive references (padding). */
+  paddingBytes: number;
   /** Problems, in walk order (at most 1000 are listed; `problemCount` has them all). */
   problems: TreeProblem[];
   /** Number of problems. */
@@ -105,6 +112,11 @@ function kindOf(st: BigIntStats): TreeEntryKind | undefined {
   return undefined;
 }
 
+/** True when a file's type, size, mtime, mode, uid and gid equal its previous entry's. */
+function unchanged(prev: TreeEntry, cur: TreeEntry, st: BigIntStats): boolean {
+  return prev.kind === 'file' && BigInt(prev.size) === st.size && prev.mtimeNs === cur.mtimeNs && prev.mode === cur.mode && prev.uid === cur.uid && prev.gid === cur.gid;
+}
+
 function major(rdev: bigint): number {
   return Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
 }
@@ -120,7 +132,23 @@ function joinRel(parent: Buffer, name: Uint8Array): Buffer {
 /** Walks a directory and writes a tree archive's two streams. */
 export class TreeWalker {
   /** Counters. */
-  readonly stats: TreeStats = { entries: 0, files: 0, dirs: 0, symlinks: 0, hardlinks: 0, specials: 0, bytes: 0, filesRead: 0, problems: [], problemCount: 0 };
+  readonly stats: TreeStats = {
+    entries: 0,
+    files: 0,
+    dirs: 0,
+    symlinks: 0,
+    hardlinks: 0,
+    specials: 0,
+    bytes: 0,
+    filesRead: 0,
+    filesReused: 0,
+    bytesReused: 0,
+    paddingBytes: 0,
+    problems: [],
+    problemCount: 0,
+  };
+  /** A run of unchanged files that were contiguous in the previous payload stream. */
+  private pendingRun: { firstChunk: number; chunkStart: number; newBase: number; prevStart: number; prevEnd: number } | undefined;
   private readonly links = new Map<string, Buffer>();
   private readonly buf = Buffer.allocUnsafeSlow(READ_SIZE);
   private rootDev = 0n;
@@ -131,6 +159,7 @@ export class TreeWalker {
    * @param payload - the payload stream
    * @param options - walk options
    * @param details - ids for errors
+   * @param prev - the same archive in the base snapshot: unchanged files reuse its payload chunks
    */
   constructor(
     private readonly archive: string,
@@ -138,6 +167,7 @@ export class TreeWalker {
     private readonly payload: ChunkStream,
     private readonly options: AddTreeOptions,
     private readonly details: ErrorDetails,
+    private readonly prev?: TreeReader,
   ) {}
 
   private problem(rel: Buffer, code: string, message: string): void {
@@ -157,7 +187,8 @@ export class TreeWalker {
     if (this.options.exclude !== undefined && this.options.exclude.length > 0) {
       scopes.push({ base: '', rules: ignore().add([...this.options.exclude]) });
     }
-    const child = await this.walkDir(Buffer.from(path.resolve(root)), Buffer.alloc(0), scopes);
+    const child = await this.walkDir(Buffer.from(path.resolve(root)), Buffer.alloc(0), scopes, this.prev?.root);
+    await this.flushRun();
     const rootX = this.xattrs(Buffer.from(path.resolve(root)), Buffer.alloc(0));
     const rootEntry: TreeEntry = { ...this.entryBase(Buffer.alloc(0), 'dir', rootSt), child, ...(rootX === undefined ? {} : { xattrs: rootX }) };
     this.stats.entries++;
@@ -211,7 +242,7 @@ export class TreeWalker {
     return false;
   }
 
-  private async walkDir(abs: Buffer, rel: Buffer, inherited: readonly IgnoreScope[]): Promise<{ metaOffset: number; payloadBase: number }> {
+  private async walkDir(abs: Buffer, rel: Buffer, inherited: readonly IgnoreScope[], prevDir: TreeItem | undefined): Promise<{ metaOffset: number; payloadBase: number }> {
     throwIfAborted(this.options.signal, this.details);
     let names: Buffer[];
     try {
@@ -244,7 +275,16 @@ export class TreeWalker {
     }
     const entries: TreeEntry[] = [];
     const dirs: { name: Buffer; st: BigIntStats; index: number }[] = [];
-    const payloadBase = this.payload.offset;
+    const payloadBase = this.nextPayloadOffset();
+    const prevItems = new Map<string, TreeItem>();
+    if (prevDir !== undefined && prevDir.entry.kind === 'dir') {
+      try {
+        for (const item of await this.prev!.readDir(prevDir)) prevItems.set(Buffer.from(item.entry.name).toString('binary'), item);
+      } catch (e) {
+        // A damaged base only costs reuse: read everything.
+        this.problem(rel, 'BASE', `previous archive unreadable here, files are read again: ${(e as Error).message}`);
+      }
+    }
     for (let i = 0; i < names.length; i++) {
       const name = names[i]!;
       const st = stats[i];
@@ -262,7 +302,7 @@ export class TreeWalker {
         entries.push(this.entryBase(name, 'dir', st)); // completed below
         continue;
       }
-      const entry = await this.leaf(childAbs, childRel, name, kind, st, payloadBase);
+      const entry = await this.leaf(childAbs, childRel, name, kind, st, payloadBase, prevItems.get(name.toString('binary')));
       if (entry !== undefined) entries.push(entry);
     }
     for (const d of dirs) {
@@ -274,7 +314,8 @@ export class TreeWalker {
         // A mount point: kept, its contents are not.
         child = await this.emptyDir();
       } else {
-        child = await this.walkDir(childAbs, childRel, scopes);
+        const p = prevItems.get(d.name.toString('binary'));
+        child = await this.walkDir(childAbs, childRel, scopes, p?.entry.kind === 'dir' ? p : undefined);
       }
       entries[d.index] = { ...entries[d.index]!, child, ...(xattrs === undefined ? {} : { xattrs }) };
       this.stats.entries++;
@@ -288,10 +329,58 @@ export class TreeWalker {
   private async emptyDir(): Promise<{ metaOffset: number; payloadBase: number }> {
     const metaOffset = this.meta.offset;
     await this.meta.write(encodeDirRecord([]));
-    return { metaOffset, payloadBase: this.payload.offset };
+    return { metaOffset, payloadBase: this.nextPayloadOffset() };
   }
 
-  private async leaf(abs: Buffer, rel: Buffer, name: Buffer, kind: TreeEntryKind, st: BigIntStats, payloadBase: number): Promise<TreeEntry | undefined> {
+  /**
+   * Where the next file's content will start. While a reuse run is pending nothing is written, so
+   * this is where the run's reused bytes end: a following unchanged file lands exactly there, and
+   * anything else lands later. For an unchanged tree this reproduces the previous layout, so the
+   * directory records encode to the same bytes and deduplicate.
+   */
+  private nextPayloadOffset(): number {
+    const r = this.pendingRun;
+    return r === undefined ? this.payload.offset : r.newBase + (r.prevEnd - r.chunkStart);
+  }
+
+  /**
+   * Reuses an unchanged file's previous content: its range in the previous payload stream joins
+   * the pending run when it follows it there, or starts a new run. Returns the file's offset in
+   * the new payload stream.
+   */
+  private async reuse(prevStart: number, size: number): Promise<number> {
+    const r = this.pendingRun;
+    if (r !== undefined && prevStart === r.prevEnd) {
+      r.prevEnd += size;
+      return r.newBase + (prevStart - r.chunkStart);
+    }
+    await this.flushRun();
+    await this.payload.cut();
+    const idx = this.prev!.payload;
+    const first = idx.find(prevStart);
+    const chunkStart = idx.chunkRange(first).start;
+    const newBase = this.payload.offset;
+    this.pendingRun = { firstChunk: first, chunkStart, newBase, prevStart, prevEnd: prevStart + size };
+    return newBase + (prevStart - chunkStart);
+  }
+
+  /** Appends the pending run's chunks to the new payload stream by digest. */
+  private async flushRun(): Promise<void> {
+    const r = this.pendingRun;
+    if (r === undefined) return;
+    this.pendingRun = undefined;
+    const idx = this.prev!.payload;
+    const last = idx.find(r.prevEnd - 1);
+    let bytes = 0;
+    for (let i = r.firstChunk; i <= last; i++) {
+      const { start, end } = idx.chunkRange(i);
+      await this.payload.appendChunk(idx.digestAt(i), end - start);
+      bytes += end - start;
+    }
+    this.stats.paddingBytes += bytes - (r.prevEnd - r.prevStart);
+  }
+
+  private async leaf(abs: Buffer, rel: Buffer, name: Buffer, kind: TreeEntryKind, st: BigIntStats, payloadBase: number, prev: TreeItem | undefined): Promise<TreeEntry | undefined> {
     const base = this.entryBase(name, kind, st);
     let entry: TreeEntry;
     if (kind === 'file') {
@@ -300,7 +389,17 @@ export class TreeWalker {
       if (first !== undefined) {
         entry = { ...base, kind: 'hardlink', target: first };
         this.stats.hardlinks++;
+      } else if (prev !== undefined && unchanged(prev.entry, base, st) && prev.entry.size > 0) {
+        // Metadata mode: same type, size, mtime, mode and owner -> the file is not opened.
+        const offset = await this.reuse(prev.payloadStart, prev.entry.size);
+        if (st.nlink > 1n) this.links.set(key, rel);
+        entry = { ...base, size: prev.entry.size, payloadOffset: offset - payloadBase };
+        this.stats.files++;
+        this.stats.filesReused++;
+        this.stats.bytes += prev.entry.size;
+        this.stats.bytesReused += prev.entry.size;
       } else {
+        await this.flushRun();
         const read = await this.readFile(abs, rel, st);
         if (read === undefined) return undefined;
         if (st.nlink > 1n) this.links.set(key, rel);

@@ -217,3 +217,56 @@ t.test('excludes and .cairnignore', async (t) => {
   for await (const i of tree.walk()) all.push(i.path.toString());
   t.same(all.sort(), ['', 'app', 'app/.cairnignore', 'app/a.conf', 'keep.tmp']);
 });
+
+t.test('incremental backups: an unchanged tree opens no file and writes no chunk; edits restore exactly', async (t) => {
+  const dir = tempDir(t);
+  const src = path.join(dir, 'src');
+  await fsp.mkdir(path.join(src, 'a', 'b'), { recursive: true });
+  for (let i = 0; i < 200; i++) await fsp.writeFile(path.join(src, 'a', `small-${String(i).padStart(3, '0')}`), `file ${i}\n`.repeat(i + 1));
+  for (let i = 0; i < 50; i++) await fsp.writeFile(path.join(src, 'a', 'b', `f${i}`), seededBytes(10_000 + i * 997, i));
+  await fsp.writeFile(path.join(src, 'large.bin'), seededBytes(2 * 1024 * 1024, 99));
+  const ds = await Datastore.create(path.join(dir, 'store'), { syncLevel: 'none', threads: 2, cdc: { min: 16384, avg: 65536, max: 262144 } });
+  t.teardown(() => ds.close());
+  const backup = async (time: number) => {
+    const w = await ds.group('ct/7').backup({ time });
+    const s = await w.addTree('root', src);
+    const snap = await w.commit();
+    return { s, snap };
+  };
+  const first = await backup(1000);
+  t.equal(first.s.filesRead, 251);
+
+  const second = await backup(2000);
+  t.equal(second.s.filesRead, 0, 'an unchanged re-backup opens no file');
+  t.equal(second.s.filesReused, 251);
+  t.equal(second.s.payload.chunksWritten, 0, 'and writes no payload chunk');
+  t.equal(second.s.meta.chunksWritten, 0, 'nor a metadata chunk (the records encode to the same bytes)');
+  t.ok(second.s.paddingBytes <= 0.1 * second.s.payloadBytes, `padding ${second.s.paddingBytes} of ${second.s.payloadBytes} bytes`);
+
+  // Edits: append, modify in the middle, delete, rename, mode and owner changes, a new file.
+  await fsp.appendFile(path.join(src, 'a', 'small-010'), 'appended\n');
+  const big = await fsp.open(path.join(src, 'large.bin'), 'r+');
+  await big.write(Buffer.from('changed in the middle'), 0, 21, 1024 * 1024);
+  await big.close();
+  await fsp.unlink(path.join(src, 'a', 'small-100'));
+  await fsp.rename(path.join(src, 'a', 'b', 'f3'), path.join(src, 'a', 'b', 'f3-renamed'));
+  await fsp.chmod(path.join(src, 'a', 'small-020'), 0o600);
+  if (isRoot) await fsp.chown(path.join(src, 'a', 'small-030'), 1000, 1000);
+  await fsp.writeFile(path.join(src, 'a', 'new-file'), 'new');
+  const third = await backup(3000);
+  t.ok(third.s.filesRead <= 6, `only the changed files are read (${third.s.filesRead}: appended, modified, renamed, new, new mode, new owner)`);
+  t.ok(third.s.filesReused >= 245, `the others are reused (${third.s.filesReused})`);
+  const r = await third.snap.open();
+  t.teardown(() => r.close());
+  const out = path.join(dir, 'out');
+  await r.restoreTree('root.tree', out);
+  const a = await walk(src);
+  const b = await walk(out);
+  t.same([...b.keys()].sort(), [...a.keys()].sort(), 'the same paths');
+  let same = 0;
+  for (const [k, v] of a) if (JSON.stringify(b.get(k)) === JSON.stringify(v)) same++;
+  t.equal(same, a.size, 'every entry restores exactly');
+  const r1 = await first.snap.open();
+  t.teardown(() => r1.close());
+  t.equal(Buffer.from(await (await r1.tree('root.tree')).readFile('a/small-010')).toString(), 'file 10\n'.repeat(11), 'the first snapshot still has the old content');
+});

@@ -25,8 +25,14 @@ export { Datastore, DEFAULT_IMAGE_CHUNK_SIZE, type DatastoreOpenOptions, type Da
 export { Namespace, type RemoveNamespaceReport } from './datastore/namespace.js';
 export { BackupGroup } from './datastore/group.js';
 export { Snapshot, type SnapshotRef } from './datastore/snapshot.js';
-export { SnapshotWriter, MIN_IMAGE_CHUNK, MAX_IMAGE_CHUNK, MAX_BLOB_SIZE, type AddImageOptions, type ArchiveStats, type BackupOptions, type BackupProgress } from './datastore/snapshot-writer.js';
-export { SnapshotReader, type SnapshotReaderOptions, type RestoreOptions, type RestoreProgress, type RestoreStats } from './datastore/snapshot-reader.js';
+export { SnapshotWriter, MIN_IMAGE_CHUNK, MAX_IMAGE_CHUNK, MAX_BLOB_SIZE, MAX_PADDING, TREE_META_CDC, type AddImageOptions, type ArchiveStats, type BackupOptions, type BackupProgress, type TreeArchiveStats } from './datastore/snapshot-writer.js';
+export { SnapshotReader, type TreeIndexes, type SnapshotReaderOptions, type RestoreOptions, type RestoreProgress, type RestoreStats } from './datastore/snapshot-reader.js';
+export { TreeReader, type TreeItem } from './datastore/tree-reader.js';
+export type { AddTreeOptions, TreeStats, TreeProblem, TreeProgress } from './datastore/tree-writer.js';
+export type { RestoreTreeOptions, RestoreTreeStats } from './datastore/tree-restore.js';
+export type { ChunkStreamStats } from './datastore/chunk-stream.js';
+export type { TreeEntry, TreeEntryKind, TreeTrailer, TreeChildRef } from './format/tree.js';
+export type { DynamicIndex } from './format/dynamic-index.js';
 export type { ImageSource, ImagePathSource, ImageStreamSource, ChangedMap, ChangedRanges, ChangedBitmap } from './datastore/image-source.js';
 export { Chunker, DEFAULT_CDC_PARAMS, resolveCdcParams, type CdcParams, type ChunkerKind, type ChunkerScanner, type ContentDefinedOptions, type SplitOptions } from './codec/chunker.js';
 export { WorkerPool, type WorkerPoolOptions, type EncodedChunk } from './pool/worker-pool.js';

@@ -20,6 +20,10 @@ import {
   type RestoreProgress,
   type Snapshot,
   type SyncLevel,
+  type TreeArchiveStats,
+  type TreeItem,
+  type TreeProgress,
+  type TreeReader,
 } from '../index.js';
 
 interface GlobalOptions {
@@ -130,6 +134,43 @@ async function withStore<T>(g: GlobalOptions, fn: (ds: Datastore) => Promise<T>)
   }
 }
 
+const KIND_CHAR: Record<string, string> = { file: '-', dir: 'd', symlink: 'l', hardlink: 'h', chardev: 'c', blockdev: 'b', fifo: 'p', socket: 's' };
+
+function modeString(kind: string, mode: number): string {
+  const bits = 'rwxrwxrwx';
+  let out = KIND_CHAR[kind] ?? '?';
+  for (let i = 0; i < 9; i++) out += mode & (1 << (8 - i)) ? bits[i] : '-';
+  return out;
+}
+
+function mtimeString(ns: bigint): string {
+  return new Date(Number(ns / 1_000_000n)).toISOString().replace('T', ' ').slice(0, 19);
+}
+
+function lsLine(item: TreeItem): string {
+  const e = item.entry;
+  const name = Buffer.from(e.name).toString('utf8');
+  const size = e.kind === 'file' ? humanBytes(e.size) : e.kind === 'chardev' || e.kind === 'blockdev' ? `${e.rdevMajor},${e.rdevMinor}` : '';
+  const extra = e.kind === 'symlink' ? ` -> ${Buffer.from(e.target!).toString('utf8')}` : e.kind === 'hardlink' ? ` => ${Buffer.from(e.target!).toString('utf8')}` : '';
+  return `${modeString(e.kind, e.mode)} ${String(e.uid).padStart(5)} ${String(e.gid).padStart(5)} ${size.padStart(10)} ${mtimeString(e.mtimeNs)} ${name}${e.kind === 'dir' ? '/' : ''}${extra}`;
+}
+
+function itemJson(item: TreeItem): Record<string, unknown> {
+  const e = item.entry;
+  return {
+    path: item.path.toString('utf8'),
+    kind: e.kind,
+    mode: e.mode,
+    uid: e.uid,
+    gid: e.gid,
+    size: e.size,
+    mtimeNs: e.mtimeNs.toString(),
+    ...(e.target === undefined ? {} : { target: Buffer.from(e.target).toString('utf8') }),
+    ...(e.rdevMajor === undefined ? {} : { rdev: [e.rdevMajor, e.rdevMinor] }),
+    ...(e.xattrs === undefined ? {} : { xattrs: e.xattrs.map(([n]) => Buffer.from(n).toString('utf8')) }),
+  };
+}
+
 function describeSnapshot(s: Snapshot): string {
   const files = s.files.map((f) => `${f.name} (${humanBytes(f.size)})`).join(', ');
   const flags = [s.isProtected ? 'protected' : '', s.verifyState ? `verify ${s.verifyState}` : ''].filter(Boolean).join(', ');
@@ -174,21 +215,26 @@ export function buildProgram(): Command {
 
   program
     .command('backup')
-    .description('back up images and blobs as a new snapshot of a group')
+    .description('back up images, directory trees and blobs as a new snapshot of a group')
     .argument('<group>', 'backup group: vm/<id>, ct/<id> or host/<id>')
-    .argument('<archives...>', '<name>.img:<file-or-device> or <name>.blob:<file>')
+    .argument('<archives...>', '<name>.img:<file-or-device>, <name>.tree:<directory> or <name>.blob:<file>')
+    .option('--exclude <glob>', 'leave out paths of tree archives matching this gitignore-style pattern (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--one-file-system', 'do not descend into other filesystems in tree archives')
     .option('--changed <ranges-file>', 'changed byte ranges of the image since the previous backup ("<offset> <length>" per line)')
     .option('--time <rfc3339>', 'snapshot time, e.g. 2026-11-26T09:35:01Z (default: now)')
     .option('--chunk-size <bytes>', 'image chunk size (default: the datastore\'s)', (v) => Number(v))
-    .addHelpText('after', '\nExample:\n  cairn --store ./cairn-store backup vm/100 drive-scsi0.img:/dev/vg0/vm-100-disk-0 qemu-server.conf.blob:/etc/pve/qemu-server/100.conf')
-    .action(async (group: string, specs: string[], o: { changed?: string; time?: string; chunkSize?: number }) => {
+    .addHelpText(
+      'after',
+      '\nExamples:\n  cairn --store ./cairn-store backup vm/100 drive-scsi0.img:/dev/vg0/vm-100-disk-0 qemu-server.conf.blob:/etc/pve/qemu-server/100.conf\n  cairn --store ./cairn-store backup host/web etc.tree:/etc home.tree:/home --exclude "*.cache" --one-file-system',
+    )
+    .action(async (group: string, specs: string[], o: { changed?: string; time?: string; chunkSize?: number; exclude: string[]; oneFileSystem?: boolean }) => {
       const g = globals();
       const parsed = specs.map((spec) => {
         const colon = spec.indexOf(':');
         const name = colon < 0 ? '' : spec.slice(0, colon);
         const file = colon < 0 ? '' : spec.slice(colon + 1);
-        if (name === '' || file === '' || !(name.endsWith('.img') || name.endsWith('.blob'))) {
-          throw new CairnError('ERR_INVALID_ARGUMENT', `archive '${spec}' must be <name>.img:<file> or <name>.blob:<file>`, { archive: spec });
+        if (name === '' || file === '' || !(name.endsWith('.img') || name.endsWith('.blob') || name.endsWith('.tree'))) {
+          throw new CairnError('ERR_INVALID_ARGUMENT', `archive '${spec}' must be <name>.img:<file>, <name>.tree:<directory> or <name>.blob:<file>`, { archive: spec });
         }
         return { name, file };
       });
@@ -206,6 +252,7 @@ export function buildProgram(): Command {
         const w = await ds.group(group, { namespace: ns() }).backup(o.time === undefined ? { signal: ac.signal } : { time: o.time, signal: ac.signal });
         try {
           const stats: Record<string, unknown> = {};
+          const trees: Record<string, TreeArchiveStats> = {};
           for (const p of parsed) {
             if (p.name.endsWith('.img')) {
               stats[p.name] = await w.addImage(p.name, p.file, {
@@ -215,17 +262,33 @@ export function buildProgram(): Command {
                 ...(o.chunkSize === undefined ? {} : { chunkSize: o.chunkSize }),
               });
               progress.end();
+            } else if (p.name.endsWith('.tree')) {
+              const t = await w.addTree(p.name, p.file, {
+                signal: ac.signal,
+                exclude: o.exclude,
+                oneFileSystem: o.oneFileSystem === true,
+                onProgress: (x: TreeProgress) => progress.update(`${x.archive} ${x.entries} entries`, x.bytes, undefined),
+              });
+              progress.end();
+              trees[p.name] = t;
             } else {
               await w.addBlob(p.name, await readFile(p.file));
             }
           }
           const snap = await w.commit();
           const lines = [`created snapshot ${snap.name}${snap.namespace ? ` in namespace ${snap.namespace}` : ''}`];
+          for (const [name, t] of Object.entries(trees)) {
+            lines.push(
+              `  ${name}: ${t.entries} entries, ${humanBytes(t.bytes)} in ${t.seconds.toFixed(2)} s; ${t.filesRead} files read, ${t.filesReused} unchanged (not opened); ${t.payload.chunksWritten + t.meta.chunksWritten} new chunks (${humanBytes(t.payload.bytesStored + t.meta.bytesStored)} stored)`,
+            );
+            for (const pr of t.problems) lines.push(`  warning: ${name}: ${pr.path}: ${pr.code}: ${pr.message}`);
+            if (t.problemCount > t.problems.length) lines.push(`  warning: ${name}: ${t.problemCount - t.problems.length} more problems`);
+          }
           for (const [name, s] of Object.entries(stats) as [string, { bytes: number; seconds: number; chunks: number; chunksWritten: number; chunksKnown: number; chunksReused: number; bytesStored: number }][]) {
             const rate = s.seconds > 0 ? `${humanBytes(s.bytes / s.seconds)}/s` : '';
             lines.push(`  ${name}: ${humanBytes(s.bytes)} in ${s.seconds.toFixed(2)} s ${rate}; ${s.chunks} chunks, ${s.chunksWritten} new (${humanBytes(s.bytesStored)} stored), ${s.chunksKnown + s.chunksReused} from the previous snapshot`);
           }
-          print(g, { snapshot: snap.toJSON(), stats }, lines.join('\n'));
+          print(g, { snapshot: snap.toJSON(), stats: { ...stats, ...trees } }, lines.join('\n'));
         } catch (e) {
           progress.end();
           await w.abort();
@@ -273,11 +336,13 @@ export function buildProgram(): Command {
     .command('restore')
     .description('restore an archive of a snapshot to a file or block device, or - for stdout')
     .argument('<snapshot>', 'type/id/time, or type/id for the newest')
-    .argument('<archive>', 'archive name, e.g. drive-scsi0.img')
-    .argument('<target>', 'target file or block device, or - for stdout')
-    .option('--overwrite', 'replace an existing target file')
-    .addHelpText('after', '\nExample:\n  cairn --store ./cairn-store restore vm/100 drive-scsi0.img ./disk.raw')
-    .action(async (ref: string, archive: string, target: string, o: { overwrite?: boolean }) => {
+    .argument('<archive>', 'archive name, e.g. drive-scsi0.img or etc.tree')
+    .argument('<target>', 'target file or block device (- for stdout); for a tree, a directory')
+    .option('--overwrite', 'replace an existing target file; for a tree, restore into a non-empty directory')
+    .option('--include <glob>', 'tree archives: restore only paths matching this glob (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--exclude <glob>', 'tree archives: leave out paths matching this glob (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .addHelpText('after', "\nExamples:\n  cairn --store ./cairn-store restore vm/100 drive-scsi0.img ./disk.raw\n  cairn --store ./cairn-store restore host/web etc.tree ./etc-restored --include 'ssh/**'")
+    .action(async (ref: string, archive: string, target: string, o: { overwrite?: boolean; include: string[]; exclude: string[] }) => {
       const g = globals();
       await withStore(g, async (ds) => {
         const s = await ds.snapshot(ref, { namespace: ns() });
@@ -295,6 +360,13 @@ export function buildProgram(): Command {
               });
               print(g, { archive, target, bytes: data.byteLength }, `restored ${archive} (${humanBytes(data.byteLength)}) to ${target}`);
             }
+            return;
+          }
+          if (f.kind === 'tree') {
+            const rs = await r.restoreTree(archive, target, { overwrite: o.overwrite === true, include: o.include, exclude: o.exclude });
+            const lines = [`restored ${archive}: ${rs.entries} entries, ${humanBytes(rs.bytes)} to ${target} in ${rs.seconds.toFixed(2)} s`];
+            for (const pr of rs.problems) lines.push(`warning: ${pr.path}: ${pr.code}: ${pr.message}`);
+            print(g, { archive, target, ...rs }, lines.join('\n'));
             return;
           }
           if (target === '-') {
@@ -321,6 +393,63 @@ export function buildProgram(): Command {
           }
         } finally {
           await r.close();
+        }
+      });
+    });
+
+  const openTree = async (ds: Datastore, ref: string, spec: string): Promise<{ tree: TreeReader; close: () => Promise<void>; inner: string }> => {
+    const colon = spec.indexOf(':');
+    const archive = colon < 0 ? spec : spec.slice(0, colon);
+    const inner = colon < 0 ? '' : spec.slice(colon + 1);
+    const s = await ds.snapshot(ref, { namespace: ns() });
+    const r = await s.open();
+    try {
+      return { tree: await r.tree(archive), close: () => r.close(), inner };
+    } catch (e) {
+      await r.close();
+      throw e;
+    }
+  };
+
+  program
+    .command('ls')
+    .description('list a directory of a tree archive')
+    .argument('<snapshot>', 'type/id/time, or type/id for the newest')
+    .argument('<archive>', '<name>.tree or <name>.tree:<path>')
+    .addHelpText('after', '\nExamples:\n  cairn --store ./cairn-store ls host/web etc.tree\n  cairn --store ./cairn-store ls host/web etc.tree:ssh')
+    .action(async (ref: string, spec: string) => {
+      const g = globals();
+      await withStore(g, async (ds) => {
+        const { tree, close, inner } = await openTree(ds, ref, spec);
+        try {
+          const items = await tree.list(inner);
+          print(g, items.map(itemJson), items.map(lsLine).join('\n'));
+        } finally {
+          await close();
+        }
+      });
+    });
+
+  program
+    .command('find')
+    .description('find the paths of a tree archive that match a glob')
+    .argument('<snapshot>', 'type/id/time, or type/id for the newest')
+    .argument('<archive>', '<name>.tree')
+    .argument('<glob>', "a glob over archive paths, e.g. '**/*.conf'")
+    .addHelpText('after', "\nExample:\n  cairn --store ./cairn-store find host/web etc.tree '**/sshd_config'")
+    .action(async (ref: string, spec: string, glob: string) => {
+      const g = globals();
+      await withStore(g, async (ds) => {
+        const { tree, close } = await openTree(ds, ref, spec);
+        try {
+          const found: TreeItem[] = [];
+          for await (const item of tree.find(glob)) {
+            if (g.json === true) found.push(item);
+            else process.stdout.write(`${item.path.toString('utf8')}${item.entry.kind === 'dir' ? '/' : ''}\n`);
+          }
+          if (g.json === true) print(g, found.map(itemJson), '');
+        } finally {
+          await close();
         }
       });
     });

@@ -22,6 +22,14 @@ import { restoreTree, type RestoreTreeOptions, type RestoreTreeStats } from './t
 import { treeChecksum } from './chunk-stream.js';
 import type { SnapshotRef } from './snapshot.js';
 
+/** The two dynamic indexes of a tree archive. */
+export interface TreeIndexes {
+  /** The metadata stream's index. */
+  readonly meta: DynamicIndex;
+  /** The payload stream's index. */
+  readonly payload: DynamicIndex;
+}
+
 /** Options of {@link Snapshot.open}. */
 export interface SnapshotReaderOptions {
   /**
@@ -80,7 +88,7 @@ export interface RestoreStats {
  */
 export class SnapshotReader {
   private readonly indexes = new Map<string, Promise<FixedIndex>>();
-  private readonly treeIdx = new Map<string, Promise<{ meta: DynamicIndex; payload: DynamicIndex }>>();
+  private readonly treeIdx = new Map<string, Promise<TreeIndexes>>();
   private closed = false;
   private readonly detach: () => void;
   private readonly readAhead: number;
@@ -314,7 +322,7 @@ export class SnapshotReader {
    * The two dynamic indexes of a tree archive, checked against the manifest's checksum.
    * @throws `ERR_INDEX_CORRUPT` naming the archive
    */
-  async treeIndexes(name: string): Promise<{ meta: DynamicIndex; payload: DynamicIndex }> {
+  async treeIndexes(name: string): Promise<TreeIndexes> {
     this.assertOpen();
     const f = this.file(name);
     if (f.kind !== 'tree') throw new CairnError('ERR_INVALID_ARGUMENT', `archive '${name}' of ${this.name} is a ${f.kind}, not a tree`, this.details(name));

@@ -29,6 +29,7 @@ import type { FileLock } from './locks.js';
 import type { WriterRegistration } from './writer-registry.js';
 import { MANIFEST_FILE, archiveFileKey, snapshotKey, treeIndexKeys } from './layout.js';
 import { ChunkStream, treeChecksum, type ChunkStreamStats } from './chunk-stream.js';
+import type { CdcParams } from '../codec/chunker.js';
 import { TreeWalker, type AddTreeOptions, type TreeProblem, type TreeStats } from './tree-writer.js';
 import type { TreeReader } from './tree-reader.js';
 import type { SnapshotReader } from './snapshot-reader.js';
@@ -115,7 +116,7 @@ export interface TreeArchiveStats extends TreeStats {
 export const MAX_PADDING = 0.1;
 
 /** Chunker sizes of tree metadata streams: small chunks, so a lookup reads little. */
-export const TREE_META_CDC = { min: 16 * 1024, avg: 64 * 1024, max: 256 * 1024 } as const;
+export const TREE_META_CDC: Readonly<CdcParams> = Object.freeze({ min: 16 * 1024, avg: 64 * 1024, max: 256 * 1024 });
 
 /** Options of {@link BackupGroup.backup}. */
 export interface BackupOptions {

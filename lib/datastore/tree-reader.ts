@@ -7,6 +7,7 @@
  * child record must lie before its parent's (records are written children first, so a malicious
  * archive cannot make a cycle), and every file's payload range must lie inside the payload stream.
  */
+import picomatch from 'picomatch';
 import { CairnError, type ErrorDetails } from '../errors.js';
 import type { DynamicIndex } from '../format/dynamic-index.js';
 import {
@@ -230,6 +231,14 @@ export class TreeReader {
   }
 
   /**
+   * The entries whose archive path matches a glob (`**\/*.conf`, `etc/ssh/*`), in walk order.
+   * Paths are matched as UTF-8 (invalid bytes as U+FFFD); dot files match.
+   */
+  find(pattern: string | readonly string[]): AsyncGenerator<TreeItem> {
+    return findInTree(this, pattern);
+  }
+
+  /**
    * Every entry below `start` (default the root), in the order the backup wrote them: a
    * directory's entries in name order, then each of its subdirectories in turn. A hardlink thus
    * always comes after the entry it links to. Memory: the pending directories' entries.
@@ -255,6 +264,17 @@ export class TreeReader {
       }
       for (let i = subdirs.length - 1; i >= 0; i--) pending.push(subdirs[i]!);
     }
+  }
+}
+
+/**
+ * The entries whose archive path matches a glob (`**\/*.conf`, `etc/ssh/*`), in walk order.
+ * Paths are matched as UTF-8 (invalid bytes as U+FFFD); dot files match.
+ */
+export async function* findInTree(tree: TreeReader, pattern: string | readonly string[]): AsyncGenerator<TreeItem> {
+  const match = picomatch(typeof pattern === 'string' ? pattern : [...pattern], { dot: true });
+  for await (const item of tree.walk()) {
+    if (item.path.length > 0 && match(show(item.path))) yield item;
   }
 }
 

@@ -48,7 +48,15 @@ export interface TreeEntry {
   /** Extended attributes `[name, value]`; decoded entries carry them sorted by name, and omit the property when there are none. */
   readonly xattrs?: readonly (readonly [name: Uint8Array, value: Uint8Array])[];
   /** Directories only: absolute positions of the child's directory record and of its payload base. */
-  readonly child?: { readonly metaOffset: number; readonly payloadBase: number };
+  readonly child?: TreeChildRef;
+}
+
+/** Where a directory's own record and its files' payload base are. */
+export interface TreeChildRef {
+  /** Offset of the directory's record in the metadata stream. */
+  readonly metaOffset: number;
+  /** Offset in the payload stream that its files' `payloadOffset`s are relative to. */
+  readonly payloadBase: number;
 }
 
 /** Size of the metadata stream header. */

@@ -9,7 +9,7 @@
  * with `overwrite`, never followed); files are opened with O_NOFOLLOW|O_EXCL; a hardlink may only
  * point at a file this restore already wrote.
  */
-import { promises as fsp, constants as fsc } from 'node:fs';
+import { promises as fsp, constants as fsc, readFileSync } from 'node:fs';
 import path from 'node:path';
 import picomatch from 'picomatch';
 import { CairnError, syscallCode, throwIfAborted, type ErrorDetails } from '../errors.js';
@@ -50,6 +50,21 @@ const S_IFIFO = 0o010000;
 const S_IFSOCK = 0o140000;
 const BLOCK = 64 * 1024;
 const ZERO = new Uint8Array(BLOCK);
+/** Entries restored at once. */
+const CONCURRENCY = 16;
+
+/**
+ * The process umask, read from /proc (changing it to read it would race with other threads
+ * creating files). When it cannot be read, 0o777: every file then gets an explicit chmod.
+ */
+function currentUmask(): number {
+  try {
+    const m = /^Umask:\s*([0-7]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    return m === null ? 0o777 : parseInt(m[1]!, 8);
+  } catch {
+    return 0o777;
+  }
+}
 
 /** Restores `tree` into `target`. */
 export async function restoreTree(tree: TreeReader, target: string, options: RestoreTreeOptions, details: ErrorDetails): Promise<RestoreTreeStats> {
@@ -66,6 +81,7 @@ export async function restoreTree(tree: TreeReader, target: string, options: Res
   if (existing !== undefined && existing.length > 0 && options.overwrite !== true) {
     throw new CairnError('ERR_EXISTS', `restore target ${target} is not empty (pass overwrite / --overwrite)`, { ...details, path: target });
   }
+  const fresh = existing === undefined || existing.length === 0;
   await fsp.mkdir(root, { recursive: true });
   const include = options.include !== undefined && options.include.length > 0 ? picomatch([...options.include], { dot: true }) : undefined;
   const exclude = options.exclude !== undefined && options.exclude.length > 0 ? picomatch([...options.exclude], { dot: true }) : undefined;
@@ -75,7 +91,9 @@ export async function restoreTree(tree: TreeReader, target: string, options: Res
     return include === undefined || include(s);
   };
   const isRoot = process.getuid?.() === 0;
-  const written = new Map<string, Buffer>(); // archive path (binary) -> absolute path, for hardlinks
+  const myUid = process.geteuid?.() ?? -1;
+  const myGid = process.getegid?.() ?? -1;
+  const umask = currentUmask();
   const madeDirs = new Set<string>(['']);
   const dirsToFinish: { abs: Buffer; entry: TreeEntry }[] = [];
 
@@ -83,6 +101,9 @@ export async function restoreTree(tree: TreeReader, target: string, options: Res
 
   /** Makes way for a new entry at `p`: nothing may be there, unless overwriting. */
   const clear = async (p: Buffer, rel: Buffer): Promise<void> => {
+    // A fresh target holds only what this restore made: nothing is in the way (and O_EXCL, mkdir
+    // and symlink would fail rather than follow anything that appeared meanwhile).
+    if (fresh) return;
     const st = await fsp.lstat(p).catch(() => undefined);
     if (st === undefined) return;
     if (options.overwrite !== true) throw new CairnError('ERR_EXISTS', `${show(rel)} exists in the restore target`, { ...details, path: show(rel) });
@@ -106,15 +127,17 @@ export async function restoreTree(tree: TreeReader, target: string, options: Res
     madeDirs.add(key);
   };
 
-  const finishMeta = async (p: Buffer, rel: Buffer, e: TreeEntry, isLink: boolean): Promise<void> => {
-    if (isRoot) {
-      try {
-        await fsp.lchown(p, e.uid, e.gid);
-      } catch (err) {
-        problem(rel, syscallCode(err) ?? 'EIO', `cannot set owner ${e.uid}:${e.gid}: ${(err as Error).message}`);
+  const finishMeta = async (p: Buffer, rel: Buffer, e: TreeEntry, isLink: boolean, skipOwnerMode = false): Promise<void> => {
+    if (!skipOwnerMode) {
+      if (isRoot) {
+        try {
+          await fsp.lchown(p, e.uid, e.gid);
+        } catch (err) {
+          problem(rel, syscallCode(err) ?? 'EIO', `cannot set owner ${e.uid}:${e.gid}: ${(err as Error).message}`);
+        }
       }
+      if (!isLink) await fsp.chmod(p, e.mode);
     }
-    if (!isLink) await fsp.chmod(p, e.mode);
     for (const [name, value] of e.xattrs ?? []) {
       try {
         nativeSetXattr(p, name, value);
@@ -125,10 +148,13 @@ export async function restoreTree(tree: TreeReader, target: string, options: Res
     nativeUtimes(p, e.mtimeNs, e.mtimeNs);
   };
 
-  const writeFile = async (p: Buffer, item: TreeItem): Promise<void> => {
-    const fh = await fsp.open(p, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+  /** Writes a file with its content, owner and mode (through the open handle: fewer calls). */
+  const writeFile = async (p: Buffer, item: TreeItem, rel: Buffer): Promise<void> => {
+    const e = item.entry;
+    const fh = await fsp.open(p, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, e.mode & 0o777);
     try {
       const size = item.entry.size;
+      let end = 0;
       for (let off = 0; off < size; ) {
         throwIfAborted(options.signal, details);
         const n = Math.min(4 * 1024 * 1024, size - off);
@@ -139,51 +165,66 @@ export async function restoreTree(tree: TreeReader, target: string, options: Res
           if (Buffer.compare(block, ZERO.subarray(0, block.byteLength)) === 0) continue;
           let w = 0;
           while (w < block.byteLength) w += (await fh.write(block, w, block.byteLength - w, off + b + w)).bytesWritten;
+          end = off + b + block.byteLength;
         }
         off += n;
       }
-      await fh.truncate(size);
+      if (end < size) await fh.truncate(size); // a trailing hole
       stats.bytes += size;
+      let chowned = false;
+      if (isRoot && (e.uid !== myUid || e.gid !== myGid)) {
+        try {
+          await fh.chown(e.uid, e.gid);
+          chowned = true;
+        } catch (err) {
+          problem(rel, syscallCode(err) ?? 'EIO', `cannot set owner ${e.uid}:${e.gid}: ${(err as Error).message}`);
+        }
+      }
+      // chown clears setuid/setgid, and the umask may have cleared bits at create: set the mode
+      // unless the file already has it.
+      if (chowned || (e.mode & 0o777 & ~umask) !== e.mode) await fh.chmod(e.mode);
     } finally {
       await fh.close();
     }
   };
 
-  for await (const item of tree.walk()) {
-    throwIfAborted(options.signal, details);
+  // Entries are restored several at a time (restoring is latency-bound: a small file costs half a
+  // dozen system calls); directories are made in walk order before their contents, and a hardlink
+  // waits for the file it links to.
+  const pendingFiles = new Map<string, Promise<Buffer>>();
+  const inFlight = new Set<Promise<void>>();
+  let failure: unknown;
+  const launch = (work: Promise<void>): void => {
+    const p: Promise<void> = work.then(
+      () => void inFlight.delete(p),
+      (err: unknown) => {
+        inFlight.delete(p);
+        failure ??= err;
+      },
+    );
+    inFlight.add(p);
+  };
+  const restoreEntry = async (item: TreeItem, p: Buffer): Promise<void> => {
     const rel = item.path;
     const e = item.entry;
-    if (rel.length === 0) {
-      dirsToFinish.push({ abs: root, entry: e });
-      continue;
-    }
-    if (!wanted(rel)) continue;
-    const slash = rel.lastIndexOf(0x2f);
-    if (slash > 0) await ensureDir(rel.subarray(0, slash));
-    const p = abs(rel);
-    if (e.kind === 'dir') {
-      await ensureDir(rel);
-      dirsToFinish.push({ abs: p, entry: e });
-      stats.entries++;
-      continue;
-    }
     await clear(p, rel);
     switch (e.kind) {
       case 'file':
-        await writeFile(p, item);
-        written.set(rel.toString('binary'), p);
-        break;
+        await writeFile(p, item, rel);
+        await finishMeta(p, rel, e, false, true);
+        stats.entries++;
+        options.onProgress?.({ entries: stats.entries, bytes: stats.bytes });
+        return;
       case 'symlink':
         await fsp.symlink(Buffer.from(e.target!), p);
         break;
       case 'hardlink': {
         const valid = e.target !== undefined && validateArchivePath(e.target);
-        const key = valid ? Buffer.from(e.target!).toString('binary') : '';
-        const to = valid ? written.get(key) : undefined;
+        const to = valid ? await pendingFiles.get(Buffer.from(e.target!).toString('binary')) : undefined;
         if (to !== undefined) {
           await fsp.link(to, p);
           stats.entries++;
-          continue; // the inode's metadata was set with its first name
+          return; // the inode's metadata was set with its first name
         }
         // The first name was filtered out of this restore: this name gets the content. It must be a
         // regular file of this archive; anything else is a hostile or damaged archive.
@@ -191,11 +232,10 @@ export async function restoreTree(tree: TreeReader, target: string, options: Res
         if (first === undefined || first.entry.kind !== 'file') {
           throw new CairnError('ERR_UNSAFE_PATH', `hardlink ${show(rel)} points at '${show(e.target ?? new Uint8Array(0))}', which is not a file of this archive`, { ...details, path: show(rel) });
         }
-        await writeFile(p, first);
-        written.set(key, p);
-        await finishMeta(p, rel, first.entry, false);
+        await writeFile(p, first, rel);
+        await finishMeta(p, rel, first.entry, false, true);
         stats.entries++;
-        continue;
+        return;
       }
       case 'chardev':
       case 'blockdev':
@@ -206,15 +246,52 @@ export async function restoreTree(tree: TreeReader, target: string, options: Res
           nativeMknod(p, type | e.mode, e.rdevMajor ?? 0, e.rdevMinor ?? 0);
         } catch (err) {
           problem(rel, syscallCode((err as { details?: unknown }).details ?? err) ?? 'EPERM', `cannot create ${e.kind}: ${(err as Error).message}`);
-          continue;
+          return;
         }
         break;
       }
+      case 'dir':
+        return;
     }
     await finishMeta(p, rel, e, e.kind === 'symlink');
     stats.entries++;
     options.onProgress?.({ entries: stats.entries, bytes: stats.bytes });
+  };
+
+  try {
+    for await (const item of tree.walk()) {
+      if (failure !== undefined) break;
+      throwIfAborted(options.signal, details);
+      const rel = item.path;
+      const e = item.entry;
+      if (rel.length === 0) {
+        dirsToFinish.push({ abs: root, entry: e });
+        continue;
+      }
+      if (!wanted(rel)) continue;
+      const slash = rel.lastIndexOf(0x2f);
+      if (slash > 0) await ensureDir(rel.subarray(0, slash));
+      const p = abs(rel);
+      if (e.kind === 'dir') {
+        await ensureDir(rel);
+        dirsToFinish.push({ abs: p, entry: e });
+        stats.entries++;
+        continue;
+      }
+      const work = restoreEntry(item, p);
+      if (e.kind === 'file') {
+        const done = work.then(() => p);
+        done.catch(() => undefined);
+        pendingFiles.set(rel.toString('binary'), done);
+      }
+      launch(work);
+      if (inFlight.size >= CONCURRENCY) await Promise.race(inFlight);
+    }
+    await Promise.all(inFlight);
+  } finally {
+    await Promise.allSettled(inFlight);
   }
+  if (failure !== undefined) throw failure;
   // Directories last, deepest first: creating their contents changed their mtimes.
   for (const d of dirsToFinish.reverse()) {
     const rel = d.abs.length > root.length ? d.abs.subarray(root.length + 1) : Buffer.alloc(0);

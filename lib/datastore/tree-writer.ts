@@ -112,6 +112,50 @@ function kindOf(st: BigIntStats): TreeEntryKind | undefined {
   return undefined;
 }
 
+/** Files up to this size are read ahead of the walk, whole. */
+const SMALL_FILE = 256 * 1024;
+/** Small files read ahead at once. */
+const PREFETCH = 16;
+
+/** A small file read ahead: its bytes, or why not. */
+interface SmallRead {
+  readonly data: Uint8Array;
+  readonly after?: BigIntStats;
+  readonly openError?: unknown;
+  readonly readError?: unknown;
+}
+
+/** Reads a small file whole (one read past its size shows whether it grew). */
+async function readSmall(abs: Buffer, st: BigIntStats): Promise<SmallRead> {
+  let fh: fsp.FileHandle;
+  try {
+    fh = await fsp.open(abs, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NOATIME).catch((e: unknown) => {
+      // O_NOATIME is refused for files we do not own (EPERM): retry without it.
+      if (syscallCode(e) !== 'EPERM') throw e;
+      return fsp.open(abs, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+    });
+  } catch (e) {
+    return { data: new Uint8Array(0), openError: e };
+  }
+  const buf = Buffer.allocUnsafe(Number(st.size) + 1);
+  let size = 0;
+  try {
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, size, buf.length - size, size);
+      if (bytesRead === 0) break;
+      size += bytesRead;
+      if (size === buf.length) break; // grew: keep what the stat promised plus one byte, flagged below
+      if (size >= Number(st.size)) break;
+    }
+    const after = await fh.stat({ bigint: true });
+    return { data: buf.subarray(0, size), after };
+  } catch (e) {
+    return { data: buf.subarray(0, size), readError: e };
+  } finally {
+    await fh.close();
+  }
+}
+
 /** True when a file's type, size, mtime, mode, uid and gid equal its previous entry's. */
 function unchanged(prev: TreeEntry, cur: TreeEntry, st: BigIntStats): boolean {
   return prev.kind === 'file' && BigInt(prev.size) === st.size && prev.mtimeNs === cur.mtimeNs && prev.mode === cur.mode && prev.uid === cur.uid && prev.gid === cur.gid;
@@ -285,9 +329,27 @@ export class TreeWalker {
         this.problem(rel, 'BASE', `previous archive unreadable here, files are read again: ${(e as Error).message}`);
       }
     }
+    // Small files are read a few at a time ahead of the walk (reading is latency-bound); their
+    // contents still enter the payload stream in name order.
+    const prefetched = new Map<number, Promise<SmallRead>>();
+    let ahead = 0;
+    const prefetch = (from: number): void => {
+      for (ahead = Math.max(ahead, from); ahead < names.length && prefetched.size < PREFETCH; ahead++) {
+        const st = stats[ahead];
+        if (st === undefined || !st.isFile() || st.size > BigInt(SMALL_FILE)) continue;
+        const prev = prevItems.get(names[ahead]!.toString('binary'));
+        if (prev !== undefined && unchanged(prev.entry, this.entryBase(names[ahead]!, 'file', st), st)) continue;
+        const p = readSmall(Buffer.concat([abs, Buffer.from('/'), names[ahead]!]), st);
+        p.catch(() => undefined);
+        prefetched.set(ahead, p);
+      }
+    };
     for (let i = 0; i < names.length; i++) {
+      prefetch(i + 1);
       const name = names[i]!;
       const st = stats[i];
+      const pre = prefetched.get(i);
+      prefetched.delete(i);
       if (st === undefined) continue;
       const childRel = joinRel(rel, name);
       const kind = kindOf(st);
@@ -302,7 +364,7 @@ export class TreeWalker {
         entries.push(this.entryBase(name, 'dir', st)); // completed below
         continue;
       }
-      const entry = await this.leaf(childAbs, childRel, name, kind, st, payloadBase, prevItems.get(name.toString('binary')));
+      const entry = await this.leaf(childAbs, childRel, name, kind, st, payloadBase, prevItems.get(name.toString('binary')), pre);
       if (entry !== undefined) entries.push(entry);
     }
     for (const d of dirs) {
@@ -380,7 +442,16 @@ export class TreeWalker {
     this.stats.paddingBytes += bytes - (r.prevEnd - r.prevStart);
   }
 
-  private async leaf(abs: Buffer, rel: Buffer, name: Buffer, kind: TreeEntryKind, st: BigIntStats, payloadBase: number, prev: TreeItem | undefined): Promise<TreeEntry | undefined> {
+  private async leaf(
+    abs: Buffer,
+    rel: Buffer,
+    name: Buffer,
+    kind: TreeEntryKind,
+    st: BigIntStats,
+    payloadBase: number,
+    prev: TreeItem | undefined,
+    pre: Promise<SmallRead> | undefined,
+  ): Promise<TreeEntry | undefined> {
     const base = this.entryBase(name, kind, st);
     let entry: TreeEntry;
     if (kind === 'file') {
@@ -400,7 +471,7 @@ export class TreeWalker {
         this.stats.bytesReused += prev.entry.size;
       } else {
         await this.flushRun();
-        const read = await this.readFile(abs, rel, st);
+        const read = pre === undefined ? await this.readFile(abs, rel, st) : await this.takeSmall(rel, st, await pre);
         if (read === undefined) return undefined;
         if (st.nlink > 1n) this.links.set(key, rel);
         entry = { ...base, size: read.size, payloadOffset: read.offset - payloadBase };
@@ -429,6 +500,25 @@ export class TreeWalker {
   }
 
   /** Reads a file into the payload stream; undefined (and a problem) when it cannot be read. */
+  /** Writes a prefetched small file into the payload stream (or reports why it could not be read). */
+  private async takeSmall(rel: Buffer, st: BigIntStats, r: SmallRead): Promise<{ offset: number; size: number } | undefined> {
+    if (r.openError !== undefined) {
+      this.problem(rel, syscallCode(r.openError) ?? 'EIO', `cannot open: ${(r.openError as Error).message}`);
+      return undefined;
+    }
+    this.stats.filesRead++;
+    const offset = this.payload.offset;
+    await this.payload.write(r.data);
+    const size = r.data.byteLength;
+    if (r.readError !== undefined) {
+      this.problem(rel, syscallCode(r.readError) ?? 'EIO', `read failed after ${size} bytes: ${(r.readError as Error).message}; the bytes read are kept`);
+    } else if (r.after !== undefined && (r.after.mtimeNs !== st.mtimeNs || r.after.size !== BigInt(size))) {
+      this.problem(rel, 'CHANGED', `changed while being read (${st.size} bytes before, ${size} read, ${r.after.size} after); the bytes read are kept`);
+    }
+    await this.payload.preferCut();
+    return { offset, size };
+  }
+
   private async readFile(abs: Buffer, rel: Buffer, st: BigIntStats): Promise<{ offset: number; size: number } | undefined> {
     let fh: fsp.FileHandle;
     try {

@@ -36,6 +36,8 @@ t.test('exitCodeOf', async (t) => {
     ['ERR_INDEX_CORRUPT', 5],
     ['ERR_MANIFEST_CORRUPT', 5],
     ['ERR_BLOB_CORRUPT', 5],
+    ['ERR_TREE_CORRUPT', 5],
+    ['ERR_UNSAFE_PATH', 5],
     ['ERR_CONFIG_CORRUPT', 5],
     ['ERR_FORMAT_VERSION', 5],
     ['ERR_IO', 6],

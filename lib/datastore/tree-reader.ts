@@ -38,6 +38,10 @@ export interface TreeItem {
 
 /** Largest directory record accepted (a sanity bound against absurd lengths). */
 const MAX_RECORD = 1024 * 1024 * 1024;
+/** Largest root entry record: an entry with the most and largest extended attributes the format allows. */
+const MAX_ROOT_RECORD = 80 * 1024 * 1024;
+/** Largest single read; callers read larger files in ranges. */
+const MAX_READ = 1024 * 1024 * 1024;
 
 /**
  * Random access to one tree archive.
@@ -73,7 +77,11 @@ export class TreeReader {
     if (this.trailer.payloadSize !== this.payload.size) this.corrupt(`trailer says ${this.trailer.payloadSize} payload bytes, the payload index ${this.payload.size}`);
     const at = this.trailer.rootEntryOffset;
     if (at < TREE_STREAM_HEADER_SIZE || at >= this.metaEnd) this.corrupt(`root entry offset ${at} is outside the metadata`);
-    const { entry } = decodeRootEntry(await this.readMeta(at, this.metaEnd - at), this.details);
+    // The root entry record ends where the trailer starts; bound it before reading (an index that
+    // lies about chunk sizes must not make us allocate for it).
+    if (this.metaEnd - at > MAX_ROOT_RECORD) this.corrupt(`root entry record of ${this.metaEnd - at} bytes is too large`);
+    const { entry, length } = decodeRootEntry(await this.readMeta(at, this.metaEnd - at), this.details);
+    if (at + length !== this.metaEnd) this.corrupt(`${this.metaEnd - at - length} stray bytes between the root entry and the trailer`);
     if (entry.kind !== 'dir' || entry.child === undefined || entry.child.metaOffset >= at) this.corrupt('bad root entry');
     this.rootItem = { path: Buffer.alloc(0), entry, payloadStart: 0 };
     return this;
@@ -101,6 +109,7 @@ export class TreeReader {
   private async readStream(idx: DynamicIndex, offset: number, length: number): Promise<Uint8Array> {
     if (length === 0) return new Uint8Array(0);
     if (offset < 0 || length < 0 || offset + length > idx.size) this.corrupt(`range ${offset}+${length} is outside a ${idx.size}-byte stream`);
+    if (length > MAX_READ) throw new CairnError('ERR_INVALID_ARGUMENT', `a read of ${length} bytes is too large: read in ranges of at most ${MAX_READ}`, this.details);
     const out = new Uint8Array(length);
     let i = idx.find(offset);
     let done = 0;

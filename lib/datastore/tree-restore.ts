@@ -127,7 +127,9 @@ export async function restoreTree(tree: TreeReader, target: string, options: Res
     madeDirs.add(key);
   };
 
+  let notOwned = 0;
   const finishMeta = async (p: Buffer, rel: Buffer, e: TreeEntry, isLink: boolean, skipOwnerMode = false): Promise<void> => {
+    if (!isRoot && (e.uid !== myUid || e.gid !== myGid)) notOwned++;
     if (!skipOwnerMode) {
       if (isRoot) {
         try {
@@ -297,6 +299,9 @@ export async function restoreTree(tree: TreeReader, target: string, options: Res
     const rel = d.abs.length > root.length ? d.abs.subarray(root.length + 1) : Buffer.alloc(0);
     if (rel.length > 0 && !madeDirs.has(rel.toString('binary'))) continue;
     await finishMeta(d.abs, rel, d.entry, false);
+  }
+  if (!isRoot && notOwned > 0) {
+    problem(Buffer.alloc(0), 'EPERM', `owners not restored: not running as root (${notOwned} entries belong to other users)`);
   }
   stats.seconds = (performance.now() - t0) / 1000;
   return stats;

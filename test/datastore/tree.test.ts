@@ -1,5 +1,5 @@
 import t from 'tap';
-import { promises as fsp, unlinkSync } from 'node:fs';
+import { promises as fsp, appendFileSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { Datastore } from '../../lib/index.js';
 import { nativeListXattrs, nativeGetXattr, nativeMknod, nativeSetXattr } from '../../lib/codec/native.js';
@@ -171,12 +171,12 @@ t.test('unreadable files are reported and the backup goes on', { skip: isRoot ? 
   t.ok(snap.manifest.unprotected['problems'], 'the report is in the snapshot');
 });
 
-t.test('a file that vanishes during the walk is reported with its path and code', async (t) => {
+t.test('files that vanish or change during the walk are reported with path and code', async (t) => {
   const dir = tempDir(t);
   const src = path.join(dir, 'src');
   await fsp.mkdir(src);
   // 'b' is larger than the files read ahead of the walk, so it is opened when its turn comes.
-  for (const n of ['a', 'b', 'c']) await fsp.writeFile(path.join(src, n), n === 'b' ? seededBytes(512 * 1024, 3) : n);
+  for (const n of ['a', 'b', 'c', 'd']) await fsp.writeFile(path.join(src, n), n === 'b' || n === 'd' ? seededBytes(512 * 1024, 3) : n);
   const ds = await Datastore.create(path.join(dir, 'store'), { syncLevel: 'none', threads: 1 });
   t.teardown(() => ds.close());
   const w = await ds.group('host/a').backup();
@@ -186,13 +186,14 @@ t.test('a file that vanishes during the walk is reported with its path and code'
       if (!removed) {
         removed = true;
         unlinkSync(path.join(src, 'b'));
+        appendFileSync(path.join(src, 'd'), 'grown after the walk saw it');
       }
     },
   });
   const snap = await w.commit();
-  t.same(stats.problems.map((p) => [p.path, p.code]), [['b', 'ENOENT']]);
-  t.equal(stats.files, 2, 'the others are backed up');
-  t.same((snap.manifest.unprotected['problems'] as Record<string, unknown[]>)['data.tree']?.length, 1, 'the report is in the snapshot');
+  t.same(stats.problems.map((p) => [p.path, p.code]), [['b', 'ENOENT'], ['d', 'CHANGED']], 'vanished and changed-while-read files are reported');
+  t.equal(stats.files, 3, 'the others are backed up');
+  t.same((snap.manifest.unprotected['problems'] as Record<string, unknown[]>)['data.tree']?.length, 2, 'the report is in the snapshot');
 });
 
 t.test('excludes and .cairnignore', async (t) => {
@@ -270,4 +271,33 @@ t.test('incremental backups: an unchanged tree opens no file and writes no chunk
   const r1 = await first.snap.open();
   t.teardown(() => r1.close());
   t.equal(Buffer.from(await (await r1.tree('root.tree')).readFile('a/small-010')).toString(), 'file 10\n'.repeat(11), 'the first snapshot still has the old content');
+});
+
+t.test('--one-file-system keeps a mount point but not its contents', { skip: isRoot ? false : 'needs root to mount a tmpfs' }, async (t) => {
+  const { execFileSync } = await import('node:child_process');
+  const dir = tempDir(t);
+  const src = path.join(dir, 'src');
+  await fsp.mkdir(path.join(src, 'mnt'), { recursive: true });
+  await fsp.writeFile(path.join(src, 'here'), 'on the root filesystem');
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'cairn-test', path.join(src, 'mnt')], { stdio: 'ignore' });
+  } catch {
+    t.skip('cannot mount a tmpfs here');
+    return;
+  }
+  t.teardown(() => execFileSync('umount', [path.join(src, 'mnt')], { stdio: 'ignore' }));
+  await fsp.writeFile(path.join(src, 'mnt', 'elsewhere'), 'on the tmpfs');
+  const ds = await Datastore.create(path.join(dir, 'store'), { syncLevel: 'none', threads: 1 });
+  t.teardown(() => ds.close());
+  const w = await ds.group('host/m').backup();
+  await w.addTree('one', src, { oneFileSystem: true });
+  await w.addTree('all', src);
+  const snap = await w.commit();
+  const r = await snap.open();
+  t.teardown(() => r.close());
+  const one = await r.tree('one.tree');
+  t.equal((await one.lookup('mnt'))?.entry.kind, 'dir', 'the mount point is kept');
+  t.same(await one.list('mnt'), [], 'its contents are not');
+  const all = await r.tree('all.tree');
+  t.equal(Buffer.from(await all.readFile('mnt/elsewhere')).toString(), 'on the tmpfs', 'without the option they are');
 });

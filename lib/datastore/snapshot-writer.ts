@@ -407,14 +407,13 @@ export class SnapshotWriter {
     this.begin(archive);
     const t0 = performance.now();
     const details = this.details(archive);
-    const known = await this.knownSet().catch((e: unknown) => {
-      this.busy = false;
-      throw e;
-    });
-    const meta = new ChunkStream(this.ctx, TREE_META_CDC, known, details, options.signal);
-    const payload = new ChunkStream(this.ctx, this.ctx.config.cdc, known, details, options.signal);
+    let meta: ChunkStream | undefined;
+    let payload: ChunkStream | undefined;
     let prevReader: SnapshotReader | undefined;
     try {
+      const known = await this.knownSet();
+      meta = new ChunkStream(this.ctx, TREE_META_CDC, known, details, options.signal);
+      payload = new ChunkStream(this.ctx, this.ctx.config.cdc, known, details, options.signal);
       // Metadata mode: unchanged files of the base's archive of the same name are not opened;
       // their chunks are reused. Unless reuse has piled up too much padding (more than 10 % of
       // the base's payload): then everything is read and chunked afresh, which resets it.
@@ -439,8 +438,8 @@ export class SnapshotWriter {
       this.treeStats[archive] = stats;
       return stats;
     } catch (e) {
-      await meta.discard();
-      await payload.discard();
+      await meta?.discard();
+      await payload?.discard();
       throw e;
     } finally {
       await prevReader?.close();

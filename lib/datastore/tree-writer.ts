@@ -191,6 +191,9 @@ export class TreeWalker {
     problems: [],
     problemCount: 0,
   };
+  /** Chunks of the previous payload stream reused so far, and their bytes (each counted once). */
+  private readonly reusedChunks = new Set<number>();
+  private reusedChunkBytes = 0;
   /** A run of unchanged files that were contiguous in the previous payload stream. */
   private pendingRun: { firstChunk: number; chunkStart: number; newBase: number; prevStart: number; prevEnd: number } | undefined;
   private readonly links = new Map<string, Buffer>();
@@ -432,13 +435,16 @@ export class TreeWalker {
     this.pendingRun = undefined;
     const idx = this.prev!.payload;
     const last = idx.find(r.prevEnd - 1);
-    let bytes = 0;
     for (let i = r.firstChunk; i <= last; i++) {
       const { start, end } = idx.chunkRange(i);
       await this.payload.appendChunk(idx.digestAt(i), end - start);
-      bytes += end - start;
+      // Padding is storage no file uses: a chunk referenced by two runs is stored once.
+      if (!this.reusedChunks.has(i)) {
+        this.reusedChunks.add(i);
+        this.reusedChunkBytes += end - start;
+      }
     }
-    this.stats.paddingBytes += bytes - (r.prevEnd - r.prevStart);
+    this.stats.paddingBytes = Math.max(0, this.reusedChunkBytes - this.stats.bytesReused);
   }
 
   private async leaf(
@@ -459,7 +465,13 @@ export class TreeWalker {
       if (first !== undefined) {
         entry = { ...base, kind: 'hardlink', target: first };
         this.stats.hardlinks++;
-      } else if (prev !== undefined && unchanged(prev.entry, base, st) && prev.entry.size > 0) {
+      } else if (prev !== undefined && prev.entry.size === 0 && unchanged(prev.entry, base, st)) {
+        // Unchanged and empty: nothing to read or reuse (and the pending run goes on).
+        if (st.nlink > 1n) this.links.set(key, rel);
+        entry = { ...base, size: 0, payloadOffset: this.nextPayloadOffset() - payloadBase };
+        this.stats.files++;
+        this.stats.filesReused++;
+      } else if (prev !== undefined && unchanged(prev.entry, base, st)) {
         // Metadata mode: same type, size, mtime, mode and owner -> the file is not opened.
         const offset = await this.reuse(prev.payloadStart, prev.entry.size);
         if (st.nlink > 1n) this.links.set(key, rel);

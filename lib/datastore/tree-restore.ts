@@ -9,7 +9,7 @@
  * with `overwrite`, never followed); files are opened with O_NOFOLLOW|O_EXCL; a hardlink may only
  * point at a file this restore already wrote.
  */
-import { promises as fsp, constants as fsc, readFileSync } from 'node:fs';
+import { promises as fsp, constants as fsc, closeSync, fchmodSync, fchownSync, openSync, readFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import picomatch from 'picomatch';
 import { CairnError, syscallCode, throwIfAborted, type ErrorDetails } from '../errors.js';
@@ -52,6 +52,8 @@ const BLOCK = 64 * 1024;
 const ZERO = new Uint8Array(BLOCK);
 /** Entries restored at once. */
 const CONCURRENCY = 16;
+/** Files up to this size are written in one go, synchronously. */
+const SMALL_FILE = 256 * 1024;
 
 /**
  * The process umask, read from /proc (changing it to read it would race with other threads
@@ -151,8 +153,43 @@ export async function restoreTree(tree: TreeReader, target: string, options: Res
   };
 
   /** Writes a file with its content, owner and mode (through the open handle: fewer calls). */
+  const setOwnerAndMode = (rel: Buffer, e: TreeEntry, chown: (uid: number, gid: number) => void, chmod: (mode: number) => void): void => {
+    let chowned = false;
+    if (isRoot && (e.uid !== myUid || e.gid !== myGid)) {
+      try {
+        chown(e.uid, e.gid);
+        chowned = true;
+      } catch (err) {
+        problem(rel, syscallCode(err) ?? 'EIO', `cannot set owner ${e.uid}:${e.gid}: ${(err as Error).message}`);
+      }
+    }
+    // chown clears setuid/setgid, and the umask may have cleared bits at create: set the mode
+    // unless the file already has it.
+    if (chowned || (e.mode & 0o777 & ~umask) !== e.mode) chmod(e.mode);
+  };
+
+  /**
+   * A small file in one go, with synchronous calls: its bytes come from the chunk cache, and four
+   * system calls on the calling thread cost microseconds where libuv round trips cost tens
+   * (measured on a 100k-file tree).
+   */
+  const writeSmallFile = async (p: Buffer, item: TreeItem, rel: Buffer): Promise<void> => {
+    const e = item.entry;
+    const data = await tree.readPayload(item.payloadStart, e.size);
+    const fd = openSync(p, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, e.mode & 0o777);
+    try {
+      let w = 0;
+      while (w < data.byteLength) w += writeSync(fd, data, w, data.byteLength - w, w);
+      stats.bytes += e.size;
+      setOwnerAndMode(rel, e, (u, g) => fchownSync(fd, u, g), (m) => fchmodSync(fd, m));
+    } finally {
+      closeSync(fd);
+    }
+  };
+
   const writeFile = async (p: Buffer, item: TreeItem, rel: Buffer): Promise<void> => {
     const e = item.entry;
+    if (e.size <= SMALL_FILE) return writeSmallFile(p, item, rel);
     const fh = await fsp.open(p, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, e.mode & 0o777);
     try {
       const size = item.entry.size;
@@ -173,18 +210,7 @@ export async function restoreTree(tree: TreeReader, target: string, options: Res
       }
       if (end < size) await fh.truncate(size); // a trailing hole
       stats.bytes += size;
-      let chowned = false;
-      if (isRoot && (e.uid !== myUid || e.gid !== myGid)) {
-        try {
-          await fh.chown(e.uid, e.gid);
-          chowned = true;
-        } catch (err) {
-          problem(rel, syscallCode(err) ?? 'EIO', `cannot set owner ${e.uid}:${e.gid}: ${(err as Error).message}`);
-        }
-      }
-      // chown clears setuid/setgid, and the umask may have cleared bits at create: set the mode
-      // unless the file already has it.
-      if (chowned || (e.mode & 0o777 & ~umask) !== e.mode) await fh.chmod(e.mode);
+      setOwnerAndMode(rel, e, (u, g) => fchownSync(fh.fd, u, g), (m) => fchmodSync(fh.fd, m));
     } finally {
       await fh.close();
     }

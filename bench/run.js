@@ -15,6 +15,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { generateImage, rewriteBlocks, undoRewrite, BLOCK } from './gen.js';
+import { libraryCommit, machine, parseSize } from './common.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const KiB = 1024;
@@ -70,12 +71,6 @@ if (opt.help) {
   process.exit(0);
 }
 
-function parseSize(s) {
-  const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?$/i.exec(String(s).trim());
-  if (m === null) throw new Error(`bad size: ${s}`);
-  const mult = { '': 1, K: KiB, M: MiB, G: GiB, T: 1024 * GiB }[m[2].toUpperCase()];
-  return Math.round(Number(m[1]) * mult);
-}
 function sizeLabel(n) {
   if (n % GiB === 0) return `${n / GiB}G`;
   if (n % MiB === 0) return `${n / MiB}M`;
@@ -97,24 +92,6 @@ const readAhead = opt['read-ahead'] === undefined ? undefined : Number(opt['read
 // ---------------------------------------------------------------------------------------------
 // Machine
 
-function machine() {
-  let cpu = 'unknown';
-  try {
-    const m = /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
-    if (m) cpu = m[1].trim();
-  } catch {
-    cpu = os.cpus()[0]?.model ?? 'unknown';
-  }
-  const host = os.hostname();
-  return {
-    cpu,
-    cores: os.availableParallelism(),
-    ramGiB: Math.round((os.totalmem() / GiB) * 10) / 10,
-    kernel: `${os.type()} ${os.release()}`,
-    node: process.version,
-    host: /^[0-9a-f]{12,}$/.test(host) || host === '' ? 'vm' : host,
-  };
-}
 
 // ---------------------------------------------------------------------------------------------
 // Scratch space, cleaned up on every exit path
@@ -236,15 +213,6 @@ function rewrite(file, bytes, label) {
 // ---------------------------------------------------------------------------------------------
 // The run
 
-/** The library's commit: $CAIRN_BENCH_COMMIT, else git (marked -dirty when lib/ has changes). */
-function libraryCommit() {
-  if (process.env.CAIRN_BENCH_COMMIT) return process.env.CAIRN_BENCH_COMMIT;
-  const root = path.join(here, '..');
-  const head = spawnSync('git', ['-C', root, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' });
-  if (head.status !== 0) return 'unknown';
-  const dirty = spawnSync('git', ['-C', root, 'status', '--porcelain', '--', 'lib'], { encoding: 'utf8' });
-  return `${head.stdout.trim()}${dirty.stdout.trim() === '' ? '' : '-dirty'}`;
-}
 
 const results = {
   date: new Date().toISOString(),

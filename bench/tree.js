@@ -93,12 +93,6 @@ if (opt.help) {
   process.exit(0);
 }
 
-function parseSize(s) {
-  const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?$/i.exec(String(s).trim());
-  if (m === null) throw new Error(`bad size: ${s}`);
-  const mult = { '': 1, K: KiB, M: MiB, G: GiB, T: 1024 * GiB }[m[2].toUpperCase()];
-  return Math.round(Number(m[1]) * mult);
-}
 
 const seed = opt.seed;
 const only = opt.only === undefined ? TREES : opt.only.split(',').map((s) => s.trim());
@@ -126,34 +120,7 @@ const mb = (x) => (x === undefined || x === null ? '–' : (x / 1e6).toFixed(1))
 const pass = (ok) => (ok === undefined ? '–' : ok ? 'PASS' : '**MISS**');
 const now = () => performance.now() / 1000;
 
-function machine() {
-  let cpu = 'unknown';
-  try {
-    const m = /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
-    if (m) cpu = m[1].trim();
-  } catch {
-    cpu = os.cpus()[0]?.model ?? 'unknown';
-  }
-  const host = os.hostname();
-  return {
-    cpu,
-    cores: os.availableParallelism(),
-    ramGiB: Math.round((os.totalmem() / GiB) * 10) / 10,
-    kernel: `${os.type()} ${os.release()}`,
-    node: process.version,
-    host: /^[0-9a-f]{12,}$/.test(host) || host === '' ? 'vm' : host,
-  };
-}
 
-/** The library's commit: $CAIRN_BENCH_COMMIT, else git (marked -dirty when lib/ has changes). */
-function libraryCommit() {
-  if (process.env.CAIRN_BENCH_COMMIT) return process.env.CAIRN_BENCH_COMMIT;
-  const root = path.join(here, '..');
-  const head = spawnSync('git', ['-C', root, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' });
-  if (head.status !== 0) return 'unknown';
-  const dirty = spawnSync('git', ['-C', root, 'status', '--porcelain', '--', 'lib'], { encoding: 'utf8' });
-  return `${head.stdout.trim()}${dirty.stdout.trim() === '' ? '' : '-dirty'}`;
-}
 
 /** The mtime of the newest .js file under dist/: when the library measured was compiled. */
 function distBuilt() {
@@ -533,6 +500,7 @@ async function cairnRestore(store, target) {
 // KiB, CPU seconds) to argv[1]. borg's own interpreter start is inside the time: it is borg's cost.
 const PYWRAP = `
 import json, resource, subprocess, sys, time
+import { libraryCommit, machine, parseSize } from './common.js';
 t0 = time.monotonic()
 rc = subprocess.call(sys.argv[2:])
 t1 = time.monotonic()

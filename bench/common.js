@@ -1,0 +1,49 @@
+// Helpers shared by the bench scripts (bench/run.js, bench/tree.js).
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
+
+/** The library commit measured (`-dirty` when lib/ has uncommitted changes); CAIRN_BENCH_COMMIT overrides. */
+export function libraryCommit() {
+  if (process.env.CAIRN_BENCH_COMMIT) return process.env.CAIRN_BENCH_COMMIT;
+  const root = path.join(here, '..');
+  const head = spawnSync('git', ['-C', root, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' });
+  if (head.status !== 0) return 'unknown';
+  const dirty = spawnSync('git', ['-C', root, 'status', '--porcelain', '--', 'lib'], { encoding: 'utf8' });
+  return `${head.stdout.trim()}${dirty.stdout.trim() === '' ? '' : '-dirty'}`;
+}
+
+/** The machine line: CPU model, cores, RAM, kernel, Node, host ('vm' for container ids). */
+export function machine() {
+  let cpu = 'unknown';
+  try {
+    const m = /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    if (m) cpu = m[1].trim();
+  } catch {
+    cpu = os.cpus()[0]?.model ?? 'unknown';
+  }
+  const host = os.hostname();
+  return {
+    cpu,
+    cores: os.availableParallelism(),
+    ramGiB: Math.round((os.totalmem() / GiB) * 10) / 10,
+    kernel: `${os.type()} ${os.release()}`,
+    node: process.version,
+    host: /^[0-9a-f]{12,}$/.test(host) || host === '' ? 'vm' : host,
+  };
+}
+
+/** Parses `1G`, `512M`, `4096`, `1.5GiB` into bytes (binary units). */
+export function parseSize(s) {
+  const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?$/i.exec(String(s).trim());
+  if (m === null) throw new Error(`bad size: ${s}`);
+  const mult = { '': 1, K: KiB, M: MiB, G: GiB, T: 1024 * GiB }[m[2].toUpperCase()];
+  return Math.round(Number(m[1]) * mult);
+}

@@ -32,6 +32,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { Keystream, Rng, fillText } from './gen.js';
+import { libraryCommit, machine, parseSize } from './common.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const KiB = 1024;
@@ -500,7 +501,6 @@ async function cairnRestore(store, target) {
 // KiB, CPU seconds) to argv[1]. borg's own interpreter start is inside the time: it is borg's cost.
 const PYWRAP = `
 import json, resource, subprocess, sys, time
-import { libraryCommit, machine, parseSize } from './common.js';
 t0 = time.monotonic()
 rc = subprocess.call(sys.argv[2:])
 t1 = time.monotonic()

@@ -43,3 +43,4 @@ export type { EncodeResult, HashResult } from './pool/protocol.js';
 export type { DatastoreConfig } from './format/config.js';
 export type { Clock } from './util/clock.js';
 export { Catalog, CATALOG_DIR, CATALOG_LAYOUT_VERSION, type CatalogOpenOptions, type CatalogScope, type CatalogUpdateOptions, type CatalogUpdateReport, type CatalogFindOptions, type CatalogHit, type CatalogSkip, type CatalogProgress } from './maintenance/catalog.js';
+export { Verifier, type VerifyScope, type VerifyOptions, type VerifyProgress, type VerifyProblem, type VerifySnapshotResult, type VerifyFailedChunk, type VerifyReport } from './maintenance/verifier.js';

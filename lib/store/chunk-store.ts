@@ -34,6 +34,9 @@ export function shardKeys(): string[] {
   return Array.from({ length: 256 }, (_, i) => `${CHUNK_DIR}/${i.toString(16).padStart(2, '0')}`);
 }
 
+/** How many renamed-aside copies of one digest are kept (`<digest>.0.bad` … `<digest>.9.bad`). */
+export const MAX_BAD_COPIES = 10;
+
 /** What {@link ChunkStore.insert} did. */
 export type InsertOutcome = 'written' | 'duplicate';
 
@@ -71,6 +74,31 @@ export class ChunkStore {
   /** True when the chunk file exists. */
   async has(digest: Uint8Array): Promise<boolean> {
     return (await this.backend.stat(chunkKey(toHex(digest)))) !== undefined;
+  }
+
+  /**
+   * Renames a damaged chunk file aside to `<digest>.N.bad` (N = the first free number from 0 to 9;
+   * when all ten exist, `.9.bad` is replaced). Nothing is deleted except, at most, an older
+   * `.9.bad`. A fresh upload of the digest can then write a good copy.
+   * @returns the backend key of the renamed file, or undefined when the chunk file does not exist.
+   */
+  async quarantine(digest: Uint8Array): Promise<string | undefined> {
+    const key = chunkKey(toHex(digest));
+    let target = `${key}.${MAX_BAD_COPIES - 1}.bad`;
+    for (let n = 0; n < MAX_BAD_COPIES; n++) {
+      const candidate = `${key}.${n}.bad`;
+      if ((await this.backend.stat(candidate)) === undefined) {
+        target = candidate;
+        break;
+      }
+    }
+    try {
+      await this.backend.rename(key, target);
+    } catch (e) {
+      if (isCairnError(e, 'ERR_NOT_FOUND')) return undefined;
+      throw e;
+    }
+    return target;
   }
 
   /**

@@ -23,7 +23,7 @@ export {
 } from './types.js';
 export { Datastore, DEFAULT_IMAGE_CHUNK_SIZE, type DatastoreOpenOptions, type DatastoreCreateOptions, type ListNamespacesOptions } from './datastore/datastore.js';
 export { Namespace, type RemoveNamespaceReport } from './datastore/namespace.js';
-export { BackupGroup } from './datastore/group.js';
+export { BackupGroup, type GroupEntry } from './datastore/group.js';
 export { Snapshot, type SnapshotRef } from './datastore/snapshot.js';
 export { SnapshotWriter, MIN_IMAGE_CHUNK, MAX_IMAGE_CHUNK, MAX_BLOB_SIZE, MAX_PADDING, TREE_META_CDC, type AddImageOptions, type ArchiveStats, type BackupOptions, type BackupProgress, type TreeArchiveStats } from './datastore/snapshot-writer.js';
 export { SnapshotReader, type TreeIndexes, type SnapshotReaderOptions, type RestoreOptions, type RestoreProgress, type RestoreStats } from './datastore/snapshot-reader.js';
@@ -43,4 +43,6 @@ export type { EncodeResult, HashResult } from './pool/protocol.js';
 export type { DatastoreConfig } from './format/config.js';
 export type { Clock } from './util/clock.js';
 export { Catalog, CATALOG_DIR, CATALOG_LAYOUT_VERSION, type CatalogOpenOptions, type CatalogScope, type CatalogUpdateOptions, type CatalogUpdateReport, type CatalogFindOptions, type CatalogHit, type CatalogSkip, type CatalogProgress } from './maintenance/catalog.js';
+export { planPrune, isoWeek, type IsoWeek, keepsSomething, checkPruneOptions, localTimeZone, type KeepOptions, type PrunePlanOptions, type ResolvedPruneOptions, type PruneMark, type PruneCandidate, type PrunePlanEntry } from './maintenance/prune-plan.js';
+export { Pruner, type PruneScope, type PruneEntry, type PrunePlan, type PruneProgress, type PruneApplyOptions, type PruneTotals, type PruneReport } from './maintenance/pruner.js';
 export { Verifier, type VerifyScope, type VerifyOptions, type VerifyProgress, type VerifyProblem, type VerifySnapshotResult, type VerifyFailedChunk, type VerifyReport } from './maintenance/verifier.js';

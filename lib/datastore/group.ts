@@ -14,6 +14,14 @@ import type { FileLock } from './locks.js';
 
 const TIME_DIR = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
 
+/** One snapshot directory of a group, from {@link BackupGroup.entries}. */
+export interface GroupEntry {
+  /** RFC 3339 UTC time (the directory name). */
+  time: string;
+  /** The finished snapshot, or undefined when unfinished (no manifest). */
+  snapshot: Snapshot | undefined;
+}
+
 /**
  * A backup group. Obtain one with {@link Datastore.group} or {@link Namespace.group}; it need not
  * exist yet (the first backup creates it).
@@ -83,6 +91,38 @@ export class BackupGroup {
       if (s !== undefined) out.push(s);
     }
     return out;
+  }
+
+  /**
+   * Every snapshot directory of the group, oldest first: finished ones with their
+   * {@link Snapshot}, unfinished ones (no manifest: a running or crashed backup) with `undefined`.
+   */
+  async entries(): Promise<GroupEntry[]> {
+    this.ctx.assertOpen();
+    const out: GroupEntry[] = [];
+    for (const time of await this.times()) out.push({ time, snapshot: await loadSnapshot(this.ctx, this.ref(time)) });
+    return out;
+  }
+
+  /**
+   * Removes an unfinished snapshot directory (one without a manifest). Takes the group lock without
+   * waiting, so the directory of a running backup is never touched.
+   * @returns true when removed, false when the directory does not exist or has become finished.
+   * @throws `ERR_LOCKED` while a backup of the group runs.
+   */
+  async removeUnfinished(time: string): Promise<boolean> {
+    this.ctx.assertOpen();
+    parseSnapshotTime(time);
+    const lock = await lockAt(this.ctx, groupLockKey(this.nsParts, this.group), 'exclusive', `backup group ${this.name}`, this.details(), 0);
+    try {
+      const key = snapshotKey(this.nsParts, this.group, time);
+      if ((await this.ctx.backend.stat(key))?.isDirectory !== true) return false;
+      if ((await loadSnapshot(this.ctx, this.ref(time))) !== undefined) return false;
+      await removeTree(this.ctx, key);
+      return true;
+    } finally {
+      await lock.release();
+    }
   }
 
   /** The newest finished snapshot, or undefined. */

@@ -28,6 +28,7 @@ import {
   type TreeItem,
   type TreeProgress,
   type TreeReader,
+  Verifier,
 } from '../index.js';
 
 interface GlobalOptions {
@@ -579,6 +580,106 @@ export function buildProgram(): Command {
       });
     });
 
+  program
+    .command('verify')
+    .description('check snapshots: index checksums, then every referenced chunk once (CRC, decode, digest, size); corrupt chunks are renamed aside')
+    .argument('[target]', 'a group type/id or a snapshot type/id/time (default: every snapshot below --ns)')
+    .option('--max-depth <n>', 'namespace levels to descend (default 7)', (v) => Number(v))
+    .option('--ignore-verified', 'skip snapshots already verified ok')
+    .option('--outdated-after <days>', 'with --ignore-verified: verify again when older than this', (v) => Number(v))
+    .option('--sample <fraction>', 'check only this fraction of the chunks (0 < f <= 1), for a quick partial check', (v) => Number(v))
+    .addHelpText('after', '\nExamples:\n  cairn --store ./cairn-store verify\n  cairn --store ./cairn-store verify vm/100 --ignore-verified --outdated-after 30')
+    .action(async (target: string | undefined, o: { maxDepth?: number; ignoreVerified?: boolean; outdatedAfter?: number; sample?: number }) => {
+      const g = globals();
+      await withStore(g, async (ds) => {
+        const parts = target === undefined ? [] : target.split('/');
+        const scope = {
+          namespace: ns(),
+          ...(o.maxDepth === undefined ? {} : { maxDepth: o.maxDepth }),
+          ...(parts.length === 2 ? { group: target! } : {}),
+          ...(parts.length === 3 ? { snapshot: target! } : {}),
+        };
+        if (target !== undefined && parts.length !== 2 && parts.length !== 3) {
+          throw new CairnError('ERR_INVALID_ARGUMENT', `verify target '${target}' must be type/id or type/id/time`);
+        }
+        const report = await new Verifier(ds).verify(scope, {
+          ...(o.ignoreVerified === true ? { ignoreVerified: true } : {}),
+          ...(o.outdatedAfter === undefined ? {} : { outdatedAfter: o.outdatedAfter }),
+          ...(o.sample === undefined ? {} : { sample: o.sample }),
+        });
+        const lines = [
+          `verified ${report.ok.length + report.failed.length} snapshots: ${report.ok.length} ok, ${report.failed.length} failed${report.skipped.length > 0 ? `, ${report.skipped.length} skipped` : ''}; ${report.chunksChecked} chunks, ${humanBytes(report.bytesChecked)} in ${report.seconds.toFixed(2)} s (${report.mbPerSecond.toFixed(0)} MB/s)`,
+        ];
+        for (const f of report.failed) lines.push(`failed: ${f}`);
+        for (const c of report.failedChunks) lines.push(`chunk ${c.digest}: ${c.code}: ${c.message}${c.quarantined ? ` (moved to ${c.quarantined})` : ''}; needed by ${c.snapshots.join(', ')}`);
+        print(g, report, lines.join('\n'));
+        if (report.failed.length > 0) process.exitCode = 5;
+      });
+    });
+
+  program
+    .command('protect')
+    .description('protect a snapshot from prune and removal')
+    .argument('<snapshot>', 'type/id/time, or type/id for the newest')
+    .addHelpText('after', '\nExample:\n  cairn --store ./cairn-store protect vm/100/2026-11-26T09:35:01Z')
+    .action(async (ref: string) => {
+      const g = globals();
+      await withStore(g, async (ds) => {
+        const s = await (await ds.snapshot(ref, { namespace: ns() })).setProtected(true);
+        print(g, s.toJSON(), `protected ${s.name}`);
+      });
+    });
+
+  program
+    .command('unprotect')
+    .description('lift the protection of a snapshot')
+    .argument('<snapshot>', 'type/id/time, or type/id for the newest')
+    .addHelpText('after', '\nExample:\n  cairn --store ./cairn-store unprotect vm/100/2026-11-26T09:35:01Z')
+    .action(async (ref: string) => {
+      const g = globals();
+      await withStore(g, async (ds) => {
+        const s = await (await ds.snapshot(ref, { namespace: ns() })).setProtected(false);
+        print(g, s.toJSON(), `unprotected ${s.name}`);
+      });
+    });
+
+  program
+    .command('notes')
+    .description('show or set the notes of a snapshot (type/id/time) or of a group (type/id)')
+    .argument('<target>', 'type/id/time for a snapshot, type/id for a group')
+    .argument('[text]', 'new notes; omit to show them')
+    .addHelpText('after', '\nExamples:\n  cairn --store ./cairn-store notes vm/100 "production database"\n  cairn --store ./cairn-store notes vm/100/2026-11-26T09:35:01Z "before the upgrade"')
+    .action(async (target: string, text: string | undefined) => {
+      const g = globals();
+      await withStore(g, async (ds) => {
+        if (target.split('/').length === 3) {
+          let s = await ds.snapshot(target, { namespace: ns() });
+          if (text !== undefined) s = await s.setNotes(text);
+          print(g, { snapshot: s.name, notes: s.notes }, s.notes);
+        } else {
+          const group = ds.group(target, { namespace: ns() });
+          if (text !== undefined) await group.setNotes(text);
+          const notes = await group.notes();
+          print(g, { group: group.name, notes }, notes);
+        }
+      });
+    });
+
+  program
+    .command('forget')
+    .description('remove one snapshot (its chunks are freed by the next garbage collection)')
+    .argument('<snapshot>', 'type/id/time')
+    .addHelpText('after', '\nExample:\n  cairn --store ./cairn-store forget vm/100/2026-11-26T09:35:01Z')
+    .action(async (ref: string) => {
+      const g = globals();
+      if (ref.split('/').length !== 3) throw new CairnError('ERR_INVALID_ARGUMENT', 'forget needs a full snapshot name type/id/time');
+      await withStore(g, async (ds) => {
+        const s = await ds.snapshot(ref, { namespace: ns() });
+        await s.remove();
+        print(g, { removed: s.name }, `removed ${s.name}`);
+      });
+    });
+
   const nsCmd = program
     .command('ns')
     .description('manage namespaces')
@@ -631,7 +732,8 @@ export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
     await program.parseAsync(argv, { from: 'user' });
-    return 0;
+    // A command that finished but found problems (verify) sets its own code.
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
     if (e instanceof CommanderError) {
       return e.code === 'commander.helpDisplayed' || e.code === 'commander.help' || e.code === 'commander.version' ? 0 : 2;

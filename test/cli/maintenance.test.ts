@@ -1,0 +1,60 @@
+import t from 'tap';
+import { readdir, writeFile, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { seededBytes, tempDir, writeTemp } from '../helpers/fixtures.js';
+import { cairn, requireBuilt } from './run-cli.js';
+
+if (requireBuilt(t)) {
+  t.test('verify, protect, notes, forget and prune from the command line', async (t) => {
+    const dir = tempDir(t, 'cairn-cli-');
+    const store = path.join(dir, 'store');
+    const S = ['--store', store];
+    t.equal((await cairn(['init', store, '--sync-level', 'none', '--image-chunk-size', '65536'])).code, 0);
+    const img = await writeTemp(dir, 'disk.raw', seededBytes(5 * 65536, 1));
+    for (const [i, time] of ['2026-01-01T00:00:00Z', '2026-01-02T00:00:00Z', '2026-01-03T00:00:00Z'].entries()) {
+      const b = await cairn([...S, 'backup', 'vm/1', `disk.img:${img}`, '--time', time]);
+      t.equal(b.code, 0, `backup ${i}: ${b.err}`);
+    }
+    const v = await cairn([...S, '--json', 'verify']);
+    t.equal(v.code, 0, v.err);
+    const rep = JSON.parse(v.out) as { ok: string[]; failed: string[] };
+    t.equal(rep.ok.length, 3);
+    t.same(rep.failed, []);
+
+    // Damage one chunk: verify fails (exit 5) and names it.
+    let victim = '';
+    for (const s of await readdir(path.join(store, '.chunks'))) {
+      const files = await readdir(path.join(store, '.chunks', s));
+      if (files.length > 0) {
+        victim = path.join(store, '.chunks', s, files[0]!);
+        break;
+      }
+    }
+    t.ok(victim !== '', 'a chunk file');
+    const bytes = await readFile(victim);
+    bytes[bytes.length - 1]! ^= 1;
+    await writeFile(victim, bytes);
+    const bad = await cairn([...S, 'verify', 'vm/1']);
+    t.equal(bad.code, 5, 'a failed verify exits 5');
+    t.match(bad.out, /failed: vm\/1\//);
+    t.match(bad.out, /\.0\.bad/);
+
+    const notes = await cairn([...S, 'notes', 'vm/1/2026-01-01T00:00:00Z', 'first of the year']);
+    t.equal(notes.out.trim(), 'first of the year');
+    t.equal((await cairn([...S, 'notes', 'vm/1/2026-01-01T00:00:00Z'])).out.trim(), 'first of the year');
+    t.equal((await cairn([...S, 'notes', 'vm/1', 'the group'])).out.trim(), 'the group');
+
+    t.equal((await cairn([...S, 'protect', 'vm/1/2026-01-01T00:00:00Z'])).code, 0);
+    const f = await cairn([...S, 'forget', 'vm/1/2026-01-01T00:00:00Z']);
+    t.equal(f.code, 4, 'a protected snapshot cannot be forgotten');
+    t.match(f.err, /ERR_PROTECTED/);
+    t.equal((await cairn([...S, 'unprotect', 'vm/1/2026-01-01T00:00:00Z'])).code, 0);
+
+    const dry = await cairn([...S, '--json', 'prune', 'vm/1', '--keep-last', '1', '--dry-run']);
+    t.equal(dry.code, 0, dry.err);
+    t.equal((JSON.parse(dry.out) as { totals: { remove: number } }).totals.remove, 2);
+    t.equal((await cairn([...S, 'forget', 'vm/1/2026-01-01T00:00:00Z'])).code, 0);
+    const list = await cairn([...S, '--json', 'snapshots', 'vm/1']);
+    t.equal((JSON.parse(list.out) as unknown[]).length, 2);
+  });
+}

@@ -46,3 +46,4 @@ export { Catalog, CATALOG_DIR, CATALOG_LAYOUT_VERSION, type CatalogOpenOptions, 
 export { planPrune, isoWeek, type IsoWeek, keepsSomething, checkPruneOptions, localTimeZone, type KeepOptions, type PrunePlanOptions, type ResolvedPruneOptions, type PruneMark, type PruneCandidate, type PrunePlanEntry } from './maintenance/prune-plan.js';
 export { Pruner, type PruneScope, type PruneEntry, type PrunePlan, type PruneProgress, type PruneApplyOptions, type PruneTotals, type PruneReport } from './maintenance/pruner.js';
 export { Verifier, type VerifyScope, type VerifyOptions, type VerifyProgress, type VerifyProblem, type VerifySnapshotResult, type VerifyFailedChunk, type VerifyReport } from './maintenance/verifier.js';
+export { GarbageCollector, GC_LOCK_KEY, GC_STATUS_KEY, DEFAULT_GC_SKEW_MS, type GcOptions, type GcProgress, type GcReport } from './maintenance/gc.js';

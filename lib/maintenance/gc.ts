@@ -1,0 +1,487 @@
+/**
+ * Garbage collection (layer L5): removes chunk files no finished snapshot references, following the
+ * safety protocol of DESIGN.md §5 (PBS-NOTES.md §5.1–5.5), without PBS's 24-hour wait.
+ *
+ * - One GC at a time: an exclusive lock on `.locks/gc`.
+ * - Cutoff = min(GC start, start of the oldest live writer) − skew. Writers touch (or write) every
+ *   chunk they use except the chunks of their own shared-locked base snapshot, so a chunk a live or
+ *   later writer uses has an mtime ≥ cutoff.
+ * - Mark: the digests of every index of every finished snapshot go into a compact in-memory set.
+ * - Sweep: an unmarked chunk whose mtime is older than the cutoff is renamed aside, its mtime is
+ *   checked again (a writer may have touched it just before the rename), and it is then deleted, or
+ *   put back with link() (never overwriting a chunk a writer re-created meanwhile).
+ */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { CairnError, isCairnError, throwIfAborted } from '../errors.js';
+import { syscallCode } from '../errors.js';
+import { TMP_MARKER } from '../backend/local.js';
+import { lockAt } from '../datastore/context.js';
+import { oldestLiveWriter } from '../datastore/writer-registry.js';
+import { shardKeys } from '../store/chunk-store.js';
+import { sleep } from '../util/clock.js';
+import type { Datastore } from '../datastore/datastore.js';
+import type { BackupGroup } from '../datastore/group.js';
+import type { Snapshot } from '../datastore/snapshot.js';
+
+/** Backend key of the GC lock file. */
+export const GC_LOCK_KEY = '.locks/gc';
+/** Backend key of the last GC report. */
+export const GC_STATUS_KEY = '.gc-status.json';
+/** Default clock skew allowance of {@link GarbageCollector.run}, ms. */
+export const DEFAULT_GC_SKEW_MS = 60_000;
+
+/** Progress of a GC run: snapshots marked (no total), then shard directories swept (of 256). */
+export interface GcProgress {
+  /** `mark` or `sweep`. */
+  readonly phase: 'mark' | 'sweep';
+  /** Snapshots marked, or shard directories swept. */
+  readonly done: number;
+  /** 256 in the sweep; absent in the mark. */
+  readonly total?: number;
+}
+
+/** Options of {@link GarbageCollector.run}. */
+export interface GcOptions {
+  /**
+   * Allowance for clock differences between writers and the GC, ms (≥ 0).
+   * @defaultValue 60 000
+   */
+  readonly skewMs?: number;
+  /** Count what would be removed; change nothing (no status file either). */
+  readonly dryRun?: boolean;
+  /** Stops the run with `ERR_ABORTED` (in the sweep, chunks already removed stay removed). */
+  readonly signal?: AbortSignal;
+  /** Called with progress. */
+  readonly onProgress?: (p: GcProgress) => void;
+  /**
+   * **Test only**: interleaving hooks used by the test suite to force races. Not part of the
+   * supported API; do not use in production code.
+   */
+  readonly hooks?: {
+    /** Called after a group's snapshots were listed, before any of them is read. */
+    readonly afterListGroup?: (ns: string, group: string) => Promise<void>;
+  };
+}
+
+/** What a GC run found and did; plain JSON (also written to `.gc-status.json`). */
+export interface GcReport {
+  /** True for a dry run (counts are what would have been removed). */
+  readonly dryRun: boolean;
+  /** Start, RFC 3339 UTC. */
+  readonly started: string;
+  /** Start, ms since the epoch (datastore clock). */
+  readonly startMs: number;
+  /** End, RFC 3339 UTC. */
+  readonly ended: string;
+  /** End, ms since the epoch (datastore clock). */
+  readonly endMs: number;
+  /** Start of the oldest live writer at GC start, ms, when one ran. */
+  readonly oldestWriterMs?: number;
+  /** Chunks with an mtime before this (ms since the epoch) were removable. */
+  readonly cutoffMs: number;
+  /** Snapshots marked. */
+  readonly snapshots: number;
+  /** Index files read (an image has one, a tree two). */
+  readonly indexFiles: number;
+  /** Sum of the archive sizes of the marked snapshots (logical bytes). */
+  readonly indexDataBytes: number;
+  /** Chunk files in use (marked) after the run. */
+  readonly diskChunks: number;
+  /** Their stored bytes. */
+  readonly diskBytes: number;
+  /** Unmarked chunks removed (or, in a dry run, removable). */
+  readonly removedChunks: number;
+  /** Their bytes. */
+  readonly removedBytes: number;
+  /** Unmarked chunks kept because their mtime is not older than the cutoff. */
+  readonly pendingChunks: number;
+  /** Their bytes. */
+  readonly pendingBytes: number;
+  /** `.bad` copies kept (a snapshot needs the digest and no good copy exists). */
+  readonly badChunks: number;
+  /** `.bad` copies removed. */
+  readonly removedBad: number;
+  /** Stale temp files removed from the chunk directories. */
+  readonly removedTemp: number;
+  /** indexDataBytes / diskBytes (0 when nothing is on disk). */
+  readonly dedupFactor: number;
+  /** diskBytes / diskChunks (0 when nothing is on disk). */
+  readonly averageChunkSize: number;
+  /** Duration in seconds (wall time). */
+  readonly seconds: number;
+}
+
+const CHUNK_NAME = /^[0-9a-f]{64}$/;
+const BAD_NAME = /^([0-9a-f]{64})\.\d+\.bad$/;
+const ASIDE_NAME = /^([0-9a-f]{64})\.gc-\d+$/;
+/** Passes over one group before the GC gives up on a snapshot that stays locked for removal. */
+const MAX_GROUP_PASSES = 1000;
+
+/**
+ * The mark set: the first 8 bytes of every referenced digest, as big-endian u64 values in a
+ * growable BigUint64Array; sorted and deduplicated before the sweep, looked up by binary search.
+ * 8 bytes per reference instead of a 64-char string per digest. Two digests that share their
+ * first 64 bits are indistinguishable here: an unreferenced chunk may then be kept (garbage stays
+ * one more run at worst), but a referenced chunk is never taken for unmarked, so a prefix collision
+ * is safe.
+ */
+class MarkSet {
+  private buf = new BigUint64Array(1 << 16);
+  private n = 0;
+  private sealed = false;
+
+  add(digest: Uint8Array): void {
+    if (this.n === this.buf.length) {
+      const next = new BigUint64Array(this.buf.length * 2);
+      next.set(this.buf);
+      this.buf = next;
+    }
+    this.buf[this.n++] = prefixOf(digest);
+    this.sealed = false;
+  }
+
+  /** Sorts and deduplicates. */
+  seal(): void {
+    const view = this.buf.subarray(0, this.n).sort();
+    let w = 0;
+    for (let r = 0; r < view.length; r++) {
+      const v = view[r]!;
+      if (w === 0 || view[w - 1] !== v) view[w++] = v;
+    }
+    this.n = w;
+    this.sealed = true;
+  }
+
+  has(digestHex: string): boolean {
+    if (!this.sealed) throw new Error('MarkSet.has before seal');
+    const key = BigInt(`0x${digestHex.slice(0, 16)}`);
+    let lo = 0;
+    let hi = this.n - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const v = this.buf[mid]!;
+      if (v === key) return true;
+      if (v < key) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return false;
+  }
+}
+
+function prefixOf(digest: Uint8Array): bigint {
+  return new DataView(digest.buffer, digest.byteOffset, 8).getBigUint64(0, false);
+}
+
+/** Index readers that expose their digests. */
+interface DigestList {
+  readonly count: number;
+  digestAt(i: number): Uint8Array;
+}
+
+/**
+ * Removes chunks that no finished snapshot references.
+ *
+ * @example
+ * ```ts
+ * const report = await new GarbageCollector(ds).run();
+ * console.log(`removed ${report.removedChunks} chunks, ${report.pendingChunks} pending`);
+ * ```
+ */
+export class GarbageCollector {
+  /** @param ds - an open datastore */
+  constructor(private readonly ds: Datastore) {}
+
+  /**
+   * Runs a garbage collection. If any snapshot index cannot be read (other than a snapshot removed
+   * meanwhile), the run stops with that error before the sweep: nothing is removed, because the
+   * chunks of that index would be taken for garbage.
+   * @throws `ERR_LOCKED` while another GC runs; `ERR_INVALID_ARGUMENT` for a bad skew;
+   *   `ERR_ABORTED`; index, manifest and I/O errors.
+   */
+  async run(options: GcOptions = {}): Promise<GcReport> {
+    const ds = this.ds;
+    ds.assertOpen();
+    const skewMs = options.skewMs ?? DEFAULT_GC_SKEW_MS;
+    if (!(Number.isFinite(skewMs) && skewMs >= 0)) throw new CairnError('ERR_INVALID_ARGUMENT', 'skewMs must be a number ≥ 0', { datastore: ds.root });
+    const dryRun = options.dryRun === true;
+    const signal = options.signal;
+    const lock = await lockAt(ds, GC_LOCK_KEY, 'exclusive', 'garbage collection', {}, 0);
+    try {
+      const t0 = performance.now();
+      const startMs = ds.clock.now();
+      const oldest = await oldestLiveWriter(ds.root, startMs);
+      const cutoffMs = Math.min(startMs, oldest ?? startMs) - skewMs;
+
+      const marks = new MarkSet();
+      const mark = { snapshots: 0, indexFiles: 0, indexDataBytes: 0 };
+      for (const ns of await ds.listNamespaces()) {
+        for (const group of await ns.groups()) {
+          throwIfAborted(signal);
+          await this.markGroup(group, marks, mark, options);
+        }
+      }
+      marks.seal();
+
+      const sweep = { diskChunks: 0, diskBytes: 0, removedChunks: 0, removedBytes: 0, pendingChunks: 0, pendingBytes: 0, badChunks: 0, removedBad: 0, removedTemp: 0 };
+      const shards = shardKeys();
+      let done = 0;
+      for (const shard of shards) {
+        throwIfAborted(signal);
+        await sweepShard(ds.backend.pathOf(shard), marks, cutoffMs, dryRun, sweep);
+        options.onProgress?.({ phase: 'sweep', done: ++done, total: shards.length });
+      }
+
+      const endMs = ds.clock.now();
+      const report: GcReport = {
+        dryRun,
+        started: new Date(startMs).toISOString(),
+        startMs,
+        ended: new Date(endMs).toISOString(),
+        endMs,
+        ...(oldest === undefined ? {} : { oldestWriterMs: oldest }),
+        cutoffMs,
+        ...mark,
+        ...sweep,
+        dedupFactor: sweep.diskBytes > 0 ? mark.indexDataBytes / sweep.diskBytes : 0,
+        averageChunkSize: sweep.diskChunks > 0 ? sweep.diskBytes / sweep.diskChunks : 0,
+        seconds: Math.round(performance.now() - t0) / 1000,
+      };
+      if (!dryRun) {
+        await ds.backend.put(GC_STATUS_KEY, new TextEncoder().encode(`${JSON.stringify(report, null, 2)}\n`), { sync: ds.config.syncLevel !== 'none' });
+      }
+      return report;
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /**
+   * Marks every finished snapshot of a group.
+   *
+   * Why the group is listed again when a listed snapshot vanished (DESIGN.md §5): a backup W of this
+   * group may reuse chunks of its base B without touching them. W holds B's lock shared until it
+   * has written its own manifest, so B can be removed only after W's snapshot N is committed. If
+   * we listed the group before N was committed and B was removed before we read it, neither index
+   * would be marked. So: whenever a snapshot we listed has vanished (or is locked for removal) by
+   * the time we open it, its successor N was committed before the vanish, hence before our next
+   * listing; we list again and mark what we have not marked yet, until a pass sees no vanished
+   * snapshot. In that final pass every listed snapshot was read under its shared lock. A chunk N
+   * inherited untouched through a chain of bases is in the newest snapshot of the chain that
+   * existed at our last listing (each removal in the chain implies its successor was committed),
+   * and that one was read. Chunks any writer touched or wrote carry an mtime ≥ that writer's start,
+   * which is ≥ the cutoff (writers alive at GC start hold the cutoff back; later ones start after
+   * it). A group created after our namespace walk has no base to reuse, so all its chunks are
+   * touched or written. There is no snapshot move operation; one would need the same care.
+   */
+  private async markGroup(group: BackupGroup, marks: MarkSet, mark: { snapshots: number; indexFiles: number; indexDataBytes: number }, options: GcOptions): Promise<void> {
+    const seen = new Set<string>();
+    for (let pass = 0; ; pass++) {
+      const listed = await group.snapshots();
+      await options.hooks?.afterListGroup?.(group.namespace, group.name);
+      let vanished = false;
+      for (const snap of listed) {
+        if (seen.has(snap.time)) continue;
+        throwIfAborted(options.signal);
+        if (await this.markSnapshot(snap, marks, mark)) {
+          seen.add(snap.time);
+          options.onProgress?.({ phase: 'mark', done: mark.snapshots });
+        } else {
+          vanished = true;
+        }
+      }
+      if (!vanished) return;
+      if (pass >= MAX_GROUP_PASSES) {
+        throw new CairnError('ERR_LOCKED', `garbage collection: snapshots of ${group.name} keep vanishing or stay locked for removal; nothing was removed`, { datastore: this.ds.root, namespace: group.namespace, group: group.name });
+      }
+      if (pass > 0) await sleep(Math.min(100, 5 * pass), options.signal);
+    }
+  }
+
+  /**
+   * Marks one snapshot's chunks. False when it vanished (or is locked by a removal) before it could
+   * be opened; every other failure (a corrupt or missing index under the shared lock) throws.
+   */
+  private async markSnapshot(snap: Snapshot, marks: MarkSet, mark: { snapshots: number; indexFiles: number; indexDataBytes: number }): Promise<boolean> {
+    let reader;
+    try {
+      reader = await snap.open();
+    } catch (e) {
+      // Only `remove()` takes a snapshot's lock exclusively: ERR_LOCKED means it is being removed.
+      if (isCairnError(e, 'ERR_NOT_FOUND') || isCairnError(e, 'ERR_LOCKED')) return false;
+      throw e;
+    }
+    try {
+      const add = (idx: DigestList): void => {
+        for (let i = 0; i < idx.count; i++) marks.add(idx.digestAt(i));
+        mark.indexFiles++;
+      };
+      for (const f of reader.files) {
+        if (f.kind === 'image') {
+          add(await reader.imageIndex(f.name));
+          mark.indexDataBytes += f.size;
+        } else if (f.kind === 'tree') {
+          const { meta, payload } = await reader.treeIndexes(f.name);
+          add(meta);
+          add(payload);
+          mark.indexDataBytes += f.size;
+        }
+      }
+      mark.snapshots++;
+      return true;
+    } finally {
+      await reader.close();
+    }
+  }
+}
+
+interface SweepCounts {
+  diskChunks: number;
+  diskBytes: number;
+  removedChunks: number;
+  removedBytes: number;
+  pendingChunks: number;
+  pendingBytes: number;
+  badChunks: number;
+  removedBad: number;
+  removedTemp: number;
+}
+
+async function statOrUndefined(p: string): Promise<{ size: number; mtimeMs: number } | undefined> {
+  try {
+    const st = await fsp.stat(p);
+    return { size: st.size, mtimeMs: st.mtimeMs };
+  } catch (e) {
+    if (syscallCode(e) === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+async function unlinkQuiet(p: string): Promise<void> {
+  try {
+    await fsp.unlink(p);
+  } catch (e) {
+    if (syscallCode(e) !== 'ENOENT') throw e;
+  }
+}
+
+/** Puts an aside file back under its chunk name without overwriting, then removes the aside name. */
+async function putBack(aside: string, original: string): Promise<void> {
+  try {
+    await fsp.link(aside, original);
+  } catch (e) {
+    // EEXIST: a writer re-created the chunk meanwhile; its copy wins.
+    if (syscallCode(e) !== 'EEXIST') throw e;
+  }
+  await unlinkQuiet(aside);
+}
+
+async function sweepShard(dir: string, marks: MarkSet, cutoffMs: number, dryRun: boolean, c: SweepCounts): Promise<void> {
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch (e) {
+    if (syscallCode(e) === 'ENOENT') return;
+    throw e;
+  }
+  const byHex = new Map<string, { chunk: boolean; bads: string[]; asides: string[] }>();
+  const entry = (hex: string): { chunk: boolean; bads: string[]; asides: string[] } => {
+    let x = byHex.get(hex);
+    if (x === undefined) byHex.set(hex, (x = { chunk: false, bads: [], asides: [] }));
+    return x;
+  };
+  for (const name of names) {
+    let m: RegExpExecArray | null;
+    if (CHUNK_NAME.test(name)) entry(name).chunk = true;
+    else if ((m = BAD_NAME.exec(name)) !== null) entry(m[1]!).bads.push(name);
+    else if ((m = ASIDE_NAME.exec(name)) !== null) entry(m[1]!).asides.push(name);
+    else if (name.includes(TMP_MARKER)) {
+      // A temp file of a crashed writer (a live writer's temp file is newer than the cutoff).
+      const p = path.join(dir, name);
+      const st = await statOrUndefined(p);
+      if (st !== undefined && st.mtimeMs < cutoffMs) {
+        if (!dryRun) await unlinkQuiet(p);
+        c.removedTemp++;
+      }
+    }
+  }
+
+  for (const [hex, e] of byHex) {
+    const marked = marks.has(hex);
+    const original = path.join(dir, hex);
+    let chunk = e.chunk;
+
+    // Leftovers of a GC killed between rename and delete/put-back.
+    for (const name of e.asides) {
+      const aside = path.join(dir, name);
+      const st = await statOrUndefined(aside);
+      if (st === undefined) continue;
+      if (!chunk && (marked || st.mtimeMs >= cutoffMs)) {
+        if (!dryRun) await putBack(aside, original);
+        chunk = true;
+      } else {
+        if (!dryRun) await unlinkQuiet(aside);
+        if (!chunk) {
+          c.removedChunks++;
+          c.removedBytes += st.size;
+        }
+      }
+    }
+
+    let good = false;
+    if (chunk) {
+      const st = await statOrUndefined(original);
+      if (st !== undefined) {
+        if (marked) {
+          c.diskChunks++;
+          c.diskBytes += st.size;
+          good = true;
+        } else if (st.mtimeMs >= cutoffMs) {
+          c.pendingChunks++;
+          c.pendingBytes += st.size;
+        } else if (dryRun) {
+          c.removedChunks++;
+          c.removedBytes += st.size;
+        } else {
+          await removeChunk(dir, hex, cutoffMs, c);
+        }
+      }
+    }
+
+    for (const name of e.bads) {
+      const p = path.join(dir, name);
+      const st = await statOrUndefined(p);
+      if (st === undefined) continue;
+      if (marked && !good) {
+        c.badChunks++;
+      } else {
+        if (!dryRun) await unlinkQuiet(p);
+        c.removedBad++;
+      }
+    }
+  }
+}
+
+/** Renames an unmarked old chunk aside, re-checks its mtime, and deletes it or puts it back. */
+async function removeChunk(dir: string, hex: string, cutoffMs: number, c: SweepCounts): Promise<void> {
+  const original = path.join(dir, hex);
+  const aside = path.join(dir, `${hex}.gc-${process.pid}`);
+  try {
+    await fsp.rename(original, aside);
+  } catch (e) {
+    if (syscallCode(e) === 'ENOENT') return; // quarantined or removed meanwhile
+    throw e;
+  }
+  const st = await statOrUndefined(aside);
+  if (st === undefined) return;
+  if (st.mtimeMs >= cutoffMs) {
+    // A writer touched it (a dedup hit) just before the rename.
+    await putBack(aside, original);
+    c.pendingChunks++;
+    c.pendingBytes += st.size;
+    return;
+  }
+  await unlinkQuiet(aside);
+  c.removedChunks++;
+  c.removedBytes += st.size;
+}

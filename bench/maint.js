@@ -31,6 +31,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const MiB = 1024 * 1024;
 const TARGETS = { gcSeconds: 60, gcRssMiB: 200, verifyMBs: 500 };
 const now = () => performance.now() / 1000;
+const verdict = (ok) => (ok ? 'PASS' : '**MISS**');
 
 const { values: opt } = parseArgs({
   options: {
@@ -44,6 +45,7 @@ const { values: opt } = parseArgs({
     out: { type: 'string', default: path.join(here, 'results') },
     'no-write': { type: 'boolean', default: false },
     child: { type: 'string' },
+    report: { type: 'string' },
     store: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -60,6 +62,7 @@ if (opt.help) {
   --dir <path>        scratch directory parent (default os.tmpdir())
   --out <dir>         results directory (default bench/results)
   --no-write          print only
+  --report <json>     only re-render the .md of an existing results .json
 `);
   process.exit(0);
 }
@@ -99,6 +102,14 @@ function runChild(kind, store) {
 
 // ---------------------------------------------------------------------------------------------
 // Scenarios
+
+if (opt.report !== undefined) {
+  const { readFileSync } = await import('node:fs');
+  const res = JSON.parse(readFileSync(opt.report, 'utf8'));
+  writeFileSync(opt.report.replace(/\.json$/, '.md'), render(res));
+  process.stdout.write(render(res));
+  process.exit(0);
+}
 
 const scratch = mkdtempSync(path.join(opt.dir ?? os.tmpdir(), 'cairn-maint-'));
 const cleanup = () => rmSync(scratch, { recursive: true, force: true });
@@ -223,7 +234,6 @@ function pruneScenario() {
 // ---------------------------------------------------------------------------------------------
 // Main
 
-const verdict = (ok) => (ok ? 'PASS' : '**MISS**');
 let results;
 try {
   const m = machine();
@@ -238,8 +248,11 @@ try {
   cleanup();
 }
 
-const { machine: mm, gc, verify, prune } = results;
-const md = `# Cairn maintenance benchmark, ${results.date.slice(0, 10)}
+function render(results) {
+  const { machine: mm, gc, verify, prune } = results;
+  const atTarget = gc.chunks >= 1_000_000;
+  const gcVerdict = (ok) => (atTarget ? verdict(ok) : `not judged: ${gc.chunks.toLocaleString('en-US')} chunks, the target is for 1,000,000 (linear projection to 1M: ${((gc.seconds * 1e6) / gc.chunks).toFixed(0)} s)`);
+  return `# Cairn maintenance benchmark, ${results.date.slice(0, 10)}
 
 Machine: ${mm.cpu}, ${mm.cores} cores, ${mm.ramGiB} GiB RAM, ${mm.kernel}, Node ${mm.node} (host ${mm.host}). Library commit ${results.commit}.
 
@@ -249,8 +262,8 @@ ${gc.chunks.toLocaleString('en-US')} chunks of ${gc.chunkBytes} random bytes (st
 
 | | value | target | |
 |---|---|---|---|
-| GC seconds (child, open to report) | ${gc.seconds.toFixed(1)} | < ${TARGETS.gcSeconds} | ${verdict(gc.seconds < TARGETS.gcSeconds)} |
-| GC peak RSS (MiB) | ${gc.maxRSSMiB.toFixed(0)} | < ${TARGETS.gcRssMiB} | ${verdict(gc.maxRSSMiB < TARGETS.gcRssMiB)} |
+| GC seconds (child, open to report) | ${gc.seconds.toFixed(1)} | < ${TARGETS.gcSeconds} | ${gcVerdict(gc.seconds < TARGETS.gcSeconds)} |
+| GC peak RSS (MiB) | ${gc.maxRSSMiB.toFixed(0)} | < ${TARGETS.gcRssMiB} | ${atTarget ? verdict(gc.maxRSSMiB < TARGETS.gcRssMiB) : 'not judged (below 1M chunks)'} |
 | GC seconds (report start → end) | ${gc.gcSeconds.toFixed(1)} | | |
 | removed / kept / pending chunks | ${gc.removedChunks} / ${gc.keptChunks} / ${gc.pendingChunks} | ${gc.chunks - gc.referencedChunks} / ${gc.referencedChunks} / 0 | ${gc.correct ? 'correct' : '**WRONG**'} |
 | setup: chunk inserts (s, chunks/s) | ${gc.setup.chunkSeconds.toFixed(1)} (${gc.setup.chunksPerSecond.toFixed(0)}/s) | | |
@@ -277,7 +290,10 @@ ${(verify.imageBytes / 2 ** 30).toFixed(2)} GiB generated image (bench/gen.js, s
 | ms | ${prune.ms.toFixed(1)} |
 | kept / removed | ${prune.kept} / ${prune.removed} |
 `;
+}
 
+const md = render(results);
+const mm = results.machine;
 process.stdout.write(md);
 if (!opt['no-write']) {
   mkdirSync(opt.out, { recursive: true });

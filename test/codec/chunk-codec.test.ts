@@ -1,23 +1,16 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
-import { CairnError, isCairnError, type ErrorCode } from '../../lib/errors.js';
+import { CairnError, isCairnError } from '../../lib/errors.js';
 import { blake3, initHash } from '../../lib/codec/hash.js';
 import { decodeChunk, encodeChunk } from '../../lib/codec/chunk-codec.js';
 import { encodeEnvelopeHeader } from '../../lib/format/chunk-envelope.js';
 import { CODEC } from '../../lib/format/magic.js';
 import { concat, equalBytes, toHex } from '../../lib/util/bytes.js';
+import { code } from '../helpers/codes.js';
 
 await initHash();
 
-function code(fn: () => unknown): ErrorCode | 'none' | 'other' {
-  try {
-    fn();
-    return 'none';
-  } catch (e) {
-    return isCairnError(e) ? e.code : 'other';
-  }
-}
 
 const text = new TextEncoder().encode('some compressible text, '.repeat(500));
 const rnd = Uint8Array.from(randomBytes(4096));

@@ -1,6 +1,6 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { CairnError, isCairnError, type ErrorCode } from '../../lib/errors.js';
+import { CairnError, type ErrorCode } from '../../lib/errors.js';
 import { initHash } from '../../lib/codec/hash.js';
 import { lz4Compress } from '../../lib/codec/compress.js';
 import {
@@ -14,19 +14,12 @@ import {
 } from '../../lib/format/chunk-envelope.js';
 import { CODEC } from '../../lib/format/magic.js';
 import { concat } from '../../lib/util/bytes.js';
+import { code } from '../helpers/codes.js';
 
 await initHash();
 
 const opts = { code: 'ERR_CHUNK_CORRUPT', details: { digest: 'ab'.repeat(32) } } as const;
 
-function code(fn: () => unknown): ErrorCode | 'none' | 'other' {
-  try {
-    fn();
-    return 'none';
-  } catch (e) {
-    return isCairnError(e) ? e.code : 'other';
-  }
-}
 
 const raw = new TextEncoder().encode('hello hello hello hello hello hello hello hello');
 const plainFile = concat([encodeEnvelopeHeader({ codec: CODEC.none, rawSize: raw.length, payload: raw }), raw]);

@@ -1,16 +1,9 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { CairnError, isCairnError, type ErrorCode } from '../../lib/errors.js';
+import { CairnError, type ErrorCode } from '../../lib/errors.js';
 import { checkConfig, decodeConfig, type DatastoreConfig, encodeConfig, isRfc3339 } from '../../lib/format/config.js';
+import { code } from '../helpers/codes.js';
 
-function code(fn: () => unknown): ErrorCode | 'none' | 'other' {
-  try {
-    fn();
-    return 'none';
-  } catch (e) {
-    return isCairnError(e) ? e.code : 'other';
-  }
-}
 
 const base = (): DatastoreConfig => ({
   format: 'cairn-datastore',

@@ -1,6 +1,6 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { CairnError, isCairnError, type ErrorCode } from '../../lib/errors.js';
+import { CairnError, type ErrorCode } from '../../lib/errors.js';
 import { blake3, crc32, initHash } from '../../lib/codec/hash.js';
 import {
   decodeDynamicIndex,
@@ -10,17 +10,10 @@ import {
   encodeDynamicIndex,
 } from '../../lib/format/dynamic-index.js';
 import { concat, equalBytes, writeU64LE } from '../../lib/util/bytes.js';
+import { code } from '../helpers/codes.js';
 
 await initHash();
 
-function code(fn: () => unknown): ErrorCode | 'none' | 'other' {
-  try {
-    fn();
-    return 'none';
-  } catch (e) {
-    return isCairnError(e) ? e.code : 'other';
-  }
-}
 
 const uuid = Uint8Array.from({ length: 16 }, (_, i) => 0xa0 + i);
 const lengths = [100, 1, 5000, 37, 2 ** 33];

@@ -1,6 +1,6 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { CairnError, isCairnError, type ErrorCode } from '../../lib/errors.js';
+import { CairnError, type ErrorCode } from '../../lib/errors.js';
 import { blake3, crc32, initHash } from '../../lib/codec/hash.js';
 import {
   decodeFixedIndex,
@@ -11,17 +11,10 @@ import {
   isValidFixedChunkSize,
 } from '../../lib/format/fixed-index.js';
 import { concat, equalBytes, writeU64LE } from '../../lib/util/bytes.js';
+import { code } from '../helpers/codes.js';
 
 await initHash();
 
-function code(fn: () => unknown): ErrorCode | 'none' | 'other' {
-  try {
-    fn();
-    return 'none';
-  } catch (e) {
-    return isCairnError(e) ? e.code : 'other';
-  }
-}
 
 const uuid = Uint8Array.from({ length: 16 }, (_, i) => i + 1);
 const CS = 4096;

@@ -1,6 +1,6 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { CairnError, isCairnError, type ErrorCode } from '../../lib/errors.js';
+import { CairnError, type ErrorCode } from '../../lib/errors.js';
 import { initHash } from '../../lib/codec/hash.js';
 import { lz4Compress } from '../../lib/codec/compress.js';
 import { encodeEnvelopeHeader, parseEnvelope } from '../../lib/format/chunk-envelope.js';
@@ -14,17 +14,10 @@ import {
   manifestSignedPart,
 } from '../../lib/format/manifest.js';
 import { concat } from '../../lib/util/bytes.js';
+import { code } from '../helpers/codes.js';
 
 await initHash();
 
-function code(fn: () => unknown): ErrorCode | 'none' | 'other' {
-  try {
-    fn();
-    return 'none';
-  } catch (e) {
-    return isCairnError(e) ? e.code : 'other';
-  }
-}
 
 const H = 'ab'.repeat(32);
 const base = (): Manifest => ({

@@ -24,19 +24,12 @@ import {
   validateArchivePath,
   validateEntryName,
 } from '../../lib/format/tree.js';
+import { code } from '../helpers/codes.js';
 
 const details = { archive: 'root.tree' };
 const enc = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'latin1'));
 const latin = (b: Uint8Array): string => Buffer.from(b).toString('latin1');
 
-function code(fn: () => unknown): ErrorCode | 'none' | 'other' {
-  try {
-    fn();
-    return 'none';
-  } catch (e) {
-    return isCairnError(e) ? e.code : 'other';
-  }
-}
 
 /** Full error for detail checks. */
 function err(fn: () => unknown): { code: string; details: Record<string, unknown>; message: string } {

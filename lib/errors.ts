@@ -39,6 +39,7 @@ export const ERROR_CODES = [
   'ERR_NATIVE',
   'ERR_IO',
   'ERR_UNSUPPORTED',
+  'ERR_CONFLICT',
 ] as const;
 
 /** A stable error code. */

@@ -55,7 +55,7 @@ export interface Backend {
   /** Deletes a key; false when it did not exist. */
   delete(key: string): Promise<boolean>;
   /** Renames a key, replacing the target atomically. */
-  rename(from: string, to: string): Promise<void>;
+  rename(from: string, to: string, options?: { sync?: boolean }): Promise<void>;
   /** Creates a directory prefix and its parents. */
   mkdir(prefix: string): Promise<void>;
   /** Removes an empty directory prefix; false when it was missing or not empty. */

@@ -133,11 +133,19 @@ export class LocalBackend implements Backend {
     }
   }
 
-  async rename(from: string, to: string): Promise<void> {
+  /**
+   * Renames a file or directory (replacing a file, or an empty directory, at `to`). With `sync`,
+   * both parent directories are fsync'd afterwards, so the rename survives a power loss.
+   */
+  async rename(from: string, to: string, options: { sync?: boolean } = {}): Promise<void> {
     const a = this.pathOf(from);
     const b = this.pathOf(to);
     try {
       await fsp.rename(a, b);
+      if (options.sync === true) {
+        await fsyncDir(path.dirname(b));
+        if (path.dirname(a) !== path.dirname(b)) await fsyncDir(path.dirname(a));
+      }
     } catch (e) {
       // ENOENT means a missing source, or a missing directory of the target.
       if (syscallCode(e) === 'ENOENT' && (await this.stat(from)) === undefined) {

@@ -21,6 +21,7 @@ import {
   type CatalogUpdateReport,
   type ChangedMap,
   type ErrorCode,
+  type MoveGroupReport,
   type RestoreProgress,
   type Snapshot,
   type SyncLevel,
@@ -46,6 +47,7 @@ const EXIT: Partial<Record<ErrorCode, number>> = {
   ERR_DATASTORE_EXISTS: 2,
   ERR_NESTED_DATASTORE: 2,
   ERR_EXISTS: 2,
+  ERR_CONFLICT: 2,
   ERR_NOT_EMPTY: 2,
   ERR_NOT_FOUND: 3,
   ERR_NOT_A_DATASTORE: 3,
@@ -181,6 +183,14 @@ function describeSnapshot(s: Snapshot): string {
   const files = s.files.map((f) => `${f.name} (${humanBytes(f.size)})`).join(', ');
   const flags = [s.isProtected ? 'protected' : '', s.verifyState ? `verify ${s.verifyState}` : ''].filter(Boolean).join(', ');
   return `${s.name}  ${files}${flags ? `  [${flags}]` : ''}`;
+}
+
+function moveGroupLines(r: MoveGroupReport): string[] {
+  const where = (n: string): string => (n === '' ? '(root)' : n);
+  const lines = [`${r.group}: ${where(r.from)} -> ${where(r.to)}: moved ${r.moved.length} snapshots${r.merged ? ' (merged)' : ''}${r.sourceRemoved ? '' : ', source group kept'}`];
+  for (const x of r.skipped) lines.push(`  in use, not moved: ${r.group}/${x.time}: ${x.reason}`);
+  if (r.notesConflict) lines.push('  both groups had notes: the target\'s were kept');
+  return lines;
 }
 
 /** Builds the program (exported for tests). */
@@ -702,6 +712,43 @@ export function buildProgram(): Command {
       });
     });
 
+  const groupCmd = program
+    .command('group')
+    .description('manage backup groups: move one to another namespace, or remove one')
+    .addHelpText('after', '\nExamples:\n  cairn --store ./cairn-store --ns site-a group move vm/100 --target-ns archive\n  cairn --store ./cairn-store group remove vm/100');
+  groupCmd
+    .command('move')
+    .description('move a group (from --ns) to another namespace; merges into an existing group only with the same owner and when every moved snapshot is newer')
+    .argument('<group>', 'type/id')
+    .argument('[target]', 'target namespace (or use --target-ns)')
+    .option('--target-ns <namespace>', 'target namespace ("" for the root)')
+    .addHelpText('after', '\nExamples:\n  cairn --store ./cairn-store --ns site-a group move vm/100 --target-ns archive\n  cairn --store ./cairn-store group move vm/100 site-b')
+    .action(async (group: string, target: string | undefined, o: { targetNs?: string }) => {
+      const g = globals();
+      const to = o.targetNs ?? target;
+      if (to === undefined) throw new CairnError('ERR_INVALID_ARGUMENT', 'group move needs a target namespace (--target-ns <namespace>)');
+      await withStore(g, async (ds) => {
+        const r = await ds.moveGroup(group, { from: ns(), to });
+        print(g, r, moveGroupLines(r).join('\n'));
+        if (r.skipped.length > 0) process.exitCode = 4;
+      });
+    });
+  groupCmd
+    .command('remove')
+    .description('remove a group and its snapshots; protected snapshots and snapshots in use are kept (and with them the group)')
+    .argument('<group>', 'type/id')
+    .addHelpText('after', '\nExample:\n  cairn --store ./cairn-store --ns site-a group remove vm/100')
+    .action(async (group: string) => {
+      const g = globals();
+      await withStore(g, async (ds) => {
+        const r = await ds.group(group, { namespace: ns() }).remove();
+        const lines = [`${r.removed ? 'removed group' : 'kept group'} ${group}: ${r.removedSnapshots.length} snapshots removed`];
+        for (const t of r.keptProtected) lines.push(`kept protected ${group}/${t}`);
+        for (const t of r.keptLocked) lines.push(`kept in-use ${group}/${t}`);
+        print(g, r, lines.join('\n'));
+      });
+    });
+
   const nsCmd = program
     .command('ns')
     .description('manage namespaces')
@@ -743,6 +790,35 @@ export function buildProgram(): Command {
         for (const s of r.keptProtected) lines.push(`kept protected ${s}`);
         for (const s of r.keptLocked) lines.push(`kept in-use ${s}`);
         print(g, r, lines.join('\n'));
+      });
+    });
+
+  nsCmd
+    .command('move')
+    .description('move a namespace, its groups and the namespaces below it, to another path (created when missing; its parent must exist)')
+    .argument('<namespace>', 'the namespace to move')
+    .argument('[target]', 'the new path (or use --target-ns)')
+    .option('--target-ns <namespace>', 'the new path')
+    .option('--no-merge-groups', 'leave groups that exist in the target where they are, instead of merging them')
+    .option('--keep-source', 'keep source namespaces even when the move emptied them')
+    .option('--max-depth <n>', 'levels of child namespaces to move along (default 7)', (v) => Number(v))
+    .addHelpText('after', '\nExamples:\n  cairn --store ./cairn-store ns move site-a --target-ns archive/site-a\n  cairn --store ./cairn-store ns move old new --no-merge-groups --json')
+    .action(async (name: string, target: string | undefined, o: { targetNs?: string; mergeGroups?: boolean; keepSource?: boolean; maxDepth?: number }) => {
+      const g = globals();
+      const to = o.targetNs ?? target;
+      if (to === undefined) throw new CairnError('ERR_INVALID_ARGUMENT', 'ns move needs a target (--target-ns <namespace>)');
+      await withStore(g, async (ds) => {
+        const r = await ds.moveNamespace(name, to, {
+          mergeGroups: o.mergeGroups !== false,
+          deleteSource: o.keepSource !== true,
+          ...(o.maxDepth === undefined ? {} : { maxDepth: o.maxDepth }),
+        });
+        const lines = r.groups.flatMap(moveGroupLines);
+        for (const f of r.failedGroups) lines.push(`not moved: ${f.namespace === '' ? '' : `${f.namespace}:`}${f.group}: ${f.code}: ${f.reason}`);
+        for (const n of r.createdNamespaces) lines.push(`created namespace ${n}`);
+        for (const n of r.removedNamespaces) lines.push(`removed namespace ${n}`);
+        print(g, r, lines.join('\n'));
+        if (r.failedGroups.length > 0 || r.groups.some((x) => x.skipped.length > 0)) process.exitCode = 4;
       });
     });
 

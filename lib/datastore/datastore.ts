@@ -27,6 +27,7 @@ import { Namespace, type RemoveNamespaceReport } from './namespace.js';
 import type { BackupGroup } from './group.js';
 import type { Snapshot } from './snapshot.js';
 import { removeTree } from './snapshot-writer.js';
+import { moveGroup, moveNamespace, type MoveGroupOptions, type MoveGroupReport, type MoveNamespaceOptions, type MoveNamespaceReport } from './move.js';
 
 /**
  * The default image chunk size: 1 MiB, chosen from the chunk-size sweep in bench/ (bench/results/,
@@ -354,6 +355,50 @@ export class Datastore {
     }
     const gone = !(await n.exists());
     return { ...report, removed: gone };
+  }
+
+  /**
+   * Moves a backup group to another namespace (which must exist). Its snapshots move oldest first,
+   * each under its own locks; a snapshot in use (read, mounted, the base of a backup) stays in the
+   * source and is reported in `skipped`; run the move again later to finish it. Into an existing
+   * group of the same name the snapshots merge only when both groups have the same owner and every
+   * moved snapshot is newer than the target's newest. Owner and notes move along (on a merge with
+   * differing notes the target's are kept and `notesConflict` is set). A garbage collection running
+   * meanwhile never loses the chunks of a snapshot in transit (move-journal.ts).
+   *
+   * @example
+   * ```ts
+   * const r = await ds.moveGroup('vm/100', { from: 'site-a', to: 'archive' });
+   * console.log(`${r.moved.length} snapshots moved, ${r.skipped.length} in use`);
+   * ```
+   * @throws `ERR_NOT_FOUND` (group or target namespace), `ERR_LOCKED` (a backup of the group runs
+   *   in either namespace), `ERR_CONFLICT` (owners differ), `ERR_TIME_ORDER` (a moved snapshot is not
+   *   newer than the target's newest), `ERR_INVALID_ARGUMENT` (same namespace), `ERR_ABORTED`.
+   */
+  async moveGroup(group: string | GroupId, where: { from?: string; to: string }, options: MoveGroupOptions = {}): Promise<MoveGroupReport> {
+    this.assertOpen();
+    const g = this.group(group, { namespace: where.from ?? '' });
+    return moveGroup(this, g.namespace, g.group, where.to, options);
+  }
+
+  /**
+   * Moves a namespace, with its groups and (down to `maxDepth`) the namespaces below it, to another
+   * path: `a/b` to `c` makes `a/b/x` `c/x`. The target is created when missing (its parent must
+   * exist); an existing target is merged into, group by group, with the rules of
+   * {@link Datastore.moveGroup}. Groups that cannot move (in use, owner or time-order conflicts) stay
+   * and are listed in `failedGroups`; source namespaces left empty are removed (`deleteSource`).
+   *
+   * @example
+   * ```ts
+   * const r = await ds.moveNamespace('old-site', 'sites/old');
+   * for (const f of r.failedGroups) console.warn(`${f.namespace}:${f.group} stayed: ${f.reason}`);
+   * ```
+   * @throws `ERR_NOT_FOUND` (source, or the target's parent), `ERR_INVALID_ARGUMENT` (the root,
+   *   into itself, too deep), `ERR_ABORTED`.
+   */
+  async moveNamespace(from: string, to: string, options: MoveNamespaceOptions = {}): Promise<MoveNamespaceReport> {
+    this.assertOpen();
+    return moveNamespace(this, from, to, options);
   }
 
   /** Closes open readers and aborts uncommitted writers, then stops the worker pool. Idempotent. */

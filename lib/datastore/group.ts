@@ -22,6 +22,20 @@ export interface GroupEntry {
   snapshot: Snapshot | undefined;
 }
 
+/** What {@link BackupGroup.remove} did. Plain JSON. */
+export interface RemoveGroupReport {
+  /** The group directory is gone. */
+  readonly removed: boolean;
+  /** Times of the snapshots removed. */
+  readonly removedSnapshots: string[];
+  /** Protected snapshots kept. */
+  readonly keptProtected: string[];
+  /** Snapshots kept because they were in use (read, mounted, a base). */
+  readonly keptLocked: string[];
+  /** Unfinished snapshot directories (of crashed backups) removed. */
+  readonly removedUnfinished: string[];
+}
+
 /**
  * A backup group. Obtain one with {@link Datastore.group} or {@link Namespace.group}; it need not
  * exist yet (the first backup creates it).
@@ -120,6 +134,44 @@ export class BackupGroup {
       if ((await loadSnapshot(this.ctx, this.ref(time))) !== undefined) return false;
       await removeTree(this.ctx, key);
       return true;
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /**
+   * Removes the group: every snapshot except protected ones and ones in use, then (when nothing is
+   * left) the group itself with its owner and notes. Chunks stay until garbage collection.
+   * @throws `ERR_NOT_FOUND` when the group does not exist; `ERR_LOCKED` while a backup of the group runs.
+   */
+  async remove(): Promise<RemoveGroupReport> {
+    this.ctx.assertOpen();
+    if (!(await this.exists())) throw new CairnError('ERR_NOT_FOUND', `backup group ${this.name} does not exist`, this.details());
+    const lock = await lockAt(this.ctx, groupLockKey(this.nsParts, this.group), 'exclusive', `backup group ${this.name}`, this.details(), 0);
+    try {
+      const report = { removed: false, removedSnapshots: [] as string[], keptProtected: [] as string[], keptLocked: [] as string[], removedUnfinished: [] as string[] };
+      for (const { time, snapshot } of await this.entries()) {
+        if (snapshot === undefined) {
+          await removeTree(this.ctx, snapshotKey(this.nsParts, this.group, time));
+          report.removedUnfinished.push(time);
+        } else if (snapshot.isProtected) {
+          report.keptProtected.push(time);
+        } else {
+          try {
+            await snapshot.remove();
+            report.removedSnapshots.push(time);
+          } catch (e) {
+            if (isCairnError(e, 'ERR_LOCKED')) report.keptLocked.push(time);
+            else if (isCairnError(e, 'ERR_PROTECTED')) report.keptProtected.push(time);
+            else throw e;
+          }
+        }
+      }
+      if (report.keptProtected.length === 0 && report.keptLocked.length === 0) {
+        await removeTree(this.ctx, this.key);
+        report.removed = !(await this.exists());
+      }
+      return report;
     } finally {
       await lock.release();
     }

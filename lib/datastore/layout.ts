@@ -4,8 +4,10 @@
  * ```
  * <root>/cairn.json                                   config (format version, uuid, defaults)
  * <root>/.chunks/<4 hex>/<64 hex>                     chunk files
- * <root>/.locks/                                      lock files (never deleted), writer registrations
- * <root>/[ns/<a>/[ns/<b>/…]]<type>/<id>/              a backup group (owner, notes)
+ * <root>/.locks/                                      lock files (never deleted), writer registrations,
+ *                                                     move-journal (see move-journal.ts)
+ * <root>/.gc-status.json                              the last GC report
+ * <root>/[ns/<a>/[ns/<b>/…]]<type>/<id>/              a backup group (owner, notes; .move-target while a move is unfinished)
  * <root>/…/<type>/<id>/<time>/                        a snapshot: manifest.blob, <name>.img.fidx, <name>.blob,
  *                                                     <name>.tree.meta.didx + <name>.tree.payload.didx, .protected
  * ```
@@ -68,3 +70,6 @@ export function snapshotLockKey(nsParts: readonly string[], g: GroupId, time: st
 export function manifestLockKey(nsParts: readonly string[], g: GroupId, time: string): string {
   return `${LOCK_DIR}/manifest/${lockFileName(`${nsId(nsParts)}~${g.type}~${g.id}~${time}`)}`;
 }
+
+/** In a group being moved: where to (JSON `{target, after}`), so an interrupted move can resume. */
+export const MOVE_MARKER_FILE = '.move-target';

@@ -208,7 +208,9 @@ export async function loadSnapshot(ctx: StoreContext, ref: SnapshotRef): Promise
   }
   const details = { ...snapshotDetails(ref), datastore: ctx.root, path: ctx.backend.pathOf(`${dir}/${MANIFEST_FILE}`) };
   const manifest = decodeManifest(bytes, details);
-  if (manifest.type !== ref.group.type || manifest.id !== ref.group.id || manifest.time !== ref.time || manifest.namespace !== ref.namespace) {
+  // The manifest's namespace is where the snapshot was made; a move to another namespace keeps it
+  // (FORMAT.md §5), so only the group and time must agree with the location.
+  if (manifest.type !== ref.group.type || manifest.id !== ref.group.id || manifest.time !== ref.time) {
     throw new CairnError('ERR_MANIFEST_CORRUPT', `manifest of ${formatGroup(ref.group)}/${ref.time} names another snapshot (${manifest.type}/${manifest.id}/${manifest.time})`, details);
   }
   const isProtected = (await ctx.backend.stat(`${dir}/${PROTECTED_FILE}`)) !== undefined;

@@ -11,13 +11,14 @@
  *   checked again (a writer may have touched it just before the rename), and it is then deleted, or
  *   put back with link() (never overwriting a chunk a writer re-created meanwhile).
  */
-import { promises as fsp } from 'node:fs';
+import fs from 'node:fs';
 import path from 'node:path';
 import { CairnError, isCairnError, throwIfAborted } from '../errors.js';
 import { syscallCode } from '../errors.js';
 import { TMP_MARKER } from '../backend/local.js';
 import { lockAt } from '../datastore/context.js';
 import { oldestLiveWriter } from '../datastore/writer-registry.js';
+import { drainMoveJournal } from '../datastore/move-journal.js';
 import { shardKeys } from '../store/chunk-store.js';
 import { sleep } from '../util/clock.js';
 import type { Datastore } from '../datastore/datastore.js';
@@ -61,6 +62,8 @@ export interface GcOptions {
   readonly hooks?: {
     /** Called after a group's snapshots were listed, before any of them is read. */
     readonly afterListGroup?: (ns: string, group: string) => Promise<void>;
+    /** Called after the namespace walk, before the move journal is read. */
+    readonly beforeDrain?: () => Promise<void>;
   };
 }
 
@@ -110,6 +113,10 @@ export interface GcReport {
   readonly averageChunkSize: number;
   /** Duration in seconds (wall time). */
   readonly seconds: number;
+  /** Of which the mark phase (listing and reading indexes), seconds. */
+  readonly markSeconds: number;
+  /** Of which the sweep of the chunk directories, seconds. */
+  readonly sweepSeconds: number;
 }
 
 const CHUNK_NAME = /^[0-9a-f]{64}$/;
@@ -216,19 +223,39 @@ export class GarbageCollector {
       const marks = new MarkSet();
       const mark = { snapshots: 0, indexFiles: 0, indexDataBytes: 0 };
       for (const ns of await ds.listNamespaces()) {
-        for (const group of await ns.groups()) {
+        let groups: BackupGroup[];
+        try {
+          groups = await ns.groups();
+        } catch (e) {
+          // Removed or moved away since the listing: moved snapshots are in the move journal.
+          if (isCairnError(e, 'ERR_NOT_FOUND')) continue;
+          throw e;
+        }
+        for (const group of groups) {
           throwIfAborted(signal);
           await this.markGroup(group, marks, mark, options);
         }
       }
+      await options.hooks?.beforeDrain?.();
+      // Snapshots moved between namespaces during the walk (move-journal.ts explains why this
+      // is enough). A snapshot that is gone or locked now is being removed.
+      await drainMoveJournal(ds, async (moved) => {
+        throwIfAborted(signal);
+        const snap = await ds.namespace(moved.namespace).group(moved.group).snapshot(moved.time).catch((e: unknown) => {
+          if (isCairnError(e, 'ERR_NOT_FOUND')) return undefined;
+          throw e;
+        });
+        if (snap !== undefined) await this.markSnapshot(snap, marks, mark);
+      });
       marks.seal();
+      const tMark = performance.now();
 
       const sweep = { diskChunks: 0, diskBytes: 0, removedChunks: 0, removedBytes: 0, pendingChunks: 0, pendingBytes: 0, badChunks: 0, removedBad: 0, removedTemp: 0 };
       const shards = shardKeys();
       let done = 0;
       for (const shard of shards) {
         throwIfAborted(signal);
-        await sweepShard(ds.backend.pathOf(shard), marks, cutoffMs, dryRun, sweep);
+        await sweepShard(ds.backend.pathOf(shard), marks, cutoffMs, dryRun, sweep, signal);
         options.onProgress?.({ phase: 'sweep', done: ++done, total: shards.length });
       }
 
@@ -246,6 +273,8 @@ export class GarbageCollector {
         dedupFactor: sweep.diskBytes > 0 ? mark.indexDataBytes / sweep.diskBytes : 0,
         averageChunkSize: sweep.diskChunks > 0 ? sweep.diskBytes / sweep.diskChunks : 0,
         seconds: Math.round(performance.now() - t0) / 1000,
+        markSeconds: Math.round(tMark - t0) / 1000,
+        sweepSeconds: Math.round(performance.now() - tMark) / 1000,
       };
       if (!dryRun) {
         await ds.backend.put(GC_STATUS_KEY, new TextEncoder().encode(`${JSON.stringify(report, null, 2)}\n`), { sync: ds.config.syncLevel !== 'none' });
@@ -272,7 +301,8 @@ export class GarbageCollector {
    * and that one was read. Chunks any writer touched or wrote carry an mtime ≥ that writer's start,
    * which is ≥ the cutoff (writers alive at GC start hold the cutoff back; later ones start after
    * it). A group created after our namespace walk has no base to reuse, so all its chunks are
-   * touched or written. There is no snapshot move operation; one would need the same care.
+   * touched or written. Snapshots moved to another namespace meanwhile are marked from the move journal
+   * after the walk (move-journal.ts).
    */
   private async markGroup(group: BackupGroup, marks: MarkSet, mark: { snapshots: number; indexFiles: number; indexDataBytes: number }, options: GcOptions): Promise<void> {
     const seen = new Set<string>();
@@ -347,45 +377,54 @@ interface SweepCounts {
   removedTemp: number;
 }
 
-async function statOrUndefined(p: string): Promise<{ size: number; mtimeMs: number } | undefined> {
-  try {
-    const st = await fsp.stat(p);
-    return { size: st.size, mtimeMs: st.mtimeMs };
-  } catch (e) {
-    if (syscallCode(e) === 'ENOENT') return undefined;
-    throw e;
-  }
+/**
+ * The sweep uses synchronous file system calls, one shard directory at a time, yielding to the event
+ * loop every {@link SWEEP_BATCH} files: on a VM an awaited `fs.promises` call costs a thread-pool
+ * round trip (≈ 50 µs measured) against ≈ 3 µs for `statSync`, and a sweep makes one to four calls
+ * per chunk file. A batch holds the event loop for a few milliseconds at most.
+ */
+const SWEEP_BATCH = 512;
+
+function statOrUndefined(p: string): { size: number; mtimeMs: number } | undefined {
+  const st = fs.statSync(p, { throwIfNoEntry: false });
+  return st === undefined ? undefined : { size: st.size, mtimeMs: st.mtimeMs };
 }
 
-async function unlinkQuiet(p: string): Promise<void> {
+function unlinkQuiet(p: string): void {
   try {
-    await fsp.unlink(p);
+    fs.unlinkSync(p);
   } catch (e) {
     if (syscallCode(e) !== 'ENOENT') throw e;
   }
 }
 
 /** Puts an aside file back under its chunk name without overwriting, then removes the aside name. */
-async function putBack(aside: string, original: string): Promise<void> {
+function putBack(aside: string, original: string): void {
   try {
-    await fsp.link(aside, original);
+    fs.linkSync(aside, original);
   } catch (e) {
     // EEXIST: a writer re-created the chunk meanwhile; its copy wins.
     if (syscallCode(e) !== 'EEXIST') throw e;
   }
-  await unlinkQuiet(aside);
+  unlinkQuiet(aside);
 }
 
-async function sweepShard(dir: string, marks: MarkSet, cutoffMs: number, dryRun: boolean, c: SweepCounts): Promise<void> {
+interface ShardEntry {
+  chunk: boolean;
+  bads: string[];
+  asides: string[];
+}
+
+async function sweepShard(dir: string, marks: MarkSet, cutoffMs: number, dryRun: boolean, c: SweepCounts, signal: AbortSignal | undefined): Promise<void> {
   let names: string[];
   try {
-    names = await fsp.readdir(dir);
+    names = fs.readdirSync(dir);
   } catch (e) {
     if (syscallCode(e) === 'ENOENT') return;
     throw e;
   }
-  const byHex = new Map<string, { chunk: boolean; bads: string[]; asides: string[] }>();
-  const entry = (hex: string): { chunk: boolean; bads: string[]; asides: string[] } => {
+  const byHex = new Map<string, ShardEntry>();
+  const entry = (hex: string): ShardEntry => {
     let x = byHex.get(hex);
     if (x === undefined) byHex.set(hex, (x = { chunk: false, bads: [], asides: [] }));
     return x;
@@ -398,90 +437,101 @@ async function sweepShard(dir: string, marks: MarkSet, cutoffMs: number, dryRun:
     else if (name.includes(TMP_MARKER)) {
       // A temp file of a crashed writer (a live writer's temp file is newer than the cutoff).
       const p = path.join(dir, name);
-      const st = await statOrUndefined(p);
+      const st = statOrUndefined(p);
       if (st !== undefined && st.mtimeMs < cutoffMs) {
-        if (!dryRun) await unlinkQuiet(p);
+        if (!dryRun) unlinkQuiet(p);
         c.removedTemp++;
       }
     }
   }
-
+  let n = 0;
   for (const [hex, e] of byHex) {
-    const marked = marks.has(hex);
-    const original = path.join(dir, hex);
-    let chunk = e.chunk;
+    if (++n % SWEEP_BATCH === 0) {
+      await yieldToLoop();
+      throwIfAborted(signal);
+    }
+    sweepEntry(dir, hex, e, marks.has(hex), cutoffMs, dryRun, c);
+  }
+}
 
-    // Leftovers of a GC killed between rename and delete/put-back.
-    for (const name of e.asides) {
-      const aside = path.join(dir, name);
-      const st = await statOrUndefined(aside);
-      if (st === undefined) continue;
-      if (!chunk && (marked || st.mtimeMs >= cutoffMs)) {
-        if (!dryRun) await putBack(aside, original);
-        chunk = true;
-      } else {
-        if (!dryRun) await unlinkQuiet(aside);
-        if (!chunk) {
-          c.removedChunks++;
-          c.removedBytes += st.size;
-        }
+function sweepEntry(dir: string, hex: string, e: ShardEntry, marked: boolean, cutoffMs: number, dryRun: boolean, c: SweepCounts): void {
+  const original = path.join(dir, hex);
+  let chunk = e.chunk;
+
+  // Leftovers of a GC killed between rename and delete/put-back.
+  for (const name of e.asides) {
+    const aside = path.join(dir, name);
+    const st = statOrUndefined(aside);
+    if (st === undefined) continue;
+    if (!chunk && (marked || st.mtimeMs >= cutoffMs)) {
+      if (!dryRun) putBack(aside, original);
+      chunk = true;
+    } else {
+      if (!dryRun) unlinkQuiet(aside);
+      if (!chunk) {
+        c.removedChunks++;
+        c.removedBytes += st.size;
       }
     }
+  }
 
-    let good = false;
-    if (chunk) {
-      const st = await statOrUndefined(original);
-      if (st !== undefined) {
-        if (marked) {
-          c.diskChunks++;
-          c.diskBytes += st.size;
-          good = true;
-        } else if (st.mtimeMs >= cutoffMs) {
-          c.pendingChunks++;
-          c.pendingBytes += st.size;
-        } else if (dryRun) {
-          c.removedChunks++;
-          c.removedBytes += st.size;
-        } else {
-          await removeChunk(dir, hex, cutoffMs, c);
-        }
+  let good = false;
+  if (chunk) {
+    const st = statOrUndefined(original);
+    if (st !== undefined) {
+      if (marked) {
+        c.diskChunks++;
+        c.diskBytes += st.size;
+        good = true;
+      } else if (st.mtimeMs >= cutoffMs) {
+        c.pendingChunks++;
+        c.pendingBytes += st.size;
+      } else if (dryRun) {
+        c.removedChunks++;
+        c.removedBytes += st.size;
+      } else {
+        removeChunk(dir, hex, cutoffMs, c);
       }
     }
+  }
 
-    for (const name of e.bads) {
-      const p = path.join(dir, name);
-      const st = await statOrUndefined(p);
-      if (st === undefined) continue;
-      if (marked && !good) {
-        c.badChunks++;
-      } else {
-        if (!dryRun) await unlinkQuiet(p);
-        c.removedBad++;
-      }
+  for (const name of e.bads) {
+    const p = path.join(dir, name);
+    const st = statOrUndefined(p);
+    if (st === undefined) continue;
+    if (marked && !good) {
+      c.badChunks++;
+    } else {
+      if (!dryRun) unlinkQuiet(p);
+      c.removedBad++;
     }
   }
 }
 
 /** Renames an unmarked old chunk aside, re-checks its mtime, and deletes it or puts it back. */
-async function removeChunk(dir: string, hex: string, cutoffMs: number, c: SweepCounts): Promise<void> {
+function removeChunk(dir: string, hex: string, cutoffMs: number, c: SweepCounts): void {
   const original = path.join(dir, hex);
   const aside = path.join(dir, `${hex}.gc-${process.pid}`);
   try {
-    await fsp.rename(original, aside);
+    fs.renameSync(original, aside);
   } catch (e) {
     if (syscallCode(e) === 'ENOENT') return; // quarantined or removed meanwhile
     throw e;
   }
-  const st = await statOrUndefined(aside);
+  const st = statOrUndefined(aside);
   if (st === undefined) return;
   if (st.mtimeMs >= cutoffMs) {
     // A writer touched it (a dedup hit) just before the rename.
-    await putBack(aside, original);
+    putBack(aside, original);
     c.pendingChunks++;
     c.pendingBytes += st.size;
     return;
   }
-  await unlinkQuiet(aside);
+  unlinkQuiet(aside);
   c.removedChunks++;
   c.removedBytes += st.size;
+}
+
+function yieldToLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }

@@ -26,6 +26,7 @@ t.test('exitCodeOf', async (t) => {
     ['ERR_DATASTORE_EXISTS', 2],
     ['ERR_NESTED_DATASTORE', 2],
     ['ERR_EXISTS', 2],
+    ['ERR_CONFLICT', 2],
     ['ERR_NOT_EMPTY', 2],
     ['ERR_NOT_FOUND', 3],
     ['ERR_NOT_A_DATASTORE', 3],

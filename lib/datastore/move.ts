@@ -1,0 +1,327 @@
+/**
+ * Moving a backup group, or a namespace with everything below it, to another namespace (layer L4;
+ * PBS 4.2 semantics, PBS-NOTES.md §6.3).
+ *
+ * A group move takes the source and target group locks (no backup runs in either), then moves the
+ * snapshots oldest first, one rename of the snapshot directory each, under that snapshot's own
+ * locks (a snapshot being read, mounted or used as a base stays where it is and is reported) and
+ * through the move journal (move-journal.ts), which keeps a concurrent garbage collection from
+ * missing a snapshot in transit. The manifest is not rewritten: its `namespace` names where the
+ * snapshot was made (FORMAT.md §5), and a signature over it stays valid.
+ *
+ * Merging into an existing group requires the same owner and that every moved snapshot be newer
+ * than the target's newest, so a group's history is never interleaved. A marker file in the source
+ * group remembers the target and that bound, so a move that was interrupted (a crash, or snapshots
+ * in use) can be run again and finish.
+ */
+import { CairnError, isCairnError, throwIfAborted, type ErrorDetails } from '../errors.js';
+import { formatGroup, MAX_NAMESPACE_DEPTH, parseNamespace, type GroupId } from '../types.js';
+import { lockAt, type StoreContext } from './context.js';
+import { MANIFEST_FILE, MOVE_MARKER_FILE, NOTES_FILE, OWNER_FILE, groupKey, groupLockKey, manifestLockKey, namespaceKey, snapshotKey, snapshotLockKey } from './layout.js';
+import { withMoveJournal } from './move-journal.js';
+import { Namespace } from './namespace.js';
+import { removeTree } from './snapshot-writer.js';
+import type { FileLock } from './locks.js';
+
+const TIME_DIR = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
+
+/** Progress of a move: snapshots moved so far of the group being moved. */
+export interface MoveProgress {
+  /** `type/id`. */
+  readonly group: string;
+  /** Source namespace. */
+  readonly from: string;
+  /** Target namespace. */
+  readonly to: string;
+  /** Snapshots of this group handled (moved or skipped). */
+  readonly done: number;
+  /** Snapshots of this group to handle. */
+  readonly total: number;
+}
+
+/** Options of {@link Datastore.moveGroup}. */
+export interface MoveGroupOptions {
+  /** Stops between snapshots with `ERR_ABORTED` (what moved stays moved; run again to finish). */
+  readonly signal?: AbortSignal;
+  /** Called after each snapshot. */
+  readonly onProgress?: (p: MoveProgress) => void;
+  /**
+   * **Test only**: called before each snapshot's rename, with its locks held. Not part of the
+   * supported API.
+   */
+  readonly hooks?: {
+    /** Called with the snapshot's time before it is renamed. */
+    readonly beforeRename?: (time: string) => Promise<void>;
+  };
+}
+
+/** A snapshot a move left in place. */
+export interface MoveSkipped {
+  /** Its time. */
+  readonly time: string;
+  /** Why (the `ERR_LOCKED` message). */
+  readonly reason: string;
+}
+
+/** A group a namespace move left in place. */
+export interface MoveFailedGroup {
+  /** The namespace it stays in. */
+  readonly namespace: string;
+  /** `type/id`. */
+  readonly group: string;
+  /** The error code (`ERR_EXISTS` when merging is off, `ERR_LOCKED`, `ERR_CONFLICT`, `ERR_TIME_ORDER`). */
+  readonly code: string;
+  /** The error message. */
+  readonly reason: string;
+}
+
+/** What a group move did. Plain JSON. */
+export interface MoveGroupReport {
+  /** `type/id`. */
+  readonly group: string;
+  /** Source namespace. */
+  readonly from: string;
+  /** Target namespace. */
+  readonly to: string;
+  /** The target group existed before (the snapshots were merged into it). */
+  readonly merged: boolean;
+  /** Times of the snapshots moved, oldest first. */
+  readonly moved: string[];
+  /** Snapshots left in the source because they were in use (read, mounted, a base). */
+  readonly skipped: MoveSkipped[];
+  /** Unfinished snapshot directories (of crashed backups) removed from the source. */
+  readonly removedUnfinished: string[];
+  /** The source group is gone (everything moved). */
+  readonly sourceRemoved: boolean;
+  /** Both groups had notes and they differ: the target's were kept. */
+  readonly notesConflict: boolean;
+}
+
+/** Options of {@link Datastore.moveNamespace}. */
+export interface MoveNamespaceOptions extends MoveGroupOptions {
+  /**
+   * Merge a group into an existing group of the same name in the target (same rules as
+   * {@link Datastore.moveGroup}); when false such groups stay in the source and are reported.
+   * @defaultValue true
+   */
+  readonly mergeGroups?: boolean;
+  /**
+   * Remove source namespaces that the move emptied.
+   * @defaultValue true
+   */
+  readonly deleteSource?: boolean;
+  /**
+   * Levels of child namespaces to move along (0: only the namespace's own groups).
+   * @defaultValue 7
+   */
+  readonly maxDepth?: number;
+}
+
+/** What a namespace move did. Plain JSON. */
+export interface MoveNamespaceReport {
+  /** Source namespace. */
+  readonly from: string;
+  /** Target namespace. */
+  readonly to: string;
+  /** One report per group moved (or partly moved). */
+  readonly groups: MoveGroupReport[];
+  /** Groups not moved. */
+  readonly failedGroups: MoveFailedGroup[];
+  /** Target namespaces created. */
+  readonly createdNamespaces: string[];
+  /** Source namespaces removed. */
+  readonly removedNamespaces: string[];
+}
+
+interface Marker {
+  target: string;
+  after: string | null;
+}
+
+/** Moves one group; see {@link Datastore.moveGroup}. */
+export async function moveGroup(ctx: StoreContext, fromNs: string, group: GroupId, toNs: string, options: MoveGroupOptions = {}): Promise<MoveGroupReport> {
+  ctx.assertOpen();
+  const fromParts = parseNamespace(fromNs);
+  const toParts = parseNamespace(toNs);
+  const name = formatGroup(group);
+  const details: ErrorDetails = { datastore: ctx.root, namespace: fromNs, group: name, path: toNs };
+  if (fromNs === toNs) throw new CairnError('ERR_INVALID_ARGUMENT', `backup group ${name} is already in namespace '${toNs}'`, details);
+  if (!(await new Namespace(ctx, toNs).exists())) throw new CairnError('ERR_NOT_FOUND', `target namespace '${toNs}' does not exist`, { ...details, namespace: toNs });
+  const srcKey = groupKey(fromParts, group);
+  const dstKey = groupKey(toParts, group);
+  if ((await ctx.backend.stat(srcKey))?.isDirectory !== true) throw new CairnError('ERR_NOT_FOUND', `backup group ${name} does not exist in namespace '${fromNs}'`, details);
+
+  const held: FileLock[] = [];
+  try {
+    held.push(await lockAt(ctx, groupLockKey(fromParts, group), 'exclusive', `backup group ${name} in '${fromNs}'`, details, 0));
+    held.push(await lockAt(ctx, groupLockKey(toParts, group), 'exclusive', `backup group ${name} in '${toNs}'`, { ...details, namespace: toNs }, 0));
+
+    // Holding the group lock, directories without a manifest are what crashed backups left.
+    const times: string[] = [];
+    const removedUnfinished: string[] = [];
+    for (const t of (await ctx.backend.list(srcKey)).filter((n) => TIME_DIR.test(n))) {
+      if ((await ctx.backend.stat(`${srcKey}/${t}/${MANIFEST_FILE}`)) === undefined) {
+        await removeTree(ctx, `${srcKey}/${t}`);
+        removedUnfinished.push(t);
+      } else {
+        times.push(t);
+      }
+    }
+
+    const marker = await readMarker(ctx, srcKey);
+    const targetExists = (await ctx.backend.stat(dstKey))?.isDirectory === true;
+    const srcOwner = await readText(ctx, `${srcKey}/${OWNER_FILE}`);
+    let after: string | null = null;
+    let notesConflict = false;
+    if (targetExists) {
+      const resuming = marker?.target === toNs;
+      const dstOwner = await readText(ctx, `${dstKey}/${OWNER_FILE}`);
+      if (!resuming && (srcOwner?.trim() ?? '') !== (dstOwner?.trim() ?? '')) {
+        throw new CairnError('ERR_CONFLICT', `cannot merge backup group ${name} into '${toNs}': the owners differ (${srcOwner?.trim() || 'none'} vs ${dstOwner?.trim() || 'none'})`, details);
+      }
+      const dstTimes = (await ctx.backend.list(dstKey)).filter((n) => TIME_DIR.test(n));
+      after = resuming ? marker.after : (dstTimes.at(-1) ?? null);
+      const taken = new Set(dstTimes);
+      const clash = times.find((t) => taken.has(t) || (after !== null && t <= after));
+      if (clash !== undefined) {
+        throw new CairnError('ERR_TIME_ORDER', `cannot merge backup group ${name} into '${toNs}': snapshot ${clash} is not newer than the target's newest (${after ?? clash})`, { ...details, snapshot: `${name}/${clash}` });
+      }
+      const srcNotes = (await readText(ctx, `${srcKey}/${NOTES_FILE}`)) ?? '';
+      const dstNotes = (await readText(ctx, `${dstKey}/${NOTES_FILE}`)) ?? '';
+      if (srcNotes !== '' && dstNotes === '') await putText(ctx, `${dstKey}/${NOTES_FILE}`, srcNotes);
+      else notesConflict = srcNotes !== '' && srcNotes !== dstNotes;
+    } else {
+      await ctx.backend.mkdir(dstKey);
+      if (srcOwner !== undefined) await putText(ctx, `${dstKey}/${OWNER_FILE}`, srcOwner);
+      const srcNotes = await readText(ctx, `${srcKey}/${NOTES_FILE}`);
+      if (srcNotes !== undefined) await putText(ctx, `${dstKey}/${NOTES_FILE}`, srcNotes);
+    }
+    await putText(ctx, `${srcKey}/${MOVE_MARKER_FILE}`, `${JSON.stringify({ target: toNs, after } satisfies Marker)}\n`);
+
+    const moved: string[] = [];
+    const skipped: MoveSkipped[] = [];
+    const sync = ctx.config.syncLevel !== 'none';
+    for (const time of times) {
+      throwIfAborted(options.signal);
+      try {
+        await withMoveJournal(ctx, async (journal) => {
+          const snapLock = await lockAt(ctx, snapshotLockKey(fromParts, group, time), 'exclusive', `snapshot ${name}/${time}`, { ...details, snapshot: `${name}/${time}` }, 0);
+          try {
+            const manLock = await lockAt(ctx, manifestLockKey(fromParts, group, time), 'exclusive', `manifest of ${name}/${time}`, { ...details, snapshot: `${name}/${time}` }, Math.max(ctx.lockTimeoutMs, 5000));
+            try {
+              await options.hooks?.beforeRename?.(time);
+              await journal.record({ namespace: toNs, group, time });
+              await ctx.backend.rename(snapshotKey(fromParts, group, time), snapshotKey(toParts, group, time), { sync });
+            } finally {
+              await manLock.release();
+            }
+          } finally {
+            await snapLock.release();
+          }
+        });
+        moved.push(time);
+      } catch (e) {
+        if (!isCairnError(e, 'ERR_LOCKED')) throw e;
+        skipped.push({ time, reason: e.message });
+      }
+      options.onProgress?.({ group: name, from: fromNs, to: toNs, done: moved.length + skipped.length, total: times.length });
+    }
+
+    let sourceRemoved = false;
+    if (skipped.length === 0) {
+      for (const f of [MOVE_MARKER_FILE, OWNER_FILE, NOTES_FILE]) await ctx.backend.delete(`${srcKey}/${f}`);
+      sourceRemoved = await ctx.backend.rmdir(srcKey);
+    }
+    return { group: name, from: fromNs, to: toNs, merged: targetExists, moved, skipped, removedUnfinished, sourceRemoved, notesConflict };
+  } finally {
+    for (const l of held.reverse()) await l.release();
+  }
+}
+
+/** Moves a namespace and what is below it; see {@link Datastore.moveNamespace}. */
+export async function moveNamespace(ctx: StoreContext, fromNs: string, toNs: string, options: MoveNamespaceOptions = {}): Promise<MoveNamespaceReport> {
+  ctx.assertOpen();
+  const fromParts = parseNamespace(fromNs);
+  const toParts = parseNamespace(toNs);
+  const details: ErrorDetails = { datastore: ctx.root, namespace: fromNs, path: toNs };
+  const maxDepth = options.maxDepth ?? MAX_NAMESPACE_DEPTH;
+  if (!Number.isInteger(maxDepth) || maxDepth < 0 || maxDepth > MAX_NAMESPACE_DEPTH) {
+    throw new CairnError('ERR_INVALID_ARGUMENT', `maxDepth must be an integer from 0 to ${MAX_NAMESPACE_DEPTH}`, details);
+  }
+  if (fromParts.length === 0) throw new CairnError('ERR_INVALID_ARGUMENT', 'the root namespace cannot be moved (move its groups instead)', details);
+  if (toParts.length === 0) throw new CairnError('ERR_INVALID_ARGUMENT', 'a namespace cannot be moved onto the root (move its groups instead)', details);
+  if (toNs === fromNs || toNs.startsWith(`${fromNs}/`)) throw new CairnError('ERR_INVALID_ARGUMENT', `namespace '${fromNs}' cannot be moved into itself ('${toNs}')`, details);
+  const src = new Namespace(ctx, fromNs);
+  await src.assertExists();
+  const parent = new Namespace(ctx, toParts.slice(0, -1).join('/'));
+  if (!(await parent.exists())) throw new CairnError('ERR_NOT_FOUND', `cannot move to '${toNs}': its parent namespace '${parent.path}' does not exist`, { ...details, namespace: parent.path });
+
+  const sources = await src.descendants(maxDepth);
+  const mapped = sources.map((ns) => ({ ns, target: [...toParts, ...ns.parts.slice(fromParts.length)].join('/') }));
+  for (const m of mapped) {
+    if (parseNamespaceDepth(m.target) > MAX_NAMESPACE_DEPTH) {
+      throw new CairnError('ERR_INVALID_ARGUMENT', `moving '${fromNs}' to '${toNs}' would put namespace '${m.ns.path}' at '${m.target}', deeper than ${MAX_NAMESPACE_DEPTH} levels`, details);
+    }
+  }
+  for (const m of mapped) parseNamespace(m.target); // length limits
+
+  const report: MoveNamespaceReport = { from: fromNs, to: toNs, groups: [], failedGroups: [], createdNamespaces: [], removedNamespaces: [] };
+  for (const { ns, target } of mapped) {
+    throwIfAborted(options.signal);
+    const t = new Namespace(ctx, target);
+    if (!(await t.exists())) {
+      await ctx.backend.mkdir(t.key);
+      report.createdNamespaces.push(target);
+    }
+    for (const g of await ns.groups()) {
+      if (options.mergeGroups === false && (await ctx.backend.stat(groupKey(t.parts, g.group)))?.isDirectory === true) {
+        report.failedGroups.push({ namespace: ns.path, group: g.name, code: 'ERR_EXISTS', reason: `backup group ${g.name} exists in '${target}' and merging is off` });
+        continue;
+      }
+      try {
+        report.groups.push(await moveGroup(ctx, ns.path, g.group, target, options));
+      } catch (e) {
+        if (isCairnError(e, 'ERR_ABORTED') || !(isCairnError(e, 'ERR_LOCKED') || isCairnError(e, 'ERR_CONFLICT') || isCairnError(e, 'ERR_TIME_ORDER'))) throw e;
+        report.failedGroups.push({ namespace: ns.path, group: g.name, code: e.code, reason: e.message });
+      }
+    }
+  }
+  if (options.deleteSource !== false) {
+    for (const { ns } of [...mapped].reverse()) {
+      if ((await ns.groups()).length > 0 || (await ns.children()).length > 0) continue;
+      for (const type of ['vm', 'ct', 'host']) await ctx.backend.rmdir(`${ns.key}/${type}`);
+      await ctx.backend.rmdir(`${ns.key}/ns`);
+      if (await ctx.backend.rmdir(namespaceKey(ns.parts))) report.removedNamespaces.push(ns.path);
+    }
+  }
+  return report;
+}
+
+function parseNamespaceDepth(ns: string): number {
+  return ns === '' ? 0 : ns.split('/').length;
+}
+
+async function readText(ctx: StoreContext, key: string): Promise<string | undefined> {
+  try {
+    return Buffer.from(await ctx.backend.get(key)).toString('utf8');
+  } catch (e) {
+    if (isCairnError(e, 'ERR_NOT_FOUND')) return undefined;
+    throw e;
+  }
+}
+
+async function putText(ctx: StoreContext, key: string, text: string): Promise<void> {
+  await ctx.backend.put(key, Buffer.from(text, 'utf8'), { sync: ctx.config.syncLevel !== 'none' });
+}
+
+async function readMarker(ctx: StoreContext, srcKey: string): Promise<Marker | undefined> {
+  const text = await readText(ctx, `${srcKey}/${MOVE_MARKER_FILE}`);
+  if (text === undefined) return undefined;
+  try {
+    const v = JSON.parse(text) as Partial<Marker>;
+    if (typeof v.target === 'string' && (v.after === null || typeof v.after === 'string')) return { target: v.target, after: v.after };
+  } catch {
+    // A damaged marker only loses the resume bound: the move is checked like a new one.
+  }
+  return undefined;
+}

@@ -312,3 +312,30 @@ t.test('race: a backup reuses the base untouched, commits, and the base is remov
   t.ok(s2);
   await checkRestore(t, env, s2!, a);
 });
+
+t.test('an aborted GC: in the mark nothing is removed; in the sweep what is removed was garbage', async (t) => {
+  const env = await setup(t);
+  const data = seededBytes(6 * CS, 91);
+  const keep = await backup(env, 'vm/1', 1000, data);
+  const gone = await backup(env, 'vm/2', 1000, seededBytes(40 * CS, 92));
+  await gone.remove();
+  env.clock.t += FAR;
+  const before = await chunkFiles(env.ds);
+  const gc = new GarbageCollector(env.ds);
+
+  const inMark = new AbortController();
+  await t.rejects(gc.run({ signal: inMark.signal, hooks: { afterListGroup: async () => inMark.abort() } }), { code: 'ERR_ABORTED' });
+  t.same(await chunkFiles(env.ds), before, 'aborted in the mark: nothing removed');
+
+  const inSweep = new AbortController();
+  await t.rejects(gc.run({ signal: inSweep.signal, onProgress: (p) => p.phase === 'sweep' && p.done === 128 && inSweep.abort() }), { code: 'ERR_ABORTED' });
+  const mid = await chunkFiles(env.ds);
+  t.ok(mid.length < before.length && mid.length > (await digestsOf(keep)).size, 'aborted half way through the sweep: part of the garbage removed');
+  t.notOk(mid.some((f) => f.includes('.gc-')), 'no aside file left behind');
+  await checkRestore(t, env, keep, data);
+
+  const r = await gc.run();
+  t.equal((await chunkFiles(env.ds)).length, (await digestsOf(keep)).size, 'the next run finishes the job');
+  t.ok(r.removedChunks > 0);
+  await checkRestore(t, env, keep, data);
+});

@@ -5,6 +5,7 @@ import { CairnError, isCairnError, type ErrorDetails } from '../errors.js';
 import { decodeManifest, encodeManifest, type Manifest, type ManifestFile } from '../format/manifest.js';
 import { formatGroup, parseSnapshotTime, type BackupType, type GroupId } from '../types.js';
 import { lockAt, type StoreContext } from './context.js';
+import type { FileLock } from './locks.js';
 import { MANIFEST_FILE, PROTECTED_FILE, manifestLockKey, snapshotKey, snapshotLockKey } from './layout.js';
 import { SnapshotReader, type SnapshotReaderOptions } from './snapshot-reader.js';
 
@@ -126,19 +127,33 @@ export class Snapshot {
     return this.updateManifest((m) => ({ ...m, unprotected: { ...m.unprotected, notes } }));
   }
 
-  /** Protects the snapshot from prune and removal, or lifts the protection. */
+  /**
+   * Protects the snapshot from prune and removal, or lifts the protection. Runs under the manifest
+   * lock, which removal and moves take too, so the flag never lands in a snapshot being removed.
+   * @throws `ERR_NOT_FOUND` when the snapshot was removed or moved meanwhile.
+   */
   async setProtected(flag: boolean): Promise<Snapshot> {
     this.ctx.assertOpen();
-    const key = `${snapshotKey(this.ref.nsParts, this.ref.group, this.ref.time)}/${PROTECTED_FILE}`;
-    if (flag) await this.ctx.backend.put(key, new Uint8Array(0), { sync: this.ctx.config.syncLevel !== 'none' });
-    else await this.ctx.backend.delete(key);
+    const lock = await this.manifestLock();
+    try {
+      await this.reload();
+      const key = `${snapshotKey(this.ref.nsParts, this.ref.group, this.ref.time)}/${PROTECTED_FILE}`;
+      if (flag) await this.ctx.backend.put(key, new Uint8Array(0), { sync: this.ctx.config.syncLevel !== 'none' });
+      else await this.ctx.backend.delete(key);
+    } finally {
+      await lock.release();
+    }
     return this.reload();
+  }
+
+  private manifestLock(): Promise<FileLock> {
+    return lockAt(this.ctx, manifestLockKey(this.ref.nsParts, this.ref.group, this.ref.time), 'exclusive', `manifest of ${this.name}`, snapshotDetails(this.ref), Math.max(this.ctx.lockTimeoutMs, 5000));
   }
 
   /** Applies `change` to the manifest under the manifest lock (unprotected part only). */
   async updateManifest(change: (m: Manifest) => Manifest): Promise<Snapshot> {
     this.ctx.assertOpen();
-    const lock = await lockAt(this.ctx, manifestLockKey(this.ref.nsParts, this.ref.group, this.ref.time), 'exclusive', `manifest of ${this.name}`, snapshotDetails(this.ref), Math.max(this.ctx.lockTimeoutMs, 5000));
+    const lock = await this.manifestLock();
     try {
       const cur = await this.reload();
       const next = change(cur.manifest);
@@ -170,13 +185,20 @@ export class Snapshot {
     this.ctx.assertOpen();
     const lock = await lockAt(this.ctx, snapshotLockKey(this.ref.nsParts, this.ref.group, this.ref.time), 'exclusive', `snapshot ${this.name}`, snapshotDetails(this.ref), 0);
     try {
-      const cur = await loadSnapshot(this.ctx, this.ref);
-      if (cur === undefined) return;
-      if (cur.isProtected) throw new CairnError('ERR_PROTECTED', `snapshot ${this.name} is protected`, snapshotDetails(this.ref));
-      const dir = snapshotKey(this.ref.nsParts, this.ref.group, this.ref.time);
-      await this.ctx.backend.delete(`${dir}/${MANIFEST_FILE}`);
-      for (const name of await this.ctx.backend.list(dir)) await this.ctx.backend.delete(`${dir}/${name}`);
-      await this.ctx.backend.rmdir(dir);
+      // The manifest lock keeps notes, verify state and the protected flag from being written
+      // into a snapshot while it is taken apart.
+      const manifestLock = await this.manifestLock();
+      try {
+        const cur = await loadSnapshot(this.ctx, this.ref);
+        if (cur === undefined) return;
+        if (cur.isProtected) throw new CairnError('ERR_PROTECTED', `snapshot ${this.name} is protected`, snapshotDetails(this.ref));
+        const dir = snapshotKey(this.ref.nsParts, this.ref.group, this.ref.time);
+        await this.ctx.backend.delete(`${dir}/${MANIFEST_FILE}`);
+        for (const name of await this.ctx.backend.list(dir)) await this.ctx.backend.delete(`${dir}/${name}`);
+        await this.ctx.backend.rmdir(dir);
+      } finally {
+        await manifestLock.release();
+      }
     } finally {
       await lock.release();
     }

@@ -4,6 +4,8 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Datastore } from '../../lib/index.js';
+import { acquireLock } from '../../lib/datastore/locks.js';
+import { manifestLockKey } from '../../lib/datastore/layout.js';
 import { seededBytes, tempDir, writeTemp } from '../helpers/fixtures.js';
 
 const CS = 64 * 1024;
@@ -122,4 +124,37 @@ t.test('a backup killed with SIGKILL leaves no visible snapshot; the next one su
   await r.restore('disk.img', path.join(dir, 'out'));
   await r.close();
   t.equal(Buffer.compare(await readFile(path.join(dir, 'out')), Buffer.from(data)), 0, 'the next backup restores byte-identical');
+});
+
+t.test('protect, notes and remove of one snapshot are serialised by the manifest lock', async (t) => {
+  const dir = tempDir(t);
+  const ds = await Datastore.create(path.join(dir, 'store'), { syncLevel: 'none', threads: 0 });
+  t.teardown(() => ds.close());
+  const outcomes = new Set<string>();
+  for (let i = 0; i < 6; i++) {
+    const w = await ds.group('vm/7').backup();
+    await w.addBlob('a', 'a');
+    const snap = await w.commit();
+    // All three wait on the manifest lock, then run in whatever order the kernel wakes them.
+    const held = await acquireLock(ds.backend.pathOf(manifestLockKey([], snap.ref.group, snap.time)), 'exclusive');
+    const pending = [snap.remove(), snap.setProtected(true), snap.setNotes('x')] as const;
+    await new Promise((r) => setTimeout(r, 30));
+    await held.release();
+    const [removed, protectedFlag, notes] = await Promise.allSettled(pending);
+    const left = await readdir(ds.backend.pathOf(`vm/7/${snap.time}`)).catch(() => undefined);
+    if (removed.status === 'fulfilled') {
+      outcomes.add('removed');
+      t.equal(left, undefined, 'removed: no directory (with a stray .protected or manifest) is left behind');
+      t.match(protectedFlag, { status: 'rejected', reason: { code: 'ERR_NOT_FOUND' } }, 'protect after the removal: not found');
+      if (notes.status === 'rejected') t.match(notes.reason, { code: 'ERR_NOT_FOUND' });
+    } else {
+      outcomes.add('protected');
+      t.match(removed.reason, { code: 'ERR_PROTECTED' }, 'not removed: because it was protected first');
+      t.equal(protectedFlag.status, 'fulfilled');
+      const now = await snap.reload();
+      t.equal(now.isProtected, true);
+      await (await now.setProtected(false)).remove();
+    }
+  }
+  t.ok(outcomes.size > 0);
 });

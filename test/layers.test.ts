@@ -24,7 +24,11 @@ t.test('only lib/codec/native.ts loads the native addon', async (t) => {
     for (const name of readdirSync(dir)) {
       const p = path.join(dir, name);
       if (statSync(p).isDirectory()) walk(p);
-      else if (p.endsWith('.ts') && p !== path.join('lib', 'codec', 'native.ts') && /cairn_native\.node|createRequire/.test(readFileSync(p, 'utf8'))) offenders.push(p);
+      else if (p.endsWith('.ts') && p !== path.join('lib', 'codec', 'native.ts')) {
+        const text = readFileSync(p, 'utf8');
+        // lib/fuse/mount.ts uses createRequire for fuse-native's own binding, never for ours.
+        if (/cairn_native\.node/.test(text) || (/createRequire/.test(text) && p !== path.join('lib', 'fuse', 'mount.ts'))) offenders.push(p);
+      }
     }
   };
   walk('lib');

@@ -1,0 +1,452 @@
+/**
+ * Mounting with fuse-native (layer L6, public API only): maps the kernel's requests onto the node
+ * tree of vfs.ts. Conventions and traps of fuse-native are in ../shared/LIBRARY-NOTES.md §1; the
+ * ones this file is built around:
+ * - every callback gets 0 or a negative errno first; `read` calls back with the byte count only;
+ * - a handler must never throw or let a promise reject unhandled (the process dies and leaves a
+ *   stale mount): every handler goes through {@link Handlers.run}, which turns errors into errnos;
+ * - mount only from the main thread; a process must not read its own mount synchronously;
+ * - `use_ino` cannot be passed as an option, so it rides along in `fsname` (`-o fsname=cairn,use_ino`),
+ *   which libfuse splits at the comma: inode numbers are ours (hardlinks share one).
+ */
+import { promises as fsp } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import Fuse from 'fuse-native';
+import { CairnError, isCairnError, type Datastore, type Snapshot, type SnapshotReader } from '../index.js';
+import { InodeTable, datastoreRoot, snapshotRoot, type NodeAttr, type ReaderSource, type VNode } from './vfs.js';
+
+/** Options of {@link mountSnapshot} and {@link mountDatastore}. */
+export interface MountOptions {
+  /**
+   * Let other users read the mount (`allow_other`; root needs no fuse.conf entry).
+   * @defaultValue false
+   */
+  readonly allowOther?: boolean;
+  /**
+   * Chunks read ahead for a sequential reader of an image.
+   * @defaultValue 4
+   */
+  readonly readAhead?: number;
+  /**
+   * Called for every failed request that is not a plain "no such file": a corrupt or missing chunk,
+   * an I/O error. The request gets EIO and the mount stays up.
+   * @defaultValue a line on stderr naming the path and the error (with its digest)
+   */
+  readonly onError?: (error: unknown, op: string, path: string) => void;
+  /** Passed to libfuse as `-o debug` (very verbose). */
+  readonly debug?: boolean;
+}
+
+/** Options of {@link mountDatastore}. */
+export interface MountDatastoreOptions extends MountOptions {
+  /**
+   * Show this namespace (and those below it) instead of the whole datastore.
+   * @defaultValue the root
+   */
+  readonly namespace?: string;
+  /**
+   * Snapshots kept open at once; the least recently used is closed first (an open snapshot is
+   * locked against prune).
+   * @defaultValue 16
+   */
+  readonly maxOpenSnapshots?: number;
+  /**
+   * A snapshot nobody has read for this long is closed (its prune lock released), ms.
+   * @defaultValue 10 000
+   */
+  readonly idleCloseMs?: number;
+}
+
+/** A mounted snapshot or datastore. */
+export interface Mount {
+  /** Absolute path of the mountpoint. */
+  readonly mountpoint: string;
+  /** Unmounts (lazily, so open files do not block it) and releases the snapshots. Idempotent. */
+  unmount(): Promise<void>;
+  /** Alias of {@link Mount.unmount}. */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+const O_ACCMODE = 3;
+const W_OK = 2;
+
+interface Handle {
+  node: VNode;
+  /** End of the last read, for read-ahead. */
+  lastEnd: number;
+  /** Read-ahead has been started up to here. */
+  aheadTo: number;
+}
+
+/** Caches resolved paths; nodes of a snapshot are immutable, the datastore levels above change. */
+class PathCache {
+  private readonly map = new Map<string, { node: Promise<VNode | undefined>; at: number }>();
+  constructor(
+    private readonly ttlMs: number,
+    private readonly max: number,
+  ) {}
+
+  get(p: string, now: number): Promise<VNode | undefined> | undefined {
+    const e = this.map.get(p);
+    if (e === undefined) return undefined;
+    if (now - e.at > this.ttlMs) {
+      this.map.delete(p);
+      return undefined;
+    }
+    // Keep recently used entries at the end (Map order) for the eviction below.
+    this.map.delete(p);
+    this.map.set(p, e);
+    return e.node;
+  }
+
+  set(p: string, node: Promise<VNode | undefined>, now: number): void {
+    this.map.set(p, { node, at: now });
+    node.catch(() => this.map.delete(p));
+    while (this.map.size > this.max) this.map.delete(this.map.keys().next().value!);
+  }
+}
+
+const ERRNO: Record<string, number> = { ENOENT: Fuse.ENOENT, ENOTDIR: Fuse.ENOTDIR, EISDIR: Fuse.EISDIR, EINVAL: Fuse.EINVAL };
+
+/** The request handlers of one mount. */
+class Handlers {
+  private readonly handles = new Map<number, Handle>();
+  private nextFh = 1;
+  private readonly cache: PathCache;
+
+  constructor(
+    private readonly root: VNode,
+    private readonly options: MountOptions,
+    ttlMs: number,
+  ) {
+    this.cache = new PathCache(ttlMs, 200_000);
+  }
+
+  /** Resolves a path from the root, component by component, through the cache. */
+  resolve(p: string): Promise<VNode | undefined> {
+    if (p === '/') return Promise.resolve(this.root);
+    const now = Date.now();
+    const hit = this.cache.get(p, now);
+    if (hit !== undefined) return hit;
+    const slash = p.lastIndexOf('/');
+    const parentPath = slash === 0 ? '/' : p.slice(0, slash);
+    const name = p.slice(slash + 1);
+    const node = this.resolve(parentPath).then((parent) => (parent?.child === undefined ? undefined : parent.child(name)));
+    this.cache.set(p, node, now);
+    return node;
+  }
+
+  private fail(e: unknown, op: string, p: string): number {
+    if (isCairnError(e, 'ERR_NOT_FOUND')) return Fuse.ENOENT;
+    const errno = (e as { errno?: unknown }).errno;
+    if (typeof errno === 'string' && ERRNO[errno] !== undefined) return ERRNO[errno]!;
+    try {
+      if (this.options.onError !== undefined) this.options.onError(e, op, p);
+      else process.stderr.write(`cairn mount: ${op} ${p}: ${describe(e)}\n`);
+    } catch {
+      // a throwing onError must not take the mount down
+    }
+    return Fuse.EIO;
+  }
+
+  /** Runs a handler body; its result or error always reaches `cb` exactly once. */
+  run<T>(op: string, p: string, cb: (code: number, value?: T) => void, body: () => Promise<T>): void {
+    let done = false;
+    const finish = (code: number, value?: T): void => {
+      if (done) return;
+      done = true;
+      try {
+        cb(code, value);
+      } catch (e) {
+        process.stderr.write(`cairn mount: ${op} ${p}: callback failed: ${describe(e)}\n`);
+      }
+    };
+    try {
+      body().then(
+        (v) => finish(0, v),
+        (e: unknown) => finish(typeof e === 'number' ? e : this.fail(e, op, p)),
+      );
+    } catch (e) {
+      finish(this.fail(e, op, p));
+    }
+  }
+
+  async node(p: string): Promise<VNode> {
+    const n = await this.resolve(p);
+    if (n === undefined) throw Fuse.ENOENT;
+    return n;
+  }
+
+  ops(): Fuse.FuseOps {
+    const erofs = (...args: unknown[]): void => (args.at(-1) as (c: number) => void)(Fuse.EROFS);
+    return {
+      init: (cb) => cb(0),
+      statfs: (_p, cb) => cb(0, { bsize: 4096, frsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, favail: 0, fsid: 0, flag: 1, namemax: 1024 }),
+      getattr: (p, cb) => this.run('getattr', p, cb, async () => stat((await this.node(p)).attr)),
+      fgetattr: (p, fh, cb) =>
+        this.run('fgetattr', p, cb, async () => {
+          const h = this.handles.get(fh);
+          return stat((h?.node ?? (await this.node(p))).attr);
+        }),
+      access: (p, mode, cb) =>
+        this.run('access', p, cb, async () => {
+          await this.node(p);
+          if ((mode & W_OK) !== 0) throw Fuse.EROFS;
+        }),
+      readdir: (p, cb) =>
+        this.run('readdir', p, cb, async () => {
+          const n = await this.node(p);
+          if (n.names === undefined) throw Fuse.ENOTDIR;
+          return n.names();
+        }),
+      open: (p, flags, cb) =>
+        this.run('open', p, cb, async () => {
+          if ((flags & O_ACCMODE) !== 0) throw Fuse.EROFS;
+          const n = await this.node(p);
+          if (n.read === undefined) throw n.names !== undefined ? Fuse.EISDIR : Fuse.EINVAL;
+          const fh = this.nextFh++;
+          if (this.nextFh > 0xfffffff0) this.nextFh = 1;
+          this.handles.set(fh, { node: n, lastEnd: -1, aheadTo: 0 });
+          return fh;
+        }),
+      release: (p, fh, cb) => {
+        this.handles.delete(fh);
+        cb(0);
+      },
+      read: (p, fh, buf, len, pos, cb) =>
+        this.run('read', p, (code: number, n?: number) => cb(code === 0 ? n! : code), async () => {
+          const h = this.handles.get(fh) ?? { node: await this.node(p), lastEnd: -1, aheadTo: 0 };
+          if (h.node.read === undefined) throw Fuse.EISDIR;
+          const data = await h.node.read(pos, len);
+          buf.set(data.subarray(0, Math.min(len, data.byteLength)));
+          this.readAhead(h, pos, len);
+          return Math.min(len, data.byteLength);
+        }),
+      readlink: (p, cb) =>
+        this.run('readlink', p, cb, async () => {
+          const n = await this.node(p);
+          if (n.target === undefined) throw Fuse.EINVAL;
+          return n.target.toString('utf8');
+        }),
+      getxattr: (p, name, _position, cb) =>
+        this.run('getxattr', p, cb, async () => {
+          const v = (await this.node(p)).xattrs?.get(name);
+          if (v === undefined) throw Fuse.ENODATA;
+          return v;
+        }),
+      listxattr: (p, cb) => this.run('listxattr', p, cb, async () => [...((await this.node(p)).xattrs?.keys() ?? [])]),
+      write: erofs,
+      create: erofs,
+      unlink: erofs,
+      rename: erofs,
+      link: erofs,
+      symlink: erofs,
+      mkdir: erofs,
+      rmdir: erofs,
+      mknod: erofs,
+      chmod: erofs,
+      chown: erofs,
+      truncate: erofs,
+      ftruncate: erofs,
+      utimens: erofs,
+      setxattr: erofs,
+      removexattr: erofs,
+    };
+  }
+
+  /** On a sequential read of an image, fetches the next chunks into the chunk cache. */
+  private readAhead(h: Handle, pos: number, len: number): void {
+    const sequential = pos === h.lastEnd;
+    h.lastEnd = pos + len;
+    const cs = h.node.chunkSize;
+    const ahead = this.options.readAhead ?? 4;
+    if (!sequential || cs === undefined || ahead <= 0 || h.node.read === undefined) return;
+    const from = Math.max(h.aheadTo, Math.ceil((pos + len) / cs) * cs);
+    const to = Math.min(h.node.attr.size, Math.floor((pos + len) / cs) * cs + (ahead + 1) * cs);
+    if (to <= from) return;
+    h.aheadTo = to;
+    for (let at = from; at < to; at += cs) h.node.read(at, 1).catch(() => undefined);
+  }
+}
+
+function stat(a: NodeAttr): Fuse.FuseStat {
+  const type = { dir: 0o040000, file: 0o100000, symlink: 0o120000, chardev: 0o020000, blockdev: 0o060000, fifo: 0o010000, socket: 0o140000 }[a.kind];
+  const t = new Date(a.mtimeMs);
+  return { mode: type | a.perm, size: a.size, uid: a.uid, gid: a.gid, nlink: a.nlink, ino: a.ino, rdev: a.rdev, blksize: 4096, blocks: Math.ceil(a.size / 512), dev: 0, atime: t, mtime: t, ctime: t };
+}
+
+function describe(e: unknown): string {
+  if (isCairnError(e)) return `${e.code}: ${e.message}${e.details.digest === undefined ? '' : ` (chunk ${e.details.digest})`}`;
+  return e instanceof Error ? e.message : String(e);
+}
+
+async function startFuse(mountpoint: string, handlers: Handlers, options: MountOptions, entryTimeout: number): Promise<Fuse> {
+  const abs = path.resolve(mountpoint);
+  await fsp.mkdir(abs, { recursive: true }).catch(() => undefined); // a stale mount gives ENOTCONN here; force clears it
+  const fuse = new Fuse(abs, handlers.ops(), {
+    force: true,
+    mkdir: true,
+    autoUnmount: true,
+    kernelCache: true,
+    fsname: 'cairn,use_ino',
+    subtype: 'cairn',
+    entryTimeout,
+    attrTimeout: entryTimeout,
+    ...(options.allowOther === true ? { allowOther: true } : {}),
+    ...(options.debug === true ? { debug: true } : {}),
+  });
+  await new Promise<void>((resolve, reject) =>
+    fuse.mount((err) => (err ? reject(new CairnError('ERR_IO', `cannot mount at ${abs}: ${err.message}`, { path: abs }, err)) : resolve())),
+  );
+  return fuse;
+}
+
+/**
+ * fuse-native's `unmount` runs `fusermount -uz` and only then stops its native thread; when the
+ * mount is already gone (`cairn umount`, `fusermount -u` from outside) fusermount fails, the thread
+ * is never stopped and the process cannot exit. Then the thread is stopped here, through the same
+ * binding fuse-native loaded (node-gyp-build caches it).
+ */
+function stopNativeThread(fuse: Fuse, mountpoint: string): void {
+  const pkg = createRequire(import.meta.url).resolve('fuse-native/package.json');
+  const fromFuse = createRequire(pkg);
+  const binding = (fromFuse('node-gyp-build') as (d: string) => { fuse_native_unmount(mnt: string, thread: Buffer): void })(path.dirname(pkg));
+  const thread = (fuse as unknown as { _thread?: Buffer })._thread;
+  if (thread !== undefined) binding.fuse_native_unmount(mountpoint, thread);
+}
+
+function makeMount(mountpoint: string, fuse: Fuse, release: () => Promise<void>): Mount {
+  let closing: Promise<void> | undefined;
+  const abs = path.resolve(mountpoint);
+  const unmount = (): Promise<void> =>
+    (closing ??= (async () => {
+      const err = await new Promise<(Error & { unmountFailure?: boolean }) | null | undefined>((resolve) => fuse.unmount(resolve));
+      if (err?.unmountFailure === true) {
+        try {
+          stopNativeThread(fuse, abs);
+        } catch (e) {
+          process.stderr.write(`cairn mount: cannot stop the FUSE thread of ${abs}: ${describe(e)}\n`);
+        }
+      }
+      await release();
+    })());
+  return { mountpoint: path.resolve(mountpoint), unmount, [Symbol.asyncDispose]: unmount };
+}
+
+/**
+ * Mounts one snapshot read-only: an entry per archive (an image or a blob as a file, a tree
+ * archive as its directory tree). The snapshot stays open, and so locked against prune and removal,
+ * until unmounted. Call from the main thread; do not read the mount synchronously from the same
+ * process (its requests are served by this process's event loop).
+ *
+ * @example
+ * ```ts
+ * import { mountSnapshot } from 'cairn/fuse';
+ * const snap = await ds.snapshot('vm/100');
+ * const m = await mountSnapshot(snap, '/mnt/vm100');
+ * // losetup -r -f /mnt/vm100/drive-scsi0.img, or copy files out of /mnt/vm100/etc.tree/
+ * await m.unmount();
+ * ```
+ * @throws `ERR_NOT_FOUND`, `ERR_LOCKED` (the snapshot is being removed), `ERR_IO` (mount failed)
+ */
+export async function mountSnapshot(snapshot: Snapshot, mountpoint: string, options: MountOptions = {}): Promise<Mount> {
+  const reader = await snapshot.open();
+  try {
+    const root = snapshotRoot(snapshot, { reader: async () => reader }, new InodeTable(), 'snap', 1);
+    const handlers = new Handlers(root, options, Number.POSITIVE_INFINITY);
+    const fuse = await startFuse(mountpoint, handlers, options, 3600);
+    return makeMount(mountpoint, fuse, () => reader.close());
+  } catch (e) {
+    await reader.close();
+    throw e;
+  }
+}
+
+/** Open snapshots of a datastore mount: least recently used closed first, idle ones closed. */
+class ReaderPool {
+  private readonly open = new Map<string, { reader: Promise<SnapshotReader>; used: number }>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly max: number,
+    private readonly idleMs: number,
+  ) {
+    this.timer = setInterval(() => this.closeIdle(), Math.max(100, Math.min(idleMs / 4, 2500)));
+    this.timer.unref();
+  }
+
+  source(snap: Snapshot): ReaderSource {
+    const key = `${snap.namespace}\0${snap.name}`;
+    return {
+      reader: () => {
+        let e = this.open.get(key);
+        if (e === undefined) {
+          e = { reader: snap.open(), used: Date.now() };
+          this.open.set(key, e);
+          e.reader.catch(() => this.open.delete(key));
+          this.evict(key);
+        }
+        e.used = Date.now();
+        return e.reader;
+      },
+    };
+  }
+
+  private evict(keep: string): void {
+    while (this.open.size > this.max) {
+      let oldest: string | undefined;
+      for (const [k, e] of this.open) if (k !== keep && (oldest === undefined || e.used < this.open.get(oldest)!.used)) oldest = k;
+      if (oldest === undefined) return;
+      this.closeKey(oldest);
+    }
+  }
+
+  private closeKey(k: string): void {
+    const e = this.open.get(k);
+    this.open.delete(k);
+    e?.reader.then((r) => r.close()).catch(() => undefined);
+  }
+
+  private closeIdle(): void {
+    const now = Date.now();
+    for (const [k, e] of this.open) if (now - e.used > this.idleMs) this.closeKey(k);
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    const all = [...this.open.values()];
+    this.open.clear();
+    await Promise.allSettled(all.map((e) => e.reader.then((r) => r.close())));
+  }
+}
+
+/**
+ * Mounts a whole datastore (or one namespace of it) read-only as
+ * `<namespace path>/<type>/<id>/<time>/<archive>`, with a `latest` symlink in each group.
+ * Namespaces, groups and snapshots that appear later show up (within about a second), and pruned
+ * ones disappear. A snapshot being read is open, and so locked against prune, until nobody has read
+ * it for `idleCloseMs`.
+ *
+ * @example
+ * ```ts
+ * import { mountDatastore } from 'cairn/fuse';
+ * const m = await mountDatastore(ds, '/mnt/cairn');
+ * // ls /mnt/cairn/vm/100/latest/
+ * await m.unmount();
+ * ```
+ */
+export async function mountDatastore(ds: Datastore, mountpoint: string, options: MountDatastoreOptions = {}): Promise<Mount> {
+  const ns = ds.namespace(options.namespace ?? '');
+  await ns.assertExists();
+  const pool = new ReaderPool(options.maxOpenSnapshots ?? 16, options.idleCloseMs ?? 10_000);
+  try {
+    const root = datastoreRoot(ds, ns, new InodeTable(), { open: (s) => pool.source(s) });
+    const handlers = new Handlers(root, options, 1000);
+    const fuse = await startFuse(mountpoint, handlers, options, 1);
+    return makeMount(mountpoint, fuse, () => pool.close());
+  } catch (e) {
+    await pool.close();
+    throw e;
+  }
+}

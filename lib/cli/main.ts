@@ -855,7 +855,7 @@ export function buildProgram(): Command {
         process.stdout.on('error', () => undefined);
         process.stderr.on('error', () => undefined);
       }
-      print(g, { mounted: where, what: mountpoint === undefined ? 'datastore' : target }, `mounted ${mountpoint === undefined ? 'the datastore' : target} at ${where}${o.daemon === true ? '' : ' (Ctrl-C to unmount)'}`);
+      print(g, { mounted: where, what: mountpoint === undefined ? 'datastore' : target, pid: process.pid }, `mounted ${mountpoint === undefined ? 'the datastore' : target} at ${where}${o.daemon === true ? '' : ' (Ctrl-C to unmount)'}`);
       await waitUntilUnmounted(where);
       await m.unmount();
       await ds.close();

@@ -54,6 +54,11 @@ export interface Backend {
   list(prefix: string): Promise<string[]>;
   /** Deletes a key; false when it did not exist. */
   delete(key: string): Promise<boolean>;
+  /**
+   * The local file path of a key when this backend keeps keys as local files, else undefined
+   * (readers then fall back to {@link Backend.get}).
+   */
+  localPath(key: string): string | undefined;
   /** Renames a key, replacing the target atomically. */
   rename(from: string, to: string, options?: { sync?: boolean }): Promise<void>;
   /** Creates a directory prefix and its parents. */

@@ -39,6 +39,11 @@ export class LocalBackend implements Backend {
     return key === '' ? this.location : path.join(this.location, key);
   }
 
+  /** Every key is a local file: {@link LocalBackend.pathOf}. */
+  localPath(key: string): string {
+    return this.pathOf(key);
+  }
+
   async put(key: string, data: Uint8Array | readonly Uint8Array[], options: PutOptions = {}): Promise<void> {
     const target = this.pathOf(key);
     const dir = path.dirname(target);

@@ -22,6 +22,20 @@ import { restoreTree, type RestoreTreeOptions, type RestoreTreeStats } from './t
 import { treeChecksum } from './chunk-stream.js';
 import type { SnapshotRef } from './snapshot.js';
 
+
+/**
+ * Shared all-zero buffers by size (a chunk size and an image's tail): a zero chunk is returned
+ * without allocating. Like cached chunks, callers must not modify what they get.
+ */
+const zeroBuffers = new Map<number, Uint8Array>();
+function zeros(size: number): Uint8Array {
+  let z = zeroBuffers.get(size);
+  if (z === undefined) {
+    if (zeroBuffers.size >= 8) zeroBuffers.clear();
+    zeroBuffers.set(size, (z = new Uint8Array(size)));
+  }
+  return z;
+}
 /** The two dynamic indexes of a tree archive. */
 export interface TreeIndexes {
   /** The metadata stream's index. */
@@ -178,7 +192,7 @@ export class SnapshotReader {
   private async chunk(idx: FixedIndex, i: number, archive: string, signal?: AbortSignal): Promise<Uint8Array> {
     const { start, end } = idx.chunkRange(i);
     const digest = idx.digestAt(i);
-    if (toHex(digest) === (await zeroDigestHex(end - start))) return new Uint8Array(end - start);
+    if (toHex(digest) === (await zeroDigestHex(end - start))) return zeros(end - start);
     const opts = signal === undefined ? { details: this.details(archive) } : { details: this.details(archive), signal };
     return this.ctx.chunkReader().get(digest, opts);
   }

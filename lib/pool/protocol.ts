@@ -54,6 +54,23 @@ export interface DecodeTask {
   readonly details: ErrorDetails;
 }
 
+/**
+ * Read a chunk file and decode it, both on the worker: the main thread then makes no file system
+ * call per chunk (an awaited `readFile` is several thread-pool round trips on the event loop).
+ */
+export interface ReadDecodeTask {
+  /** Discriminator. */
+  readonly op: 'readDecode';
+  /** The chunk file. */
+  readonly path: string;
+  /** The digest the plaintext must have, or null to skip the check. */
+  readonly digest: Uint8Array | null;
+  /** Error code on damage (a missing file is always `ERR_CHUNK_MISSING`). */
+  readonly code: EnvelopeCorruptCode;
+  /** Ids for the error (with the digest in hex). */
+  readonly details: ErrorDetails;
+}
+
 /** Result of a {@link DecodeTask}. */
 export interface DecodeResult {
   /** The plaintext. */
@@ -79,4 +96,4 @@ export interface HashResult {
 }
 
 /** Any task. */
-export type PoolTask = EncodeTask | DecodeTask | HashTask;
+export type PoolTask = EncodeTask | DecodeTask | ReadDecodeTask | HashTask;

@@ -6,8 +6,9 @@
 import { blake3 } from '../codec/hash.js';
 import { lz4Compress } from '../codec/compress.js';
 import { encodeChunk, decodeChunk } from '../codec/chunk-codec.js';
-import { CairnError, errorFromJSON, type CairnErrorJSON } from '../errors.js';
-import type { DecodeResult, DecodeTask, EncodeResult, EncodeTask, HashResult, HashTask, PoolTask } from './protocol.js';
+import { CairnError, errorFromJSON, ioError, syscallCode, type CairnErrorJSON } from '../errors.js';
+import { readFileSync } from 'node:fs';
+import type { DecodeResult, DecodeTask, EncodeResult, EncodeTask, HashResult, HashTask, PoolTask, ReadDecodeTask } from './protocol.js';
 import { isAllZero, knownHas } from './known-set.js';
 
 /** A result and the buffers to transfer with it. */
@@ -83,6 +84,20 @@ function decode(task: DecodeTask): TaskOutput<DecodeResult> {
   }
 }
 
+function readDecode(task: ReadDecodeTask): TaskOutput<DecodeResult> {
+  let data: Uint8Array;
+  try {
+    data = readFileSync(task.path);
+  } catch (e) {
+    const err =
+      syscallCode(e) === 'ENOENT'
+        ? new CairnError('ERR_CHUNK_MISSING', `chunk ${task.details.digest ?? task.path} is missing`, { ...task.details, path: task.path }, e)
+        : ioError(e, `cannot read chunk ${task.details.digest ?? ''} at ${task.path}`, { ...task.details, path: task.path });
+    return { value: { error: err.toJSON() }, transfer: [] };
+  }
+  return decode({ op: 'decode', data, digest: task.digest, code: task.code, details: task.details });
+}
+
 function hash(task: HashTask): TaskOutput<HashResult> {
   return { value: { digest: blake3(task.data), data: task.data }, transfer: ownsBuffer(task.data) ? [task.data.buffer as ArrayBuffer] : [] };
 }
@@ -101,6 +116,8 @@ export function runTask(task: PoolTask): TaskOutput<EncodeResult | DecodeResult 
       }
     case 'decode':
       return decode(task);
+    case 'readDecode':
+      return readDecode(task);
     case 'hash':
       return hash(task);
   }

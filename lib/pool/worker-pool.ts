@@ -118,6 +118,17 @@ export class WorkerPool {
     return r.data!;
   }
 
+  /**
+   * Reads a chunk file and checks and decodes it, all on a worker. A missing file raises
+   * `ERR_CHUNK_MISSING`; damage raises `code`; both with `details`.
+   */
+  async readDecode(path: string, options: { digest: Uint8Array | null; code: EnvelopeCorruptCode; details: ErrorDetails; signal?: AbortSignal }): Promise<Uint8Array> {
+    const task = { op: 'readDecode' as const, path, digest: options.digest, code: options.code, details: options.details };
+    const r = await this.run<DecodeResult>(task, [], options.signal);
+    if (r.error !== undefined) throw errorFromJSON(r.error);
+    return r.data!;
+  }
+
   /** BLAKE3 of `data` on a worker; `data` is transferred and handed back in the result. */
   async hash(data: Uint8Array, signal?: AbortSignal): Promise<HashResult> {
     return this.run<HashResult>({ op: 'hash', data }, transferOf(data), signal);

@@ -93,9 +93,13 @@ export class ChunkReader {
   }
 
   private async load(digest: Uint8Array, hex: string): Promise<Uint8Array> {
+    const opts = { digest: this.verifyDigest ? digest : null, code: 'ERR_CHUNK_CORRUPT' as const, details: { digest: hex } };
+    // A local file is read on the worker too: no file system round trips on the caller's event loop.
+    const file = this.store.localPathOf(digest);
+    if (file !== undefined) return this.pool.readDecode(file, opts);
     const stored = await this.store.read(digest);
     const own = stored.byteOffset === 0 && stored.byteLength === stored.buffer.byteLength ? stored : new Uint8Array(stored);
-    return this.pool.decode(own, { digest: this.verifyDigest ? digest : null, code: 'ERR_CHUNK_CORRUPT', details: { digest: hex } });
+    return this.pool.decode(own, opts);
   }
 
   /** Drops the cache. */

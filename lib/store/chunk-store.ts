@@ -105,6 +105,11 @@ export class ChunkStore {
    * Reads a chunk file's stored bytes (not decoded).
    * @throws `ERR_CHUNK_MISSING` naming the digest when the file does not exist.
    */
+  /** The local path of a chunk file, when the backend keeps files (for reading it on a worker). */
+  localPathOf(digest: Uint8Array): string | undefined {
+    return this.backend.localPath(chunkKey(toHex(digest)));
+  }
+
   async read(digest: Uint8Array): Promise<Uint8Array> {
     const hex = toHex(digest);
     try {

@@ -195,3 +195,19 @@ t.test('zeroDigestHex', async (t) => {
   }
   t.not(await zeroDigestHex(1), await zeroDigestHex(2));
 });
+
+t.test('a backend without local files: chunks are read with get() and decoded on the pool', async (t) => {
+  const dir = tempDir(t);
+  const local = new LocalBackend(dir);
+  // Every method of the local backend, except that keys are not local files.
+  const remote = Object.assign(Object.create(local) as LocalBackend, { localPath: () => undefined });
+  const store = new ChunkStore(remote, 'none', clock);
+  const reader = new ChunkReader(store, pool);
+  const data = seededBytes(200_000, 77);
+  const enc = encodeChunk(data, { compress: true });
+  await store.insert(enc.digest, enc.header, enc.payload);
+  t.equal(store.localPathOf(enc.digest), undefined);
+  t.same(await reader.get(enc.digest, { cache: false }), data);
+  const missing = await caught(reader.get(blake3(seededBytes(10, 1))));
+  t.equal(missing.code, 'ERR_CHUNK_MISSING');
+});

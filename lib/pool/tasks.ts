@@ -7,7 +7,7 @@ import { blake3 } from '../codec/hash.js';
 import { lz4Compress } from '../codec/compress.js';
 import { encodeChunk, decodeChunk } from '../codec/chunk-codec.js';
 import { CairnError, errorFromJSON, ioError, syscallCode, type CairnErrorJSON } from '../errors.js';
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import type { DecodeResult, DecodeTask, EncodeResult, EncodeTask, HashResult, HashTask, PoolTask, ReadDecodeTask } from './protocol.js';
 import { isAllZero, knownHas } from './known-set.js';
 
@@ -84,10 +84,34 @@ function decode(task: DecodeTask): TaskOutput<DecodeResult> {
   }
 }
 
+/**
+ * The buffer chunk files are read into, reused from task to task (one per worker thread): reading
+ * each file into a fresh buffer left a chunk-sized piece of garbage per read in the worker's heap
+ * (a FUSE mount's peak RSS grew by 44 MiB). The decoded result never aliases it (see decode()).
+ */
+let readBuffer = new Uint8Array(0);
+
+function readChunkFile(file: string): Uint8Array {
+  const fd = openSync(file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    if (readBuffer.byteLength < size) readBuffer = new Uint8Array(size);
+    let n = 0;
+    while (n < size) {
+      const r = readSync(fd, readBuffer, n, size - n, n);
+      if (r === 0) break;
+      n += r;
+    }
+    return readBuffer.subarray(0, n);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function readDecode(task: ReadDecodeTask): TaskOutput<DecodeResult> {
   let data: Uint8Array;
   try {
-    data = readFileSync(task.path);
+    data = readChunkFile(task.path);
   } catch (e) {
     const err =
       syscallCode(e) === 'ENOENT'
@@ -95,7 +119,15 @@ function readDecode(task: ReadDecodeTask): TaskOutput<DecodeResult> {
         : ioError(e, `cannot read chunk ${task.details.digest ?? ''} at ${task.path}`, { ...task.details, path: task.path });
     return { value: { error: err.toJSON() }, transfer: [] };
   }
-  return decode({ op: 'decode', data, digest: task.digest, code: task.code, details: task.details });
+  try {
+    const opts = task.digest === null ? { code: task.code, details: task.details } : { code: task.code, details: task.details, expectDigest: task.digest };
+    const raw = decodeChunk(data, opts);
+    // Never hand out (or transfer) the reused read buffer: a chunk stored uncompressed is copied.
+    const own = raw.buffer === readBuffer.buffer || !ownsBuffer(raw) ? new Uint8Array(raw) : raw;
+    return { value: { data: own }, transfer: [own.buffer as ArrayBuffer] };
+  } catch (e) {
+    return { value: { error: errorJson(e) }, transfer: [] };
+  }
 }
 
 function hash(task: HashTask): TaskOutput<HashResult> {

@@ -211,3 +211,21 @@ t.test('a backend without local files: chunks are read with get() and decoded on
   const missing = await caught(reader.get(blake3(seededBytes(10, 1))));
   t.equal(missing.code, 'ERR_CHUNK_MISSING');
 });
+
+t.test('inline pool: chunks read one after another never share the read buffer', async (t) => {
+  const dir = tempDir(t);
+  const store = new ChunkStore(new LocalBackend(dir), 'none', clock);
+  const inline = new WorkerPool({ threads: 0 });
+  t.teardown(() => inline.close());
+  const reader = new ChunkReader(store, inline);
+  const chunks = [seededBytes(300_000, 1), seededBytes(300_000, 2), seededBytes(100_000, 3)];
+  const digests: Uint8Array[] = [];
+  for (const c of chunks) {
+    const enc = encodeChunk(c, { compress: false }); // stored raw: the decoded bytes are the file's bytes
+    await store.insert(enc.digest, enc.header, enc.payload);
+    digests.push(enc.digest);
+  }
+  const got = [];
+  for (const d of digests) got.push(await reader.get(d));
+  got.forEach((g, i) => t.same(g, chunks[i], `chunk ${i} intact after the later reads`));
+});

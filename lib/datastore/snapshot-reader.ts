@@ -204,12 +204,25 @@ export class SnapshotReader {
   async readAt(archive: string, offset: number, length: number, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
     this.assertOpen();
     const idx = await this.imageIndex(archive);
-    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
-      throw new CairnError('ERR_INVALID_ARGUMENT', `readAt: bad range ${offset}+${length}`, this.details(archive));
-    }
-    const end = Math.min(idx.size, offset + length);
-    if (end <= offset) return new Uint8Array(0);
-    const out = new Uint8Array(end - offset);
+    this.checkRange(archive, offset, length);
+    const out = new Uint8Array(Math.max(0, Math.min(idx.size, offset + length) - offset));
+    await this.readInto(archive, offset, out, options);
+    return out;
+  }
+
+  /**
+   * Reads an image archive at `offset` into `target` (as many bytes as fit, fewer at the end of
+   * the image) without allocating a result: for callers that own a buffer, such as the FUSE
+   * adapter. On an error, part of `target` may have been written.
+   * @returns the bytes read (0 at or past the end)
+   * @throws `ERR_CHUNK_CORRUPT` / `ERR_CHUNK_MISSING` naming the chunk.
+   */
+  async readInto(archive: string, offset: number, target: Uint8Array, options: { signal?: AbortSignal } = {}): Promise<number> {
+    this.assertOpen();
+    const idx = await this.imageIndex(archive);
+    this.checkRange(archive, offset, target.byteLength);
+    const end = Math.min(idx.size, offset + target.byteLength);
+    if (end <= offset) return 0;
     const first = Math.floor(offset / idx.chunkSize);
     const last = Math.floor((end - 1) / idx.chunkSize);
     const parts: Promise<void>[] = [];
@@ -219,12 +232,18 @@ export class SnapshotReader {
           const cs = i * idx.chunkSize;
           const from = Math.max(offset, cs);
           const to = Math.min(end, cs + data.byteLength);
-          out.set(data.subarray(from - cs, to - cs), from - offset);
+          target.set(data.subarray(from - cs, to - cs), from - offset);
         }),
       );
     }
     await Promise.all(parts);
-    return out;
+    return end - offset;
+  }
+
+  private checkRange(archive: string, offset: number, length: number): void {
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
+      throw new CairnError('ERR_INVALID_ARGUMENT', `readAt: bad range ${offset}+${length}`, this.details(archive));
+    }
   }
 
   /**

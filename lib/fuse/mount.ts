@@ -218,10 +218,17 @@ class Handlers {
         this.run('read', p, (code: number, n?: number) => cb(code === 0 ? n! : code), async () => {
           const h = this.handles.get(fh) ?? { node: await this.node(p), lastEnd: -1, aheadTo: 0 };
           if (h.node.read === undefined) throw Fuse.EISDIR;
-          const data = await h.node.read(pos, len);
-          buf.set(data.subarray(0, Math.min(len, data.byteLength)));
+          let n: number;
+          if (h.node.readInto !== undefined) {
+            // Straight into libfuse's buffer (valid until we call back): no allocation per request.
+            n = await h.node.readInto(pos, buf.subarray(0, len));
+          } else {
+            const data = await h.node.read(pos, len);
+            n = Math.min(len, data.byteLength);
+            buf.set(data.subarray(0, n));
+          }
           this.readAhead(h, pos, len);
-          return Math.min(len, data.byteLength);
+          return n;
         }),
       readlink: (p, cb) =>
         this.run('readlink', p, cb, async () => {

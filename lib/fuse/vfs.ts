@@ -41,6 +41,8 @@ export interface VNode {
   child?(name: string): Promise<VNode | undefined>;
   /** Files: bytes at an offset (fewer at the end). */
   read?(offset: number, length: number): Promise<Uint8Array>;
+  /** Files that can: read into the caller's buffer, without allocating; returns the byte count. */
+  readInto?(offset: number, target: Uint8Array): Promise<number>;
   /** Symlinks: the target. */
   readonly target?: Buffer;
   /** Extended attributes, name → value. */
@@ -122,6 +124,7 @@ export function snapshotRoot(snap: Snapshot, src: ReaderSource, inodes: InodeTab
           attr: { kind: 'file', perm: FILE_PERM, uid: 0, gid: 0, size: f.size, mtimeMs, nlink: 1, ino: inodes.of(key), rdev: 0 },
           ...(f.chunkSize === undefined ? {} : { chunkSize: f.chunkSize }),
           read: async (offset, length) => (await src.reader()).readAt(f.name, offset, length),
+          readInto: async (offset, target) => (await src.reader()).readInto(f.name, offset, target),
         }));
       } else if (f.kind === 'blob') {
         let data: Promise<Uint8Array> | undefined;

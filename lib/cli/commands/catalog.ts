@@ -1,0 +1,95 @@
+/** `cairn catalog find` and `cairn catalog rebuild`: which snapshots hold a path of a tree archive. */
+import type { Command } from 'commander';
+import { Catalog, type CatalogHit, type CatalogProgress, type CatalogUpdateReport, type Datastore } from '../../index.js';
+import { print, withStore, type CliContext, type GlobalOptions } from '../context.js';
+import { humanBytes, mtimeString } from '../format.js';
+
+/** One line of `catalog find` output. */
+const catalogLine = (h: CatalogHit): string => {
+  const size = h.kind === 'file' ? humanBytes(h.size) : h.kind;
+  return `${h.namespace === '' ? '' : `${h.namespace}:`}${h.snapshot}  ${h.archive}  ${size}  ${mtimeString(h.mtimeNs)}`;
+};
+
+/** A hit of `catalog find` as printed by `--json`. */
+const catalogJson = (h: CatalogHit): Record<string, unknown> => ({
+  namespace: h.namespace,
+  group: h.group,
+  time: h.time,
+  snapshot: h.snapshot,
+  archive: h.archive,
+  path: h.path.toString('utf8'),
+  kind: h.kind,
+  size: h.size,
+  mtimeNs: h.mtimeNs.toString(),
+});
+
+/** Opens the catalog of `ds`, runs `fn` and closes it; SIGINT/SIGTERM abort `fn`. */
+const withCatalog = async <T>(ds: Datastore, fn: (c: Catalog, signal: AbortSignal) => Promise<T>): Promise<T> => {
+  const ac = new AbortController();
+  const stop = (): void => ac.abort(new Error('interrupted'));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    const c = await Catalog.open(ds, { signal: ac.signal });
+    try {
+      return await fn(c, ac.signal);
+    } finally {
+      await c.close();
+    }
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+};
+
+/** The indexing progress line on stderr, when it is a TTY and not `--json`. */
+const catalogProgress = (g: GlobalOptions): ((p: CatalogProgress) => void) | undefined =>
+  process.stderr.isTTY === true && g.json !== true ? (p) => process.stderr.write(`\r\x1b[Kindexing ${p.snapshot} ${p.archive}: ${p.entries} entries`) : undefined;
+
+/** Warnings about the snapshots and archives an update skipped. */
+const catalogWarnings = (r: CatalogUpdateReport): string[] => r.skipped.map((s) => `warning: skipped ${s.namespace ? `${s.namespace}:` : ''}${s.snapshot}${s.archive ? ` ${s.archive}` : ''}: ${s.code}: ${s.message}`);
+
+/** Adds `catalog` and its subcommands to the program. */
+export function registerCatalog(program: Command, cli: CliContext): void {
+  const catalogCmd = program
+    .command('catalog')
+    .description('find which snapshots hold a path of a tree archive (a local index, rebuilt as needed)')
+    .addHelpText('after', "\nExamples:\n  cairn --store ./cairn-store catalog find home/ann/thesis.tex host/laptop\n  cairn --store ./cairn-store --ns site-a catalog find etc/hosts\n  cairn --store ./cairn-store catalog rebuild");
+  catalogCmd
+    .command('find')
+    .description('list the snapshots whose tree archives hold a path, with its size and mtime in each')
+    .argument('<path>', 'archive-relative path, e.g. ssh/sshd_config for /etc/ssh/sshd_config in etc.tree:/etc')
+    .argument('[group]', 'backup group type/id (default: every group of --ns and the namespaces below it)')
+    .option('--max-depth <n>', 'without a group: levels of namespaces below --ns to search (default 7)', (v) => Number(v))
+    .option('--archive <name>', 'only this tree archive, e.g. etc.tree')
+    .addHelpText('after', "\nExamples:\n  cairn --store ./cairn-store catalog find ssh/sshd_config host/web\n  cairn --store ./cairn-store --ns site-a --json catalog find home/ann/thesis.tex\n\nOne line per snapshot holding the path: <type>/<id>/<time>  <archive>  <size>  <mtime UTC>\n(prefixed <namespace>: outside the root namespace). --json prints mtimeNs as a decimal string.")
+    .action(async (p: string, group: string | undefined, o: { maxDepth?: number; archive?: string }) => {
+      const g = cli.globals();
+      await withStore(g, (ds) =>
+        withCatalog(ds, async (c, signal) => {
+          const onProgress = catalogProgress(g);
+          const scope = { namespace: cli.ns(), ...(group === undefined ? {} : { group }), ...(o.maxDepth === undefined ? {} : { maxDepth: o.maxDepth }) };
+          const report = await c.update({ ...scope, signal, ...(onProgress === undefined ? {} : { onProgress }) });
+          if (onProgress !== undefined) process.stderr.write('\r\x1b[K');
+          const hits = await c.findPath(p, { ...scope, signal, ...(o.archive === undefined ? {} : { archive: o.archive }) });
+          for (const w of catalogWarnings(report)) process.stderr.write(`${w}\n`);
+          print(g, hits.map(catalogJson), hits.length === 0 ? `no snapshot holds ${p}` : hits.map(catalogLine).join('\n'));
+        }),
+      );
+    });
+  catalogCmd
+    .command('rebuild')
+    .description('clear the catalog and index every snapshot of the datastore again')
+    .addHelpText('after', '\nExample:\n  cairn --store ./cairn-store catalog rebuild')
+    .action(async () => {
+      const g = cli.globals();
+      await withStore(g, (ds) =>
+        withCatalog(ds, async (c, signal) => {
+          const onProgress = catalogProgress(g);
+          const r = await c.rebuild({ signal, ...(onProgress === undefined ? {} : { onProgress }) });
+          if (onProgress !== undefined) process.stderr.write('\r\x1b[K');
+          print(g, r, [`catalog rebuilt: ${r.indexed} snapshots, ${r.archives} tree archives, ${r.entries} entries`, ...catalogWarnings(r)].join('\n'));
+        }),
+      );
+    });
+}

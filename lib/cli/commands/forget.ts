@@ -1,0 +1,22 @@
+/** `cairn forget`: remove one snapshot. */
+import type { Command } from 'commander';
+import { CairnError } from '../../index.js';
+import { print, withStore, type CliContext } from '../context.js';
+
+/** Adds `forget` to the program. */
+export function registerForget(program: Command, cli: CliContext): void {
+  program
+    .command('forget')
+    .description('remove one snapshot (its chunks are freed by the next garbage collection)')
+    .argument('<snapshot>', 'type/id/time')
+    .addHelpText('after', '\nExample:\n  cairn --store ./cairn-store forget vm/100/2026-11-26T09:35:01Z')
+    .action(async (ref: string) => {
+      const g = cli.globals();
+      if (ref.split('/').length !== 3) throw new CairnError('ERR_INVALID_ARGUMENT', 'forget needs a full snapshot name type/id/time');
+      await withStore(g, async (ds) => {
+        const s = await ds.snapshot(ref, { namespace: cli.ns() });
+        await s.remove();
+        print(g, { removed: s.name }, `removed ${s.name}`);
+      });
+    });
+}

@@ -1,0 +1,29 @@
+/** `cairn gc`: garbage collection, remove chunks no snapshot needs. */
+import type { Command } from 'commander';
+import { GarbageCollector } from '../../index.js';
+import { print, withStore, type CliContext } from '../context.js';
+import { humanBytes } from '../format.js';
+
+/** Adds `gc` to the program. */
+export function registerGc(program: Command, cli: CliContext): void {
+  program
+    .command('gc')
+    .description('garbage collection: remove chunks no snapshot needs (those freed by prune or forget), without a 24-hour wait')
+    .option('--dry-run', 'count what would be removed, change nothing')
+    .option('--skew <seconds>', 'safety margin under the cutoff, in seconds (default 60)', (v) => Number(v))
+    .addHelpText('after', '\nExamples:\n  cairn --store ./cairn-store gc\n  cairn --store ./cairn-store gc --dry-run --json')
+    .action(async (o: { dryRun?: boolean; skew?: number }) => {
+      const g = cli.globals();
+      await withStore(g, async (ds) => {
+        const r = await new GarbageCollector(ds).run({
+          ...(o.dryRun === true ? { dryRun: true } : {}),
+          ...(o.skew === undefined ? {} : { skewMs: o.skew * 1000 }),
+        });
+        const lines = [
+          `${r.dryRun ? 'would remove' : 'removed'} ${r.removedChunks} chunks (${humanBytes(r.removedBytes)}); ${r.pendingChunks} pending (${humanBytes(r.pendingBytes)}, newer than the cutoff)`,
+          `kept ${r.diskChunks} chunks (${humanBytes(r.diskBytes)}) for ${r.snapshots} snapshots; deduplication ${r.dedupFactor.toFixed(2)}x; ${r.badChunks} bad`,
+        ];
+        print(g, r, lines.join('\n'));
+      });
+    });
+}

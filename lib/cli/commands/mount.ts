@@ -1,0 +1,138 @@
+/**
+ * `cairn mount` and `cairn umount`: mount a snapshot or the datastore read-only (FUSE), and unmount it.
+ * The FUSE adapter is imported dynamically, so that other commands never load fuse-native.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { resolve as resolvePath } from 'node:path';
+import type { Command } from 'commander';
+import { CairnError, Datastore } from '../../index.js';
+import { print, storePath, type CliContext } from '../context.js';
+
+/** True while `mountpoint` is a mount point (listed in /proc/self/mounts). */
+async function isMounted(mountpoint: string): Promise<boolean> {
+  const abs = resolvePath(mountpoint);
+  const text = await readFile('/proc/self/mounts', 'utf8');
+  return text.split('\n').some((l) => l.split(' ')[1]?.replace(/\\040/g, ' ') === abs);
+}
+
+/** Resolves when SIGINT/SIGTERM arrives or the mount disappears (cairn umount, fusermount -u). */
+async function waitUntilUnmounted(mountpoint: string): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const done = (): void => {
+      clearInterval(timer);
+      process.off('SIGINT', done);
+      process.off('SIGTERM', done);
+      process.off('SIGHUP', done);
+      resolve();
+    };
+    const timer = setInterval(() => {
+      isMounted(mountpoint).then(
+        (m) => (m ? undefined : done()),
+        () => undefined,
+      );
+    }, 500);
+    process.once('SIGINT', done);
+    process.once('SIGTERM', done);
+    process.once('SIGHUP', done);
+  });
+}
+
+/** Unmounts a FUSE mount with fusermount -u (then lazily, -uz); ERR_NOT_FOUND when nothing is mounted there. */
+async function unmountPath(mountpoint: string): Promise<void> {
+  const abs = resolvePath(mountpoint);
+  if (!(await isMounted(abs))) throw new CairnError('ERR_NOT_FOUND', `nothing is mounted at ${abs}`, { path: abs });
+  for (const args of [['-u', abs], ['-uz', abs]]) {
+    const r = spawnSync('fusermount', args, { encoding: 'utf8' });
+    if (r.status === 0) return;
+    if (args[0] === '-uz') throw new CairnError('ERR_IO', `fusermount ${args.join(' ')} failed: ${(r.stderr || r.error?.message || '').trim()}`, { path: abs });
+  }
+}
+
+/** Starts this command again detached, waits until it has mounted (or failed), and returns. */
+async function daemonize(): Promise<void> {
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...process.argv.slice(2)], {
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, CAIRN_MOUNT_CHILD: '1' },
+  });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const code = await new Promise<number | null>((resolve) => {
+    child.stdout!.on('data', () => {
+      if (out.includes('\n')) resolve(null);
+    });
+    child.on('exit', (c) => resolve(c ?? 1));
+  });
+  if (code !== null) {
+    process.stderr.write(err);
+    process.exitCode = code;
+    return;
+  }
+  process.stdout.write(out);
+  // The child goes on alone; its later output goes nowhere.
+  child.stdout!.destroy();
+  child.stderr!.destroy();
+  child.unref();
+}
+
+/** Adds `mount` to the program. */
+export function registerMount(program: Command, cli: CliContext): void {
+  program
+    .command('mount')
+    .description('mount a snapshot, or the whole datastore, read-only (FUSE); stays in the foreground until unmounted or interrupted')
+    .argument('<target>', 'a snapshot (type/id/time, or type/id for the newest), or the mountpoint alone to mount the whole datastore (below --ns)')
+    .argument('[mountpoint]', 'where to mount a snapshot')
+    .option('--daemon', 'detach once mounted')
+    .option('--allow-other', 'let other users read the mount')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  cairn --store ./cairn-store mount vm/100 /mnt/vm100        # then: losetup -r -f /mnt/vm100/drive-scsi0.img\n  cairn --store ./cairn-store mount /mnt/cairn --daemon      # /mnt/cairn/<ns>/<type>/<id>/<time>/<archive>\n  cairn umount /mnt/cairn',
+    )
+    .action(async (target: string, mountpoint: string | undefined, o: { daemon?: boolean; allowOther?: boolean }) => {
+      const g = cli.globals();
+      if (o.daemon === true && process.env['CAIRN_MOUNT_CHILD'] !== '1') {
+        await daemonize();
+        return;
+      }
+      const { mountSnapshot, mountDatastore } = await import('../../fuse/index.js');
+      const ds = await Datastore.open(storePath(g));
+      const opts = o.allowOther === true ? { allowOther: true } : {};
+      let m;
+      try {
+        m =
+          mountpoint === undefined
+            ? await mountDatastore(ds, target, { ...opts, namespace: cli.ns() })
+            : await mountSnapshot(await ds.snapshot(target, { namespace: cli.ns() }), mountpoint, opts);
+      } catch (e) {
+        await ds.close();
+        throw e;
+      }
+      const where = m.mountpoint;
+      if (process.env['CAIRN_MOUNT_CHILD'] === '1') {
+        // Detached: the parent stops listening after the first line; later writes must not kill us.
+        process.stdout.on('error', () => undefined);
+        process.stderr.on('error', () => undefined);
+      }
+      print(g, { mounted: where, what: mountpoint === undefined ? 'datastore' : target, pid: process.pid }, `mounted ${mountpoint === undefined ? 'the datastore' : target} at ${where}${o.daemon === true ? '' : ' (Ctrl-C to unmount)'}`);
+      await waitUntilUnmounted(where);
+      await m.unmount();
+      await ds.close();
+    });
+}
+
+/** Adds `umount` to the program. */
+export function registerUmount(program: Command, cli: CliContext): void {
+  program
+    .command('umount')
+    .description('unmount a mount made by cairn mount (its process then exits)')
+    .argument('<mountpoint>')
+    .addHelpText('after', '\nExample:\n  cairn umount /mnt/vm100')
+    .action(async (mountpoint: string) => {
+      const g = cli.globals();
+      await unmountPath(mountpoint);
+      print(g, { unmounted: mountpoint }, `unmounted ${mountpoint}`);
+    });
+}

@@ -37,6 +37,7 @@ export type { DynamicIndex } from './format/dynamic-index.js';
 export type { ImageSource, ImagePathSource, ImageStreamSource, ChangedMap, ChangedRanges, ChangedBitmap } from './datastore/image-source.js';
 export { Chunker, DEFAULT_CDC_PARAMS, resolveCdcParams, type CdcParams, type ChunkerKind, type ChunkerScanner, type ContentDefinedOptions, type SplitOptions } from './codec/chunker.js';
 export { WorkerPool, type WorkerPoolOptions, type EncodedChunk } from './pool/worker-pool.js';
+export { runBenchmark, BENCHMARK_REFERENCE, type BenchmarkId, type BenchmarkResult, type BenchmarkReport, type BenchmarkOptions, type BenchmarkMachine, type BenchmarkReference, type BenchmarkCpu } from './pool/benchmark.js';
 export type { Manifest, ManifestFile, ManifestUnprotected, ManifestVerifyState } from './format/manifest.js';
 export type { FixedIndex, ByteSpan } from './format/fixed-index.js';
 export type { EnvelopeCorruptCode } from './format/chunk-envelope.js';

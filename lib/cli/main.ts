@@ -15,6 +15,7 @@ import { isCairnError } from '../index.js';
 import type { CliContext, GlobalOptions } from './context.js';
 import { exitCodeOf } from './exit-codes.js';
 import { registerBackup } from './commands/backup.js';
+import { registerBenchmark } from './commands/benchmark.js';
 import { registerCatalog } from './commands/catalog.js';
 import { registerFind } from './commands/find.js';
 import { registerForget } from './commands/forget.js';
@@ -74,6 +75,7 @@ export function buildProgram(): Command {
   registerMount(program, cli);
   registerUmount(program, cli);
   registerNs(program, cli);
+  registerBenchmark(program, cli);
 
   return program;
 }

@@ -12,6 +12,8 @@ export interface GlobalOptions {
   ns?: string;
   /** `--json`: print JSON. */
   json?: boolean;
+  /** `--verbose`: progress as lines on stderr even when it is not a terminal. */
+  verbose?: boolean;
 }
 
 /** Handed to every command's register function: reads the global options when a command runs. */

@@ -46,6 +46,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--store <path>', 'datastore directory').env('CAIRN_STORE'))
     .option('--ns <namespace>', 'namespace (default: the root namespace)')
     .option('--json', 'print JSON')
+    .option('--verbose', 'progress as one line per second on stderr (also when it is not a terminal)')
     .showHelpAfterError()
     .exitOverride()
     .addHelpText(

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { CairnError, type BackupProgress, type ChangedMap, type TreeArchiveStats, type TreeProgress } from '../../index.js';
 import { print, withStore, type CliContext } from '../context.js';
 import { humanBytes } from '../format.js';
-import { Progress } from '../progress.js';
+import { Progress, progressMode } from '../progress.js';
 
 /** Parses a changed-ranges file: one `<offset> <length>` per line (decimal or 0x hex), `#` comments. */
 export function parseRangesFile(text: string, file: string): ChangedMap {
@@ -58,7 +58,7 @@ export function registerBackup(program: Command, cli: CliContext): void {
         const stop = (): void => ac.abort(new Error('interrupted'));
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
-        const progress = new Progress(process.stderr.isTTY === true && g.json !== true);
+        const progress = new Progress(progressMode(g));
         const w = await ds.group(group, { namespace: cli.ns() }).backup(o.time === undefined ? { signal: ac.signal } : { time: o.time, signal: ac.signal });
         try {
           const stats: Record<string, unknown> = {};

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { Catalog, type CatalogHit, type CatalogProgress, type CatalogUpdateReport, type Datastore } from '../../index.js';
 import { print, withStore, type CliContext, type GlobalOptions } from '../context.js';
 import { humanBytes, mtimeString } from '../format.js';
+import { Progress, progressMode } from '../progress.js';
 
 /** One line of `catalog find` output. */
 const catalogLine = (h: CatalogHit): string => {
@@ -43,8 +44,8 @@ const withCatalog = async <T>(ds: Datastore, fn: (c: Catalog, signal: AbortSigna
 };
 
 /** The indexing progress line on stderr, when it is a TTY and not `--json`. */
-const catalogProgress = (g: GlobalOptions): ((p: CatalogProgress) => void) | undefined =>
-  process.stderr.isTTY === true && g.json !== true ? (p) => process.stderr.write(`\r\x1b[Kindexing ${p.snapshot} ${p.archive}: ${p.entries} entries`) : undefined;
+const catalogProgress = (g: GlobalOptions, progress: Progress): ((p: CatalogProgress) => void) | undefined =>
+  progressMode(g) === 'off' ? undefined : (p) => progress.update(`indexing ${p.snapshot} ${p.archive}`, p.entries, undefined, 'items');
 
 /** Warnings about the snapshots and archives an update skipped. */
 const catalogWarnings = (r: CatalogUpdateReport): string[] => r.skipped.map((s) => `warning: skipped ${s.namespace ? `${s.namespace}:` : ''}${s.snapshot}${s.archive ? ` ${s.archive}` : ''}: ${s.code}: ${s.message}`);
@@ -67,10 +68,11 @@ export function registerCatalog(program: Command, cli: CliContext): void {
       const g = cli.globals();
       await withStore(g, (ds) =>
         withCatalog(ds, async (c, signal) => {
-          const onProgress = catalogProgress(g);
+          const progress = new Progress(progressMode(g));
+          const onProgress = catalogProgress(g, progress);
           const scope = { namespace: cli.ns(), ...(group === undefined ? {} : { group }), ...(o.maxDepth === undefined ? {} : { maxDepth: o.maxDepth }) };
           const report = await c.update({ ...scope, signal, ...(onProgress === undefined ? {} : { onProgress }) });
-          if (onProgress !== undefined) process.stderr.write('\r\x1b[K');
+          progress.end();
           const hits = await c.findPath(p, { ...scope, signal, ...(o.archive === undefined ? {} : { archive: o.archive }) });
           for (const w of catalogWarnings(report)) process.stderr.write(`${w}\n`);
           print(g, hits.map(catalogJson), hits.length === 0 ? `no snapshot holds ${p}` : hits.map(catalogLine).join('\n'));
@@ -85,9 +87,10 @@ export function registerCatalog(program: Command, cli: CliContext): void {
       const g = cli.globals();
       await withStore(g, (ds) =>
         withCatalog(ds, async (c, signal) => {
-          const onProgress = catalogProgress(g);
+          const progress = new Progress(progressMode(g));
+          const onProgress = catalogProgress(g, progress);
           const r = await c.rebuild({ signal, ...(onProgress === undefined ? {} : { onProgress }) });
-          if (onProgress !== undefined) process.stderr.write('\r\x1b[K');
+          progress.end();
           print(g, r, [`catalog rebuilt: ${r.indexed} snapshots, ${r.archives} tree archives, ${r.entries} entries`, ...catalogWarnings(r)].join('\n'));
         }),
       );

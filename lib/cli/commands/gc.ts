@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { GarbageCollector } from '../../index.js';
 import { print, withStore, type CliContext } from '../context.js';
 import { humanBytes } from '../format.js';
+import { Progress, progressMode } from '../progress.js';
 
 /** Adds `gc` to the program. */
 export function registerGc(program: Command, cli: CliContext): void {
@@ -15,10 +16,13 @@ export function registerGc(program: Command, cli: CliContext): void {
     .action(async (o: { dryRun?: boolean; skew?: number }) => {
       const g = cli.globals();
       await withStore(g, async (ds) => {
+        const progress = new Progress(progressMode(g));
         const r = await new GarbageCollector(ds).run({
+          onProgress: (p) => progress.update(p.phase === 'mark' ? 'gc: marking, snapshots' : 'gc: sweeping, chunk directories', p.done, p.total, 'items'),
           ...(o.dryRun === true ? { dryRun: true } : {}),
           ...(o.skew === undefined ? {} : { skewMs: o.skew * 1000 }),
         });
+        progress.end();
         const lines = [
           `${r.dryRun ? 'would remove' : 'removed'} ${r.removedChunks} chunks (${humanBytes(r.removedBytes)}); ${r.pendingChunks} pending (${humanBytes(r.pendingBytes)}, newer than the cutoff)`,
           `kept ${r.diskChunks} chunks (${humanBytes(r.diskBytes)}) for ${r.snapshots} snapshots; deduplication ${r.dedupFactor.toFixed(2)}x; ${r.badChunks} bad`,

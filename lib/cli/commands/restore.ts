@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { CairnError, type RestoreProgress } from '../../index.js';
 import { print, withStore, type CliContext } from '../context.js';
 import { humanBytes } from '../format.js';
-import { Progress } from '../progress.js';
+import { Progress, progressMode } from '../progress.js';
 
 /** Adds `restore` to the program. */
 export function registerRestore(program: Command, cli: CliContext): void {
@@ -53,7 +53,7 @@ export function registerRestore(program: Command, cli: CliContext): void {
           const ac = new AbortController();
           const stop = (): void => ac.abort(new Error('interrupted'));
           process.once('SIGINT', stop);
-          const progress = new Progress(process.stderr.isTTY === true && g.json !== true);
+          const progress = new Progress(progressMode(g));
           try {
             const stats = await r.restore(archive, target, {
               overwrite: o.overwrite === true,

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { CairnError, Verifier } from '../../index.js';
 import { print, withStore, type CliContext } from '../context.js';
 import { humanBytes } from '../format.js';
+import { Progress, progressMode } from '../progress.js';
 
 /** Adds `verify` to the program. */
 export function registerVerify(program: Command, cli: CliContext): void {
@@ -28,11 +29,14 @@ export function registerVerify(program: Command, cli: CliContext): void {
         if (target !== undefined && parts.length !== 2 && parts.length !== 3) {
           throw new CairnError('ERR_INVALID_ARGUMENT', `verify target '${target}' must be type/id or type/id/time`);
         }
+        const progress = new Progress(progressMode(g));
         const report = await new Verifier(ds).verify(scope, {
+          onProgress: (p) => progress.update('verify: snapshots', p.snapshotsDone, p.snapshotsTotal, 'items'),
           ...(o.ignoreVerified === true ? { ignoreVerified: true } : {}),
           ...(o.outdatedAfter === undefined ? {} : { outdatedAfter: o.outdatedAfter }),
           ...(o.sample === undefined ? {} : { sample: o.sample }),
         });
+        progress.end();
         const lines = [
           `verified ${report.ok.length + report.failed.length} snapshots: ${report.ok.length} ok, ${report.failed.length} failed${report.skipped.length > 0 ? `, ${report.skipped.length} skipped` : ''}; ${report.chunksChecked} chunks, ${humanBytes(report.bytesChecked)} in ${report.seconds.toFixed(2)} s (${report.mbPerSecond.toFixed(0)} MB/s)`,
         ];

@@ -347,11 +347,7 @@ export class Datastore {
         }
         if (!keep) await removeTree(this, `${sub.key}/${g.type}/${g.id}`);
       }
-      if (!keep) {
-        for (const type of ['vm', 'ct', 'host']) await this.backend.rmdir(`${sub.key}/${type}`);
-        await this.backend.rmdir(`${sub.key}/ns`);
-        await this.backend.rmdir(sub.key);
-      }
+      if (!keep) await sub.removeDirsIfEmpty();
     }
     const gone = !(await n.exists());
     return { ...report, removed: gone };

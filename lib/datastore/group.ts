@@ -87,8 +87,8 @@ export class BackupGroup {
     return (await this.ctx.backend.stat(this.key))?.isDirectory === true;
   }
 
-  /** Times of all snapshot directories, finished or not, oldest first. */
-  private async times(): Promise<string[]> {
+  /** Times of all snapshot directories, finished or not, oldest first. @internal */
+  async times(): Promise<string[]> {
     return (await this.ctx.backend.list(this.key)).filter((n) => TIME_DIR.test(n));
   }
 

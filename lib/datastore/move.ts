@@ -17,13 +17,11 @@
 import { CairnError, isCairnError, throwIfAborted, type ErrorDetails } from '../errors.js';
 import { formatGroup, MAX_NAMESPACE_DEPTH, parseNamespace, type GroupId } from '../types.js';
 import { lockAt, type StoreContext } from './context.js';
-import { MANIFEST_FILE, MOVE_MARKER_FILE, NOTES_FILE, OWNER_FILE, groupKey, groupLockKey, manifestLockKey, namespaceKey, snapshotKey, snapshotLockKey } from './layout.js';
+import { MANIFEST_FILE, MOVE_MARKER_FILE, NOTES_FILE, OWNER_FILE, groupKey, groupLockKey, manifestLockKey, snapshotKey, snapshotLockKey } from './layout.js';
 import { withMoveJournal } from './move-journal.js';
 import { Namespace } from './namespace.js';
 import { removeTree } from './snapshot-writer.js';
 import type { FileLock } from './locks.js';
-
-const TIME_DIR = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
 
 /** Progress of a move: snapshots moved so far of the group being moved. */
 export interface MoveProgress {
@@ -149,7 +147,9 @@ export async function moveGroup(ctx: StoreContext, fromNs: string, group: GroupI
   if (!(await new Namespace(ctx, toNs).exists())) throw new CairnError('ERR_NOT_FOUND', `target namespace '${toNs}' does not exist`, { ...details, namespace: toNs });
   const srcKey = groupKey(fromParts, group);
   const dstKey = groupKey(toParts, group);
-  if ((await ctx.backend.stat(srcKey))?.isDirectory !== true) throw new CairnError('ERR_NOT_FOUND', `backup group ${name} does not exist in namespace '${fromNs}'`, details);
+  const src = new Namespace(ctx, fromNs).group(group);
+  const dst = new Namespace(ctx, toNs).group(group);
+  if (!(await src.exists())) throw new CairnError('ERR_NOT_FOUND', `backup group ${name} does not exist in namespace '${fromNs}'`, details);
 
   const held: FileLock[] = [];
   try {
@@ -159,7 +159,7 @@ export async function moveGroup(ctx: StoreContext, fromNs: string, group: GroupI
     // Holding the group lock, directories without a manifest are what crashed backups left.
     const times: string[] = [];
     const removedUnfinished: string[] = [];
-    for (const t of (await ctx.backend.list(srcKey)).filter((n) => TIME_DIR.test(n))) {
+    for (const t of await src.times()) {
       if ((await ctx.backend.stat(`${srcKey}/${t}/${MANIFEST_FILE}`)) === undefined) {
         await removeTree(ctx, `${srcKey}/${t}`);
         removedUnfinished.push(t);
@@ -169,34 +169,35 @@ export async function moveGroup(ctx: StoreContext, fromNs: string, group: GroupI
     }
 
     const marker = await readMarker(ctx, srcKey);
-    const targetExists = (await ctx.backend.stat(dstKey))?.isDirectory === true;
-    const srcOwner = await readText(ctx, `${srcKey}/${OWNER_FILE}`);
+    const targetExists = await dst.exists();
+    const srcOwner = await src.owner();
     let after: string | null = null;
     let notesConflict = false;
     if (targetExists) {
       const resuming = marker?.target === toNs;
-      const dstOwner = await readText(ctx, `${dstKey}/${OWNER_FILE}`);
-      if (!resuming && (srcOwner?.trim() ?? '') !== (dstOwner?.trim() ?? '')) {
-        throw new CairnError('ERR_CONFLICT', `cannot merge backup group ${name} into '${toNs}': the owners differ (${srcOwner?.trim() || 'none'} vs ${dstOwner?.trim() || 'none'})`, details);
+      const dstOwner = await dst.owner();
+      if (!resuming && srcOwner !== dstOwner) {
+        throw new CairnError('ERR_CONFLICT', `cannot merge backup group ${name} into '${toNs}': the owners differ (${srcOwner ?? 'none'} vs ${dstOwner ?? 'none'})`, details);
       }
-      const dstTimes = (await ctx.backend.list(dstKey)).filter((n) => TIME_DIR.test(n));
+      const dstTimes = await dst.times();
       after = resuming ? marker.after : (dstTimes.at(-1) ?? null);
       const taken = new Set(dstTimes);
       const clash = times.find((t) => taken.has(t) || (after !== null && t <= after));
       if (clash !== undefined) {
         throw new CairnError('ERR_TIME_ORDER', `cannot merge backup group ${name} into '${toNs}': snapshot ${clash} is not newer than the target's newest (${after ?? clash})`, { ...details, snapshot: `${name}/${clash}` });
       }
-      const srcNotes = (await readText(ctx, `${srcKey}/${NOTES_FILE}`)) ?? '';
-      const dstNotes = (await readText(ctx, `${dstKey}/${NOTES_FILE}`)) ?? '';
-      if (srcNotes !== '' && dstNotes === '') await putText(ctx, `${dstKey}/${NOTES_FILE}`, srcNotes);
+      const srcNotes = await src.notes();
+      const dstNotes = await dst.notes();
+      if (srcNotes !== '' && dstNotes === '') await dst.setNotes(srcNotes);
       else notesConflict = srcNotes !== '' && srcNotes !== dstNotes;
     } else {
       await ctx.backend.mkdir(dstKey);
-      if (srcOwner !== undefined) await putText(ctx, `${dstKey}/${OWNER_FILE}`, srcOwner);
-      const srcNotes = await readText(ctx, `${srcKey}/${NOTES_FILE}`);
-      if (srcNotes !== undefined) await putText(ctx, `${dstKey}/${NOTES_FILE}`, srcNotes);
+      if (srcOwner !== undefined) await dst.setOwner(srcOwner);
+      const srcNotes = await src.notes();
+      if (srcNotes !== '') await dst.setNotes(srcNotes);
     }
-    await putText(ctx, `${srcKey}/${MOVE_MARKER_FILE}`, `${JSON.stringify({ target: toNs, after } satisfies Marker)}\n`);
+    const markerText = `${JSON.stringify({ target: toNs, after } satisfies Marker)}\n`;
+    await ctx.backend.put(`${srcKey}/${MOVE_MARKER_FILE}`, Buffer.from(markerText, 'utf8'), { sync: ctx.config.syncLevel !== 'none' });
 
     const moved: string[] = [];
     const skipped: MoveSkipped[] = [];
@@ -289,9 +290,7 @@ export async function moveNamespace(ctx: StoreContext, fromNs: string, toNs: str
   if (options.deleteSource !== false) {
     for (const { ns } of [...mapped].reverse()) {
       if ((await ns.groups()).length > 0 || (await ns.children()).length > 0) continue;
-      for (const type of ['vm', 'ct', 'host']) await ctx.backend.rmdir(`${ns.key}/${type}`);
-      await ctx.backend.rmdir(`${ns.key}/ns`);
-      if (await ctx.backend.rmdir(namespaceKey(ns.parts))) report.removedNamespaces.push(ns.path);
+      if (await ns.removeDirsIfEmpty()) report.removedNamespaces.push(ns.path);
     }
   }
   return report;
@@ -301,22 +300,14 @@ function parseNamespaceDepth(ns: string): number {
   return ns === '' ? 0 : ns.split('/').length;
 }
 
-async function readText(ctx: StoreContext, key: string): Promise<string | undefined> {
+async function readMarker(ctx: StoreContext, srcKey: string): Promise<Marker | undefined> {
+  let text: string;
   try {
-    return Buffer.from(await ctx.backend.get(key)).toString('utf8');
+    text = Buffer.from(await ctx.backend.get(`${srcKey}/${MOVE_MARKER_FILE}`)).toString('utf8');
   } catch (e) {
     if (isCairnError(e, 'ERR_NOT_FOUND')) return undefined;
     throw e;
   }
-}
-
-async function putText(ctx: StoreContext, key: string, text: string): Promise<void> {
-  await ctx.backend.put(key, Buffer.from(text, 'utf8'), { sync: ctx.config.syncLevel !== 'none' });
-}
-
-async function readMarker(ctx: StoreContext, srcKey: string): Promise<Marker | undefined> {
-  const text = await readText(ctx, `${srcKey}/${MOVE_MARKER_FILE}`);
-  if (text === undefined) return undefined;
   try {
     const v = JSON.parse(text) as Partial<Marker>;
     if (typeof v.target === 'string' && (v.after === null || typeof v.after === 'string')) return { target: v.target, after: v.after };

@@ -113,6 +113,19 @@ export class Namespace {
     return out;
   }
 
+  /**
+   * Removes this namespace's directories when nothing is left in them (the type directories, the
+   * `ns` directory, then its own); `rmdir` fails safely when something new appeared. The root stays.
+   * @returns true when the namespace directory is gone
+   * @internal
+   */
+  async removeDirsIfEmpty(): Promise<boolean> {
+    if (this.depth === 0) return false;
+    for (const type of BACKUP_TYPES) await this.ctx.backend.rmdir(`${this.key}/${type}`);
+    await this.ctx.backend.rmdir(`${this.key}/ns`);
+    return this.ctx.backend.rmdir(this.key);
+  }
+
   /** A plain summary for JSON output. */
   toJSON(): Record<string, unknown> {
     return { path: this.path, depth: this.depth };

@@ -9,21 +9,12 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Datastore, isCairnError } from 'cairn';
+import { Datastore } from 'cairn';
 
 const SOURCE = path.resolve(process.argv[2] ?? fileURLToPath(new URL('../lib', import.meta.url)));
 const STORE = path.resolve(process.env.CAIRN_STORE ?? 'cairn-store');
 
-async function openStore() {
-  try {
-    return await Datastore.open(STORE);
-  } catch (e) {
-    if (isCairnError(e, 'ERR_NOT_A_DATASTORE') || isCairnError(e, 'ERR_NOT_FOUND')) return Datastore.create(STORE);
-    throw e;
-  }
-}
-
-const ds = await openStore();
+const ds = await Datastore.openOrCreate(STORE);
 try {
   const group = ds.group('host/example-dir');
 

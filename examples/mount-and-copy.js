@@ -11,22 +11,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { Datastore, isCairnError } from 'cairn';
+import { Datastore } from 'cairn';
 import { mountSnapshot } from 'cairn/fuse';
 
 const STORE = path.resolve(process.env.CAIRN_STORE ?? 'cairn-store');
 const SOURCE = fileURLToPath(new URL('.', import.meta.url));
 
-async function openStore() {
-  try {
-    return await Datastore.open(STORE);
-  } catch (e) {
-    if (isCairnError(e, 'ERR_NOT_A_DATASTORE') || isCairnError(e, 'ERR_NOT_FOUND')) return Datastore.create(STORE);
-    throw e;
-  }
-}
-
-const ds = await openStore();
+const ds = await Datastore.openOrCreate(STORE);
 try {
   const w = await ds.group('host/example-mount').backup();
   await w.addTree('examples', SOURCE);

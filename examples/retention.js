@@ -10,21 +10,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Datastore, GarbageCollector, Pruner, isCairnError } from 'cairn';
+import { Datastore, GarbageCollector, Pruner } from 'cairn';
 
 const STORE = path.resolve(process.env.CAIRN_STORE ?? 'cairn-store');
 const DAY = 86_400;
 
-async function openStore() {
-  try {
-    return await Datastore.open(STORE);
-  } catch (e) {
-    if (isCairnError(e, 'ERR_NOT_A_DATASTORE') || isCairnError(e, 'ERR_NOT_FOUND')) return Datastore.create(STORE);
-    throw e;
-  }
-}
-
-const ds = await openStore();
+const ds = await Datastore.openOrCreate(STORE);
 try {
   if (!(await ds.namespace('examples').exists())) await ds.createNamespace('examples');
   const group = ds.group(`vm/retention-${Date.now()}`, { namespace: 'examples' });

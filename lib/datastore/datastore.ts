@@ -191,6 +191,34 @@ export class Datastore {
   }
 
   /**
+   * Opens the datastore at `dir`, or creates it there when `dir` does not exist or holds nothing
+   * (as a first run of a backup agent wants). A directory that holds something else is never
+   * touched: creating refuses it with `ERR_DATASTORE_EXISTS`.
+   *
+   * @example
+   * ```ts
+   * const ds = await Datastore.openOrCreate(process.env.CAIRN_STORE ?? './cairn-store');
+   * ```
+   * @throws as {@link Datastore.open} and {@link Datastore.create}
+   */
+  static async openOrCreate(dir: string, options: DatastoreCreateOptions = {}): Promise<Datastore> {
+    try {
+      return await Datastore.open(dir, options);
+    } catch (e) {
+      if (!isCairnError(e, 'ERR_NOT_A_DATASTORE') && !isCairnError(e, 'ERR_NOT_FOUND')) throw e;
+    }
+    try {
+      return await Datastore.create(dir, options);
+    } catch (e) {
+      if (!isCairnError(e, 'ERR_DATASTORE_EXISTS')) throw e;
+      // Another process may have created it meanwhile; otherwise the directory holds something else.
+      return Datastore.open(dir, options).catch(() => {
+        throw e;
+      });
+    }
+  }
+
+  /**
    * Opens an existing datastore.
    * @throws `ERR_NOT_A_DATASTORE` when `dir` holds no Cairn config; `ERR_CONFIG_CORRUPT` when the
    *   config is damaged; `ERR_FORMAT_VERSION` when it was written by a newer Cairn.

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Datastore } from '../../lib/index.js';
 import { tempDir } from '../helpers/fixtures.js';
@@ -94,4 +95,19 @@ t.test('owner and notes', async (t) => {
   t.equal((await ds.snapshot('ct/200')).notes, 'before the upgrade');
   await t.rejects(s.updateManifest((m) => ({ ...m, id: '201' })), TypeError);
   t.equal(s2.toJSON()['id'], '200');
+});
+
+t.test('openOrCreate: creates where nothing is, opens what is there, touches nothing else', async (t) => {
+  const dir = tempDir(t);
+  const where = path.join(dir, 'new-store');
+  const a = await Datastore.openOrCreate(where, { syncLevel: 'none', threads: 0 });
+  const uuid = a.config.uuid;
+  await a.close();
+  const b = await Datastore.openOrCreate(where, { threads: 0 });
+  t.equal(b.config.uuid, uuid, 'the second call opens the same datastore');
+  await b.close();
+  const other = path.join(dir, 'photos');
+  await mkdir(other);
+  await writeFile(path.join(other, 'cat.jpg'), 'x');
+  await t.rejects(Datastore.openOrCreate(other, { threads: 0 }), { code: 'ERR_DATASTORE_EXISTS' });
 });

@@ -1,26 +1,13 @@
 import t, { type Test } from 'tap';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { Datastore, GarbageCollector, Verifier, type Snapshot } from '../../lib/index.js';
+import { GarbageCollector, Verifier, type Snapshot } from '../../lib/index.js';
 import { MOVE_JOURNAL_KEY, parseLine } from '../../lib/datastore/move-journal.js';
-import { seededBytes, tempDir, writeTemp } from '../helpers/fixtures.js';
+import { seededBytes, writeTemp } from '../helpers/fixtures.js';
+import { CS, FAR, clockedStore, type ClockedStore } from '../helpers/clocked-store.js';
 
-const CS = 64 * 1024;
-const FAR = 1e9;
-
-interface Env {
-  dir: string;
-  ds: Datastore;
-  clock: { t: number };
-}
-
-async function setup(t: Test): Promise<Env> {
-  const dir = tempDir(t);
-  const clock = { t: Date.now() };
-  const ds = await Datastore.create(path.join(dir, 'store'), { imageChunkSize: CS, syncLevel: 'none', threads: 0, clock: { now: () => clock.t } });
-  t.teardown(() => ds.close());
-  return { dir, ds, clock };
-}
+type Env = ClockedStore;
+const setup = (t: Test): Promise<Env> => clockedStore(t, 0);
 
 /** An image snapshot whose content is a function of (group, time, ns). */
 async function backup(env: Env, group: string, time: number, ns = '', owner?: string): Promise<Snapshot> {

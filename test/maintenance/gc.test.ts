@@ -5,24 +5,11 @@ import { Datastore, GarbageCollector, type Snapshot } from '../../lib/index.js';
 import { registerWriter } from '../../lib/datastore/writer-registry.js';
 import { CHUNK_DIR, chunkKey } from '../../lib/store/chunk-store.js';
 import { fromHex, toHex } from '../../lib/util/bytes.js';
-import { seededBytes, tempDir, writeTemp } from '../helpers/fixtures.js';
+import { seededBytes, writeTemp } from '../helpers/fixtures.js';
+import { CS, FAR, clockedStore, type ClockedStore } from '../helpers/clocked-store.js';
 
-const CS = 64 * 1024;
-const FAR = 1e9; // ms: "the clock moved far past the skew"
-
-interface Env {
-  dir: string;
-  ds: Datastore;
-  clock: { t: number };
-}
-
-async function setup(t: Test): Promise<Env> {
-  const dir = tempDir(t);
-  const clock = { t: Date.now() };
-  const ds = await Datastore.create(path.join(dir, 'store'), { imageChunkSize: CS, syncLevel: 'none', threads: 1, clock: { now: () => clock.t } });
-  t.teardown(() => ds.close());
-  return { dir, ds, clock };
-}
+type Env = ClockedStore;
+const setup = (t: Test): Promise<Env> => clockedStore(t, 1);
 
 /** Backs up an image (and optionally a tree) into `group` at `time`. */
 async function backup(env: Env, group: string, time: number, data: Uint8Array, tree?: string): Promise<Snapshot> {

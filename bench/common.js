@@ -1,6 +1,6 @@
 // Helpers shared by the bench scripts (bench/run.js, bench/tree.js).
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,4 +46,20 @@ export function parseSize(s) {
   if (m === null) throw new Error(`bad size: ${s}`);
   const mult = { '': 1, K: KiB, M: MiB, G: GiB, T: 1024 * GiB }[m[2].toUpperCase()];
   return Math.round(Number(m[1]) * mult);
+}
+
+/** True when `cmd` is on the PATH. */
+export function onPath(cmd) {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).status === 0;
+}
+
+/** Writes dirty pages back and drops the kernel's caches; false when not allowed (not root). */
+export function dropCaches() {
+  spawnSync('sync');
+  try {
+    writeFileSync('/proc/sys/vm/drop_caches', '3\n');
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { Datastore } from '../dist/index.js';
 import { generateImage, Rng } from './gen.js';
-import { libraryCommit, machine, parseSize } from './common.js';
+import { dropCaches, libraryCommit, machine, parseSize } from './common.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CLI = path.join(here, '..', 'dist', 'cli', 'main.js');
@@ -39,17 +39,6 @@ const { values: opt } = parseArgs({
 if (opt.help) {
   process.stdout.write('usage: node bench/fuse.js [--size 2G] [--files 100000] [--random-seconds 10] [--dir <parent>] [--out <dir>] [--no-write]\n');
   process.exit(0);
-}
-
-function sh(cmd, args) {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 26 });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr}`);
-  return r.stdout;
-}
-
-function dropCaches() {
-  sh('sync', []);
-  writeFileSync('/proc/sys/vm/drop_caches', '3\n');
 }
 
 function timed(cmd, args) {

@@ -23,7 +23,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { generateImage, rewriteBlocks } from './gen.js';
-import { libraryCommit, machine, parseSize } from './common.js';
+import { dropCaches, libraryCommit, machine, onPath, parseSize } from './common.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CLI = path.join(here, '..', 'dist', 'cli', 'main.js');
@@ -42,7 +42,6 @@ if (opt.help) {
   process.exit(0);
 }
 
-const onPath = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const peers = ['restic', 'borg'].filter(onPath);
 const size = parseSize(opt.size);
 const scratch = mkdtempSync(path.join(opt.dir ?? os.tmpdir(), 'cairn-peers-'));
@@ -77,15 +76,6 @@ function sha(file) {
     closeSync(fd);
   }
   return h.digest('hex');
-}
-
-function dropCaches() {
-  spawnSync('sync');
-  try {
-    writeFileSync('/proc/sys/vm/drop_caches', '3\n');
-  } catch {
-    // not root: caches stay warm for every tool alike
-  }
 }
 
 /** Inserts `n` random bytes at `at`, shifting the rest (the file grows). */

@@ -32,7 +32,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { Keystream, Rng, fillText } from './gen.js';
-import { libraryCommit, machine, parseSize } from './common.js';
+import { libraryCommit, machine, onPath, parseSize } from './common.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const KiB = 1024;
@@ -140,10 +140,6 @@ function distBuilt() {
     return undefined;
   }
   return newest === 0 ? undefined : new Date(newest).toISOString();
-}
-
-function onPath(cmd) {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).status === 0;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -285,3 +285,54 @@ export function undoRewrite(path, { ranges, old }) {
     closeSync(fd);
   }
 }
+
+/**
+ * File contents for generated trees: seeded random bytes and pseudo log text, each a stream (two
+ * instances with the same seed and label give the same bytes in the same order of calls).
+ */
+export class Content {
+  constructor(seed, label) {
+    this.keys = new Keystream(seed, `tree:${label}`);
+    this.rng = new Rng(`tree-text:${seed}:${label}`);
+    this.state = { ms: Date.UTC(2026, 0, 1) };
+    this.text = Buffer.allocUnsafe(4 * 1024 * 1024);
+    this.textPos = this.text.length;
+  }
+  random(n) {
+    return this.keys.fill(Buffer.allocUnsafe(n));
+  }
+  textBytes(n) {
+    const out = Buffer.allocUnsafe(n);
+    let o = 0;
+    while (o < n) {
+      if (this.textPos === this.text.length) {
+        fillText(this.text, this.rng, this.state);
+        this.textPos = 0;
+      }
+      const k = Math.min(n - o, this.text.length - this.textPos);
+      this.text.copy(out, o, this.textPos, this.textPos + k);
+      this.textPos += k;
+      o += k;
+    }
+    return out;
+  }
+}
+
+/** A log-normal size: median × e^(σ·z), z standard normal (Box-Muller), clamped to [0, max]. */
+export function lognormal(rng, median, sigma, max) {
+  const u1 = (rng.u32() + 1) / 0x1_0000_0001;
+  const u2 = rng.u32() / 0x1_0000_0000;
+  const z = Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
+  return Math.min(max, Math.round(median * Math.exp(sigma * z)));
+}
+
+/** Writes `buf` to `file` (created or truncated), looping over short writes. */
+export function writeFile(file, buf) {
+  const fd = openSync(file, 'w');
+  try {
+    let o = 0;
+    while (o < buf.length) o += writeSync(fd, buf, o, buf.length - o);
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -11,7 +11,6 @@
  * runs under a small python3 wrapper that reports the wall time and getrusage(RUSAGE_CHILDREN).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import {
   closeSync,
   existsSync,
@@ -21,7 +20,6 @@ import {
   openSync,
   readFileSync,
   readdirSync,
-  readlinkSync,
   rmSync,
   unlinkSync,
   writeFileSync,
@@ -31,7 +29,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { Keystream, Rng, fillText } from './gen.js';
+import { Content, Rng, lognormal, writeFile } from './gen.js';
+import { compare, walk } from './walk.js';
 import { libraryCommit, machine, onPath, parseSize } from './common.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -222,56 +221,10 @@ function run(cmd, argv, { cwd, env, group = false } = {}) {
 // Data: the generated tree
 
 /** Seeded content: text (pseudo log lines) and random bytes, never repeating. */
-class Content {
-  constructor(label) {
-    this.keys = new Keystream(seed, `tree:${label}`);
-    this.rng = new Rng(`tree-text:${seed}:${label}`);
-    this.state = { ms: Date.UTC(2026, 0, 1) };
-    this.text = Buffer.allocUnsafe(4 * MiB);
-    this.textPos = this.text.length;
-  }
-  random(n) {
-    return this.keys.fill(Buffer.allocUnsafe(n));
-  }
-  textBytes(n) {
-    const out = Buffer.allocUnsafe(n);
-    let o = 0;
-    while (o < n) {
-      if (this.textPos === this.text.length) {
-        fillText(this.text, this.rng, this.state);
-        this.textPos = 0;
-      }
-      const k = Math.min(n - o, this.text.length - this.textPos);
-      this.text.copy(out, o, this.textPos, this.textPos + k);
-      this.textPos += k;
-      o += k;
-    }
-    return out;
-  }
-}
-
-/** A log-normal size: median × e^(σ·z), z standard normal (Box-Muller), clamped to [0, max]. */
-function lognormal(rng, median, sigma, max) {
-  const u1 = (rng.u32() + 1) / 0x1_0000_0001;
-  const u2 = rng.u32() / 0x1_0000_0000;
-  const z = Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
-  return Math.min(max, Math.round(median * Math.exp(sigma * z)));
-}
-
-function writeFile(file, buf) {
-  const fd = openSync(file, 'w');
-  try {
-    let o = 0;
-    while (o < buf.length) o += writeSync(fd, buf, o, buf.length - o);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 function generateTree(root, p) {
   const t0 = now();
   const rng = new Rng(`tree-gen:${seed}`);
-  const content = new Content('gen');
+  const content = new Content(seed, 'gen');
   const leaves = [];
   for (let a = 0; a < p.fanout; a++)
     for (let b = 0; b < p.fanout; b++)
@@ -322,80 +275,12 @@ function generateTree(root, p) {
 // ---------------------------------------------------------------------------------------------
 // Walks: counts, manifests for verification
 
-/**
- * Walks `root` (no symlinks followed). Returns the counts and, with `records`, one string per
- * entry (type, mode, owner, size, mtime in ns, and the MD5 of the content or the link target
- * with `hash`) keyed by the root-relative path; the root itself is left out.
- */
-function walk(root, { records = false, hash = false } = {}) {
-  const c = { files: 0, dirs: 0, symlinks: 0, other: 0, bytes: 0, regular: [], map: records ? new Map() : undefined };
-  const stack = [''];
-  while (stack.length > 0) {
-    const rel = stack.pop();
-    const abs = rel === '' ? root : path.join(root, rel);
-    for (const d of readdirSync(abs, { withFileTypes: true })) {
-      const r = rel === '' ? d.name : `${rel}/${d.name}`;
-      const p = path.join(root, r);
-      let st;
-      if (records || d.isFile()) st = lstatSync(p, { bigint: true });
-      let kind;
-      let extra = '';
-      if (d.isDirectory()) {
-        kind = 'd';
-        c.dirs++;
-        stack.push(r);
-      } else if (d.isFile()) {
-        kind = 'f';
-        c.files++;
-        c.bytes += Number(st.size);
-        c.regular.push(r);
-        if (hash) extra = createHash('md5').update(readFileSync(p)).digest('hex');
-      } else if (d.isSymbolicLink()) {
-        kind = 'l';
-        c.symlinks++;
-        if (records) extra = readlinkSync(p);
-      } else {
-        kind = 'o';
-        c.other++;
-      }
-      if (records) {
-        const size = kind === 'f' || kind === 'l' ? st.size : 0n;
-        c.map.set(r, `${kind} ${st.mode.toString(8)} ${st.uid}:${st.gid} ${size} ${st.mtimeNs} ${extra}`);
-      }
-    }
-  }
-  return c;
-}
-
-/** Compares two walks' records: missing, extra and different entries (up to 5 examples each). */
-function compare(src, dst) {
-  const out = { entries: src.map.size, missing: 0, extra: 0, differ: 0, examples: [] };
-  for (const [p, rec] of src.map) {
-    const got = dst.map.get(p);
-    if (got === undefined) {
-      out.missing++;
-      if (out.examples.length < 5) out.examples.push(`missing ${p}`);
-    } else if (got !== rec) {
-      out.differ++;
-      if (out.examples.length < 5) out.examples.push(`differs ${p}: ${rec} vs ${got}`);
-    }
-  }
-  for (const p of dst.map.keys()) {
-    if (!src.map.has(p)) {
-      out.extra++;
-      if (out.examples.length < 5) out.examples.push(`extra ${p}`);
-    }
-  }
-  out.ok = out.missing === 0 && out.extra === 0 && out.differ === 0;
-  return out;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Edits: 1 % of the files touched (0.5 % modified, 0.25 % added, 0.25 % deleted)
 
 function editTree(root, regular, label) {
   const rng = new Rng(`tree-edit:${seed}:${label}`);
-  const content = new Content(`edit:${label}`);
+  const content = new Content(seed, `edit:${label}`);
   const n = regular.length;
   // At least one of each, so that a small tree still sees every kind of edit.
   const nMod = Math.min(n, Math.max(1, Math.round(n * 0.005)));

@@ -63,3 +63,37 @@ export function dropCaches() {
     return false;
   }
 }
+
+/**
+ * Runs a command under /usr/bin/time (Debian package `time`): wall seconds, peak RSS (MiB) and CPU
+ * seconds of the command and its children. Throws with the end of its stderr when it fails.
+ */
+export function timed(cmd, args, { env = {}, cwd } = {}) {
+  const r = spawnSync('/usr/bin/time', ['-f', 'TIME %e %M %U %S', cmd, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, cwd, maxBuffer: 1 << 28 });
+  const m = /TIME ([\d.]+) (\d+) ([\d.]+) ([\d.]+)\s*$/.exec(r.stderr ?? '');
+  if (r.status !== 0 || m === null) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status ?? r.error?.message}): ${(r.stderr ?? '').slice(-2000)}`);
+  return { seconds: Number(m[1]), rssMiB: Number(m[2]) / 1024, cpuSeconds: Number(m[3]) + Number(m[4]), stdout: r.stdout };
+}
+
+/** Bytes under `dir` (`du -sb`: apparent sizes, as every tool's repository is measured). */
+export function duBytes(dir) {
+  return Number(spawnSync('du', ['-sb', dir], { encoding: 'utf8' }).stdout.split('\t')[0]);
+}
+
+/** Peak RSS (VmHWM) of a running process in MiB, NaN when it is gone. */
+export function peakRssMiB(pid) {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** True when `dir` is a mount point (listed in /proc/self/mountinfo). */
+export function isMountPoint(dir) {
+  const abs = path.resolve(dir);
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[4] === abs);
+}

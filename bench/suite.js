@@ -164,6 +164,7 @@ const result = {
   machine: machine(),
   commit: libraryCommit(),
   params: { size, sizeLabel: opt.size, seed, datasets: opt.only.split(','), root },
+  loadAverage: { start: os.loadavg()[0] },
   peers: Object.fromEntries(peers.map((p) => [p, peerVersion(p)])),
   peersMissing: peersWanted.filter((p) => !peers.includes(p)),
   peerMountUnavailable: Object.fromEntries(peers.map((p) => [p, peerMountUnavailable(p)]).filter(([, v]) => v !== null)),
@@ -231,5 +232,6 @@ try {
   cleanup();
 }
 result.totalSeconds = (performance.now() - started) / 1000;
+result.loadAverage.end = os.loadavg()[0];
 log(`done in ${(result.totalSeconds / 60).toFixed(1)} min`);
 write(result, markdown(result));

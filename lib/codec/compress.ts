@@ -20,6 +20,13 @@ import { compressSync, uncompressSync } from 'lz4-napi';
 /** Size of the little-endian uncompressed-size prefix in front of the LZ4 block. */
 export const LZ4_PREFIX_SIZE = 4;
 
+/**
+ * The most an LZ4 block can expand: every input byte yields at most 255 output bytes (a length
+ * byte adds at most 255 to a literal run or a match), so a block of `n` bytes decompresses to at
+ * most `255 × n` bytes. A size prefix above that bound is corrupt, whatever the block holds.
+ */
+export const LZ4_MAX_EXPANSION = 255;
+
 function asBuffer(u8: Uint8Array): Buffer {
   return Buffer.isBuffer(u8) ? u8 : Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
 }
@@ -43,12 +50,14 @@ function plain(b: Buffer): Uint8Array {
 /**
  * Decompresses a size-prefixed LZ4 payload that must expand to exactly `rawSize` bytes.
  *
- * The prefix is checked against `rawSize` **before** anything is allocated, so a corrupt prefix can
- * never cause a huge allocation; the caller is responsible for bounding `rawSize` itself (the
- * envelope limits it to 64 MiB). The output length is checked again after decompression.
+ * The prefix is checked against `rawSize`, and `rawSize` against what the block can expand to
+ * ({@link LZ4_MAX_EXPANSION}), **before** anything is allocated, so a corrupt prefix can never cause
+ * an allocation out of proportion to the payload; the caller is responsible for bounding `rawSize`
+ * itself (the envelope limits it to 64 MiB). The output length is checked again after decompression.
  * @returns a fresh array of `rawSize` bytes (its own ArrayBuffer, safe to transfer)
  * @throws Error (plain, for the caller to map to its own corrupt code) for a short payload, a prefix
- *   that differs from `rawSize`, an invalid block, or an output of the wrong length.
+ *   that differs from `rawSize`, a `rawSize` the block cannot expand to, an invalid block, or an
+ *   output of the wrong length.
  */
 export function lz4Decompress(payload: Uint8Array, rawSize: number): Uint8Array {
   if (!Number.isInteger(rawSize) || rawSize < 0 || rawSize > 0xffff_ffff) {
@@ -60,6 +69,9 @@ export function lz4Decompress(payload: Uint8Array, rawSize: number): Uint8Array 
   const prefix = new DataView(payload.buffer, payload.byteOffset, LZ4_PREFIX_SIZE).getUint32(0, true);
   if (prefix !== rawSize) {
     throw new Error(`lz4: size prefix ${prefix} does not match the expected size ${rawSize}`);
+  }
+  if (rawSize > LZ4_MAX_EXPANSION * (payload.length - LZ4_PREFIX_SIZE)) {
+    throw new Error(`lz4: a block of ${payload.length - LZ4_PREFIX_SIZE} bytes cannot expand to ${rawSize} bytes`);
   }
   let out: Uint8Array;
   try {

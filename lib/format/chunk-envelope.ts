@@ -19,6 +19,7 @@
  */
 import { CairnError, type ErrorDetails } from '../errors.js';
 import { crc32 } from '../codec/hash.js';
+import { LZ4_MAX_EXPANSION, LZ4_PREFIX_SIZE } from '../codec/compress.js';
 import { CODEC, type CodecId, ENVELOPE_MAGIC, ENVELOPE_VERSION, hasMagic } from './magic.js';
 
 /** Size of the envelope header in bytes. */
@@ -118,7 +119,8 @@ export function encodeEnvelopeHeader(input: EnvelopeHeaderInput): Uint8Array {
  * Parses and checks an envelope (header and payload CRC). Does not decompress.
  *
  * Checks, in order: length, magic, version, flags, codec, reserved byte, rawSize limit, payload size
- * against rawSize (and the lz4 size prefix), CRC-32 of the payload.
+ * against rawSize (for lz4: the size prefix, and a block long enough to expand to rawSize), CRC-32 of
+ * the payload.
  * @throws `ERR_FORMAT_VERSION` for a version newer than this code reads; `opts.code` for anything
  *   else, with `opts.details` and a message saying what is wrong.
  */
@@ -163,6 +165,8 @@ export function parseEnvelope(bytes: Uint8Array, opts: ParseEnvelopeOptions): En
     }
     const prefix = v.getUint32(ENVELOPE_HEADER_SIZE, true);
     if (prefix !== rawSize) fail(`lz4 size prefix ${prefix} does not match raw size ${rawSize}`);
+    const block = payload.length - LZ4_PREFIX_SIZE;
+    if (rawSize > LZ4_MAX_EXPANSION * block) fail(`an lz4 block of ${block} bytes cannot expand to raw size ${rawSize}`);
   }
   const actual = crc32(payload);
   if (actual !== crc) {

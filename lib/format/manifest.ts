@@ -82,6 +82,49 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 }
 
 const MAX_DEPTH = 200;
+/** Most values (scalars, arrays and objects; object keys not counted) a manifest's JSON may hold. */
+const MAX_JSON_VALUES = 1 << 20;
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COMMA = 0x2c;
+const OPEN_ARRAY = 0x5b;
+const OPEN_OBJECT = 0x7b;
+const CLOSE_ARRAY = 0x5d;
+const CLOSE_OBJECT = 0x7d;
+
+/**
+ * Checks the shape of JSON text before it is parsed, in one pass over the UTF-8 bytes (the
+ * structural characters are ASCII, so they never occur inside a multi-byte sequence): arrays and
+ * objects nested at most {@link MAX_DEPTH} deep, and at most {@link MAX_JSON_VALUES} values, counted
+ * as the opening brackets plus the commas outside strings (an upper bound of the values). This
+ * bounds what `JSON.parse` builds: without it a small LZ4-compressed manifest holding 64 MiB of `[`
+ * takes gigabytes of heap.
+ * @returns undefined when the shape is within the limits, else what is wrong
+ */
+function jsonShapeProblem(bytes: Uint8Array): string | undefined {
+  let depth = 0;
+  let values = 1;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i]!;
+    if (inString) {
+      if (c === BACKSLASH) i++;
+      else if (c === QUOTE) inString = false;
+    } else if (c === QUOTE) {
+      inString = true;
+    } else if (c === OPEN_ARRAY || c === OPEN_OBJECT) {
+      if (++depth > MAX_DEPTH) return `JSON nested deeper than ${MAX_DEPTH} levels`;
+      values++;
+    } else if (c === CLOSE_ARRAY || c === CLOSE_OBJECT) {
+      depth--;
+    } else if (c === COMMA) {
+      values++;
+    }
+    if (values > MAX_JSON_VALUES) return `JSON with more than ${MAX_JSON_VALUES} values`;
+  }
+  return undefined;
+}
 
 /**
  * Canonical JSON: object keys sorted by UTF-16 code units, no whitespace, strings and numbers as
@@ -253,7 +296,8 @@ export function manifestSignedPart(m: Manifest): string {
 /**
  * Encodes a manifest: canonical JSON (UTF-8) in an envelope, LZ4-compressed when that is smaller.
  * `files` are sorted by name first; everything else must already be valid.
- * @throws `ERR_INVALID_ARGUMENT` for an invalid manifest (or one over 64 MiB of JSON).
+ * @throws `ERR_INVALID_ARGUMENT` for an invalid manifest (or one over 64 MiB of JSON, nested deeper
+ *   than 200 levels, or holding more than 2^20 values: limits a reader enforces).
  */
 export function encodeManifest(m: Manifest): Uint8Array {
   let json: string;
@@ -264,6 +308,8 @@ export function encodeManifest(m: Manifest): Uint8Array {
     throw e;
   }
   const raw = new TextEncoder().encode(json);
+  const shape = jsonShapeProblem(raw);
+  if (shape !== undefined) throw new CairnError('ERR_INVALID_ARGUMENT', `manifest: ${shape} (a reader would reject it)`);
   const c = lz4Compress(raw);
   const compressed = c.length < raw.length;
   const payload = compressed ? c : raw;
@@ -275,7 +321,9 @@ export function encodeManifest(m: Manifest): Uint8Array {
  * Decodes and validates a manifest file.
  * @param details - ids for the errors (snapshot, path, ...)
  * @throws `ERR_FORMAT_VERSION` for a newer envelope or manifest version; `ERR_MANIFEST_CORRUPT` for a
- *   damaged envelope, bad LZ4 data, invalid UTF-8 or JSON, or any schema violation.
+ *   damaged envelope, bad LZ4 data, JSON nested deeper than 200 levels or holding more than 2^20
+ *   values (checked before parsing), invalid UTF-8 or JSON, any schema violation, or a value that
+ *   canonical JSON cannot write back (a number out of double range).
  */
 export function decodeManifest(bytes: Uint8Array, details: ErrorDetails = {}): Manifest {
   const env = parseEnvelope(bytes, { code: 'ERR_MANIFEST_CORRUPT', details });
@@ -290,6 +338,8 @@ export function decodeManifest(bytes: Uint8Array, details: ErrorDetails = {}): M
       fail(e instanceof Error ? e.message : String(e), e);
     }
   }
+  const shape = jsonShapeProblem(raw);
+  if (shape !== undefined) fail(shape);
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(raw);
@@ -302,5 +352,13 @@ export function decodeManifest(bytes: Uint8Array, details: ErrorDetails = {}): M
   } catch (e) {
     return fail(`not valid JSON: ${e instanceof Error ? e.message : String(e)}`, e);
   }
-  return validate(value, 'ERR_MANIFEST_CORRUPT', details, label(details));
+  const manifest = validate(value, 'ERR_MANIFEST_CORRUPT', details, label(details));
+  // What is read must be writable again (a verify or notes update rewrites the manifest): JSON
+  // numbers out of double range parse as ±Infinity, which canonical JSON cannot write.
+  try {
+    canonicalJson(manifest);
+  } catch (e) {
+    return fail(e instanceof Error ? e.message : String(e), e);
+  }
+  return manifest;
 }

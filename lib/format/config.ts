@@ -58,7 +58,10 @@ export function isRfc3339(s: unknown): s is string {
   if (m === null) return false;
   const [y, mo, d, h, mi, se] = [m[1], m[2], m[3], m[4], m[5], m[6]].map(Number) as [number, number, number, number, number, number];
   if (mo < 1 || mo > 12 || h > 23 || mi > 59 || se > 59) return false;
-  const dim = new Date(Date.UTC(y, mo, 0)).getUTCDate();
+  // setUTCFullYear, not Date.UTC: Date.UTC maps years 0-99 to 1900-1999 (and 1900 is no leap year, 0 is).
+  const last = new Date(0);
+  last.setUTCFullYear(y, mo, 0);
+  const dim = last.getUTCDate();
   if (d < 1 || d > dim) return false;
   if (m[9] !== undefined && (Number(m[9]) > 23 || Number(m[10]) > 59)) return false;
   return true;

@@ -8,7 +8,7 @@
  * This file builds the program (global options, then one register function per command from
  * ./commands/, in the order `cairn --help` lists them), runs it and maps errors to exit codes.
  */
-import { realpathSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { isCairnError } from '../index.js';
@@ -37,12 +37,16 @@ export { exitCodeOf } from './exit-codes.js';
 export { humanBytes } from './format.js';
 export { parseRangesFile } from './commands/backup.js';
 
+/** The package's version, from the package.json two levels up (`lib/cli/` and `dist/cli/` alike). */
+export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
 /** Builds the program (exported for tests). */
 export function buildProgram(): Command {
   const program = new Command();
   program
     .name('cairn')
     .description('Deduplicating backup store: datastores, namespaces, snapshots of images and files')
+    .version(VERSION, '-V, --version', 'print the version')
     .addOption(new Option('--store <path>', 'datastore directory').env('CAIRN_STORE'))
     .option('--ns <namespace>', 'namespace (default: the root namespace)')
     .option('--json', 'print JSON')

@@ -1,5 +1,7 @@
 import t from 'tap';
-import { cairn, requireBuilt } from './run-cli.js';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { REPO, cairn, requireBuilt } from './run-cli.js';
 
 if (requireBuilt(t)) {
   t.test('--help of every command exits 0 and shows an example', async (t) => {
@@ -17,6 +19,15 @@ if (requireBuilt(t)) {
       t.equal(r.code, 0, `cairn ${cmd.join(' ')} --help: exit 0`);
       t.match(r.out, /Usage: cairn/);
       t.match(r.out, /Example/, `cairn ${cmd.join(' ')} --help: example`);
+    }
+  });
+
+  t.test('--version and -V print the package version', async (t) => {
+    const { version } = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V']) {
+      const r = await cairn([flag]);
+      t.equal(r.code, 0, `${flag}: exit 0`);
+      t.equal(r.out.trim(), version, `${flag}: the version`);
     }
   });
 }

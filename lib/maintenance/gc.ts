@@ -14,7 +14,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { CairnError, isCairnError, throwIfAborted } from '../errors.js';
-import { syscallCode } from '../errors.js';
+import { ioError, syscallCode } from '../errors.js';
 import { TMP_MARKER } from '../backend/local.js';
 import { lockAt } from '../datastore/context.js';
 import { oldestLiveWriter } from '../datastore/writer-registry.js';
@@ -105,7 +105,7 @@ export interface GcReport {
   readonly badChunks: number;
   /** `.bad` copies removed. */
   readonly removedBad: number;
-  /** Stale temp files removed from the chunk directories. */
+  /** Stale temp files removed (of killed writers: in the chunk directories, the datastore root, namespace, group and snapshot directories). */
   readonly removedTemp: number;
   /** indexDataBytes / diskBytes (0 when nothing is on disk). */
   readonly dedupFactor: number;
@@ -222,7 +222,11 @@ export class GarbageCollector {
 
       const marks = new MarkSet();
       const mark = { snapshots: 0, indexFiles: 0, indexDataBytes: 0 };
+      // Directories whose stale temp files (of killed manifest, notes, protect and move writers) the
+      // sweep removes too; the chunk shards are swept for theirs anyway.
+      const tidy = new Set<string>(['']);
       for (const ns of await ds.listNamespaces()) {
+        tidy.add(ns.key);
         let groups: BackupGroup[];
         try {
           groups = await ns.groups();
@@ -234,6 +238,8 @@ export class GarbageCollector {
         for (const group of groups) {
           throwIfAborted(signal);
           await this.markGroup(group, marks, mark, options);
+          tidy.add(group.key);
+          for (const time of await group.times().catch(() => [])) tidy.add(`${group.key}/${time}`);
         }
       }
       await options.hooks?.beforeDrain?.();
@@ -255,15 +261,24 @@ export class GarbageCollector {
       let done = 0;
       const unlinker = new Unlinker(UNLINK_CONCURRENCY);
       try {
-        for (const shard of shards) {
-          throwIfAborted(signal);
-          await sweepShard(ds.backend.pathOf(shard), marks, cutoffMs, dryRun, sweep, unlinker, signal);
-          options.onProgress?.({ phase: 'sweep', done: ++done, total: shards.length });
+        try {
+          for (const shard of shards) {
+            throwIfAborted(signal);
+            await sweepShard(ds.backend.pathOf(shard), marks, cutoffMs, dryRun, sweep, unlinker, signal);
+            options.onProgress?.({ phase: 'sweep', done: ++done, total: shards.length });
+          }
+        } finally {
+          await unlinker.below(0);
         }
-      } finally {
-        await unlinker.below(0);
+        await unlinker.drain();
+        for (const key of tidy) {
+          throwIfAborted(signal);
+          removeStaleTemp(ds.backend.pathOf(key), cutoffMs, dryRun, sweep);
+        }
+      } catch (e) {
+        // The sweep makes its file-system calls directly: give their errors the datastore's code.
+        throw ioError(e, 'garbage collection sweep', { datastore: ds.root });
       }
-      await unlinker.drain();
 
       const endMs = ds.clock.now();
       const report: GcReport = {
@@ -413,6 +428,26 @@ function putBack(aside: string, original: string): void {
     if (syscallCode(e) !== 'EEXIST') throw e;
   }
   unlinkQuiet(aside);
+}
+
+/** Removes the temp files (`.tmp-` in the name) older than the cutoff directly in `dir`. */
+function removeStaleTemp(dir: string, cutoffMs: number, dryRun: boolean, c: SweepCounts): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch (e) {
+    if (syscallCode(e) === 'ENOENT' || syscallCode(e) === 'ENOTDIR') return;
+    throw e;
+  }
+  for (const name of names) {
+    if (!name.includes(TMP_MARKER)) continue;
+    const p = path.join(dir, name);
+    const st = statOrUndefined(p);
+    if (st !== undefined && st.mtimeMs < cutoffMs) {
+      if (!dryRun) unlinkQuiet(p);
+      c.removedTemp++;
+    }
+  }
 }
 
 interface ShardEntry {

@@ -254,8 +254,28 @@ t.test('stale temp files and leftovers of a killed GC', async (t) => {
   await fsp.utimes(uk, hour, hour);
   await fsp.rename(uk, `${uk}.gc-4242`);
 
+  // Killed manifest, protect and move writers leave temp files in snapshot, group and root directories.
+  const snapDir = env.ds.backend.pathOf(`vm/2/${sb.time}`);
+  const elsewhere = [
+    path.join(snapDir, `.manifest.blob.tmp-999999-3`),
+    path.join(snapDir, `..protected.tmp-999999-4`),
+    path.join(env.ds.root, 'vm', '2', `..move-target.tmp-999999-5`),
+    path.join(env.ds.root, `..gc-status.json.tmp-999999-6`),
+  ];
+  for (const p of elsewhere) {
+    await fsp.writeFile(p, 'z');
+    await fsp.utimes(p, hour, hour);
+  }
+  const freshManifest = path.join(snapDir, `.manifest.blob.tmp-999999-7`);
+  await fsp.writeFile(freshManifest, 'w');
+
+  const dry = await new GarbageCollector(env.ds).run({ dryRun: true });
+  t.equal(dry.removedTemp, 5, 'a dry run counts them');
+  t.ok(await exists(stale), 'and removes nothing');
   const r = await new GarbageCollector(env.ds).run(); // clock not moved
-  t.equal(r.removedTemp, 1);
+  t.equal(r.removedTemp, 5);
+  for (const p of elsewhere) t.notOk(await exists(p), `stale ${path.basename(p)} removed`);
+  t.ok(await exists(freshManifest), 'a fresh temp file in a snapshot directory is kept');
   t.notOk(await exists(stale), 'stale temp file removed');
   t.ok(await exists(fresh), 'fresh temp file kept');
   t.ok(await exists(mk), 'marked chunk put back');

@@ -23,7 +23,7 @@ export {
 } from './types.js';
 export { Datastore, DEFAULT_IMAGE_CHUNK_SIZE, type DatastoreOpenOptions, type DatastoreCreateOptions, type ListNamespacesOptions } from './datastore/datastore.js';
 export { Namespace, type RemoveNamespaceReport } from './datastore/namespace.js';
-export { BackupGroup, type GroupEntry, type RemoveGroupReport } from './datastore/group.js';
+export { BackupGroup, type GroupEntry, type GroupScan, type DamagedSnapshot, type RemoveGroupReport } from './datastore/group.js';
 export { Snapshot, type SnapshotRef } from './datastore/snapshot.js';
 export { SnapshotWriter, MIN_IMAGE_CHUNK, MAX_IMAGE_CHUNK, MAX_BLOB_SIZE, MAX_PADDING, TREE_META_CDC, type AddImageOptions, type ArchiveStats, type BackupOptions, type BackupProgress, type TreeArchiveStats } from './datastore/snapshot-writer.js';
 export { SnapshotReader, type TreeIndexes, type SnapshotReaderOptions, type RestoreOptions, type RestoreProgress, type RestoreStats } from './datastore/snapshot-reader.js';

@@ -6,7 +6,7 @@ import { CairnError, abortError, isCairnError, type ErrorDetails } from '../erro
 import { formatGroup, parseSnapshotTime, type BackupType, type GroupId } from '../types.js';
 import { sleep } from '../util/clock.js';
 import { lockAt, type StoreContext } from './context.js';
-import { NOTES_FILE, OWNER_FILE, groupKey, groupLockKey, namespaceKey, snapshotKey, snapshotLockKey } from './layout.js';
+import { MANIFEST_FILE, NOTES_FILE, OWNER_FILE, PROTECTED_FILE, groupKey, groupLockKey, manifestLockKey, namespaceKey, snapshotKey, snapshotLockKey } from './layout.js';
 import { registerWriter } from './writer-registry.js';
 import { loadSnapshot, type Snapshot, type SnapshotRef } from './snapshot.js';
 import { SnapshotWriter, removeTree, snapshotTimeOf, type BackupOptions } from './snapshot-writer.js';
@@ -20,6 +20,26 @@ export interface GroupEntry {
   time: string;
   /** The finished snapshot, or undefined when unfinished (no manifest). */
   snapshot: Snapshot | undefined;
+}
+
+/** A finished snapshot whose manifest cannot be read because it is damaged. */
+export interface DamagedSnapshot {
+  /** Namespace path. */
+  readonly namespace: string;
+  /** `type/id/time`. */
+  readonly name: string;
+  /** RFC 3339 UTC time (the directory name). */
+  readonly time: string;
+  /** The `ERR_MANIFEST_CORRUPT` error that says what is wrong. */
+  readonly error: CairnError;
+}
+
+/** What {@link BackupGroup.scan} found: the readable snapshots and the damaged ones. */
+export interface GroupScan {
+  /** The finished snapshots whose manifests read, oldest first. */
+  readonly snapshots: Snapshot[];
+  /** The snapshots whose manifests are damaged, oldest first. */
+  readonly damaged: DamagedSnapshot[];
 }
 
 /** What {@link BackupGroup.remove} did. Plain JSON. */
@@ -73,7 +93,8 @@ export class BackupGroup {
     return formatGroup(this.group);
   }
 
-  private get key(): string {
+  /** The backend key of the group's directory. @internal */
+  get key(): string {
     return groupKey(this.nsParts, this.group);
   }
 
@@ -105,6 +126,66 @@ export class BackupGroup {
       if (s !== undefined) out.push(s);
     }
     return out;
+  }
+
+  /**
+   * Like {@link BackupGroup.snapshots}, but a damaged manifest (`ERR_MANIFEST_CORRUPT`) does not
+   * fail the listing: that snapshot is listed apart, with the error, and the others are returned.
+   * For tools that report (listing, verify); what must not miss a snapshot (GC) uses `snapshots()`.
+   */
+  async scan(): Promise<GroupScan> {
+    this.ctx.assertOpen();
+    const snapshots: Snapshot[] = [];
+    const damaged: DamagedSnapshot[] = [];
+    for (const time of await this.times()) {
+      try {
+        const s = await loadSnapshot(this.ctx, this.ref(time));
+        if (s !== undefined) snapshots.push(s);
+      } catch (e) {
+        if (!isCairnError(e, 'ERR_MANIFEST_CORRUPT')) throw e;
+        damaged.push({ namespace: this.namespace, name: `${this.name}/${time}`, time, error: e });
+      }
+    }
+    return { snapshots, damaged };
+  }
+
+  /**
+   * Removes a snapshot whose manifest is damaged ({@link BackupGroup.scan} lists them), which
+   * `Snapshot.remove` cannot reach because the snapshot does not load. Its chunks stay until GC.
+   * Takes the snapshot's lock (without waiting) and its manifest lock, like `Snapshot.remove`.
+   * @throws `ERR_CONFLICT` when the manifest reads (remove it as a {@link Snapshot} then),
+   *   `ERR_PROTECTED` when it carries the protected flag, `ERR_LOCKED` while it is in use,
+   *   `ERR_NOT_FOUND` when there is no such snapshot.
+   */
+  async removeDamaged(time: string): Promise<void> {
+    this.ctx.assertOpen();
+    parseSnapshotTime(time);
+    const ref = this.ref(time);
+    const details = { ...this.details(), snapshot: `${this.name}/${time}` };
+    const dir = snapshotKey(this.nsParts, this.group, time);
+    const lock = await lockAt(this.ctx, snapshotLockKey(this.nsParts, this.group, time), 'exclusive', `snapshot ${this.name}/${time}`, details, 0);
+    try {
+      const manifestLock = await lockAt(this.ctx, manifestLockKey(this.nsParts, this.group, time), 'exclusive', `manifest of ${this.name}/${time}`, details, Math.max(this.ctx.lockTimeoutMs, 5000));
+      try {
+        let readable: boolean;
+        try {
+          readable = (await loadSnapshot(this.ctx, ref)) !== undefined;
+          if (!readable) throw new CairnError('ERR_NOT_FOUND', `snapshot ${this.name}/${time} does not exist (or has no manifest)`, details);
+        } catch (e) {
+          if (!isCairnError(e, 'ERR_MANIFEST_CORRUPT')) throw e;
+          readable = false;
+        }
+        if (readable) throw new CairnError('ERR_CONFLICT', `the manifest of ${this.name}/${time} is not damaged: remove it as a snapshot (cairn forget)`, details);
+        if ((await this.ctx.backend.stat(`${dir}/${PROTECTED_FILE}`)) !== undefined) throw new CairnError('ERR_PROTECTED', `snapshot ${this.name}/${time} is protected`, details);
+        await this.ctx.backend.delete(`${dir}/${MANIFEST_FILE}`);
+        for (const name of await this.ctx.backend.list(dir)) await this.ctx.backend.delete(`${dir}/${name}`);
+        await this.ctx.backend.rmdir(dir);
+      } finally {
+        await manifestLock.release();
+      }
+    } finally {
+      await lock.release();
+    }
   }
 
   /**

@@ -21,6 +21,7 @@ import { MAX_NAMESPACE_DEPTH, formatSnapshotTime, parseNamespace, parseSnapshotT
 import { toHex } from '../util/bytes.js';
 import type { Datastore } from '../datastore/datastore.js';
 import type { Snapshot } from '../datastore/snapshot.js';
+import type { DamagedSnapshot } from '../datastore/group.js';
 import type { SnapshotReader } from '../datastore/snapshot-reader.js';
 import type { ChunkStore } from '../store/chunk-store.js';
 
@@ -217,13 +218,14 @@ export class Verifier {
     const run = options.runId ?? randomUUID();
     const startMs = ds.clock.now();
     const t0 = performance.now();
-    const snapshots = await this.select(scope);
+    const { snapshots, damaged } = await this.select(scope);
 
     const results = new Map<string, Promise<ChunkResult>>();
     const users = new Map<string, Set<string>>(); // failed digest -> snapshot names
     const stats = { chunksChecked: 0, chunksSampledOut: 0, bytesChecked: 0, bytesRead: 0 };
     const sampledOut = new Set<string>();
-    const out: VerifySnapshotResult[] = [];
+    // A snapshot whose manifest is damaged fails without being read (there is no manifest to mark).
+    const out: VerifySnapshotResult[] = damaged.map((d) => ({ namespace: d.namespace, snapshot: d.name, result: 'failed', problems: [{ code: d.error.code, message: d.error.message }] }));
     const threshold = sample >= 1 ? Infinity : sample * 2 ** 32;
     let done = 0;
     const progress = (snap: Snapshot): void => {
@@ -385,30 +387,38 @@ export class Verifier {
     };
   }
 
-  /** The finished snapshots in scope, in namespace, group and time order. */
-  private async select(scope: VerifyScope): Promise<Snapshot[]> {
+  /**
+   * The finished snapshots in scope, in namespace, group and time order, and the ones whose
+   * manifests are damaged (a group or namespace scope lists them instead of failing).
+   */
+  private async select(scope: VerifyScope): Promise<{ snapshots: Snapshot[]; damaged: DamagedSnapshot[] }> {
     const ds = this.ds;
     const namespace = scope.namespace ?? '';
     parseNamespace(namespace);
     if (scope.snapshot !== undefined) {
       const ref = scope.group !== undefined && !scope.snapshot.includes('/') ? `${scope.group}/${scope.snapshot}` : scope.snapshot;
       if (ref.split('/').length !== 3) throw new CairnError('ERR_INVALID_ARGUMENT', `snapshot '${scope.snapshot}' must be written type/id/time`, { snapshot: scope.snapshot });
-      return [await ds.snapshot(ref, { namespace })];
+      return { snapshots: [await ds.snapshot(ref, { namespace })], damaged: [] };
     }
     if (scope.group !== undefined) {
       const g = ds.group(scope.group, { namespace });
       if (!(await g.exists())) throw new CairnError('ERR_NOT_FOUND', `backup group ${g.name} does not exist${namespace ? ` in namespace '${namespace}'` : ''}`, { namespace, group: g.name });
-      return g.snapshots();
+      return g.scan();
     }
     const maxDepth = scope.maxDepth ?? MAX_NAMESPACE_DEPTH;
     if (!Number.isInteger(maxDepth) || maxDepth < 0 || maxDepth > MAX_NAMESPACE_DEPTH) {
       throw new CairnError('ERR_INVALID_ARGUMENT', `maxDepth must be an integer from 0 to ${MAX_NAMESPACE_DEPTH}`, { datastore: ds.root });
     }
-    const out: Snapshot[] = [];
+    const snapshots: Snapshot[] = [];
+    const damaged: DamagedSnapshot[] = [];
     for (const ns of await ds.namespace(namespace).descendants(maxDepth)) {
-      for (const g of await ns.groups()) out.push(...(await g.snapshots()));
+      for (const g of await ns.groups()) {
+        const found = await g.scan();
+        snapshots.push(...found.snapshots);
+        damaged.push(...found.damaged);
+      }
     }
-    return out;
+    return { snapshots, damaged };
   }
 }
 

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { readFile, writeFile, unlink, truncate, mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { Datastore, isCairnError } from '../../lib/index.js';
+import { Datastore, Verifier, isCairnError } from '../../lib/index.js';
 import { chunkKey } from '../../lib/store/chunk-store.js';
 import { toHex } from '../../lib/util/bytes.js';
 import { seededBytes, tempDir, writeTemp } from '../helpers/fixtures.js';
@@ -122,4 +122,35 @@ t.test('config problems: missing, damaged, newer, nested, not empty', async (t) 
   t.equal((await again.group('vm/100').snapshots()).length, 1, 'the datastore still opens');
   await again.close();
   t.throws(() => again.group('vm/100'), { code: 'ERR_NOT_OPEN' });
+});
+
+t.test('a damaged manifest: scan lists it apart, verify fails it, removeDamaged removes it', async (t) => {
+  const { ds, snapDir } = await fixture(t);
+  const w = await ds.group('vm/100').backup({ time: 2000 });
+  await w.addBlob('conf', 'cores: 8\n');
+  const healthy = await w.commit();
+  await flip(path.join(snapDir, 'manifest.blob'), 40);
+  const g = ds.group('vm/100');
+  const found = await g.scan();
+  t.same(found.snapshots.map((s) => s.time), [healthy.time], 'the readable snapshot is listed');
+  t.equal(found.damaged.length, 1);
+  t.equal(found.damaged[0]!.name, 'vm/100/1970-01-01T00:16:40Z');
+  t.equal(found.damaged[0]!.error.code, 'ERR_MANIFEST_CORRUPT');
+  await t.rejects(g.snapshots(), { code: 'ERR_MANIFEST_CORRUPT' }, 'snapshots() stays strict (GC must not miss one)');
+
+  const report = await new Verifier(ds).verify();
+  t.same(report.failed, ['vm/100/1970-01-01T00:16:40Z'], 'verify fails the damaged snapshot');
+  t.same(report.ok, [`vm/100/${healthy.time}`], 'and checks the others');
+  t.equal(report.snapshots.find((r) => r.result === 'failed')!.problems[0]!.code, 'ERR_MANIFEST_CORRUPT');
+  const byGroup = await new Verifier(ds).verify({ group: 'vm/100' });
+  t.same(byGroup.failed, ['vm/100/1970-01-01T00:16:40Z'], 'also with a group scope');
+
+  await t.rejects(g.removeDamaged(healthy.time), { code: 'ERR_CONFLICT' }, 'a readable snapshot is removed with Snapshot.remove');
+  await t.rejects(g.removeDamaged('1970-01-01T00:00:05Z'), { code: 'ERR_NOT_FOUND' });
+  await writeFile(path.join(snapDir, '.protected'), '');
+  await t.rejects(g.removeDamaged('1970-01-01T00:16:40Z'), { code: 'ERR_PROTECTED' }, 'the protected flag holds without a manifest');
+  await unlink(path.join(snapDir, '.protected'));
+  await g.removeDamaged('1970-01-01T00:16:40Z');
+  t.same(await g.scan().then((s) => [s.snapshots.length, s.damaged.length]), [1, 0], 'gone; the other stays');
+  await t.rejects(readFile(path.join(snapDir, 'manifest.blob')), { code: 'ENOENT' });
 });

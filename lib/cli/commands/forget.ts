@@ -1,6 +1,6 @@
 /** `cairn forget`: remove one snapshot. */
 import type { Command } from 'commander';
-import { CairnError } from '../../index.js';
+import { CairnError, isCairnError } from '../../index.js';
 import { print, withStore, type CliContext } from '../context.js';
 
 /** Adds `forget` to the program. */
@@ -14,7 +14,17 @@ export function registerForget(program: Command, cli: CliContext): void {
       const g = cli.globals();
       if (ref.split('/').length !== 3) throw new CairnError('ERR_INVALID_ARGUMENT', 'forget needs a full snapshot name type/id/time');
       await withStore(g, async (ds) => {
-        const s = await ds.snapshot(ref, { namespace: cli.ns() });
+        const s = await ds.snapshot(ref, { namespace: cli.ns() }).catch(async (e: unknown) => {
+          // A snapshot whose manifest is damaged cannot load; forget removes it all the same.
+          if (!isCairnError(e, 'ERR_MANIFEST_CORRUPT')) throw e;
+          const [type, id, time] = ref.split('/') as [string, string, string];
+          await ds.group(`${type}/${id}`, { namespace: cli.ns() }).removeDamaged(time);
+          return undefined;
+        });
+        if (s === undefined) {
+          print(g, { removed: ref, damaged: true }, `removed ${ref} (its manifest was damaged)`);
+          return;
+        }
         await s.remove();
         print(g, { removed: s.name }, `removed ${s.name}`);
       });

@@ -1,6 +1,6 @@
 /** `cairn snapshots`: list snapshots, of one group or of the whole namespace. */
 import type { Command } from 'commander';
-import type { Snapshot } from '../../index.js';
+import { CairnError, type DamagedSnapshot, type Snapshot } from '../../index.js';
 import { print, withStore, type CliContext } from '../context.js';
 import { humanBytes } from '../format.js';
 
@@ -23,8 +23,21 @@ export function registerSnapshots(program: Command, cli: CliContext): void {
       await withStore(g, async (ds) => {
         const groups = group === undefined ? await ds.namespace(cli.ns()).groups() : [ds.group(group, { namespace: cli.ns() })];
         const snaps: Snapshot[] = [];
-        for (const gr of groups) snaps.push(...(await gr.snapshots()));
-        print(g, snaps.map((s) => s.toJSON()), snaps.length === 0 ? 'no snapshots' : snaps.map(describeSnapshot).join('\n'));
+        const damaged: DamagedSnapshot[] = [];
+        for (const gr of groups) {
+          const found = await gr.scan();
+          snaps.push(...found.snapshots);
+          damaged.push(...found.damaged);
+        }
+        // Damaged manifests do not hide the other snapshots: they are listed, then the exit code says so.
+        const lines = [...snaps.map(describeSnapshot), ...damaged.map((d) => `${d.name}  DAMAGED: ${d.error.code}: ${d.error.message}`)];
+        const json = [...snaps.map((s) => s.toJSON()), ...damaged.map((d) => ({ namespace: d.namespace, name: d.name, time: d.time, damaged: d.error.toJSON() }))];
+        print(g, json, lines.length === 0 ? 'no snapshots' : lines.join('\n'));
+        if (damaged.length > 0) {
+          throw new CairnError('ERR_MANIFEST_CORRUPT', `${damaged.length} snapshot${damaged.length === 1 ? ' has' : 's have'} a damaged manifest: ${damaged.map((d) => d.name).join(', ')} (run cairn verify; cairn forget removes one)`, {
+            snapshot: damaged[0]!.name,
+          });
+        }
       });
     });
 }

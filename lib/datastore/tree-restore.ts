@@ -12,7 +12,7 @@
 import { promises as fsp, constants as fsc, closeSync, fchmodSync, fchownSync, openSync, readFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import picomatch from 'picomatch';
-import { CairnError, syscallCode, throwIfAborted, type ErrorDetails } from '../errors.js';
+import { CairnError, ioError, syscallCode, throwIfAborted, type ErrorDetails } from '../errors.js';
 import { validateArchivePath, type TreeEntry } from '../format/tree.js';
 import { nativeMknod, nativeSetXattr, nativeUtimes } from '../codec/native.js';
 import { show, type TreeItem, type TreeReader } from './tree-reader.js';
@@ -70,6 +70,15 @@ function currentUmask(): number {
 
 /** Restores `tree` into `target`. */
 export async function restoreTree(tree: TreeReader, target: string, options: RestoreTreeOptions, details: ErrorDetails): Promise<RestoreTreeStats> {
+  try {
+    return await restoreTreeInto(tree, target, options, details);
+  } catch (e) {
+    // File-system errors on the target (ENOSPC, EIO, EACCES, ...) become ERR_IO naming it.
+    throw ioError(e, `restore into ${target}`, { ...details, path: target });
+  }
+}
+
+async function restoreTreeInto(tree: TreeReader, target: string, options: RestoreTreeOptions, details: ErrorDetails): Promise<RestoreTreeStats> {
   const t0 = performance.now();
   const root = Buffer.from(path.resolve(target));
   const stats: RestoreTreeStats = { entries: 0, bytes: 0, problems: [], seconds: 0 };

@@ -45,10 +45,11 @@
  * snapshot is read under its shared lock ({@link Snapshot.open}); snapshots that vanish or are being
  * removed are skipped and reported.
  */
-import { realpath } from 'node:fs/promises';
+import { chmod, mkdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { Level } from 'level';
-import { CairnError, isCairnError, throwIfAborted, type ErrorDetails } from '../errors.js';
+import { CairnError, ioError, isCairnError, throwIfAborted, type ErrorDetails } from '../errors.js';
+import { DIR_MODE } from '../backend/local.js';
 import { MAX_NAMESPACE_DEPTH, parseNamespace } from '../types.js';
 import { fromHex, toHex } from '../util/bytes.js';
 import { sleep } from '../util/clock.js';
@@ -591,6 +592,14 @@ async function openShared(key: string, ds: Datastore, options: CatalogOpenOption
   const dir = path.join(ds.root, CATALOG_DIR);
   const details: ErrorDetails = { datastore: ds.root, path: dir };
   const deadline = Date.now() + (options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS);
+  // LevelDB creates its files 0644: the directory keeps the paths it lists from other users, like
+  // the rest of the datastore (catalogs made before were 0755, hence the chmod).
+  try {
+    await mkdir(dir, { recursive: true, mode: DIR_MODE });
+    await chmod(dir, DIR_MODE);
+  } catch (e) {
+    throw ioError(e, `cannot create the catalog ${dir}`, details);
+  }
   for (;;) {
     // Binary keys and values everywhere (trap 24: sublevels would need the same; none are used).
     const db = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: 'view', valueEncoding: 'view' });

@@ -163,6 +163,7 @@ if (requireBuilt(t)) {
         const m = await cairn([...S, '--json', 'mount', target, mnt, '--daemon']);
         if (m.code !== 0) mount = `mount: ${outcome(m)}`;
         else {
+          t.teardown(() => cairn(['umount', mnt]).then(() => undefined));
           const r = spawnSync(process.execPath, [FS_WALK, 'reads', path.join(mnt, 'disk.img'), JSON.stringify([[0, 8 * CS]])], { encoding: 'utf8' });
           const res = (r.status === 0 ? JSON.parse(r.stdout) : { error: `exit ${r.status}` }) as { sha: string }[] | { error: string };
           if (!Array.isArray(res)) mount = `read fails: ${res.error}`;

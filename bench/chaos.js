@@ -3,7 +3,8 @@
  * Concurrency run: several processes back up, restore, prune, forget, protect, move, verify and
  * collect garbage on one datastore at the same time, on a seeded random schedule; optionally
  * processes are killed with SIGKILL at random moments and replaced. Afterwards every snapshot that
- * still exists must restore byte-identical and verify must pass, before and after one more GC.
+ * still exists must restore byte-identical and verify must pass, before and after one more GC, and
+ * the datastore must agree with a model built from what the workers acknowledged (checkModel).
  *
  *   node bench/chaos.js [--seconds 60] [--workers 4] [--seed 1] [--kill] [--json] [--dir <parent>]
  *
@@ -158,6 +159,8 @@ async function worker() {
   const log = path.join(opt.scratch, `w${id}.log`);
   const record = (line) => appendFileSync(log, `${line}\n`);
   const failures = { push: (msg) => record(`F ${JSON.stringify(msg)}`) };
+  // The model's events: B(egin)/C(ommitted) of a backup, X?/X/K (removal begun, done, refused).
+  const model = (event) => record(`M ${event}`);
   const until = Number(opt.until);
   while (Date.now() < until) {
     const x = r();
@@ -177,11 +180,14 @@ async function worker() {
           const tree = path.join(scratch, 'tree');
           writeTree(tree, treeOf(group, seed));
           const w = await ds.group(group, { namespace: ns }).backup();
+          const key = `${group}|${w.name.split('/')[2]}`;
+          model(`B ${key}|${ns}|${seed}`);
           try {
             await w.addBlob('seed', String(seed));
             await w.addImage('disk', img);
             await w.addTree('root', tree);
             await w.commit();
+            model(`C ${key}`);
           } catch (e) {
             await w.abort().catch(() => undefined);
             throw e;
@@ -197,7 +203,10 @@ async function worker() {
         }
         case 'prune': {
           const pruner = new Pruner(ds);
-          await pruner.apply(await pruner.plan({ namespace: ns, group }, { keepLast: 1 + Math.floor(r() * 3) }));
+          const plan = await pruner.plan({ namespace: ns, group }, { keepLast: 1 + Math.floor(r() * 3) });
+          for (const e of plan.entries) if (e.mark === 'remove') model(`X? ${e.group}|${e.time}`);
+          const rep = await pruner.apply(plan);
+          for (const e of rep.entries) if (e.mark === 'remove') model(`${e.removed ? 'X' : 'K'} ${e.group}|${e.time}`);
           break;
         }
         case 'verify': {
@@ -210,7 +219,17 @@ async function worker() {
           break;
         case 'forget': {
           const snaps = await ds.group(group, { namespace: ns }).snapshots();
-          if (snaps.length > 1) await pick(snaps.slice(0, -1)).remove();
+          if (snaps.length > 1) {
+            const s = pick(snaps.slice(0, -1));
+            model(`X? ${group}|${s.time}`);
+            try {
+              await s.remove();
+              model(`X ${group}|${s.time}`);
+            } catch (e) {
+              model(`K ${group}|${s.time}`);
+              throw e;
+            }
+          }
           break;
         }
         case 'move': {
@@ -234,6 +253,68 @@ async function worker() {
   }
   await ds.close();
   record('D');
+}
+
+// ---------------------------------------------------------------------------------------------
+// The model: which snapshots must exist, from what the workers acknowledged
+
+/**
+ * Checks the datastore against the workers' model events. A snapshot (group and time) whose
+ * backup committed and that no removal began on must exist exactly once and hold its seed; one
+ * whose removal finished must not exist; a snapshot that exists must come from a backup that began
+ * (no phantoms). What a killed worker left half done (a backup begun but not acknowledged, a
+ * removal begun but not finished) may be either way. Snapshots of two backups that got the same
+ * group and time in both namespaces are not judged.
+ */
+async function checkModel(ds, events, failures) {
+  const made = new Map(); // key -> { seed, committed, count }
+  const removed = new Set();
+  const begun = new Map(); // key -> removals begun (X?) minus those that ended (X or K)
+  const count = (key, d) => begun.set(key, (begun.get(key) ?? 0) + d);
+  for (const e of events) {
+    const [kind, rest] = [e.slice(0, e.indexOf(' ')), e.slice(e.indexOf(' ') + 1)];
+    const [group, time, , seed] = rest.split('|');
+    const key = `${group}|${time}`;
+    if (kind === 'B') {
+      const m = made.get(key);
+      made.set(key, { seed: Number(seed), committed: m?.committed ?? false, count: (m?.count ?? 0) + 1 });
+    } else if (kind === 'C') made.get(key).committed = true;
+    else if (kind === 'X?') count(key, 1);
+    else if (kind === 'X') {
+      removed.add(key);
+      count(key, -1);
+    } else if (kind === 'K') count(key, -1);
+  }
+  const seen = new Map();
+  for (const s of await allSnapshots(ds)) {
+    const key = `${s.type}/${s.id}|${s.time}`;
+    seen.set(key, (seen.get(key) ?? 0) + 1);
+    const m = made.get(key);
+    if (m === undefined) {
+      failures.push(`model: ${s.namespace}:${s.name} exists, but no backup made it`);
+      continue;
+    }
+    if (m.count > 1) continue;
+    if (removed.has(key)) failures.push(`model: ${s.namespace}:${s.name} was removed, but exists`);
+    const r = await s.open();
+    try {
+      const seed = Number(Buffer.from(await r.readBlob('seed.blob')).toString());
+      if (seed !== m.seed) failures.push(`model: ${s.namespace}:${s.name} holds seed ${seed}, the backup wrote ${m.seed}`);
+    } finally {
+      await r.close();
+    }
+  }
+  let must = 0;
+  let uncertain = 0;
+  for (const [key, m] of made) {
+    if (m.count > 1) continue;
+    const mayBeGone = removed.has(key) || (begun.get(key) ?? 0) > 0;
+    if (m.committed && !mayBeGone) {
+      must++;
+      if (seen.get(key) !== 1) failures.push(`model: ${key.replace('|', '/')} was committed and never removed, but is found ${seen.get(key) ?? 0} times`);
+    } else if (!removed.has(key)) uncertain++;
+  }
+  return { backupsBegun: made.size, mustExist: must, removed: removed.size, uncertain, exist: [...seen.values()].reduce((a, b) => a + b, 0) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -293,6 +374,7 @@ async function driver() {
 
   const report = { seconds, workers: nWorkers, seed, kill: opt.kill, kills, ops: {}, expected: {}, failures: [], snapshots: 0, checked: 0, final: {} };
   const bump = (o, k) => (o[k] = (o[k] ?? 0) + 1);
+  const events = [];
   for (const f of finished) {
     let text = '';
     try {
@@ -302,7 +384,8 @@ async function driver() {
     }
     const lines = text.split('\n');
     for (const line of lines) {
-      if (line.startsWith('O ')) bump(report.ops, line.slice(2));
+      if (line.startsWith('M ')) events.push(line.slice(2));
+      else if (line.startsWith('O ')) bump(report.ops, line.slice(2));
       else if (line.startsWith('E ')) bump(report.expected, line.slice(2));
       else if (line.startsWith('F ')) {
         try {
@@ -318,6 +401,7 @@ async function driver() {
   // The checks: every snapshot restores byte-identical, verify passes; again after one more GC.
   const ds = await Datastore.open(store, { threads: 2 });
   try {
+    report.model = await checkModel(ds, events, report.failures);
     for (const phase of ['after the run', 'after a final GC']) {
       if (phase === 'after a final GC') report.final.gc = await new GarbageCollector(ds).run({ skewMs: 0 });
       const snaps = await allSnapshots(ds);
@@ -351,6 +435,7 @@ async function driver() {
     process.stdout.write(`chaos: ${seconds} s, ${nWorkers} workers, seed ${seed}${opt.kill ? `, ${kills} SIGKILLs` : ''}\n`);
     process.stdout.write(`operations: ${JSON.stringify(report.ops)}\nexpected refusals: ${JSON.stringify(report.expected)}\n`);
     process.stdout.write(`snapshots at the end: ${report.snapshots}; checks run: ${report.checked}; failures: ${report.failures.length}\n`);
+    process.stdout.write(`model: ${JSON.stringify(report.model)}\n`);
     for (const f of report.failures.slice(0, 20)) process.stdout.write(`  ${f}\n`);
   }
   process.exitCode = report.failures.length === 0 ? 0 : 1;

@@ -38,6 +38,7 @@ const { values: opt } = parseArgs({
     json: { type: 'boolean', default: false },
     dir: { type: 'string' },
     keep: { type: 'boolean', default: false },
+    sabotage: { type: 'boolean', default: false },
     worker: { type: 'string' },
     store: { type: 'string' },
     scratch: { type: 'string' },
@@ -55,6 +56,7 @@ if (opt.help) {
   --json          print the report as JSON
   --dir <path>    scratch directory parent (default os.tmpdir())
   --keep          keep the datastore afterwards
+  --sabotage      delete one snapshot behind everyone's back before the checks (the model must notice)
 `);
   process.exit(0);
 }
@@ -137,6 +139,16 @@ async function checkSnapshot(snap, scratch) {
   }
 }
 
+/** The seed a snapshot was made from (its `seed.blob`). */
+async function seedOf(snap) {
+  const r = await snap.open();
+  try {
+    return Number(Buffer.from(await r.readBlob('seed.blob')).toString());
+  } finally {
+    await r.close();
+  }
+}
+
 async function allSnapshots(ds) {
   const out = [];
   for (const ns of await ds.listNamespaces()) {
@@ -181,13 +193,13 @@ async function worker() {
           writeTree(tree, treeOf(group, seed));
           const w = await ds.group(group, { namespace: ns }).backup();
           const key = `${group}|${w.name.split('/')[2]}`;
-          model(`B ${key}|${ns}|${seed}`);
+          model(`B ${seed} ${key}`);
           try {
             await w.addBlob('seed', String(seed));
             await w.addImage('disk', img);
             await w.addTree('root', tree);
             await w.commit();
-            model(`C ${key}`);
+            model(`C ${seed}`);
           } catch (e) {
             await w.abort().catch(() => undefined);
             throw e;
@@ -204,9 +216,19 @@ async function worker() {
         case 'prune': {
           const pruner = new Pruner(ds);
           const plan = await pruner.plan({ namespace: ns, group }, { keepLast: 1 + Math.floor(r() * 3) });
-          for (const e of plan.entries) if (e.mark === 'remove') model(`X? ${e.group}|${e.time}`);
+          const seeds = new Map();
+          for (const e of plan.entries) {
+            if (e.mark !== 'remove' || !e.finished) continue;
+            const seed = await ds.namespace(e.namespace).group(e.group).snapshot(e.time).then(seedOf, () => undefined);
+            if (seed === undefined) continue;
+            seeds.set(`${e.namespace}|${e.group}|${e.time}`, seed);
+            model(`X? ${seed}`);
+          }
           const rep = await pruner.apply(plan);
-          for (const e of rep.entries) if (e.mark === 'remove') model(`${e.removed ? 'X' : 'K'} ${e.group}|${e.time}`);
+          for (const e of rep.entries) {
+            const seed = seeds.get(`${e.namespace}|${e.group}|${e.time}`);
+            if (seed !== undefined) model(`${e.removed ? 'X' : 'K'} ${seed}`);
+          }
           break;
         }
         case 'verify': {
@@ -221,12 +243,13 @@ async function worker() {
           const snaps = await ds.group(group, { namespace: ns }).snapshots();
           if (snaps.length > 1) {
             const s = pick(snaps.slice(0, -1));
-            model(`X? ${group}|${s.time}`);
+            const seed = await seedOf(s);
+            model(`X? ${seed}`);
             try {
               await s.remove();
-              model(`X ${group}|${s.time}`);
+              model(`X ${seed}`);
             } catch (e) {
-              model(`K ${group}|${s.time}`);
+              model(`K ${seed}`);
               throw e;
             }
           }
@@ -262,59 +285,49 @@ async function worker() {
  * Checks the datastore against the workers' model events. A snapshot (group and time) whose
  * backup committed and that no removal began on must exist exactly once and hold its seed; one
  * whose removal finished must not exist; a snapshot that exists must come from a backup that began
- * (no phantoms). What a killed worker left half done (a backup begun but not acknowledged, a
- * removal begun but not finished) may be either way. Snapshots of two backups that got the same
- * group and time in both namespaces are not judged.
+ * (no phantoms), under the group and time that backup got. Snapshots are told apart by their seed
+ * (unique per backup; group and time repeat across namespaces and after removals). What a killed
+ * worker left half done (a backup begun but not acknowledged, a removal begun but not finished) may
+ * be either way.
  */
 async function checkModel(ds, events, failures) {
-  const made = new Map(); // key -> { seed, committed, count }
+  const made = new Map(); // seed -> { key: 'type/id|time', committed }
   const removed = new Set();
-  const begun = new Map(); // key -> removals begun (X?) minus those that ended (X or K)
-  const count = (key, d) => begun.set(key, (begun.get(key) ?? 0) + d);
+  const begun = new Map(); // seed -> removals begun (X?) minus those that ended (X or K)
+  const count = (seed, d) => begun.set(seed, (begun.get(seed) ?? 0) + d);
   for (const e of events) {
-    const [kind, rest] = [e.slice(0, e.indexOf(' ')), e.slice(e.indexOf(' ') + 1)];
-    const [group, time, , seed] = rest.split('|');
-    const key = `${group}|${time}`;
-    if (kind === 'B') {
-      const m = made.get(key);
-      made.set(key, { seed: Number(seed), committed: m?.committed ?? false, count: (m?.count ?? 0) + 1 });
-    } else if (kind === 'C') made.get(key).committed = true;
-    else if (kind === 'X?') count(key, 1);
+    const [kind, seedText, key] = e.split(' ');
+    const seed = Number(seedText);
+    if (kind === 'B') made.set(seed, { key, committed: false });
+    else if (kind === 'C') made.get(seed).committed = true;
+    else if (kind === 'X?') count(seed, 1);
     else if (kind === 'X') {
-      removed.add(key);
-      count(key, -1);
-    } else if (kind === 'K') count(key, -1);
+      removed.add(seed);
+      count(seed, -1);
+    } else if (kind === 'K') count(seed, -1);
   }
-  const seen = new Map();
+  const found = new Map(); // seed -> times found
+  let exist = 0;
   for (const s of await allSnapshots(ds)) {
-    const key = `${s.type}/${s.id}|${s.time}`;
-    seen.set(key, (seen.get(key) ?? 0) + 1);
-    const m = made.get(key);
-    if (m === undefined) {
-      failures.push(`model: ${s.namespace}:${s.name} exists, but no backup made it`);
-      continue;
-    }
-    if (m.count > 1) continue;
-    if (removed.has(key)) failures.push(`model: ${s.namespace}:${s.name} was removed, but exists`);
-    const r = await s.open();
-    try {
-      const seed = Number(Buffer.from(await r.readBlob('seed.blob')).toString());
-      if (seed !== m.seed) failures.push(`model: ${s.namespace}:${s.name} holds seed ${seed}, the backup wrote ${m.seed}`);
-    } finally {
-      await r.close();
-    }
+    exist++;
+    const seed = await seedOf(s);
+    found.set(seed, (found.get(seed) ?? 0) + 1);
+    const m = made.get(seed);
+    if (m === undefined) failures.push(`model: ${s.namespace}:${s.name} holds seed ${seed}, which no backup began`);
+    else if (m.key !== `${s.type}/${s.id}|${s.time}`) failures.push(`model: ${s.namespace}:${s.name} holds the seed of the backup ${m.key.replace('|', '/')}`);
+    else if (removed.has(seed)) failures.push(`model: ${s.namespace}:${s.name} (seed ${seed}) was removed, but exists`);
   }
+  for (const [seed, n] of found) if (n > 1) failures.push(`model: the snapshot of seed ${seed} exists ${n} times`);
   let must = 0;
   let uncertain = 0;
-  for (const [key, m] of made) {
-    if (m.count > 1) continue;
-    const mayBeGone = removed.has(key) || (begun.get(key) ?? 0) > 0;
-    if (m.committed && !mayBeGone) {
+  for (const [seed, m] of made) {
+    if (removed.has(seed)) continue;
+    if (m.committed && (begun.get(seed) ?? 0) <= 0) {
       must++;
-      if (seen.get(key) !== 1) failures.push(`model: ${key.replace('|', '/')} was committed and never removed, but is found ${seen.get(key) ?? 0} times`);
-    } else if (!removed.has(key)) uncertain++;
+      if (found.get(seed) !== 1) failures.push(`model: ${m.key.replace('|', '/')} (seed ${seed}) was committed and never removed, but is found ${found.get(seed) ?? 0} times`);
+    } else uncertain++;
   }
-  return { backupsBegun: made.size, mustExist: must, removed: removed.size, uncertain, exist: [...seen.values()].reduce((a, b) => a + b, 0) };
+  return { backupsBegun: made.size, mustExist: must, removed: removed.size, uncertain, exist };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -401,6 +414,14 @@ async function driver() {
   // The checks: every snapshot restores byte-identical, verify passes; again after one more GC.
   const ds = await Datastore.open(store, { threads: 2 });
   try {
+    if (opt.sabotage) {
+      // A check that the checks can fail: a snapshot lost without any acknowledged removal.
+      const victim = (await allSnapshots(ds))[0];
+      if (victim !== undefined) {
+        rmSync(path.join(store, ...(victim.namespace === '' ? [] : victim.namespace.split('/').flatMap((p) => ['ns', p])), victim.type, victim.id, victim.time), { recursive: true });
+        report.sabotaged = `${victim.namespace}:${victim.name}`;
+      }
+    }
     report.model = await checkModel(ds, events, report.failures);
     for (const phase of ['after the run', 'after a final GC']) {
       if (phase === 'after a final GC') report.final.gc = await new GarbageCollector(ds).run({ skewMs: 0 });

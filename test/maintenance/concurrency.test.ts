@@ -2,8 +2,9 @@
  * Short versions of the concurrency run in bench/chaos.js: several processes back up, restore,
  * prune, forget, protect, move, verify and collect garbage at the same time on a seeded schedule
  * (and, in the second test, are killed with SIGKILL at random moments). Afterwards every snapshot
- * restores byte-identical and verify passes, before and after a final GC, and the chunk store holds
- * nothing but chunks. Longer runs: `node bench/chaos.js --seconds 600 [--kill]`.
+ * restores byte-identical and verify passes, before and after a final GC, the chunk store holds
+ * nothing but chunks, and the datastore agrees with the model of acknowledged backups and removals.
+ * Longer runs: `node bench/chaos.js --seconds 3600 [--kill]`.
  */
 import t, { type Test } from 'tap';
 import path from 'node:path';
@@ -20,6 +21,8 @@ interface ChaosReport {
   snapshots: number;
   checked: number;
   final: { leftovers?: number; gc?: { removedChunks: number } } & Record<string, unknown>;
+  model: { backupsBegun: number; mustExist: number; removed: number; uncertain: number; exist: number };
+  sabotaged?: string;
 }
 
 async function chaos(t: Test, args: string[]): Promise<ChaosReport | undefined> {
@@ -41,6 +44,8 @@ async function chaos(t: Test, args: string[]): Promise<ChaosReport | undefined> 
   for (const op of ['backup', 'gc']) t.ok((report.ops[op] ?? 0) > 0, `${op} succeeded at least once`);
   t.ok(report.snapshots > 0, `${report.snapshots} snapshots at the end, all checked`);
   t.equal(report.final.leftovers, 0, 'only chunk files in the chunk store after the final GC');
+  t.ok(report.model.mustExist > 0, `the model: ${report.model.mustExist} snapshots must exist (${report.model.removed} removed, ${report.model.uncertain} uncertain)`);
+  t.ok(report.model.exist >= report.model.mustExist, 'and they do');
   return report;
 }
 
@@ -53,5 +58,14 @@ if (requireBuilt(t)) {
   t.test('the same with processes killed by SIGKILL at random moments', async (t) => {
     const r = await chaos(t, ['--seconds', '25', '--workers', '4', '--seed', '12', '--kill']);
     if (r !== undefined) t.ok(r.kills >= 5, `${r.kills} processes killed`);
+  });
+
+  t.test('the model notices a snapshot lost behind everyone\'s back (the checks can fail)', async (t) => {
+    const dir = tempDir(t, 'cairn-chaos-');
+    const run = await runScript(CHAOS, ['--seconds', '6', '--workers', '2', '--seed', '13', '--sabotage', '--json', '--dir', dir]);
+    const report = JSON.parse(run.out) as ChaosReport;
+    t.ok(report.sabotaged, `removed ${report.sabotaged}`);
+    t.equal(run.code, 1, 'exit 1');
+    t.ok(report.failures.some((f) => /was committed and never removed, but is found 0 times/.test(f)), 'the model reports it', { failures: report.failures });
   });
 }

@@ -6,9 +6,9 @@ import { CairnError, abortError, isCairnError, type ErrorDetails } from '../erro
 import { formatGroup, parseSnapshotTime, type BackupType, type GroupId } from '../types.js';
 import { sleep } from '../util/clock.js';
 import { lockAt, type StoreContext } from './context.js';
-import { MANIFEST_FILE, NOTES_FILE, OWNER_FILE, PROTECTED_FILE, groupKey, groupLockKey, manifestLockKey, namespaceKey, snapshotKey, snapshotLockKey } from './layout.js';
+import { NOTES_FILE, OWNER_FILE, PROTECTED_FILE, groupKey, groupLockKey, manifestLockKey, namespaceKey, snapshotKey, snapshotLockKey } from './layout.js';
 import { registerWriter } from './writer-registry.js';
-import { loadSnapshot, type Snapshot, type SnapshotRef } from './snapshot.js';
+import { loadSnapshot, removeSnapshotDir, type Snapshot, type SnapshotRef } from './snapshot.js';
 import { SnapshotWriter, removeTree, snapshotTimeOf, type BackupOptions } from './snapshot-writer.js';
 import type { FileLock } from './locks.js';
 
@@ -177,9 +177,7 @@ export class BackupGroup {
         }
         if (readable) throw new CairnError('ERR_CONFLICT', `the manifest of ${this.name}/${time} is not damaged: remove it as a snapshot (cairn forget)`, details);
         if ((await this.ctx.backend.stat(`${dir}/${PROTECTED_FILE}`)) !== undefined) throw new CairnError('ERR_PROTECTED', `snapshot ${this.name}/${time} is protected`, details);
-        await this.ctx.backend.delete(`${dir}/${MANIFEST_FILE}`);
-        for (const name of await this.ctx.backend.list(dir)) await this.ctx.backend.delete(`${dir}/${name}`);
-        await this.ctx.backend.rmdir(dir);
+        await removeSnapshotDir(this.ctx, dir);
       } finally {
         await manifestLock.release();
       }

@@ -192,10 +192,7 @@ export class Snapshot {
         const cur = await loadSnapshot(this.ctx, this.ref);
         if (cur === undefined) return;
         if (cur.isProtected) throw new CairnError('ERR_PROTECTED', `snapshot ${this.name} is protected`, snapshotDetails(this.ref));
-        const dir = snapshotKey(this.ref.nsParts, this.ref.group, this.ref.time);
-        await this.ctx.backend.delete(`${dir}/${MANIFEST_FILE}`);
-        for (const name of await this.ctx.backend.list(dir)) await this.ctx.backend.delete(`${dir}/${name}`);
-        await this.ctx.backend.rmdir(dir);
+        await removeSnapshotDir(this.ctx, snapshotKey(this.ref.nsParts, this.ref.group, this.ref.time));
       } finally {
         await manifestLock.release();
       }
@@ -216,6 +213,17 @@ export class Snapshot {
       unprotected: this.manifest.unprotected,
     };
   }
+}
+
+/**
+ * Takes a snapshot directory apart, manifest first (from then on the snapshot no longer exists for
+ * any reader), then its other files, then the directory. The caller holds the snapshot's lock
+ * exclusively and its manifest lock. @internal
+ */
+export async function removeSnapshotDir(ctx: StoreContext, dir: string): Promise<void> {
+  await ctx.backend.delete(`${dir}/${MANIFEST_FILE}`);
+  for (const name of await ctx.backend.list(dir)) await ctx.backend.delete(`${dir}/${name}`);
+  await ctx.backend.rmdir(dir);
 }
 
 /** Loads a snapshot; undefined when its directory or manifest does not exist (unfinished). */

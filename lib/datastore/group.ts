@@ -167,15 +167,15 @@ export class BackupGroup {
     try {
       const manifestLock = await lockAt(this.ctx, manifestLockKey(this.nsParts, this.group, time), 'exclusive', `manifest of ${this.name}/${time}`, details, Math.max(this.ctx.lockTimeoutMs, 5000));
       try {
-        let readable: boolean;
-        try {
-          readable = (await loadSnapshot(this.ctx, ref)) !== undefined;
-          if (!readable) throw new CairnError('ERR_NOT_FOUND', `snapshot ${this.name}/${time} does not exist (or has no manifest)`, details);
-        } catch (e) {
-          if (!isCairnError(e, 'ERR_MANIFEST_CORRUPT')) throw e;
-          readable = false;
-        }
-        if (readable) throw new CairnError('ERR_CONFLICT', `the manifest of ${this.name}/${time} is not damaged: remove it as a snapshot (cairn forget)`, details);
+        const state = await loadSnapshot(this.ctx, ref).then(
+          (s) => (s === undefined ? 'missing' : 'readable'),
+          (e: unknown) => {
+            if (isCairnError(e, 'ERR_MANIFEST_CORRUPT')) return 'damaged';
+            throw e;
+          },
+        );
+        if (state === 'missing') throw new CairnError('ERR_NOT_FOUND', `snapshot ${this.name}/${time} does not exist (or has no manifest)`, details);
+        if (state === 'readable') throw new CairnError('ERR_CONFLICT', `the manifest of ${this.name}/${time} is not damaged: remove it as a snapshot (cairn forget)`, details);
         if ((await this.ctx.backend.stat(`${dir}/${PROTECTED_FILE}`)) !== undefined) throw new CairnError('ERR_PROTECTED', `snapshot ${this.name}/${time} is protected`, details);
         await removeSnapshotDir(this.ctx, dir);
       } finally {

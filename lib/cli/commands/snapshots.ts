@@ -31,7 +31,10 @@ export function registerSnapshots(program: Command, cli: CliContext): void {
         }
         // Damaged manifests do not hide the other snapshots: they are listed, then the exit code says so.
         const lines = [...snaps.map(describeSnapshot), ...damaged.map((d) => `${d.name}  DAMAGED: ${d.error.code}: ${d.error.message}`)];
-        const json = [...snaps.map((s) => s.toJSON()), ...damaged.map((d) => ({ namespace: d.namespace, type: d.name.split('/')[0], id: d.name.split('/')[1], time: d.time, damaged: d.error.toJSON() }))];
+        const json = [...snaps.map((s) => s.toJSON()), ...damaged.map((d) => {
+            const [type, id] = d.name.split('/');
+            return { namespace: d.namespace, type, id, time: d.time, damaged: d.error.toJSON() };
+          })];
         print(g, json, lines.length === 0 ? 'no snapshots' : lines.join('\n'));
         if (damaged.length > 0) {
           throw new CairnError('ERR_MANIFEST_CORRUPT', `${damaged.length} snapshot${damaged.length === 1 ? ' has' : 's have'} a damaged manifest: ${damaged.map((d) => d.name).join(', ')} (run cairn verify; cairn forget removes one)`, {

@@ -16,14 +16,6 @@ function timeRows(kind) {
   ];
 }
 
-const cell = (s, f) => {
-  if (s === undefined) return '–';
-  if (s.skipped) return 'n/a';
-  if (s.error) return 'failed';
-  const v = f(s);
-  return Number.isFinite(v) ? v : '–';
-};
-
 /** Cairn ÷ peer, flagged when Cairn is worse (`lowerIsBetter`: time, bytes, memory). */
 function ratio(c, p, lowerIsBetter, worse) {
   if (!Number.isFinite(c) || !Number.isFinite(p) || p === 0) return { text: '–', flagged: false };
@@ -46,7 +38,7 @@ function table(names, peers, primary, rows, flags, ds, kind) {
   return `${head}\n${lines.join('\n')}`;
 }
 
-function dataset(name, d, result, flags) {
+function dataset(name, d, flags) {
   if (d.skipped) return `## ${name}\n\nSkipped: ${d.skipped}.\n`;
   const names = Object.keys(d.tools);
   const primary = names[0];
@@ -171,7 +163,7 @@ function summary(flags) {
 export function markdown(result) {
   const m = result.machine;
   const flags = [];
-  const sections = Object.entries(result.datasets).map(([name, d]) => dataset(name, d, result, flags));
+  const sections = Object.entries(result.datasets).map(([name, d]) => dataset(name, d, flags));
   const peers = Object.entries(result.peers);
   return `# Cairn bench suite, ${result.date.slice(0, 10)}
 

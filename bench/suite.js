@@ -86,15 +86,12 @@ const root = process.getuid?.() === 0;
 const scratch = mkdtempSync(path.join(opt.dir ?? os.tmpdir(), 'cairn-suite-'));
 
 // Cleanup: FUSE mounts and loop mounts first, then the scratch directory (also on SIGINT/SIGTERM).
-const live = { mounts: new Map(), datasets: [] };
+const live = { mounts: new Set(), datasets: [] };
 let cleaned = false;
 function cleanup() {
   if (cleaned) return;
   cleaned = true;
-  for (const [mnt, tool] of live.mounts) {
-    spawnSync('fusermount', ['-u', mnt]);
-    void tool;
-  }
+  for (const mnt of live.mounts) spawnSync('fusermount', ['-u', mnt]);
   for (const ds of live.datasets) ds.cleanup();
   if (!opt.keep) rmSync(scratch, { recursive: true, force: true });
   else process.stderr.write(`kept ${scratch}\n`);
@@ -142,7 +139,7 @@ async function fuseStep(tool, ds) {
   const mnt = path.join(scratch, `mnt-${tool.name}`);
   const t0 = performance.now();
   const m = await tool.mount(mnt);
-  live.mounts.set(mnt, tool);
+  live.mounts.add(mnt);
   const mountSeconds = (performance.now() - t0) / 1000;
   try {
     dropCaches();

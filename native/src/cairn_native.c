@@ -14,6 +14,23 @@
  *   seekData(fd, offset)           lseek(2) SEEK_DATA; -> offset, or -1 on ENXIO (no data after offset)
  *   seekHole(fd, offset)           lseek(2) SEEK_HOLE; -> offset
  *
+ * Directory-fd calls (relative names are resolved against dirfd, which may be AT_FDCWD):
+ *   openat(dirfd, name, flags, mode)             openat(2), O_CLOEXEC added; -> fd
+ *   fstatat(dirfd, name, flags) / fstat(fd)      -> { dev, ino, mode, nlink, uid, gid, rdev, size,
+ *                                                   blocks, atimeNs, mtimeNs, ctimeNs (BigInt) }
+ *   readdir(dirfd)                               -> [{ name: Buffer, type: d_type }], without . and ..;
+ *                                                   reads through a fresh open of "." so the caller's
+ *                                                   fd and its position are untouched
+ *   mkdirat(dirfd, name, mode), symlinkat(target, dirfd, name), linkat(od, on, nd, nn, flags),
+ *   mknodat(dirfd, name, mode, major, minor), unlinkat(dirfd, name, flags),
+ *   renameat(od, on, nd, nn, flags)              renameat2(2) flags (RENAME_NOREPLACE, ...)
+ *   readlinkat(dirfd, name)                      -> Buffer
+ *   fchownat(dirfd, name, uid, gid, flags), utimensat(dirfd, name, atimeNs, mtimeNs, flags),
+ *   futimens(fd, atimeNs, mtimeNs), fchmod(fd, mode), fchown(fd, uid, gid)
+ *   flistxattr(fd) / fgetxattr(fd, name) / fsetxattr(fd, name, value)
+ *   constants                                    { AT_FDCWD, AT_SYMLINK_NOFOLLOW, AT_REMOVEDIR,
+ *                                                   AT_EMPTY_PATH, O_PATH, RENAME_NOREPLACE, DT_* }
+ *
  * Paths and xattr names are a string (encoded as UTF-8) or a Buffer/Uint8Array of raw bytes (file
  * names need not be valid UTF-8); either is copied into a NUL-terminated heap string, and an
  * embedded NUL byte is a TypeError. No function follows symlinks.
@@ -45,6 +62,7 @@
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/xattr.h>
+#include <dirent.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -729,9 +747,547 @@ static napi_value js_seek_hole(napi_env env, napi_callback_info info) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Directory-fd calls: openat, fstatat, readdir, mkdirat, ... and fd-based metadata           */
+
+/* Reads a directory fd: AT_FDCWD or an integer in [0, INT_MAX]. */
+static bool get_dirfd(napi_env env, napi_value v, int *fd) {
+  napi_valuetype t;
+  double d;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_number) return false;
+  if (napi_get_value_double(env, v, &d) != napi_ok) return false;
+  if (d == (double)AT_FDCWD) {
+    *fd = AT_FDCWD;
+    return true;
+  }
+  if (!(d >= 0 && d <= INT_MAX) || d != floor(d)) return false;
+  *fd = (int)d;
+  return true;
+}
+
+/* Reads flags: an integer in [0, INT_MAX]. */
+static bool get_flags(napi_env env, napi_value v, int *out) {
+  double d;
+  if (!get_uint(env, v, INT_MAX, &d)) return false;
+  *out = (int)d;
+  return true;
+}
+
+#define NEED_ARGS(n, usage)                                              \
+  size_t argc = (n);                                                     \
+  napi_value argv[(n) > 0 ? (n) : 1];                                    \
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));           \
+  if (argc < (n)) return throw_type(env, usage " needs " #n " arguments")
+
+#define DIRFD_ARG(i, fn, var) \
+  if (!get_dirfd(env, argv[i], &var)) return throw_typef(env, fn, #var, "AT_FDCWD or a non-negative integer")
+#define FD_ARG(i, fn, var) \
+  if (!get_fd(env, argv[i], &var)) return throw_typef(env, fn, #var, "a non-negative integer")
+#define FLAGS_ARG(i, fn, var) \
+  if (!get_flags(env, argv[i], &var)) return throw_typef(env, fn, #var, "an integer in [0, 2**31)")
+
+static int64_t timespec_ns(struct timespec ts) {
+  return (int64_t)ts.tv_sec * 1000000000LL + (int64_t)ts.tv_nsec;
+}
+
+static napi_value make_stat(napi_env env, const struct stat *st) {
+  napi_value o, v;
+  CHECK(napi_create_object(env, &o));
+#define SETNUM(key, val)                                   \
+  CHECK(napi_create_double(env, (double)(val), &v));       \
+  CHECK(napi_set_named_property(env, o, key, v))
+#define SETNS(key, ts)                                     \
+  CHECK(napi_create_bigint_int64(env, timespec_ns(ts), &v)); \
+  CHECK(napi_set_named_property(env, o, key, v))
+  SETNUM("dev", st->st_dev);
+  SETNUM("ino", st->st_ino);
+  SETNUM("mode", st->st_mode);
+  SETNUM("nlink", st->st_nlink);
+  SETNUM("uid", st->st_uid);
+  SETNUM("gid", st->st_gid);
+  SETNUM("rdev", st->st_rdev);
+  SETNUM("size", st->st_size);
+  SETNUM("blocks", st->st_blocks);
+  SETNS("atimeNs", st->st_atim);
+  SETNS("mtimeNs", st->st_mtim);
+  SETNS("ctimeNs", st->st_ctim);
+#undef SETNUM
+#undef SETNS
+  return o;
+}
+
+/* openat(dirfd, name, flags, mode): fd ---------------------------------------------------- */
+
+static napi_value js_openat(napi_env env, napi_callback_info info) {
+  NEED_ARGS(4, "openat(dirfd, name, flags, mode)");
+  int dirfd, flags;
+  double mode;
+  char *name = NULL;
+  DIRFD_ARG(0, "openat", dirfd);
+  FLAGS_ARG(2, "openat", flags);
+  if (!get_uint(env, argv[3], 07777, &mode)) return throw_type(env, "openat: mode must be an integer in [0, 0o7777]");
+  if (!get_cstr(env, argv[1], "openat", "name", &name)) return NULL;
+  int fd;
+  do fd = openat(dirfd, name, flags | O_CLOEXEC, (mode_t)mode);
+  while (fd < 0 && errno == EINTR);
+  int err = errno;
+  free(name);
+  if (fd < 0) return throw_errno(env, err, "openat");
+  napi_value out;
+  CHECK(napi_create_int32(env, fd, &out));
+  return out;
+}
+
+/* fstatat(dirfd, name, flags) / fstat(fd): stat object ----------------------------------- */
+
+static napi_value js_fstatat(napi_env env, napi_callback_info info) {
+  NEED_ARGS(3, "fstatat(dirfd, name, flags)");
+  int dirfd, flags;
+  char *name = NULL;
+  DIRFD_ARG(0, "fstatat", dirfd);
+  FLAGS_ARG(2, "fstatat", flags);
+  if (!get_cstr(env, argv[1], "fstatat", "name", &name)) return NULL;
+  struct stat st;
+  int r = fstatat(dirfd, name, &st, flags);
+  int err = errno;
+  free(name);
+  if (r != 0) return throw_errno(env, err, "fstatat");
+  return make_stat(env, &st);
+}
+
+static napi_value js_fstat(napi_env env, napi_callback_info info) {
+  NEED_ARGS(1, "fstat(fd)");
+  int fd;
+  FD_ARG(0, "fstat", fd);
+  struct stat st;
+  if (fstat(fd, &st) != 0) return throw_errno(env, errno, "fstat");
+  return make_stat(env, &st);
+}
+
+/* readdir(dirfd): [{ name, type }] ------------------------------------------------------- */
+
+static napi_value js_readdir(napi_env env, napi_callback_info info) {
+  NEED_ARGS(1, "readdir(dirfd)");
+  int dirfd;
+  DIRFD_ARG(0, "readdir", dirfd);
+  /* A new open file description of the same directory: reads from the start, and closedir()
+     does not close (or move) the caller's descriptor. Works on O_PATH descriptors too. */
+  int fd;
+  do fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  while (fd < 0 && errno == EINTR);
+  if (fd < 0) return throw_errno(env, errno, "openat");
+  DIR *d = fdopendir(fd);
+  if (d == NULL) {
+    int err = errno;
+    close(fd);
+    return throw_errno(env, err, "fdopendir");
+  }
+  napi_value arr = NULL, ok_arr = NULL;
+  if (napi_create_array(env, &arr) != napi_ok) goto napi_fail;
+  uint32_t index = 0;
+  for (;;) {
+    errno = 0;
+    struct dirent *de = readdir(d);
+    if (de == NULL) {
+      if (errno != 0) {
+        int err = errno;
+        closedir(d);
+        return throw_errno(env, err, "readdir");
+      }
+      break;
+    }
+    const char *n = de->d_name;
+    if (n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0'))) continue;
+    napi_value entry, name_v, type_v;
+    if (napi_create_object(env, &entry) != napi_ok ||
+        napi_create_buffer_copy(env, strlen(n), n, NULL, &name_v) != napi_ok ||
+        napi_create_uint32(env, de->d_type, &type_v) != napi_ok ||
+        napi_set_named_property(env, entry, "name", name_v) != napi_ok ||
+        napi_set_named_property(env, entry, "type", type_v) != napi_ok ||
+        napi_set_element(env, arr, index++, entry) != napi_ok)
+      goto napi_fail;
+  }
+  ok_arr = arr;
+  closedir(d);
+  return ok_arr;
+napi_fail:
+  closedir(d);
+  throw_napi_failure(env);
+  return NULL;
+}
+
+/* mkdirat(dirfd, name, mode) -------------------------------------------------------------- */
+
+static napi_value js_mkdirat(napi_env env, napi_callback_info info) {
+  NEED_ARGS(3, "mkdirat(dirfd, name, mode)");
+  int dirfd;
+  double mode;
+  char *name = NULL;
+  DIRFD_ARG(0, "mkdirat", dirfd);
+  if (!get_uint(env, argv[2], 07777, &mode)) return throw_type(env, "mkdirat: mode must be an integer in [0, 0o7777]");
+  if (!get_cstr(env, argv[1], "mkdirat", "name", &name)) return NULL;
+  if (mkdirat(dirfd, name, (mode_t)mode) != 0) throw_errno(env, errno, "mkdirat");
+  free(name);
+  return NULL;
+}
+
+/* symlinkat(target, dirfd, name) ---------------------------------------------------------- */
+
+static napi_value js_symlinkat(napi_env env, napi_callback_info info) {
+  NEED_ARGS(3, "symlinkat(target, dirfd, name)");
+  int dirfd;
+  char *target = NULL, *name = NULL;
+  DIRFD_ARG(1, "symlinkat", dirfd);
+  if (!get_cstr(env, argv[0], "symlinkat", "target", &target)) return NULL;
+  if (get_cstr(env, argv[2], "symlinkat", "name", &name)) {
+    if (symlinkat(target, dirfd, name) != 0) throw_errno(env, errno, "symlinkat");
+  }
+  free(name);
+  free(target);
+  return NULL;
+}
+
+/* linkat(oldDirfd, oldName, newDirfd, newName, flags) ------------------------------------ */
+
+static napi_value js_linkat(napi_env env, napi_callback_info info) {
+  NEED_ARGS(5, "linkat(oldDirfd, oldName, newDirfd, newName, flags)");
+  int od, nd, flags;
+  char *on = NULL, *nn = NULL;
+  DIRFD_ARG(0, "linkat", od);
+  DIRFD_ARG(2, "linkat", nd);
+  FLAGS_ARG(4, "linkat", flags);
+  if (!get_cstr(env, argv[1], "linkat", "oldName", &on)) return NULL;
+  if (get_cstr(env, argv[3], "linkat", "newName", &nn)) {
+    if (linkat(od, on, nd, nn, flags) != 0) throw_errno(env, errno, "linkat");
+  }
+  free(nn);
+  free(on);
+  return NULL;
+}
+
+/* mknodat(dirfd, name, mode, major, minor) ----------------------------------------------- */
+
+static napi_value js_mknodat(napi_env env, napi_callback_info info) {
+  NEED_ARGS(5, "mknodat(dirfd, name, mode, major, minor)");
+  int dirfd;
+  double mode, major, minor;
+  char *name = NULL;
+  DIRFD_ARG(0, "mknodat", dirfd);
+  if (!get_uint(env, argv[2], 0xFFFF, &mode)) return throw_type(env, "mknodat: mode must be an integer in [0, 0o177777]");
+  if (!get_uint(env, argv[3], UINT32_MAX, &major)) return throw_type(env, "mknodat: major must be an integer in [0, 2**32)");
+  if (!get_uint(env, argv[4], UINT32_MAX, &minor)) return throw_type(env, "mknodat: minor must be an integer in [0, 2**32)");
+  if (!get_cstr(env, argv[1], "mknodat", "name", &name)) return NULL;
+  if (mknodat(dirfd, name, (mode_t)mode, makedev((unsigned int)major, (unsigned int)minor)) != 0)
+    throw_errno(env, errno, "mknodat");
+  free(name);
+  return NULL;
+}
+
+/* unlinkat(dirfd, name, flags) ------------------------------------------------------------ */
+
+static napi_value js_unlinkat(napi_env env, napi_callback_info info) {
+  NEED_ARGS(3, "unlinkat(dirfd, name, flags)");
+  int dirfd, flags;
+  char *name = NULL;
+  DIRFD_ARG(0, "unlinkat", dirfd);
+  FLAGS_ARG(2, "unlinkat", flags);
+  if (!get_cstr(env, argv[1], "unlinkat", "name", &name)) return NULL;
+  if (unlinkat(dirfd, name, flags) != 0) throw_errno(env, errno, "unlinkat");
+  free(name);
+  return NULL;
+}
+
+/* renameat(oldDirfd, oldName, newDirfd, newName, flags) ---------------------------------- */
+
+static napi_value js_renameat(napi_env env, napi_callback_info info) {
+  NEED_ARGS(5, "renameat(oldDirfd, oldName, newDirfd, newName, flags)");
+  int od, nd, flags;
+  char *on = NULL, *nn = NULL;
+  DIRFD_ARG(0, "renameat", od);
+  DIRFD_ARG(2, "renameat", nd);
+  FLAGS_ARG(4, "renameat", flags);
+  if (!get_cstr(env, argv[1], "renameat", "oldName", &on)) return NULL;
+  if (get_cstr(env, argv[3], "renameat", "newName", &nn)) {
+    int r = flags == 0 ? renameat(od, on, nd, nn) : renameat2(od, on, nd, nn, (unsigned int)flags);
+    if (r != 0) throw_errno(env, errno, flags == 0 ? "renameat" : "renameat2");
+  }
+  free(nn);
+  free(on);
+  return NULL;
+}
+
+/* readlinkat(dirfd, name): Buffer --------------------------------------------------------- */
+
+static napi_value js_readlinkat(napi_env env, napi_callback_info info) {
+  NEED_ARGS(2, "readlinkat(dirfd, name)");
+  int dirfd;
+  char *name = NULL, *buf = NULL;
+  napi_value out = NULL;
+  DIRFD_ARG(0, "readlinkat", dirfd);
+  if (!get_cstr(env, argv[1], "readlinkat", "name", &name)) return NULL;
+  for (size_t cap = 256;; cap *= 2) {
+    char *nb = (char *)realloc(buf, cap);
+    if (nb == NULL) {
+      throw_errno(env, ENOMEM, "readlinkat");
+      goto done;
+    }
+    buf = nb;
+    ssize_t n = readlinkat(dirfd, name, buf, cap);
+    if (n < 0) {
+      throw_errno(env, errno, "readlinkat");
+      goto done;
+    }
+    if ((size_t)n < cap) {
+      if (napi_create_buffer_copy(env, (size_t)n, buf, NULL, &out) != napi_ok) {
+        out = NULL;
+        throw_napi_failure(env);
+      }
+      goto done;
+    }
+    if (cap >= ((size_t)1 << 24)) {
+      throw_errno(env, ENAMETOOLONG, "readlinkat");
+      goto done;
+    }
+  }
+done:
+  free(buf);
+  free(name);
+  return out;
+}
+
+/* fchownat(dirfd, name, uid, gid, flags) -------------------------------------------------- */
+
+/* Reads a uid/gid: an integer in [0, 2**32 - 1] (-1 means "unchanged" and is given as 2**32 - 1). */
+static bool get_id(napi_env env, napi_value v, uint32_t *out) {
+  double d;
+  if (!get_uint(env, v, UINT32_MAX, &d)) return false;
+  *out = (uint32_t)d;
+  return true;
+}
+
+static napi_value js_fchownat(napi_env env, napi_callback_info info) {
+  NEED_ARGS(5, "fchownat(dirfd, name, uid, gid, flags)");
+  int dirfd, flags;
+  uint32_t uid, gid;
+  char *name = NULL;
+  DIRFD_ARG(0, "fchownat", dirfd);
+  if (!get_id(env, argv[2], &uid)) return throw_type(env, "fchownat: uid must be an integer in [0, 2**32)");
+  if (!get_id(env, argv[3], &gid)) return throw_type(env, "fchownat: gid must be an integer in [0, 2**32)");
+  FLAGS_ARG(4, "fchownat", flags);
+  if (!get_cstr(env, argv[1], "fchownat", "name", &name)) return NULL;
+  if (fchownat(dirfd, name, (uid_t)uid, (gid_t)gid, flags) != 0) throw_errno(env, errno, "fchownat");
+  free(name);
+  return NULL;
+}
+
+/* utimensat(dirfd, name, atimeNs, mtimeNs, flags) / futimens(fd, atimeNs, mtimeNs) ------- */
+
+static napi_value js_utimensat(napi_env env, napi_callback_info info) {
+  NEED_ARGS(5, "utimensat(dirfd, name, atimeNs, mtimeNs, flags)");
+  int dirfd, flags;
+  int64_t atime, mtime;
+  char *name = NULL;
+  DIRFD_ARG(0, "utimensat", dirfd);
+  if (!get_int64_bigint(env, argv[2], &atime))
+    return throw_type(env, "utimensat: atimeNs must be a BigInt in the int64 range (nanoseconds)");
+  if (!get_int64_bigint(env, argv[3], &mtime))
+    return throw_type(env, "utimensat: mtimeNs must be a BigInt in the int64 range (nanoseconds)");
+  FLAGS_ARG(4, "utimensat", flags);
+  if (!get_cstr(env, argv[1], "utimensat", "name", &name)) return NULL;
+  struct timespec ts[2] = {ns_to_timespec(atime), ns_to_timespec(mtime)};
+  if (utimensat(dirfd, name, ts, flags) != 0) throw_errno(env, errno, "utimensat");
+  free(name);
+  return NULL;
+}
+
+static napi_value js_futimens(napi_env env, napi_callback_info info) {
+  NEED_ARGS(3, "futimens(fd, atimeNs, mtimeNs)");
+  int fd;
+  int64_t atime, mtime;
+  FD_ARG(0, "futimens", fd);
+  if (!get_int64_bigint(env, argv[1], &atime))
+    return throw_type(env, "futimens: atimeNs must be a BigInt in the int64 range (nanoseconds)");
+  if (!get_int64_bigint(env, argv[2], &mtime))
+    return throw_type(env, "futimens: mtimeNs must be a BigInt in the int64 range (nanoseconds)");
+  struct timespec ts[2] = {ns_to_timespec(atime), ns_to_timespec(mtime)};
+  if (futimens(fd, ts) != 0) return throw_errno(env, errno, "futimens");
+  return NULL;
+}
+
+/* fchmod(fd, mode) / fchown(fd, uid, gid) ------------------------------------------------- */
+
+static napi_value js_fchmod(napi_env env, napi_callback_info info) {
+  NEED_ARGS(2, "fchmod(fd, mode)");
+  int fd;
+  double mode;
+  FD_ARG(0, "fchmod", fd);
+  if (!get_uint(env, argv[1], 07777, &mode)) return throw_type(env, "fchmod: mode must be an integer in [0, 0o7777]");
+  if (fchmod(fd, (mode_t)mode) != 0) return throw_errno(env, errno, "fchmod");
+  return NULL;
+}
+
+static napi_value js_fchown(napi_env env, napi_callback_info info) {
+  NEED_ARGS(3, "fchown(fd, uid, gid)");
+  int fd;
+  uint32_t uid, gid;
+  FD_ARG(0, "fchown", fd);
+  if (!get_id(env, argv[1], &uid)) return throw_type(env, "fchown: uid must be an integer in [0, 2**32)");
+  if (!get_id(env, argv[2], &gid)) return throw_type(env, "fchown: gid must be an integer in [0, 2**32)");
+  if (fchown(fd, (uid_t)uid, (gid_t)gid) != 0) return throw_errno(env, errno, "fchown");
+  return NULL;
+}
+
+/* flistxattr(fd) / fgetxattr(fd, name) / fsetxattr(fd, name, value) ---------------------- */
+
+static napi_value js_flistxattr(napi_env env, napi_callback_info info) {
+  NEED_ARGS(1, "flistxattr(fd)");
+  int fd, err = 0;
+  char *buf = NULL;
+  ssize_t n = -1;
+  napi_value result = NULL;
+  FD_ARG(0, "flistxattr", fd);
+  for (int attempt = 0;; attempt++) {
+    ssize_t size = flistxattr(fd, NULL, 0);
+    if (size < 0) {
+      err = errno;
+      break;
+    }
+    size_t cap = size > 0 ? (size_t)size : 1;
+    buf = (char *)malloc(cap);
+    if (buf == NULL) {
+      err = ENOMEM;
+      break;
+    }
+    n = flistxattr(fd, buf, cap);
+    if (n >= 0) break;
+    err = errno;
+    free(buf);
+    buf = NULL;
+    if (err != ERANGE || attempt + 1 >= XATTR_RETRIES) break;
+    err = 0;
+  }
+  if (n < 0 && err != ENOTSUP) {
+    throw_errno(env, err, "flistxattr");
+    goto done;
+  }
+  if (napi_create_array(env, &result) != napi_ok) {
+    result = NULL;
+    throw_napi_failure(env);
+    goto done;
+  }
+  uint32_t index = 0;
+  for (size_t i = 0; n > 0 && i < (size_t)n;) {
+    const char *name = buf + i;
+    const char *nul = (const char *)memchr(name, '\0', (size_t)n - i);
+    size_t len = nul != NULL ? (size_t)(nul - name) : (size_t)n - i;
+    if (len > 0) {
+      napi_value b;
+      if (napi_create_buffer_copy(env, len, name, NULL, &b) != napi_ok ||
+          napi_set_element(env, result, index++, b) != napi_ok) {
+        result = NULL;
+        throw_napi_failure(env);
+        goto done;
+      }
+    }
+    i += len + 1;
+  }
+done:
+  free(buf);
+  return result;
+}
+
+static napi_value js_fgetxattr(napi_env env, napi_callback_info info) {
+  NEED_ARGS(2, "fgetxattr(fd, name)");
+  int fd, err = 0;
+  char *name = NULL, *buf = NULL;
+  ssize_t n = -1;
+  napi_value result = NULL;
+  FD_ARG(0, "fgetxattr", fd);
+  if (!get_cstr(env, argv[1], "fgetxattr", "name", &name)) return NULL;
+  for (int attempt = 0;; attempt++) {
+    ssize_t size = fgetxattr(fd, name, NULL, 0);
+    if (size < 0) {
+      err = errno;
+      break;
+    }
+    size_t cap = size > 0 ? (size_t)size : 1;
+    buf = (char *)malloc(cap);
+    if (buf == NULL) {
+      err = ENOMEM;
+      break;
+    }
+    n = fgetxattr(fd, name, buf, cap);
+    if (n >= 0) break;
+    err = errno;
+    free(buf);
+    buf = NULL;
+    if (err != ERANGE || attempt + 1 >= XATTR_RETRIES) break;
+    err = 0;
+  }
+  if (n < 0) {
+    throw_errno(env, err, "fgetxattr");
+  } else if (napi_create_buffer_copy(env, (size_t)n, buf, NULL, &result) != napi_ok) {
+    result = NULL;
+    throw_napi_failure(env);
+  }
+  free(buf);
+  free(name);
+  return result;
+}
+
+static napi_value js_fsetxattr(napi_env env, napi_callback_info info) {
+  NEED_ARGS(3, "fsetxattr(fd, name, value)");
+  int fd;
+  char *name = NULL;
+  void *value = NULL;
+  size_t len = 0;
+  FD_ARG(0, "fsetxattr", fd);
+  if (!get_typed(env, argv[2], napi_uint8_array, 0, &value, &len))
+    return throw_type(env, "fsetxattr: value must be a Buffer/Uint8Array");
+  if (!get_cstr(env, argv[1], "fsetxattr", "name", &name)) return NULL;
+  if (fsetxattr(fd, name, len > 0 ? value : "", len, 0) != 0) throw_errno(env, errno, "fsetxattr");
+  free(name);
+  return NULL;
+}
+
+/* constants ------------------------------------------------------------------------------- */
+
+static napi_value make_constants(napi_env env) {
+  napi_value o, v;
+  CHECK(napi_create_object(env, &o));
+#define SETC(name)                                 \
+  CHECK(napi_create_int32(env, (int32_t)(name), &v)); \
+  CHECK(napi_set_named_property(env, o, #name, v))
+  SETC(AT_FDCWD);
+  SETC(AT_SYMLINK_NOFOLLOW);
+  SETC(AT_REMOVEDIR);
+  SETC(AT_EMPTY_PATH);
+  SETC(AT_SYMLINK_FOLLOW);
+  SETC(O_PATH);
+  SETC(O_NOFOLLOW);
+  SETC(O_DIRECTORY);
+  SETC(O_NONBLOCK);
+  SETC(O_NOCTTY);
+  SETC(O_CLOEXEC);
+  SETC(RENAME_NOREPLACE);
+  SETC(RENAME_EXCHANGE);
+  SETC(DT_UNKNOWN);
+  SETC(DT_FIFO);
+  SETC(DT_CHR);
+  SETC(DT_DIR);
+  SETC(DT_BLK);
+  SETC(DT_REG);
+  SETC(DT_LNK);
+  SETC(DT_SOCK);
+#undef SETC
+  return o;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   pthread_once(&gear_once, gear_init);
+  napi_value constants = make_constants(env);
+  if (constants == NULL) return NULL;
   napi_property_descriptor props[] = {
     {"flock", NULL, js_flock, NULL, NULL, NULL, napi_enumerable, NULL},
     {"flockWait", NULL, js_flock_wait, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -744,6 +1300,26 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
     {"utimes", NULL, js_utimes, NULL, NULL, NULL, napi_enumerable, NULL},
     {"seekData", NULL, js_seek_data, NULL, NULL, NULL, napi_enumerable, NULL},
     {"seekHole", NULL, js_seek_hole, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"openat", NULL, js_openat, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"fstatat", NULL, js_fstatat, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"fstat", NULL, js_fstat, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"readdir", NULL, js_readdir, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"mkdirat", NULL, js_mkdirat, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"symlinkat", NULL, js_symlinkat, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"linkat", NULL, js_linkat, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"mknodat", NULL, js_mknodat, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"unlinkat", NULL, js_unlinkat, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"renameat", NULL, js_renameat, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"readlinkat", NULL, js_readlinkat, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"fchownat", NULL, js_fchownat, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"utimensat", NULL, js_utimensat, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"futimens", NULL, js_futimens, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"fchmod", NULL, js_fchmod, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"fchown", NULL, js_fchown, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"flistxattr", NULL, js_flistxattr, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"fgetxattr", NULL, js_fgetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"fsetxattr", NULL, js_fsetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"constants", NULL, NULL, NULL, NULL, constants, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) {
     throw_napi_failure(env);

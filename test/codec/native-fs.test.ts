@@ -26,6 +26,36 @@ import {
   nativeSetXattr,
   nativeUtimes,
 } from '../../lib/codec/native.js';
+import {
+  AT_EMPTY_PATH,
+  AT_FDCWD,
+  AT_REMOVEDIR,
+  AT_SYMLINK_NOFOLLOW,
+  O_PATH,
+  RENAME_NOREPLACE,
+  nativeDirentKind,
+  nativeFchmod,
+  nativeFchown,
+  nativeFchownat,
+  nativeFgetxattr,
+  nativeFlistxattr,
+  nativeFsetxattr,
+  nativeFstat,
+  nativeFstatat,
+  nativeFutimens,
+  nativeLinkat,
+  nativeMkdirat,
+  nativeMknodat,
+  nativeOpenat,
+  nativeReaddir,
+  nativeReadlinkat,
+  nativeRenameat,
+  nativeSymlinkat,
+  nativeUnlinkat,
+  nativeUtimensat,
+} from '../../lib/codec/native.js';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
 interface Raw {
   listXattrs(path?: unknown): Buffer[];
@@ -429,3 +459,240 @@ t.test('addon errors are converted with the path in the details', async (t) => {
   t.throws(() => mocked.nativeSeekData(3, 7), { code: 'ERR_IO', details: { syscallCode: 'EINVAL', fd: 3, offset: 7 } });
   t.throws(() => mocked.nativeSeekHole(3, 7), { code: 'ERR_NATIVE', message: 'lseek(SEEK_HOLE): not an error' });
 });
+
+// ---------------------------------------------------------------------------------------------
+// Directory-fd calls (issue 12): trees of any depth, names that are not UTF-8, coded errors.
+
+if (nativeAvailable()) {
+  const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK } = constants;
+  const atDir = t.testdir({});
+  const codeOf = (fn: () => unknown): string | undefined => {
+    try {
+      fn();
+    } catch (e) {
+      if (!isCairnError(e, 'ERR_IO')) throw e;
+      return e.details.syscallCode;
+    }
+    return undefined;
+  };
+  let n = 0;
+  const freshDir = (): number => {
+    const name = `at${++n}`;
+    nativeMkdirat(AT_FDCWD, join(atDir, name), 0o755);
+    return nativeOpenat(AT_FDCWD, join(atDir, name), O_RDONLY | O_DIRECTORY);
+  };
+
+  t.test('constants come from the addon', async (t) => {
+    t.equal(AT_FDCWD, -100);
+    t.equal(AT_SYMLINK_NOFOLLOW, 0x100);
+    t.equal(AT_REMOVEDIR, 0x200);
+    t.equal(AT_EMPTY_PATH, 0x1000);
+    t.equal(O_PATH, 0o10000000);
+    t.equal(RENAME_NOREPLACE, 1);
+  });
+
+  t.test('openat, fstat, fstatat on real files; errors carry the errno name', async (t) => {
+    const d = freshDir();
+    t.teardown(() => closeSync(d));
+    const fd = nativeOpenat(d, 'f', O_WRONLY | O_CREAT | O_EXCL, 0o640);
+    writeSync(fd, 'hello');
+    const st = nativeFstat(fd);
+    closeSync(fd);
+    t.equal(st.kind, 'file');
+    t.equal(st.size, 5);
+    t.equal(st.mode & 0o7777, 0o640 & ~process.umask());
+    t.equal(typeof st.mtimeNs, 'bigint');
+    const byName = nativeFstatat(d, 'f', AT_SYMLINK_NOFOLLOW);
+    t.equal(byName.ino, st.ino);
+    t.equal(byName.dev, st.dev);
+    t.equal(byName.mtimeNs, st.mtimeNs);
+    t.equal(nativeFstatat(d, '', AT_EMPTY_PATH).kind, 'dir', 'AT_EMPTY_PATH stats the dirfd');
+
+    t.equal(codeOf(() => nativeOpenat(d, 'f', O_WRONLY | O_CREAT | O_EXCL)), 'EEXIST');
+    t.equal(codeOf(() => nativeOpenat(d, 'missing', O_RDONLY)), 'ENOENT');
+    t.equal(codeOf(() => nativeFstatat(d, 'missing', 0)), 'ENOENT');
+    t.equal(codeOf(() => nativeFstat(1_000_000)), 'EBADF');
+    t.throws(() => nativeOpenat(d, 'missing', O_RDONLY), { code: 'ERR_IO', message: /^openat missing: ENOENT/, details: { path: 'missing', fd: d } });
+    t.throws(() => nativeOpenat(-5, 'x', 0), TypeError, 'a negative fd other than AT_FDCWD');
+    t.throws(() => nativeOpenat(d, 'a\0b', 0), TypeError, 'a NUL in the name');
+
+    nativeSymlinkat('f', d, 'l');
+    t.equal(nativeFstatat(d, 'l', AT_SYMLINK_NOFOLLOW).kind, 'symlink');
+    t.equal(nativeFstatat(d, 'l', 0).kind, 'file', 'flags 0 follows');
+    t.equal(codeOf(() => nativeOpenat(d, 'l', O_RDONLY | O_NOFOLLOW)), 'ELOOP', 'O_NOFOLLOW refuses the symlink');
+    t.equal(nativeReadlinkat(d, 'l').toString(), 'f');
+    const p = nativeOpenat(d, 'l', O_PATH | O_NOFOLLOW);
+    t.equal(nativeFstat(p).kind, 'symlink', 'O_PATH|O_NOFOLLOW holds the link itself');
+    t.equal(nativeReadlinkat(p, '').toString(), 'f', 'readlinkat of an empty name reads the O_PATH link');
+    closeSync(p);
+
+    nativeMknodat(d, 'fifo', S_IFIFO | 0o600, 0, 0);
+    t.equal(nativeFstatat(d, 'fifo', 0).kind, 'fifo');
+    const start = Date.now();
+    const ff = nativeOpenat(d, 'fifo', O_RDONLY | O_NONBLOCK | O_NOFOLLOW);
+    t.ok(Date.now() - start < 1000, 'O_NONBLOCK opens a FIFO without a writer at once');
+    t.equal(nativeFstat(ff).kind, 'fifo');
+    closeSync(ff);
+  });
+
+  t.test('readdir: raw names, d_type, the caller fd stays usable', async (t) => {
+    const d = freshDir();
+    t.teardown(() => closeSync(d));
+    const odd = Buffer.from([0x66, 0xff, 0xfe, 0x80]); // not UTF-8
+    closeSync(nativeOpenat(d, odd, O_WRONLY | O_CREAT, 0o600));
+    nativeMkdirat(d, 'sub', 0o700);
+    nativeSymlinkat(Buffer.from([0xc3, 0x28]), d, 'link');
+    const list = (fd: number): string[] => nativeReaddir(fd).map((e) => `${e.name.toString('hex')}:${nativeDirentKind(e.type)}`).sort();
+    const want = [`${odd.toString('hex')}:file`, `${Buffer.from('link').toString('hex')}:symlink`, `${Buffer.from('sub').toString('hex')}:dir`].sort();
+    const kinds = nativeReaddir(d).map((e) => nativeDirentKind(e.type));
+    if (kinds.includes('unknown')) t.comment('this filesystem gives DT_UNKNOWN');
+    else t.same(list(d), want, 'names as raw bytes, with their types');
+    t.same(nativeReaddir(d).map((e) => e.name.toString('hex')).sort(), want.map((w) => w.split(':')[0]).sort(), 'read again from the start');
+    t.equal(nativeFstat(d).kind, 'dir', 'the dirfd is still open');
+    t.ok(nativeReaddir(d).every((e) => Buffer.isBuffer(e.name)));
+    t.same(nativeReadlinkat(d, 'link'), Buffer.from([0xc3, 0x28]), 'a non-UTF-8 symlink target, byte exact');
+    t.equal(nativeFstatat(d, odd, AT_SYMLINK_NOFOLLOW).kind, 'file', 'a raw name reaches the file');
+
+    const op = nativeOpenat(d, 'sub', O_PATH | O_DIRECTORY);
+    t.same(nativeReaddir(op), [], 'an O_PATH dirfd can be listed; an empty directory');
+    closeSync(op);
+    const f = nativeOpenat(d, odd, O_RDONLY);
+    t.equal(codeOf(() => nativeReaddir(f)), 'ENOTDIR');
+    closeSync(f);
+  });
+
+  t.test('mkdirat, linkat, renameat (RENAME_NOREPLACE), unlinkat', async (t) => {
+    const d = freshDir();
+    t.teardown(() => closeSync(d));
+    nativeMkdirat(d, 'a', 0o750);
+    t.equal(codeOf(() => nativeMkdirat(d, 'a', 0o750)), 'EEXIST');
+    const a = nativeOpenat(d, 'a', O_RDONLY | O_DIRECTORY);
+    closeSync(nativeOpenat(a, 'x', O_WRONLY | O_CREAT, 0o600));
+    nativeLinkat(a, 'x', d, 'hard', 0);
+    t.equal(nativeFstatat(d, 'hard', 0).nlink, 2);
+    t.equal(nativeFstatat(d, 'hard', 0).ino, nativeFstatat(a, 'x', 0).ino);
+    t.equal(codeOf(() => nativeRenameat(d, 'hard', a, 'x', RENAME_NOREPLACE)), 'EEXIST', 'NOREPLACE keeps the target');
+    t.ok(existsSync(join(atDir, `at${n}`, 'hard')), 'and the source');
+    nativeRenameat(d, 'hard', a, 'y', RENAME_NOREPLACE);
+    t.equal(nativeFstatat(a, 'y', 0).nlink, 2);
+    nativeUnlinkat(a, 'y');
+    closeSync(nativeOpenat(a, 'z', O_WRONLY | O_CREAT, 0o600));
+    const zIno = nativeFstatat(a, 'z', 0).ino;
+    nativeRenameat(a, 'z', a, 'x');
+    t.equal(nativeFstatat(a, 'x', 0).ino, zIno, 'plain renameat replaces');
+    t.equal(codeOf(() => nativeFstatat(a, 'z', 0)), 'ENOENT');
+    t.equal(codeOf(() => nativeUnlinkat(d, 'a', AT_REMOVEDIR)), 'ENOTEMPTY');
+    t.equal(codeOf(() => nativeUnlinkat(d, 'a', 0)), 'EISDIR');
+    nativeUnlinkat(a, 'x');
+    closeSync(a);
+    nativeUnlinkat(d, 'a', AT_REMOVEDIR);
+    t.same(nativeReaddir(d), []);
+    t.equal(codeOf(() => nativeUnlinkat(d, 'a', 0)), 'ENOENT');
+  });
+
+  t.test('ownership, times, mode and xattrs through fds and dirfds', async (t) => {
+    const d = freshDir();
+    t.teardown(() => closeSync(d));
+    const fd = nativeOpenat(d, 'f', O_WRONLY | O_CREAT, 0o600);
+    nativeFchmod(fd, 0o4751);
+    t.equal(nativeFstat(fd).mode & 0o7777, 0o4751);
+    nativeFchown(fd, 65534, 65534);
+    t.equal(nativeFstat(fd).uid, 65534);
+    nativeFchownat(d, 'f', 1234, 5678, AT_SYMLINK_NOFOLLOW);
+    t.equal(nativeFstat(fd).gid, 5678);
+    nativeFutimens(fd, 1_000_000_001n, -123_456_789_012n);
+    t.equal(nativeFstat(fd).atimeNs, 1_000_000_001n);
+    t.equal(nativeFstat(fd).mtimeNs, -123_456_789_012n, 'times before 1970, nanosecond exact');
+    nativeSymlinkat('f', d, 'l');
+    nativeUtimensat(d, 'l', 5n, 1_700_000_000_123_456_789n, AT_SYMLINK_NOFOLLOW);
+    t.equal(lstatSync(join(atDir, `at${n}`, 'l'), { bigint: true }).mtimeNs, 1_700_000_000_123_456_789n, 'the link itself');
+    t.equal(nativeFstat(fd).mtimeNs, -123_456_789_012n, 'not its target');
+    t.throws(() => nativeFutimens(fd, 1 as unknown as bigint, 0n), TypeError);
+
+    const name = Buffer.concat([Buffer.from('user.'), Buffer.from([0xff, 0x01])]);
+    nativeFsetxattr(fd, name, Buffer.from([0, 1, 2]));
+    nativeFsetxattr(fd, 'user.e', new Uint8Array(0));
+    t.same(names(userOnly(nativeFlistxattr(fd))), hex(name, 'user.e'));
+    t.same(nativeFgetxattr(fd, name), Buffer.from([0, 1, 2]));
+    t.equal(nativeFgetxattr(fd, 'user.e').length, 0);
+    t.equal(codeOf(() => nativeFgetxattr(fd, 'user.none')), 'ENODATA');
+    const p = nativeOpenat(d, 'f', O_PATH);
+    t.equal(codeOf(() => nativeFlistxattr(p)), 'EBADF', 'O_PATH descriptors cannot read xattrs');
+    closeSync(p);
+    closeSync(fd);
+    t.equal(codeOf(() => nativeFchmod(fd, 0o600)), 'EBADF');
+    t.equal(codeOf(() => nativeFsetxattr(fd, 'user.x', Buffer.of(1))), 'EBADF');
+  });
+
+  t.test('a tree 5,000+ bytes deep, reached only through dirfds', async (t) => {
+    const root = freshDir();
+    const seg = Buffer.alloc(200, 0x61);
+    seg[0] = 0xff; // not UTF-8 either
+    const fds = [root];
+    for (let i = 0; i < 26; i++) {
+      const top = fds[fds.length - 1]!;
+      nativeMkdirat(top, seg, 0o755);
+      fds.push(nativeOpenat(top, seg, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+    }
+    t.teardown(() => fds.forEach((fd) => closeSync(fd)));
+    const bottom = fds[fds.length - 1]!;
+    const f = nativeOpenat(bottom, 'leaf', O_WRONLY | O_CREAT, 0o644);
+    writeSync(f, 'deep');
+    closeSync(f);
+    const depth = 26 * 201 + 'leaf'.length;
+    t.ok(depth > 5000, `the leaf is ${depth} bytes below the root`);
+    const abs = Buffer.concat([Buffer.from(join(atDir, `at${n}`)), ...Array.from({ length: 26 }, () => Buffer.concat([Buffer.from('/'), seg])), Buffer.from('/leaf')]);
+    t.throws(() => statSync(abs), { code: 'ENAMETOOLONG' }, 'the absolute path is beyond PATH_MAX');
+    t.equal(nativeFstatat(bottom, 'leaf', 0).size, 4);
+    // Walk down again from the root with readdir only.
+    let cur = root;
+    const opened: number[] = [];
+    for (let i = 0; i < 26; i++) {
+      const ents = nativeReaddir(cur);
+      t.equal(ents.length, 1);
+      cur = nativeOpenat(cur, ents[0]!.name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+      opened.push(cur);
+    }
+    t.same(nativeReaddir(cur).map((e) => e.name.toString()), ['leaf']);
+    const r = nativeOpenat(cur, 'leaf', O_RDONLY);
+    t.equal(readFileSync(r, 'utf8'), 'deep');
+    closeSync(r);
+    opened.forEach((fd) => closeSync(fd));
+    // And remove it bottom-up.
+    nativeUnlinkat(bottom, 'leaf');
+    for (let i = 26; i > 0; i--) nativeUnlinkat(fds[i - 1]!, seg, AT_REMOVEDIR);
+    t.same(nativeReaddir(root), []);
+  });
+
+  t.test('the fault-injection helper sees the mutating native calls', async (t) => {
+    const repo = fileURLToPath(new URL('../../', import.meta.url));
+    const dist = join(repo, 'dist', 'codec', 'native.js');
+    if (!existsSync(dist)) {
+      t.fail('dist is not built: run npm run build:ts');
+      return;
+    }
+    const d = join(atDir, `fault${++n}`);
+    const script = `
+      import * as n from ${JSON.stringify(dist)};
+      const d = n.nativeOpenat(n.AT_FDCWD, ${JSON.stringify(atDir)}, ${O_RDONLY | O_DIRECTORY});
+      n.nativeFstatat(d, '.', 0);
+      try { n.nativeMkdirat(d, ${JSON.stringify(`fault${n}`)}, 0o755); console.log('ok'); }
+      catch (e) { console.log(e.code, e.details.syscallCode); }
+    `;
+    const env = { ...process.env };
+    delete env['NODE_OPTIONS'];
+    const log = join(atDir, `count${n}.log`);
+    const fault = join(repo, 'test', 'helpers', 'fault-fs.mjs');
+    const run = (plan: object) =>
+      spawnSync(process.execPath, ['--import', fault, '--input-type=module', '-e', script], {
+        env: { ...env, CAIRN_FAULT_PLAN: JSON.stringify(plan) },
+        encoding: 'utf8',
+      });
+    const counted = run({ mode: 'count', log });
+    t.equal(counted.stdout.trim(), 'ok', counted.stderr);
+    t.match(readFileSync(log, 'utf8'), /^1 native\.mkdirat fault\d+$/m, 'counted, named; the read-only opens are not');
+    t.ok(existsSync(d));
+    const failed = run({ mode: 'fail', at: 1, errno: 'ENOSPC' });
+    t.equal(failed.stdout.trim(), 'ERR_IO ENOSPC', 'the injected fault becomes a coded error');
+  });
+}

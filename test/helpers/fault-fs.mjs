@@ -15,6 +15,11 @@
  * - `kill`: the process kills itself with SIGKILL before the call;
  * - `count`: nothing is injected; at exit the calls are written to `log`, one per line
  *   (`<n> <call> <path>`), so that a test can pick the sites.
+ *
+ * The native addon's calls that change the file system (`openat` for writing, `mkdirat`,
+ * `renameat`, `unlinkat`, `fsetxattr`, ...; see `NATIVE` below) are counted in the same sequence,
+ * logged as `native.<name>`: `lib/codec/native.ts` passes its binding through the function this
+ * file puts at `globalThis[Symbol.for('cairn.native.wrapBinding')]` when it first loads it.
  */
 import fs from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
@@ -158,6 +163,45 @@ async function install(plan) {
       return orig.apply(this, args);
     };
   }
+
+  // ---- native addon (lib/codec/native.ts loads it through this hook) ----
+  // name -> [index of the argument that names the target, whether the call mutates for these args]
+  const NATIVE = {
+    openat: [1, (a) => writes(a[2])],
+    mkdirat: [1],
+    symlinkat: [2],
+    linkat: [3],
+    mknodat: [1],
+    unlinkat: [1],
+    renameat: [3],
+    fchownat: [1],
+    utimensat: [1],
+    futimens: [0],
+    fchmod: [0],
+    fchown: [0],
+    fsetxattr: [0],
+    setXattr: [0],
+    mknod: [0],
+    utimes: [0],
+  };
+  const label = (v) => (typeof v === 'number' ? v : Buffer.isBuffer(v) || v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : String(v));
+  globalThis[Symbol.for('cairn.native.wrapBinding')] = (raw) => {
+    const wrapped = { ...raw }; // the addon's own properties are read-only
+    for (const [name, [at, when]] of Object.entries(NATIVE)) {
+      const orig = raw[name];
+      if (typeof orig !== 'function') continue;
+      wrapped[name] = function (...args) {
+        if (when !== undefined && !when(args)) return orig.apply(raw, args);
+        const target = label(args[at]);
+        const act = hit(`native.${name}`, target);
+        if (act === 'fail' || act === 'short') throw fault(name, target, act === 'short' ? 'EIO' : undefined);
+        const r = orig.apply(raw, args);
+        if (name === 'openat') fds.set(r, String(target));
+        return r;
+      };
+    }
+    return wrapped;
+  };
 
   syncBuiltinESMExports();
   if (plan.mode === 'count' && plan.log) process.on('exit', () => origWriteFileSync(plan.log, seen.join('\n') + '\n'));

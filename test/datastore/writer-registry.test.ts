@@ -3,8 +3,9 @@ import { spawn } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { oldestLiveWriter, registerWriter, WRITERS_DIR } from '../../lib/datastore/writer-registry.js';
-import { tempDir } from '../helpers/fixtures.js';
+import { oldestLiveWriter, registerWriter, registrationHooks, WRITERS_DIR } from '../../lib/datastore/writer-registry.js';
+import { Datastore, GarbageCollector, Verifier } from '../../lib/index.js';
+import { seededBytes, tempDir, writeTemp } from '../helpers/fixtures.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -39,3 +40,69 @@ t.test('live writers are found; a dead writer\'s registration is removed', async
   await a.release();
   t.equal(await oldestLiveWriter(dir, 0), undefined);
 });
+
+// Issue 12: the registration used to be created, then locked. A GC probing in that gap took it
+// for a dead writer's and unlinked it; the writer then re-created an unlocked file, and the next
+// GC swept the chunks the backup had just written. Now every gap is covered: a GC runs in each one.
+for (const step of ['created', 'locked', 'written', 'renamed'] as const) {
+  t.test(`a GC in the registration's '${step}' gap keeps the running backup's chunks`, async (t) => {
+    const dir = tempDir(t);
+    const ds = await Datastore.create(path.join(dir, 'store'), { imageChunkSize: 64 * 1024, syncLevel: 'none', threads: 1 });
+    t.teardown(() => ds.close());
+    const gc = new GarbageCollector(ds);
+    let ran = 0;
+    registrationHooks.step = async (s) => {
+      if (s !== step || ran > 0) return;
+      ran++;
+      await gc.run({ skewMs: 0 });
+    };
+    t.teardown(() => {
+      registrationHooks.step = undefined;
+    });
+    const w = await ds.group('vm/1').backup();
+    t.equal(ran, 1, 'a GC ran in the gap');
+    registrationHooks.step = undefined;
+    t.ok((await oldestLiveWriter(ds.root, 0)) !== undefined, 'the writer is registered, and a GC sees it');
+    await w.addImage('disk', await writeTemp(dir, 'disk.raw', seededBytes(20 * 64 * 1024, 3)));
+    await new Promise((r) => setTimeout(r, 20));
+    const during = await gc.run({ skewMs: 0 });
+    t.equal(during.removedChunks, 0, 'a GC while the backup runs removes none of its chunks');
+    const snap = await w.commit();
+    const report = await new Verifier(ds).verify();
+    t.same(report.failed, [], 'the snapshot verifies');
+    t.same(report.ok, [snap.name]);
+    t.same((await readdir(path.join(ds.root, WRITERS_DIR))).length, 0, 'nothing left in the registry');
+  });
+}
+
+// A writer killed at any step of its registration leaves nothing a GC keeps counting as live,
+// and whatever it left is removed by the next probe.
+for (const step of ['created', 'locked', 'written', 'renamed'] as const) {
+  t.test(`a writer SIGKILLed after '${step}' blocks no GC and leaves no file`, async (t) => {
+    const dir = tempDir(t);
+    const script = `
+      import { registerWriter, registrationHooks } from ${JSON.stringify(path.join(root, 'dist/datastore/writer-registry.js'))};
+      registrationHooks.step = async (s) => {
+        if (s !== ${JSON.stringify(step)}) return;
+        process.stdout.write('at ' + s + '\\n');
+        await new Promise(() => setInterval(() => {}, 1000));
+      };
+      await registerWriter(${JSON.stringify(dir)}, 1000);
+    `;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.once('data', () => resolve());
+      child.once('exit', (code) => reject(new Error(`child exited ${code}`)));
+    });
+    const live = await oldestLiveWriter(dir, 7);
+    if (step === 'created') t.equal(live, undefined, 'an unlocked temp registration is not a writer');
+    else t.equal(live, step === 'locked' ? 7 : 1000, 'a locked registration counts while its writer lives');
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    t.equal(await oldestLiveWriter(dir, 7), undefined, 'after the kill no writer counts');
+    t.same(await readdir(path.join(dir, WRITERS_DIR)), [], 'and its files are gone');
+    const again = await registerWriter(dir, 2000);
+    t.equal(await oldestLiveWriter(dir, 7), 2000, 'a new writer registers');
+    await again.release();
+  });
+}

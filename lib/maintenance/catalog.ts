@@ -44,8 +44,17 @@
  * holding the catalog makes open retry for `lockTimeoutMs`, then fail with `ERR_LOCKED`. Each
  * snapshot is read under its shared lock ({@link Snapshot.open}); snapshots that vanish or are being
  * removed are skipped and reported.
+ *
+ * File modes: LevelDB creates its files itself (0666 before the umask), also later, during
+ * compaction on its own threads. So that no catalog file is ever group- or world-writable, the
+ * process's umask gains the group and other write bits (`| 0o022`) while any catalog is open in
+ * the process, and is put back when the last one closes (unless someone changed it meanwhile);
+ * where the umask cannot be set (a worker thread) the files are chmodded. After open, after every
+ * update and after close, the catalog's files are also chmodded to at most 0640, like the rest of
+ * the datastore, and the directory is 0750.
  */
-import { chmod, mkdir, realpath } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { chmod, lstat, mkdir, readdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { Level } from 'level';
 import { CairnError, ioError, isCairnError, throwIfAborted, type ErrorDetails } from '../errors.js';
@@ -198,6 +207,78 @@ const REGISTRY_KEY = Symbol.for('cairn.catalog.registry');
 const registry: Registry = ((globalThis as Record<symbol, unknown>)[REGISTRY_KEY] as Registry | undefined) ??
   ((globalThis as Record<symbol, unknown>)[REGISTRY_KEY] = { open: new Map(), closing: new Map() } satisfies Registry);
 
+/** The process umask while a catalog is open, shared across copies of this module like the registry. */
+interface UmaskState {
+  holders: number;
+  /** The umask to put back, when this module changed it. */
+  restore: number | undefined;
+  /** The umask this module set. */
+  set: number | undefined;
+}
+const UMASK_KEY = Symbol.for('cairn.catalog.umask');
+const umaskState: UmaskState = ((globalThis as Record<symbol, unknown>)[UMASK_KEY] as UmaskState | undefined) ??
+  ((globalThis as Record<symbol, unknown>)[UMASK_KEY] = { holders: 0, restore: undefined, set: undefined } satisfies UmaskState);
+
+/** Write bits for group and others: never set on a file LevelDB creates while a catalog is open. */
+const CATALOG_UMASK_BITS = 0o022;
+/** The most a catalog file may grant (as the datastore's other files). */
+const CATALOG_FILE_MODE_MAX = 0o640;
+
+/** The process umask, read without changing it where the system tells it (Linux). */
+function currentUmask(): number {
+  try {
+    const m = /^Umask:\s*([0-7]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m !== null) return parseInt(m[1]!, 8);
+  } catch {
+    // no /proc: fall through
+  }
+  return process.umask();
+}
+
+function tightenUmask(): void {
+  if (umaskState.holders++ > 0) return;
+  try {
+    const cur = currentUmask();
+    if ((cur & CATALOG_UMASK_BITS) === CATALOG_UMASK_BITS) return;
+    const want = cur | CATALOG_UMASK_BITS;
+    process.umask(want);
+    umaskState.restore = cur;
+    umaskState.set = want;
+  } catch {
+    // Worker threads cannot set the umask: the chmod passes cover it.
+  }
+}
+
+function relaxUmask(): void {
+  if (--umaskState.holders > 0) return;
+  const { restore, set } = umaskState;
+  umaskState.restore = undefined;
+  umaskState.set = undefined;
+  if (restore === undefined) return;
+  try {
+    if (currentUmask() === set) process.umask(restore);
+  } catch {
+    // as above
+  }
+}
+
+/** Takes group write and every bit for others off the catalog's files. */
+async function tightenModes(dir: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const p = path.join(dir, name);
+    const st = await lstat(p).catch(() => undefined);
+    if (st === undefined || !st.isFile()) continue;
+    const mode = st.mode & 0o7777;
+    if ((mode & ~CATALOG_FILE_MODE_MAX) !== 0) await chmod(p, mode & CATALOG_FILE_MODE_MAX).catch(() => undefined);
+  }
+}
+
 const KINDS: readonly TreeEntryKind[] = ['file', 'dir', 'symlink', 'hardlink', 'chardev', 'blockdev', 'fifo', 'socket'];
 const KIND_CODE = new Map<TreeEntryKind, number>(KINDS.map((k, i) => [k, i + 1]));
 
@@ -247,7 +328,9 @@ export class Catalog {
 
   /**
    * Opens the catalog of a datastore (creating it on first use). Every open in one process shares
-   * one database; close each handle.
+   * one database; close each handle. Side effect: while any catalog is open in the process, the
+   * process umask includes 0o022 (no group or other write bits), so that LevelDB, which creates
+   * its files itself, never makes a group- or world-writable file; it is put back at the last close.
    * @throws `ERR_LOCKED` when another process holds the catalog for longer than `lockTimeoutMs`;
    *   `ERR_ABORTED`; `ERR_IO`
    */
@@ -292,7 +375,15 @@ export class Catalog {
   /** Runs `fn` after every operation queued before it on the shared database. */
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(new CairnError('ERR_NOT_OPEN', `the catalog of ${this.ds.root} is closed`, this.details()));
-    const run = this.shared.queue.then(fn, fn);
+    const dir = path.join(this.ds.root, CATALOG_DIR);
+    const step = async (): Promise<T> => {
+      try {
+        return await fn();
+      } finally {
+        await tightenModes(dir);
+      }
+    };
+    const run = this.shared.queue.then(step, step);
     this.shared.queue = run.catch(() => undefined);
     return run;
   }
@@ -363,7 +454,12 @@ export class Catalog {
     if (registry.open.get(s.key) !== undefined) registry.open.delete(s.key);
     const done = (async () => {
       await s.queue;
-      await s.db.close();
+      try {
+        await s.db.close();
+      } finally {
+        await tightenModes(path.join(this.ds.root, CATALOG_DIR));
+        relaxUmask();
+      }
     })();
     registry.closing.set(s.key, done.catch(() => undefined));
     try {
@@ -592,14 +688,27 @@ async function openShared(key: string, ds: Datastore, options: CatalogOpenOption
   const dir = path.join(ds.root, CATALOG_DIR);
   const details: ErrorDetails = { datastore: ds.root, path: dir };
   const deadline = Date.now() + (options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS);
-  // LevelDB creates its files 0644: the directory keeps the paths it lists from other users, like
-  // the rest of the datastore (catalogs made before were 0755, hence the chmod).
+  // The directory keeps the paths the catalog lists from other users, like the rest of the
+  // datastore (catalogs made before were 0755, hence the chmod). LevelDB's own files: see the
+  // module comment (umask while open, chmod passes).
   try {
     await mkdir(dir, { recursive: true, mode: DIR_MODE });
     await chmod(dir, DIR_MODE);
   } catch (e) {
     throw ioError(e, `cannot create the catalog ${dir}`, details);
   }
+  tightenUmask();
+  try {
+    const shared = await openLevel(key, ds, dir, details, deadline, options);
+    await tightenModes(dir);
+    return shared;
+  } catch (e) {
+    relaxUmask();
+    throw e;
+  }
+}
+
+async function openLevel(key: string, ds: Datastore, dir: string, details: ErrorDetails, deadline: number, options: CatalogOpenOptions): Promise<SharedDb> {
   for (;;) {
     // Binary keys and values everywhere (trap 24: sublevels would need the same; none are used).
     const db = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: 'view', valueEncoding: 'view' });

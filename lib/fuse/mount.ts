@@ -7,22 +7,45 @@
  *   stale mount): every handler goes through {@link Handlers.run}, which turns errors into errnos;
  * - mount only from the main thread; a process must not read its own mount synchronously;
  * - `use_ino` cannot be passed as an option, so it rides along in `fsname` (`-o fsname=cairn,use_ino`),
- *   which libfuse splits at the comma: inode numbers are ours (hardlinks share one).
+ *   which libfuse splits at the comma: inode numbers are ours (hardlinks share one);
+ * - every mount has `default_permissions`: the kernel checks each access against the modes and
+ *   owners the mount shows (a tree archive's own; the mounting user's, `imageMode` and `dirMode`,
+ *   for what the mount makes up), so `allow_other` lets other users see only what those allow;
+ * - paths arrive as UTF-8 strings: names that are not UTF-8 are shown escaped (names.ts);
+ * - an open file handle holds its snapshot (reader and shared lock) until released.
  */
 import { promises as fsp } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import Fuse from 'fuse-native';
 import { CairnError, isCairnError, type Datastore, type Snapshot, type SnapshotReader } from '../index.js';
-import { InodeTable, datastoreRoot, snapshotRoot, type NodeAttr, type ReaderSource, type VNode } from './vfs.js';
+import { InodeTable, datastoreRoot, snapshotRoot, type NodeAttr, type ReaderSource, type ViewModes, type VNode } from './vfs.js';
 
 /** Options of {@link mountSnapshot} and {@link mountDatastore}. */
 export interface MountOptions {
   /**
-   * Let other users read the mount (`allow_other`; root needs no fuse.conf entry).
+   * Let other users reach the mount (`allow_other`; root needs no fuse.conf entry). What they may
+   * read is what the modes and owners shown allow (the mount always has `default_permissions`):
+   * a tree archive's entries keep their own, images and blobs are the mounting user's with
+   * {@link MountOptions.imageMode}, the directories the mount makes up have
+   * {@link MountOptions.dirMode}.
    * @defaultValue false
    */
   readonly allowOther?: boolean;
+  /**
+   * Permission bits of image and blob archives, which belong to the mounting user: only read bits
+   * (a subset of `0o444`). `0o444` lets every user who reaches the mount read them.
+   * @defaultValue 0o400
+   */
+  readonly imageMode?: number;
+  /**
+   * Permission bits of the directories the mount makes up, which belong to the mounting user: the
+   * root of a snapshot mount (which lists only archive names); a datastore mount's namespace, type,
+   * group and snapshot directories (which name tenants, hosts and VMs). Only read and search bits
+   * (a subset of `0o555`).
+   * @defaultValue 0o555 for {@link mountSnapshot}, 0o500 for {@link mountDatastore}
+   */
+  readonly dirMode?: number;
   /**
    * Chunks read ahead for a sequential reader of an image.
    * @defaultValue 4
@@ -52,7 +75,8 @@ export interface MountDatastoreOptions extends MountOptions {
    */
   readonly maxOpenSnapshots?: number;
   /**
-   * A snapshot nobody has read for this long is closed (its prune lock released), ms.
+   * A snapshot nobody has read for this long, and that has no open file, is closed (its prune
+   * lock released), ms. A snapshot with an open file stays open until the last one is closed.
    * @defaultValue 10 000
    */
   readonly idleCloseMs?: number;
@@ -73,6 +97,8 @@ const W_OK = 2;
 
 interface Handle {
   node: VNode;
+  /** Releases what the handle holds open (its snapshot). */
+  unhold?: () => void;
   /** End of the last read, for read-ahead. */
   lastEnd: number;
   /** Read-ahead has been started up to here. */
@@ -205,13 +231,21 @@ class Handlers {
           if ((flags & O_ACCMODE) !== 0) throw Fuse.EROFS;
           const n = await this.node(p);
           if (n.read === undefined) throw n.names !== undefined ? Fuse.EISDIR : Fuse.EINVAL;
+          // The snapshot stays open and locked for as long as the handle (live restore).
+          const unhold = n.hold === undefined ? undefined : await n.hold();
           const fh = this.nextFh++;
           if (this.nextFh > 0xfffffff0) this.nextFh = 1;
-          this.handles.set(fh, { node: n, lastEnd: -1, aheadTo: 0 });
+          this.handles.set(fh, { node: n, lastEnd: -1, aheadTo: 0, ...(unhold === undefined ? {} : { unhold }) });
           return fh;
         }),
       release: (p, fh, cb) => {
+        const h = this.handles.get(fh);
         this.handles.delete(fh);
+        try {
+          h?.unhold?.();
+        } catch (e) {
+          process.stderr.write(`cairn mount: release ${p}: ${describe(e)}\n`);
+        }
         cb(0);
       },
       read: (p, fh, buf, len, pos, cb) =>
@@ -234,7 +268,7 @@ class Handlers {
         this.run('readlink', p, cb, async () => {
           const n = await this.node(p);
           if (n.target === undefined) throw Fuse.EINVAL;
-          return n.target.toString('utf8');
+          return n.target;
         }),
       getxattr: (p, name, _position, cb) =>
         this.run('getxattr', p, cb, async () => {
@@ -298,6 +332,9 @@ async function startFuse(mountpoint: string, handlers: Handlers, options: MountO
     kernelCache: true,
     fsname: 'cairn,use_ino',
     subtype: 'cairn',
+    // The kernel checks every access against the modes and owners shown (else allow_other would
+    // let every user read everything).
+    defaultPermissions: true,
     entryTimeout,
     attrTimeout: entryTimeout,
     ...(options.allowOther === true ? { allowOther: true } : {}),
@@ -358,9 +395,11 @@ function makeMount(mountpoint: string, fuse: Fuse, release: () => Promise<void>)
  * @throws `ERR_NOT_FOUND`, `ERR_LOCKED` (the snapshot is being removed), `ERR_IO` (mount failed)
  */
 export async function mountSnapshot(snapshot: Snapshot, mountpoint: string, options: MountOptions = {}): Promise<Mount> {
+  const modes = viewModes(options, 0o555);
   const reader = await snapshot.open();
   try {
-    const root = snapshotRoot(snapshot, { reader: async () => reader }, new InodeTable(), 'snap', 1);
+    const held = async (): Promise<() => void> => () => undefined; // open for the whole mount anyway
+    const root = snapshotRoot(snapshot, { reader: async () => reader, hold: held }, new InodeTable(), 'snap', 1, modes);
     const handlers = new Handlers(root, options, Number.POSITIVE_INFINITY);
     const fuse = await startFuse(mountpoint, handlers, options, 3600);
     return makeMount(mountpoint, fuse, () => reader.close());
@@ -370,9 +409,41 @@ export async function mountSnapshot(snapshot: Snapshot, mountpoint: string, opti
   }
 }
 
-/** Open snapshots of a datastore mount: least recently used closed first, idle ones closed. */
+/**
+ * The owner and modes of what a mount makes up (images, blobs, directories above the archives).
+ * @throws `ERR_INVALID_ARGUMENT` for modes with bits other than read (images) or read and search (dirs)
+ */
+function viewModes(options: MountOptions, defaultDirMode: number): ViewModes {
+  const check = (name: string, v: number | undefined, dflt: number, allowed: number): number => {
+    if (v === undefined) return dflt;
+    if (!Number.isInteger(v) || v < 0 || (v & ~allowed) !== 0) {
+      const shown = typeof v === 'number' && Number.isInteger(v) ? `0o${v.toString(8)}` : String(v);
+      throw new CairnError('ERR_INVALID_ARGUMENT', `${name} ${shown} has bits other than 0o${allowed.toString(8)} (a read-only mount)`, { [name]: shown });
+    }
+    return v;
+  };
+  return {
+    uid: process.getuid?.() ?? 0,
+    gid: process.getgid?.() ?? 0,
+    imageMode: check('imageMode', options.imageMode, 0o400, 0o444),
+    dirMode: check('dirMode', options.dirMode, defaultDirMode, 0o555),
+  };
+}
+
+interface PoolEntry {
+  reader: Promise<SnapshotReader>;
+  /** Last access, ms. */
+  used: number;
+  /** Open file handles holding it; it is neither evicted nor closed while > 0. */
+  holds: number;
+}
+
+/**
+ * Open snapshots of a datastore mount: least recently used closed first, idle ones closed; a
+ * snapshot with open files is never closed (a VM running from a mounted image must not lose it).
+ */
 class ReaderPool {
-  private readonly open = new Map<string, { reader: Promise<SnapshotReader>; used: number }>();
+  private readonly open = new Map<string, PoolEntry>();
   private readonly timer: NodeJS.Timeout;
 
   constructor(
@@ -385,17 +456,39 @@ class ReaderPool {
 
   source(snap: Snapshot): ReaderSource {
     const key = `${snap.namespace}\0${snap.name}`;
+    const entry = (): PoolEntry => {
+      let e = this.open.get(key);
+      if (e === undefined) {
+        const made: PoolEntry = { reader: snap.open(), used: Date.now(), holds: 0 };
+        e = made;
+        this.open.set(key, made);
+        made.reader.catch(() => {
+          if (this.open.get(key) === made) this.open.delete(key);
+        });
+        this.evict(key);
+      }
+      e.used = Date.now();
+      return e;
+    };
     return {
-      reader: () => {
-        let e = this.open.get(key);
-        if (e === undefined) {
-          e = { reader: snap.open(), used: Date.now() };
-          this.open.set(key, e);
-          e.reader.catch(() => this.open.delete(key));
-          this.evict(key);
+      reader: () => entry().reader,
+      hold: async () => {
+        const e = entry();
+        e.holds++;
+        let released = false;
+        const release = (): void => {
+          if (released) return;
+          released = true;
+          e.holds--;
+          e.used = Date.now(); // the idle clock starts when the last handle is closed
+        };
+        try {
+          await e.reader;
+        } catch (err) {
+          release();
+          throw err;
         }
-        e.used = Date.now();
-        return e.reader;
+        return release;
       },
     };
   }
@@ -403,8 +496,8 @@ class ReaderPool {
   private evict(keep: string): void {
     while (this.open.size > this.max) {
       let oldest: string | undefined;
-      for (const [k, e] of this.open) if (k !== keep && (oldest === undefined || e.used < this.open.get(oldest)!.used)) oldest = k;
-      if (oldest === undefined) return;
+      for (const [k, e] of this.open) if (k !== keep && e.holds === 0 && (oldest === undefined || e.used < this.open.get(oldest)!.used)) oldest = k;
+      if (oldest === undefined) return; // every other one is held by an open file
       this.closeKey(oldest);
     }
   }
@@ -417,7 +510,7 @@ class ReaderPool {
 
   private closeIdle(): void {
     const now = Date.now();
-    for (const [k, e] of this.open) if (now - e.used > this.idleMs) this.closeKey(k);
+    for (const [k, e] of this.open) if (e.holds === 0 && now - e.used > this.idleMs) this.closeKey(k);
   }
 
   async close(): Promise<void> {
@@ -433,7 +526,9 @@ class ReaderPool {
  * `<namespace path>/<type>/<id>/<time>/<archive>`, with a `latest` symlink in each group.
  * Namespaces, groups and snapshots that appear later show up (within about a second), and pruned
  * ones disappear. A snapshot being read is open, and so locked against prune, until nobody has read
- * it for `idleCloseMs`.
+ * it for `idleCloseMs` and no file of it is open. The directories the mount makes up belong to the
+ * mounting user, mode `dirMode` (0o500: other users see nothing, even with `allowOther`, unless
+ * opened up).
  *
  * @example
  * ```ts
@@ -444,11 +539,14 @@ class ReaderPool {
  * ```
  */
 export async function mountDatastore(ds: Datastore, mountpoint: string, options: MountDatastoreOptions = {}): Promise<Mount> {
+  const modes = viewModes(options, 0o500);
+  const idleMs = options.idleCloseMs ?? 10_000;
+  if (!Number.isFinite(idleMs) || idleMs < 0) throw new CairnError('ERR_INVALID_ARGUMENT', `idleCloseMs must be a number of ms ≥ 0, not ${idleMs}`, { idleCloseMs: idleMs });
   const ns = ds.namespace(options.namespace ?? '');
   await ns.assertExists();
-  const pool = new ReaderPool(options.maxOpenSnapshots ?? 16, options.idleCloseMs ?? 10_000);
+  const pool = new ReaderPool(options.maxOpenSnapshots ?? 16, idleMs);
   try {
-    const root = datastoreRoot(ds, ns, new InodeTable(), { open: (s) => pool.source(s) });
+    const root = datastoreRoot(ds, ns, new InodeTable(), { open: (s) => pool.source(s), modes });
     const handlers = new Handlers(root, options, 1000);
     const fuse = await startFuse(mountpoint, handlers, options, 1);
     return makeMount(mountpoint, fuse, () => pool.close());

@@ -5,6 +5,7 @@
  * requests onto these nodes.
  */
 import { CairnError, type Datastore, type Namespace, type BackupGroup, type Snapshot, type SnapshotReader, type TreeItem, type TreeReader } from '../index.js';
+import { showName } from './names.js';
 
 /** What a node is. */
 export type NodeKind = 'dir' | 'file' | 'symlink' | 'chardev' | 'blockdev' | 'fifo' | 'socket';
@@ -43,9 +44,14 @@ export interface VNode {
   read?(offset: number, length: number): Promise<Uint8Array>;
   /** Files that can: read into the caller's buffer, without allocating; returns the byte count. */
   readInto?(offset: number, target: Uint8Array): Promise<number>;
-  /** Symlinks: the target. */
-  readonly target?: Buffer;
-  /** Extended attributes, name → value. */
+  /** Symlinks: the target, as shown (names that are not UTF-8 escaped, see names.ts). */
+  readonly target?: string;
+  /**
+   * Files: keeps what the file is read from open (its snapshot locked) until the returned function
+   * is called; taken by every open handle.
+   */
+  hold?(): Promise<() => void>;
+  /** Extended attributes, shown name → value. */
   readonly xattrs?: ReadonlyMap<string, Buffer>;
   /** Files: the image chunk size, for read-ahead (absent for other files). */
   readonly chunkSize?: number;
@@ -78,11 +84,23 @@ export class InodeTable {
   }
 }
 
-const DIR_PERM = 0o555;
-const FILE_PERM = 0o444;
+/**
+ * Owner and modes of what a view makes up itself (the archive entries of a tree keep their own):
+ * images and blobs, and the directories above them.
+ */
+export interface ViewModes {
+  /** Owner of the made-up entries (the mounting user). */
+  readonly uid: number;
+  /** Group of the made-up entries (the mounting user's). */
+  readonly gid: number;
+  /** Permission bits of images and blobs. */
+  readonly imageMode: number;
+  /** Permission bits of the made-up directories (a snapshot's root; namespaces, types, groups). */
+  readonly dirMode: number;
+}
 
-function dirAttr(ino: number, mtimeMs: number, perm = DIR_PERM, uid = 0, gid = 0): NodeAttr {
-  return { kind: 'dir', perm, uid, gid, size: 4096, mtimeMs, nlink: 2, ino, rdev: 0 };
+function dirAttr(ino: number, mtimeMs: number, modes: ViewModes): NodeAttr {
+  return { kind: 'dir', perm: modes.dirMode, uid: modes.uid, gid: modes.gid, size: 4096, mtimeMs, nlink: 2, ino, rdev: 0 };
 }
 
 /** A directory node over a fixed or computed list of named children. */
@@ -106,46 +124,66 @@ class DirNode implements VNode {
 export interface ReaderSource {
   /** The open reader (it may be opened on demand). */
   reader(): Promise<SnapshotReader>;
+  /**
+   * Keeps the reader open (and so the snapshot locked) until the returned function is called: an
+   * open file handle holds its snapshot. The returned function is idempotent.
+   */
+  hold(): Promise<() => void>;
 }
 
 /**
  * The root of one snapshot: an entry per archive. `keyPrefix` makes inode keys unique across
- * snapshots of a datastore view.
+ * snapshots of a datastore view. Every access goes through `src.reader()`, so a reader the view
+ * closed (idle) and opened again is never used stale.
  */
-export function snapshotRoot(snap: Snapshot, src: ReaderSource, inodes: InodeTable, keyPrefix: string, ino: number): VNode {
+export function snapshotRoot(snap: Snapshot, src: ReaderSource, inodes: InodeTable, keyPrefix: string, ino: number, modes: ViewModes): VNode {
   const mtimeMs = snap.epoch * 1000;
-  const trees = new Map<string, Promise<TreeReader>>();
-  return new DirNode(dirAttr(ino, mtimeMs), async () => {
+  // Tree readers per open reader: a reader closed and opened again gets new ones.
+  const trees = new WeakMap<SnapshotReader, Map<string, Promise<TreeReader>>>();
+  const treeOf = async (name: string): Promise<TreeReader> => {
+    const r = await src.reader();
+    let m = trees.get(r);
+    if (m === undefined) trees.set(r, (m = new Map()));
+    let tp = m.get(name);
+    if (tp === undefined) {
+      tp = r.tree(name);
+      m.set(name, tp);
+      const mm = m;
+      tp.catch(() => mm.delete(name));
+    }
+    return tp;
+  };
+  const hold = (): Promise<() => void> => src.hold();
+  const fileAttr = (key: string, size: number): NodeAttr => ({ kind: 'file', perm: modes.imageMode, uid: modes.uid, gid: modes.gid, size, mtimeMs, nlink: 1, ino: inodes.of(key), rdev: 0 });
+  return new DirNode(dirAttr(ino, mtimeMs, modes), async () => {
     const m = new Map<string, () => Promise<VNode | undefined>>();
     for (const f of snap.files) {
       const key = `${keyPrefix}/${f.name}`;
       if (f.kind === 'image') {
         m.set(f.name, async () => ({
-          attr: { kind: 'file', perm: FILE_PERM, uid: 0, gid: 0, size: f.size, mtimeMs, nlink: 1, ino: inodes.of(key), rdev: 0 },
+          attr: fileAttr(key, f.size),
           ...(f.chunkSize === undefined ? {} : { chunkSize: f.chunkSize }),
           read: async (offset, length) => (await src.reader()).readAt(f.name, offset, length),
           readInto: async (offset, target) => (await src.reader()).readInto(f.name, offset, target),
+          hold,
         }));
       } else if (f.kind === 'blob') {
         let data: Promise<Uint8Array> | undefined;
         m.set(f.name, async () => ({
-          attr: { kind: 'file', perm: FILE_PERM, uid: 0, gid: 0, size: f.size, mtimeMs, nlink: 1, ino: inodes.of(key), rdev: 0 },
+          attr: fileAttr(key, f.size),
           read: async (offset, length) => {
-            data ??= src.reader().then((r) => r.readBlob(f.name));
+            // Read through the reader every time (it takes part in the idle clock), the bytes once.
+            const r = await src.reader();
+            data ??= r.readBlob(f.name);
             data.catch(() => (data = undefined));
             return (await data).subarray(offset, offset + length);
           },
+          hold,
         }));
       } else {
         m.set(f.name, async () => {
-          let tp = trees.get(f.name);
-          if (tp === undefined) {
-            tp = src.reader().then((r) => r.tree(f.name));
-            trees.set(f.name, tp);
-            tp.catch(() => trees.delete(f.name));
-          }
-          const tree = await tp;
-          return treeNode(tree, tree.root, inodes, key);
+          const tree = await treeOf(f.name);
+          return treeNode(() => treeOf(f.name), tree.root, inodes, key, hold);
         });
       }
     }
@@ -160,13 +198,17 @@ function rdevOf(major = 0, minor = 0): number {
   return (minor & 0xff) | ((major & 0xfff) << 8) | ((minor & ~0xff) << 12);
 }
 
-/** A node for a tree archive entry; a hardlink shows its target's content under the target's inode. */
-async function treeNode(tree: TreeReader, item: TreeItem, inodes: InodeTable, archiveKey: string): Promise<VNode> {
+/**
+ * A node for a tree archive entry; a hardlink shows its target's content under the target's inode.
+ * Names, symlink targets and xattr names are shown through {@link showName} (reversible for bytes
+ * that are not UTF-8). `tree` gives the archive's reader of the snapshot's current reader.
+ */
+async function treeNode(tree: () => Promise<TreeReader>, item: TreeItem, inodes: InodeTable, archiveKey: string, hold: () => Promise<() => void>): Promise<VNode> {
   let target = item;
   if (item.entry.kind === 'hardlink') {
-    const t = await tree.lookup(item.entry.target!);
+    const t = await (await tree()).lookup(item.entry.target!);
     if (t === undefined || t.entry.kind === 'hardlink' || t.entry.kind === 'dir') {
-      throw new CairnError('ERR_TREE_CORRUPT', `hardlink '${item.path.toString()}' points at '${Buffer.from(item.entry.target!).toString()}', which is not a file`, { archive: archiveKey });
+      throw new CairnError('ERR_TREE_CORRUPT', `hardlink '${showName(item.path)}' points at '${showName(item.entry.target!)}', which is not a file`, { archive: archiveKey });
     }
     target = t;
   }
@@ -174,13 +216,14 @@ async function treeNode(tree: TreeReader, item: TreeItem, inodes: InodeTable, ar
   const kind = KIND_OF[e.kind] ?? 'file';
   const ino = inodes.of(`${archiveKey}/${target.path.toString('latin1')}`);
   if (item !== target) inodes.linked(ino, item.path.toString('latin1'));
-  const xattrs = e.xattrs === undefined ? undefined : new Map(e.xattrs.map(([n, v]) => [Buffer.from(n).toString('utf8'), Buffer.from(v)]));
+  const xattrs = e.xattrs === undefined ? undefined : new Map(e.xattrs.map(([n, v]) => [showName(n), Buffer.from(v)]));
+  const linkTarget = kind === 'symlink' ? showName(e.target!) : undefined;
   const attr: NodeAttr = {
     kind,
     perm: e.mode & 0o7777,
     uid: e.uid,
     gid: e.gid,
-    size: kind === 'symlink' ? e.target!.byteLength : e.size,
+    size: linkTarget !== undefined ? Buffer.byteLength(linkTarget) : e.size,
     mtimeMs: Number(e.mtimeNs / 1_000_000n),
     nlink: kind === 'dir' ? 2 : inodes.nlink(ino),
     ino,
@@ -190,19 +233,22 @@ async function treeNode(tree: TreeReader, item: TreeItem, inodes: InodeTable, ar
   if (kind === 'dir') {
     let children: Promise<Map<string, TreeItem>> | undefined;
     const load = (): Promise<Map<string, TreeItem>> => {
-      children ??= tree.readDir(target).then((items) => new Map(items.map((c) => [Buffer.from(c.entry.name).toString('utf8'), c])));
+      children ??= tree()
+        .then((t) => t.readDir(target))
+        .then((items) => new Map(items.map((c) => [showName(c.entry.name), c])));
       children.catch(() => (children = undefined));
       return children;
     };
     node.names = async () => [...(await load()).keys()];
     node.child = async (name) => {
       const c = (await load()).get(name);
-      return c === undefined ? undefined : treeNode(tree, c, inodes, archiveKey);
+      return c === undefined ? undefined : treeNode(tree, c, inodes, archiveKey, hold);
     };
   } else if (kind === 'file') {
-    node.read = (offset, length) => tree.readFile(target, offset, length);
-  } else if (kind === 'symlink') {
-    node.target = Buffer.from(e.target!);
+    node.read = async (offset, length) => (await tree()).readFile(target, offset, length);
+    node.hold = hold;
+  } else if (linkTarget !== undefined) {
+    node.target = linkTarget;
   }
   return node;
 }
@@ -211,6 +257,8 @@ async function treeNode(tree: TreeReader, item: TreeItem, inodes: InodeTable, ar
 export interface DatastoreViewOptions {
   /** Opens a snapshot's reader for the view (the mount keeps a bounded set open). */
   readonly open: (snap: Snapshot) => ReaderSource;
+  /** Owner and modes of the made-up entries. */
+  readonly modes: ViewModes;
 }
 
 /** The root of a datastore view: `<namespace path>/<type>/<id>/<time>/<archive>`, `latest` per group. */
@@ -220,7 +268,7 @@ export function datastoreRoot(ds: Datastore, ns: Namespace, inodes: InodeTable, 
 
 function namespaceNode(ds: Datastore, ns: Namespace, inodes: InodeTable, options: DatastoreViewOptions): VNode {
   const key = `ns:${ns.path}`;
-  return new DirNode(dirAttr(ns.path === '' ? 1 : inodes.of(key), 0), async () => {
+  return new DirNode(dirAttr(ns.path === '' ? 1 : inodes.of(key), 0, options.modes), async () => {
     const m = new Map<string, () => Promise<VNode | undefined>>();
     if (!(await ns.exists())) return m;
     const groups = await ns.groups();
@@ -237,7 +285,7 @@ function namespaceNode(ds: Datastore, ns: Namespace, inodes: InodeTable, options
     }
     for (const [type, list] of types) {
       m.set(type, async () =>
-        new DirNode(dirAttr(inodes.of(`${key}/${type}`), 0), async () => new Map(list.map((g) => [g.id, async () => groupNode(g, inodes, options)]))),
+        new DirNode(dirAttr(inodes.of(`${key}/${type}`), 0, options.modes), async () => new Map(list.map((g) => [g.id, async () => groupNode(g, inodes, options)]))),
       );
     }
     return m;
@@ -246,7 +294,7 @@ function namespaceNode(ds: Datastore, ns: Namespace, inodes: InodeTable, options
 
 function groupNode(group: BackupGroup, inodes: InodeTable, options: DatastoreViewOptions): VNode {
   const key = `g:${group.namespace}:${group.name}`;
-  return new DirNode(dirAttr(inodes.of(key), 0), async () => {
+  return new DirNode(dirAttr(inodes.of(key), 0, options.modes), async () => {
     const m = new Map<string, () => Promise<VNode | undefined>>();
     const snaps = await group.snapshots().catch((e: unknown) => {
       if (e instanceof CairnError && e.code === 'ERR_NOT_FOUND') return [];
@@ -254,13 +302,13 @@ function groupNode(group: BackupGroup, inodes: InodeTable, options: DatastoreVie
     });
     for (const s of snaps) {
       const skey = `${key}/${s.time}`;
-      m.set(s.time, async () => snapshotRoot(s, options.open(s), inodes, skey, inodes.of(skey)));
+      m.set(s.time, async () => snapshotRoot(s, options.open(s), inodes, skey, inodes.of(skey), options.modes));
     }
     const newest = snaps.at(-1);
     if (newest !== undefined) {
-      const target = Buffer.from(newest.time);
+      const target = newest.time;
       m.set('latest', async () => ({
-        attr: { kind: 'symlink', perm: 0o777, uid: 0, gid: 0, size: target.byteLength, mtimeMs: newest.epoch * 1000, nlink: 1, ino: inodes.of(`${key}/latest`), rdev: 0 },
+        attr: { kind: 'symlink', perm: 0o777, uid: options.modes.uid, gid: options.modes.gid, size: Buffer.byteLength(target), mtimeMs: newest.epoch * 1000, nlink: 1, ino: inodes.of(`${key}/latest`), rdev: 0 },
         target,
       }));
     }

@@ -40,6 +40,7 @@ export const ERROR_CODES = [
   'ERR_IO',
   'ERR_UNSUPPORTED',
   'ERR_CONFLICT',
+  'ERR_READ_ONLY',
 ] as const;
 
 /** A stable error code. */

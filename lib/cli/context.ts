@@ -38,9 +38,21 @@ export function print(g: GlobalOptions, json: unknown, text: string): void {
   process.stdout.write(g.json === true ? `${JSON.stringify(json, null, 2)}\n` : text.endsWith('\n') || text === '' ? text : `${text}\n`);
 }
 
-/** Opens the datastore of the global options, runs `fn` on it and closes it. */
+let warnedReadOnly = false;
+
+/**
+ * Says once per process, on stderr, that the datastore is read-only and is read without locks.
+ */
+export function warnReadOnly(ds: Datastore): void {
+  if (!ds.readOnly || warnedReadOnly) return;
+  warnedReadOnly = true;
+  process.stderr.write(`cairn: warning: datastore ${ds.root} is read-only (${ds.readOnlyReason}): reading without locks, so a prune or GC run elsewhere could remove what is being read; commands that write fail\n`);
+}
+
+/** Opens the datastore of the global options, runs `fn` on it and closes it (warning when it is read-only). */
 export async function withStore<T>(g: GlobalOptions, fn: (ds: Datastore) => Promise<T>): Promise<T> {
   const ds = await Datastore.open(storePath(g));
+  warnReadOnly(ds);
   try {
     return await fn(ds);
   } finally {

@@ -30,6 +30,7 @@ export const EXIT: Partial<Record<ErrorCode, number>> = {
   ERR_CONFIG_CORRUPT: 5,
   ERR_FORMAT_VERSION: 5,
   ERR_IO: 6,
+  ERR_READ_ONLY: 6,
 };
 
 /** Exit code of an error. */

@@ -10,8 +10,8 @@ import type { ChunkStore } from '../store/chunk-store.js';
 import type { ChunkReader } from '../store/chunk-reader.js';
 import type { WorkerPool } from '../pool/worker-pool.js';
 import type { Clock } from '../util/clock.js';
-import { acquireLock, type FileLock, type LockMode } from './locks.js';
-import type { ErrorDetails } from '../errors.js';
+import { acquireLock, FileLock, type LockMode } from './locks.js';
+import { CairnError, type ErrorDetails } from '../errors.js';
 
 /** The shared state of an open datastore. */
 export interface StoreContext {
@@ -27,6 +27,8 @@ export interface StoreContext {
   readonly clock: Clock;
   /** How long lock waits last, ms (0: fail at once). */
   readonly lockTimeoutMs: number;
+  /** True when the datastore (or its lock tree) cannot be written: readers run without locks, writers fail. */
+  readonly readOnly: boolean;
   /** The worker pool (started on first use). */
   pool(): WorkerPool;
   /** The shared decoded-chunk reader. */
@@ -37,7 +39,21 @@ export interface StoreContext {
   attach(child: { close(): Promise<void> }): () => void;
 }
 
-/** Takes a lock whose file is at backend key `key`. */
+/**
+ * Takes a lock whose file is at backend key `key`. On a read-only datastore a shared lock is a
+ * stand-in that holds nothing (readers run without locks), and an exclusive one, which only
+ * writers take, fails with `ERR_READ_ONLY`.
+ */
 export function lockAt(ctx: StoreContext, key: string, mode: LockMode, what: string, details: ErrorDetails, timeoutMs = ctx.lockTimeoutMs): Promise<FileLock> {
-  return acquireLock(path.join(ctx.root, key), mode, { timeoutMs, what, details: { datastore: ctx.root, ...details } });
+  const file = path.join(ctx.root, key);
+  if (ctx.readOnly) {
+    if (mode === 'shared') return Promise.resolve(FileLock.none(file, mode));
+    return Promise.reject(readOnlyError(ctx, what, details));
+  }
+  return acquireLock(file, mode, { timeoutMs, what, details: { datastore: ctx.root, ...details } });
+}
+
+/** The `ERR_READ_ONLY` error of an operation that would write to a read-only datastore. */
+export function readOnlyError(ctx: Pick<StoreContext, 'root'>, what: string, details: ErrorDetails = {}): CairnError {
+  return new CairnError('ERR_READ_ONLY', `datastore ${ctx.root} is read-only: ${what} cannot be locked for writing`, { datastore: ctx.root, ...details });
 }

@@ -9,7 +9,7 @@
  * - groups, snapshots and the GC are coordinated by OS file locks under `.locks/` (see locks.ts);
  * - nothing below is reachable through a name that did not pass the checks of types.ts.
  */
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, constants as fsc } from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { CairnError, ioError, isCairnError, syscallCode } from '../errors.js';
@@ -62,6 +62,11 @@ export interface DatastoreOpenOptions {
    * @defaultValue 32 MiB
    */
   readonly cacheBytes?: number;
+  /**
+   * Open read-only even when the datastore could be written (see {@link Datastore.readOnly}).
+   * @defaultValue false (read-only only when the datastore or its lock tree cannot be written)
+   */
+  readonly readOnly?: boolean;
 }
 
 /** Options of {@link Datastore.create}: the recorded defaults plus the open options. */
@@ -117,6 +122,17 @@ export class Datastore {
   readonly clock: Clock;
   /** @internal */
   readonly lockTimeoutMs: number;
+  /**
+   * True when the datastore is open read-only: it is on read-only media (EROFS), this user cannot
+   * write its lock tree (EACCES), or {@link DatastoreOpenOptions.readOnly} asked for it. Readers
+   * (listing, show, restore, mount, verify) then work **without locks**, so a prune or GC run by
+   * someone who can write could remove what is being read; verify checks everything but records
+   * no verify state and quarantines nothing. Everything that writes (backup, prune, forget, GC,
+   * notes, protect, moves, namespace changes, the catalog) fails with `ERR_READ_ONLY`.
+   */
+  readonly readOnly: boolean;
+  /** Why the datastore is read-only (`EROFS`, `EACCES`, `option`), when it is. */
+  readonly readOnlyReason: string | undefined;
   private ownPool: WorkerPool | undefined;
   private readonly sharedPool: WorkerPool | undefined;
   private readonly threads: number | undefined;
@@ -126,8 +142,10 @@ export class Datastore {
   private closing: Promise<void> | undefined;
   private readonly children = new Set<{ close(): Promise<void> }>();
 
-  private constructor(root: string, config: DatastoreConfig, options: DatastoreOpenOptions) {
+  private constructor(root: string, config: DatastoreConfig, options: DatastoreOpenOptions, readOnlyReason: string | undefined) {
     this.root = root;
+    this.readOnly = readOnlyReason !== undefined;
+    this.readOnlyReason = readOnlyReason;
     this.backend = new LocalBackend(root);
     this.config = config;
     this.clock = options.clock ?? systemClock;
@@ -236,7 +254,17 @@ export class Datastore {
       throw ioError(e, `cannot read the config of ${root}`, { path: root });
     }
     const config = decodeConfig(bytes, { datastore: root, path: path.join(root, CONFIG_FILE) });
-    return new Datastore(root, config, options);
+    const readOnly = options.readOnly === true ? 'option' : await unwritable(root);
+    return new Datastore(root, config, options, readOnly);
+  }
+
+  /**
+   * Throws `ERR_READ_ONLY` when the datastore is read-only ({@link Datastore.readOnly}).
+   * @param what - the operation, for the message (`create namespace a`)
+   * @internal
+   */
+  assertWritable(what: string): void {
+    if (this.readOnly) throw new CairnError('ERR_READ_ONLY', `datastore ${this.root} is read-only (${this.readOnlyReason}): cannot ${what}`, { datastore: this.root });
   }
 
   /** @internal */
@@ -306,6 +334,7 @@ export class Datastore {
    */
   async createNamespace(ns: string): Promise<Namespace> {
     this.assertOpen();
+    this.assertWritable(`create namespace '${ns}'`);
     const n = new Namespace(this, ns);
     if (n.depth === 0) throw new CairnError('ERR_EXISTS', 'the root namespace always exists', { namespace: '' });
     if (await n.exists()) throw new CairnError('ERR_EXISTS', `namespace '${ns}' exists`, { namespace: ns });
@@ -335,6 +364,7 @@ export class Datastore {
    */
   async removeNamespace(ns: string, options: { recursive?: boolean } = {}): Promise<RemoveNamespaceReport> {
     this.assertOpen();
+    this.assertWritable(`remove namespace '${ns}'`);
     parseNamespace(ns);
     const n = new Namespace(this, ns);
     if (n.depth === 0) throw new CairnError('ERR_INVALID_ARGUMENT', 'the root namespace cannot be removed', { namespace: '' });
@@ -401,6 +431,7 @@ export class Datastore {
    */
   async moveGroup(group: string | GroupId, where: { from?: string; to: string }, options: MoveGroupOptions = {}): Promise<MoveGroupReport> {
     this.assertOpen();
+    this.assertWritable('move a group');
     const g = this.group(group, { namespace: where.from ?? '' });
     return moveGroup(this, g.namespace, g.group, where.to, options);
   }
@@ -422,6 +453,7 @@ export class Datastore {
    */
   async moveNamespace(from: string, to: string, options: MoveNamespaceOptions = {}): Promise<MoveNamespaceReport> {
     this.assertOpen();
+    this.assertWritable('move a namespace');
     return moveNamespace(this, from, to, options);
   }
 
@@ -441,6 +473,25 @@ export class Datastore {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/**
+ * Why this process cannot write the datastore at `root`, or undefined when it can: `EROFS` (read-only
+ * media or mount) or `EACCES` (this user may read but not write the lock tree, or the root when
+ * the lock tree is missing). access(2) reports both without writing anything.
+ */
+async function unwritable(root: string): Promise<string | undefined> {
+  for (const dir of [path.join(root, LOCK_DIR), root]) {
+    try {
+      await fsp.access(dir, fsc.W_OK);
+      return undefined;
+    } catch (e) {
+      const c = syscallCode(e);
+      if (c === 'EROFS' || c === 'EACCES' || c === 'EPERM') return c;
+      if (c !== 'ENOENT') return undefined; // let the operation itself report it
+    }
+  }
+  return undefined;
 }
 
 /** The nearest directory at or above `dir` that holds a Cairn datastore config, if any. */

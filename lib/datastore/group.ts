@@ -5,7 +5,7 @@
 import { CairnError, abortError, isCairnError, type ErrorDetails } from '../errors.js';
 import { formatGroup, parseSnapshotTime, type BackupType, type GroupId } from '../types.js';
 import { sleep } from '../util/clock.js';
-import { lockAt, type StoreContext } from './context.js';
+import { lockAt, readOnlyError, type StoreContext } from './context.js';
 import { NOTES_FILE, OWNER_FILE, PROTECTED_FILE, groupKey, groupLockKey, manifestLockKey, namespaceKey, snapshotKey, snapshotLockKey } from './layout.js';
 import { registerWriter } from './writer-registry.js';
 import { loadSnapshot, removeSnapshotDir, type Snapshot, type SnapshotRef } from './snapshot.js';
@@ -311,6 +311,7 @@ export class BackupGroup {
 
   private async writeText(file: string, text: string): Promise<void> {
     this.ctx.assertOpen();
+    if (this.ctx.readOnly) throw readOnlyError(this.ctx, `the ${file} of backup group ${this.name}`, this.details());
     if (!(await this.exists())) throw new CairnError('ERR_NOT_FOUND', `backup group ${this.name} does not exist`, this.details());
     await this.ctx.backend.put(`${this.key}/${file}`, Buffer.from(text, 'utf8'), { sync: this.ctx.config.syncLevel !== 'none' });
   }

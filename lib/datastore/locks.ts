@@ -16,6 +16,14 @@
  *
  * `flock` locks belong to an open file description: two `acquire` calls in one process conflict
  * exactly like two processes do.
+ *
+ * Lock files are created with `O_CREAT` and then locked; that is safe only because they are never
+ * deleted. Files that are removed again (the writer registrations, writer-registry.ts) must not be
+ * made this way: a prober could lock and delete one in the gap.
+ *
+ * On a read-only datastore ({@link Datastore.readOnly}) no lock files can be made: readers run
+ * without locks ({@link FileLock.none}), and exclusive locks fail with `ERR_READ_ONLY`
+ * (context.ts).
  */
 import { promises as fsp, constants as fsc } from 'node:fs';
 import path from 'node:path';
@@ -46,7 +54,7 @@ export class FileLock {
 
   /** @internal */
   constructor(
-    fh: fsp.FileHandle,
+    fh: fsp.FileHandle | undefined,
     /** Path of the lock file. */
     readonly path: string,
     /** The mode held. */
@@ -55,9 +63,14 @@ export class FileLock {
     this.fh = fh;
   }
 
-  /** True until released. */
+  /** True until released; false for {@link FileLock.none}. */
   get held(): boolean {
     return this.fh !== undefined;
+  }
+
+  /** A stand-in that holds nothing: what readers of a read-only datastore get. @internal */
+  static none(file: string, mode: LockMode): FileLock {
+    return new FileLock(undefined, file, mode);
   }
 
   /** Releases the lock (closing the descriptor releases the flock). */

@@ -332,10 +332,12 @@ export class Catalog {
    * process umask includes 0o022 (no group or other write bits), so that LevelDB, which creates
    * its files itself, never makes a group- or world-writable file; it is put back at the last close.
    * @throws `ERR_LOCKED` when another process holds the catalog for longer than `lockTimeoutMs`;
-   *   `ERR_ABORTED`; `ERR_IO`
+   *   `ERR_READ_ONLY` on a read-only datastore; `ERR_ABORTED`; `ERR_IO`
    */
   static async open(ds: Datastore, options: CatalogOpenOptions = {}): Promise<Catalog> {
     ds.assertOpen();
+    // LevelDB writes its LOCK and log files even to read: search the snapshots directly instead.
+    ds.assertWritable('open the catalog (LevelDB must write even to read); list archives with `ls` instead');
     const key = await realpath(ds.root).catch(() => ds.root);
     for (;;) {
       throwIfAborted(options.signal, { datastore: ds.root });

@@ -144,11 +144,12 @@ export class Pruner {
   /**
    * Removes the plan's `remove` entries, oldest first within each group (in a dry run: nothing).
    * Locked snapshots and unfinished directories of a group with a running backup are skipped and
-   * reported. @throws `ERR_ABORTED`
+   * reported. @throws `ERR_ABORTED`; `ERR_READ_ONLY` on a read-only datastore (unless a dry run)
    */
   async apply(plan: PrunePlan, options: PruneApplyOptions = {}): Promise<PruneReport> {
     const entries = plan.entries.map((e) => ({ ...e }));
     const dryRun = options.dryRun === true;
+    if (!dryRun) this.ds.assertWritable('prune');
     // Oldest first within each group, groups in plan order.
     const order: PruneEntry[] = [];
     let i = 0;

@@ -169,6 +169,11 @@ export interface VerifyReport {
   readonly mbPerSecond: number;
   /** Chunks that are missing or damaged. */
   readonly failedChunks: VerifyFailedChunk[];
+  /**
+   * True when the datastore is read-only ({@link Datastore.readOnly}): everything was checked, but
+   * no verify state was recorded and no damaged chunk was renamed aside.
+   */
+  readonly readOnly: boolean;
 }
 
 /** Outcome of checking one digest. */
@@ -351,7 +356,8 @@ export class Verifier {
         if (failed) result = 'failed';
         else if (threshold !== Infinity) result = 'sampled';
         else result = 'ok';
-        if (result !== 'sampled') {
+        // A read-only datastore is checked all the same; only the verify state cannot be recorded.
+        if (result !== 'sampled' && !ds.readOnly) {
           const state = result === 'failed' ? 'failed' : 'ok';
           const time = formatSnapshotTime(Math.floor(ds.clock.now() / 1000));
           await snap.updateManifest((m) => ({ ...m, unprotected: { ...m.unprotected, verify: { state, time, run } } }));
@@ -384,6 +390,7 @@ export class Verifier {
       seconds: Math.round(seconds * 1000) / 1000,
       mbPerSecond: seconds > 0 ? Math.round((stats.bytesChecked / 1e6 / seconds) * 100) / 100 : 0,
       failedChunks,
+      readOnly: ds.readOnly,
     };
   }
 
@@ -454,7 +461,7 @@ async function checkChunk(store: ChunkStore, ds: Datastore, ref: ChunkRef, stats
     stats.chunksChecked++;
     const message = e instanceof Error ? e.message : String(e);
     if (!isCairnError(e, 'ERR_CHUNK_CORRUPT')) return { ok: false, code: isCairnError(e) ? e.code : 'ERR_IO', message };
-    const quarantined = await store.quarantine(ref.digest);
+    const quarantined = ds.readOnly ? undefined : await store.quarantine(ref.digest);
     return quarantined === undefined ? { ok: false, code: 'ERR_CHUNK_CORRUPT', message } : { ok: false, code: 'ERR_CHUNK_CORRUPT', message, quarantined };
   }
   stats.chunksChecked++;

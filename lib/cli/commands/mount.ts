@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import type { Command } from 'commander';
 import { CairnError, Datastore } from '../../index.js';
-import { print, storePath, type CliContext } from '../context.js';
+import { print, storePath, warnReadOnly, type CliContext } from '../context.js';
 
 /** True while `mountpoint` is a mount point (listed in /proc/self/mounts). */
 async function isMounted(mountpoint: string): Promise<boolean> {
@@ -99,6 +99,7 @@ export function registerMount(program: Command, cli: CliContext): void {
       }
       const { mountSnapshot, mountDatastore } = await import('../../fuse/index.js');
       const ds = await Datastore.open(storePath(g));
+      warnReadOnly(ds);
       const opts = o.allowOther === true ? { allowOther: true } : {};
       let m;
       try {

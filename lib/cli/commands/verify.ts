@@ -40,6 +40,7 @@ export function registerVerify(program: Command, cli: CliContext): void {
         const lines = [
           `verified ${report.ok.length + report.failed.length} snapshots: ${report.ok.length} ok, ${report.failed.length} failed${report.skipped.length > 0 ? `, ${report.skipped.length} skipped` : ''}; ${report.chunksChecked} chunks, ${humanBytes(report.bytesChecked)} in ${report.seconds.toFixed(2)} s (${report.mbPerSecond.toFixed(0)} MB/s)`,
         ];
+        if (report.readOnly) lines.push('read-only datastore: everything was checked, but no verify state was recorded and no damaged chunk was moved aside');
         for (const f of report.failed) lines.push(`failed: ${f}`);
         for (const c of report.failedChunks) lines.push(`chunk ${c.digest}: ${c.code}: ${c.message}${c.quarantined ? ` (moved to ${c.quarantined})` : ''}; needed by ${c.snapshots.join(', ')}`);
         print(g, report, lines.join('\n'));

@@ -2,7 +2,7 @@
  * Reads a snapshot's archives (layer L4): random access (`readAt`), ordered streams with
  * read-ahead, and restores to files or block devices, where all-zero chunks become holes.
  */
-import { promises as fsp, constants as fsc } from 'node:fs';
+import type { promises as fsp } from 'node:fs';
 import { Readable } from 'node:stream';
 import { CairnError, abortError, ioError, throwIfAborted, type ErrorDetails } from '../errors.js';
 import type { Manifest, ManifestFile } from '../format/manifest.js';
@@ -19,6 +19,7 @@ import { archiveFileKey, snapshotKey, treeIndexKeys } from './layout.js';
 import { decodeDynamicIndex, type DynamicIndex } from '../format/dynamic-index.js';
 import { TreeReader } from './tree-reader.js';
 import { restoreTree, type RestoreTreeOptions, type RestoreTreeStats } from './tree-restore.js';
+import { openRestoreTarget } from './file-restore.js';
 import { treeChecksum } from './chunk-stream.js';
 import type { SnapshotRef } from './snapshot.js';
 
@@ -65,15 +66,19 @@ export interface RestoreProgress {
 
 /** Options of {@link SnapshotReader.restore}. */
 export interface RestoreOptions {
-  /** Replace an existing regular file. Block devices are always written in place. @defaultValue false */
+  /**
+   * Replace an existing regular file (atomically: by a rename, once the new file is complete).
+   * Block devices are always written in place. @defaultValue false
+   */
   readonly overwrite?: boolean;
-  /** Cancels the restore; the partly written target is removed (regular files only). */
+  /** Cancels the restore; the temp file is removed and an existing target stays as it was (devices: partly written). */
   readonly signal?: AbortSignal;
   /** Called as chunks land. */
   readonly onProgress?: (p: RestoreProgress) => void;
   /**
-   * fsync the target before resolving. Block devices are always synced; regular files only when
-   * asked, like cp and tar (a restore can simply be repeated).
+   * fsync the target before resolving. Block devices are always synced, and so is a file that
+   * replaces an existing one (before the rename); a new file only when asked, like cp and tar (a
+   * restore can simply be repeated).
    * @defaultValue false
    */
   readonly sync?: boolean;
@@ -277,24 +282,39 @@ export class SnapshotReader {
 
   /**
    * Restores an image archive into a file (sparse: zero chunks become holes) or onto a block
-   * device (zero chunks are written as zeros).
-   * @throws `ERR_EXISTS` when `target` is an existing regular file and `overwrite` is not set.
+   * device (zero chunks are written as zeros), or a blob archive into a file.
+   *
+   * A file is written as a new temp file beside `target` and renamed over it only once complete
+   * (see `file-restore.ts`): a restore that fails, is aborted or is killed leaves an existing
+   * target exactly as it was. A device cannot be renamed over: it is written in place.
+   * @throws `ERR_EXISTS` when `target` is an existing regular file and `overwrite` is not set;
+   *   `ERR_CHUNK_CORRUPT`, `ERR_CHUNK_MISSING`, `ERR_BLOB_CORRUPT`, `ERR_IO` (target untouched)
    */
   async restore(archive: string, target: string, options: RestoreOptions = {}): Promise<RestoreStats> {
     this.assertOpen();
     const t0 = performance.now();
+    const f = this.file(archive);
+    const targetOptions = { overwrite: options.overwrite === true, sync: options.sync === true };
+    if (f.kind === 'blob') {
+      // Read (and check) the whole blob first: a damaged one never touches the target.
+      const data = await this.readBlob(archive);
+      throwIfAborted(options.signal, this.details(archive));
+      const out = await openRestoreTarget(target, targetOptions, this.details(archive));
+      try {
+        await writeFully(out.fh, data, 0);
+        if (!out.device) await out.fh.truncate(data.byteLength);
+        throwIfAborted(options.signal, this.details(archive));
+      } catch (e) {
+        await out.discard();
+        throw e instanceof CairnError ? e : ioError(e, `cannot restore to ${target}`, { ...this.details(archive), path: target });
+      }
+      await out.commit();
+      options.onProgress?.({ archive, bytesDone: data.byteLength, bytesTotal: data.byteLength });
+      return { bytes: data.byteLength, chunksRead: 0, zeroChunks: 0, seconds: (performance.now() - t0) / 1000 };
+    }
     const idx = await this.imageIndex(archive);
-    const st = await fsp.stat(target).catch(() => undefined);
-    const device = st?.isBlockDevice() === true || st?.isCharacterDevice() === true;
-    if (st !== undefined && !device && options.overwrite !== true) {
-      throw new CairnError('ERR_EXISTS', `restore target ${target} exists (pass overwrite / --overwrite to replace it)`, { ...this.details(archive), path: target });
-    }
-    let fh: fsp.FileHandle;
-    try {
-      fh = await fsp.open(target, device ? fsc.O_WRONLY : fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC, 0o640);
-    } catch (e) {
-      throw ioError(e, `cannot open restore target ${target}`, { ...this.details(archive), path: target });
-    }
+    const out = await openRestoreTarget(target, targetOptions, this.details(archive));
+    const { fh, device } = out;
     const zeroHex = new Map<number, string>();
     let chunksRead = 0;
     let zeroChunks = 0;
@@ -338,15 +358,14 @@ export class SnapshotReader {
       }
       await Promise.all(inFlight);
       if (failure !== undefined) throw failure;
+      throwIfAborted(signal, this.details(archive));
       if (!device) await fh.truncate(idx.size);
-      if (device || options.sync === true) await fh.sync();
     } catch (e) {
       await Promise.allSettled(inFlight);
-      await fh.close().catch(() => undefined);
-      if (!device) await fsp.unlink(target).catch(() => undefined);
+      await out.discard();
       throw e instanceof CairnError ? e : ioError(e, `cannot restore to ${target}`, { ...this.details(archive), path: target });
     }
-    await fh.close();
+    await out.commit();
     options.onProgress?.({ archive, bytesDone: idx.size, bytesTotal: idx.size });
     return { bytes: idx.size, chunksRead, zeroChunks, seconds: (performance.now() - t0) / 1000 };
   }

@@ -1,7 +1,7 @@
 /** `cairn restore`: restore an archive of a snapshot to a file or block device, or to stdout. */
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
-import { CairnError, type RestoreProgress } from '../../index.js';
+import type { RestoreProgress } from '../../index.js';
 import { print, withStore, type CliContext } from '../context.js';
 import { humanBytes } from '../format.js';
 import { Progress, progressMode } from '../progress.js';
@@ -23,36 +23,29 @@ export function registerRestore(program: Command, cli: CliContext): void {
       await withStore(g, async (ds) => {
         const s = await ds.snapshot(ref, { namespace: cli.ns() });
         const r = await s.open();
+        // SIGINT and SIGTERM stop a restore cleanly: the temp file of an image or blob goes, an
+        // existing target stays as it was (a tree keeps what was restored so far).
+        const ac = new AbortController();
+        const stop = (): void => ac.abort(new Error('interrupted'));
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
         try {
           const f = r.file(archive);
-          if (f.kind === 'blob') {
-            const data = await r.readBlob(archive);
-            if (target === '-') process.stdout.write(data);
-            else {
-              const { writeFile } = await import('node:fs/promises');
-              await writeFile(target, data, { flag: o.overwrite === true ? 'w' : 'wx' }).catch((e: unknown) => {
-                if ((e as { code?: string }).code === 'EEXIST') throw new CairnError('ERR_EXISTS', `restore target ${target} exists (pass --overwrite to replace it)`, { path: target });
-                throw e;
-              });
-              print(g, { archive, target, bytes: data.byteLength }, `restored ${archive} (${humanBytes(data.byteLength)}) to ${target}`);
-            }
-            return;
-          }
           if (f.kind === 'tree') {
-            const rs = await r.restoreTree(archive, target, { overwrite: o.overwrite === true, include: o.include, exclude: o.exclude });
+            const rs = await r.restoreTree(archive, target, { overwrite: o.overwrite === true, include: o.include, exclude: o.exclude, signal: ac.signal });
             const lines = [`restored ${archive}: ${rs.entries} entries, ${humanBytes(rs.bytes)} to ${target} in ${rs.seconds.toFixed(2)} s`];
             for (const pr of rs.problems) lines.push(`warning: ${pr.path}: ${pr.code}: ${pr.message}`);
             print(g, { archive, target, ...rs }, lines.join('\n'));
             return;
           }
           if (target === '-') {
+            if (f.kind === 'blob') process.stdout.write(await r.readBlob(archive));
             // An image to stdout, in order (for a pipe into dd, ssh, a hypervisor's import).
-            await pipeline(r.createReadStream(archive), process.stdout);
+            else await pipeline(r.createReadStream(archive, { signal: ac.signal }), process.stdout);
             return;
           }
-          const ac = new AbortController();
-          const stop = (): void => ac.abort(new Error('interrupted'));
-          process.once('SIGINT', stop);
+          // A file: into a temp file beside the target, renamed over it once complete; a device:
+          // in place.
           const progress = new Progress(progressMode(g));
           try {
             const stats = await r.restore(archive, target, {
@@ -61,13 +54,18 @@ export function registerRestore(program: Command, cli: CliContext): void {
               onProgress: (p: RestoreProgress) => progress.update(p.archive, p.bytesDone, p.bytesTotal),
             });
             progress.end();
+            if (f.kind === 'blob') {
+              print(g, { archive, target, bytes: stats.bytes }, `restored ${archive} (${humanBytes(stats.bytes)}) to ${target}`);
+              return;
+            }
             const rate = stats.seconds > 0 ? `${humanBytes(stats.bytes / stats.seconds)}/s` : '';
             print(g, { archive, target, ...stats }, `restored ${archive} (${humanBytes(stats.bytes)}) to ${target} in ${stats.seconds.toFixed(2)} s ${rate}`);
           } finally {
             progress.end();
-            process.off('SIGINT', stop);
           }
         } finally {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
           await r.close();
         }
       });

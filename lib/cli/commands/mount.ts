@@ -78,6 +78,41 @@ async function daemonize(): Promise<void> {
   child.unref();
 }
 
+/** Parses an octal mode given on the command line (`0444`, `444`, `0o444`). */
+function octalMode(option: string, text: string): number {
+  const m = /^(?:0o?)?([0-7]{1,4})$/i.exec(text.trim());
+  if (m === null) throw new CairnError('ERR_INVALID_ARGUMENT', `${option} wants an octal mode such as 0440, not '${text}'`, { option, value: text });
+  return parseInt(m[1]!, 8);
+}
+
+/** Parses a number of seconds (decimals allowed) into ms. */
+function seconds(option: string, text: string): number {
+  const v = Number(text);
+  if (text.trim() === '' || !Number.isFinite(v) || v < 0) throw new CairnError('ERR_INVALID_ARGUMENT', `${option} wants a number of seconds ≥ 0, not '${text}'`, { option, value: text });
+  return Math.round(v * 1000);
+}
+
+const MOUNT_HELP = `
+Who may read what: the mount always applies the modes and owners it shows (FUSE
+default_permissions), also with --allow-other. The entries of a tree archive
+keep their own modes and owners. Image and blob archives belong to the user who
+mounts, mode 0400 (--image-mode 0440 or 0444 opens them to the group or to
+everyone). The directories the mount makes up belong to that user too: the root
+of a snapshot mount is 0555 (it lists only the archive names); the namespace,
+type, group and snapshot directories of a datastore mount are 0500, so other
+users see nothing of it unless --dir-mode (e.g. 0555) opens them.
+
+Names that are not valid UTF-8: FUSE passes names as UTF-8 text here, so each
+byte of a name (or of a symlink target, or of an xattr name) that is not part of
+valid UTF-8 is shown as the private-use character U+F700 + the byte (byte 0xFF
+shows as U+F7FF), and a real U+F700..U+F7FF in a name shows as its three bytes
+escaped the same way. Every entry keeps one name of its own; valid names show
+exactly as they are.
+
+An open file holds its snapshot: on a datastore mount a snapshot is closed (and
+its lock against prune and forget released) only when no file of it is open and
+nobody has read it for --idle-close seconds.`;
+
 /** Adds `mount` to the program. */
 export function registerMount(program: Command, cli: CliContext): void {
   program
@@ -86,13 +121,21 @@ export function registerMount(program: Command, cli: CliContext): void {
     .argument('<target>', 'a snapshot (type/id/time, or type/id for the newest), or the mountpoint alone to mount the whole datastore (below --ns)')
     .argument('[mountpoint]', 'where to mount a snapshot')
     .option('--daemon', 'detach once mounted')
-    .option('--allow-other', 'let other users read the mount')
+    .option('--allow-other', 'let other users reach the mount (they see what the modes shown allow, see below)')
+    .option('--image-mode <octal>', 'mode of image and blob archives, owned by the mounting user (read bits only)', '0400')
+    .option('--dir-mode <octal>', 'mode of the directories the mount makes up (default: 0555 for a snapshot, 0500 for a datastore)')
+    .option('--idle-close <seconds>', 'datastore mount: close a snapshot with no open file after this long unread', '10')
+    .addHelpText('after', MOUNT_HELP)
     .addHelpText(
       'after',
       '\nExamples:\n  cairn --store ./cairn-store mount vm/100 /mnt/vm100        # then: losetup -r -f /mnt/vm100/drive-scsi0.img\n  cairn --store ./cairn-store mount /mnt/cairn --daemon      # /mnt/cairn/<ns>/<type>/<id>/<time>/<archive>\n  cairn umount /mnt/cairn',
     )
-    .action(async (target: string, mountpoint: string | undefined, o: { daemon?: boolean; allowOther?: boolean }) => {
+    .action(async (target: string, mountpoint: string | undefined, o: { daemon?: boolean; allowOther?: boolean; imageMode: string; dirMode?: string; idleClose: string }) => {
       const g = cli.globals();
+      // Checked before detaching, so that bad input fails here with its exit code.
+      const imageMode = octalMode('--image-mode', o.imageMode);
+      const dirMode = o.dirMode === undefined ? undefined : octalMode('--dir-mode', o.dirMode);
+      const idleCloseMs = seconds('--idle-close', o.idleClose);
       if (o.daemon === true && process.env['CAIRN_MOUNT_CHILD'] !== '1') {
         await daemonize();
         return;
@@ -100,12 +143,12 @@ export function registerMount(program: Command, cli: CliContext): void {
       const { mountSnapshot, mountDatastore } = await import('../../fuse/index.js');
       const ds = await Datastore.open(storePath(g));
       warnReadOnly(ds);
-      const opts = o.allowOther === true ? { allowOther: true } : {};
+      const opts = { ...(o.allowOther === true ? { allowOther: true } : {}), imageMode, ...(dirMode === undefined ? {} : { dirMode }) };
       let m;
       try {
         m =
           mountpoint === undefined
-            ? await mountDatastore(ds, target, { ...opts, namespace: cli.ns() })
+            ? await mountDatastore(ds, target, { ...opts, namespace: cli.ns(), idleCloseMs })
             : await mountSnapshot(await ds.snapshot(target, { namespace: cli.ns() }), mountpoint, opts);
       } catch (e) {
         await ds.close();

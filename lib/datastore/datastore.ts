@@ -13,7 +13,8 @@ import { promises as fsp, constants as fsc } from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { CairnError, ioError, isCairnError, syscallCode } from '../errors.js';
-import { LocalBackend, DIR_MODE } from '../backend/local.js';
+import { LocalBackend, DIR_MODE, readRegularFile } from '../backend/local.js';
+import { CONFIG_FILE_MAX_BYTES } from '../format/limits.js';
 import { decodeConfig, encodeConfig, type DatastoreConfig } from '../format/config.js';
 import { ChunkStore, CHUNK_DIR, shardKeys } from '../store/chunk-store.js';
 import { ChunkReader } from '../store/chunk-reader.js';
@@ -245,9 +246,11 @@ export class Datastore {
     const root = path.resolve(dir);
     let bytes: Uint8Array;
     try {
-      bytes = await fsp.readFile(path.join(root, CONFIG_FILE));
+      // Bounded, regular files only: a config that is a symlink to /dev/zero or a FIFO fails at once.
+      bytes = await readRegularFile(path.join(root, CONFIG_FILE), { maxBytes: CONFIG_FILE_MAX_BYTES, code: 'ERR_CONFIG_CORRUPT', details: { datastore: root } });
     } catch (e) {
-      const c = syscallCode(e);
+      if (isCairnError(e, 'ERR_CONFIG_CORRUPT')) throw e;
+      const c = isCairnError(e, 'ERR_NOT_FOUND') ? 'ENOENT' : isCairnError(e) ? e.details.syscallCode : syscallCode(e);
       if (c === 'ENOENT' || c === 'ENOTDIR') {
         throw new CairnError('ERR_NOT_A_DATASTORE', `${root} is not a Cairn datastore (no ${CONFIG_FILE}); create one with \`cairn init ${dir}\``, { path: root }, e);
       }
@@ -497,7 +500,7 @@ async function unwritable(root: string): Promise<string | undefined> {
 /** The nearest directory at or above `dir` that holds a Cairn datastore config, if any. */
 async function findEnclosingDatastore(dir: string): Promise<string | undefined> {
   for (let d = path.resolve(dir); ; d = path.dirname(d)) {
-    const text = await fsp.readFile(path.join(d, CONFIG_FILE), 'utf8').catch(() => '');
+    const text = await readRegularFile(path.join(d, CONFIG_FILE), { maxBytes: CONFIG_FILE_MAX_BYTES }).then((b) => Buffer.from(b).toString('utf8'), () => '');
     if (text.includes('"cairn-datastore"')) return d;
     if (path.dirname(d) === d) return undefined;
   }

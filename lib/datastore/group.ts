@@ -11,6 +11,8 @@ import { registerWriter } from './writer-registry.js';
 import { loadSnapshot, removeSnapshotDir, type Snapshot, type SnapshotRef } from './snapshot.js';
 import { SnapshotWriter, removeTree, snapshotTimeOf, type BackupOptions } from './snapshot-writer.js';
 import type { FileLock } from './locks.js';
+import { unsafeEntry } from '../backend/local.js';
+import { TEXT_FILE_MAX_BYTES } from '../format/limits.js';
 
 const TIME_DIR = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
 
@@ -102,10 +104,15 @@ export class BackupGroup {
     return { datastore: this.ctx.root, namespace: this.namespace, group: this.name };
   }
 
-  /** True when the group directory exists. */
+  /**
+   * True when the group directory exists.
+   * @throws `ERR_UNSAFE_PATH` when the group's directory is a symlink (or not a directory).
+   */
   async exists(): Promise<boolean> {
     this.ctx.assertOpen();
-    return (await this.ctx.backend.stat(this.key))?.isDirectory === true;
+    const st = await this.ctx.backend.stat(this.key);
+    if (st !== undefined && st.type !== 'directory') throw unsafeEntry(this.ctx.backend.pathOf(this.key), st.type === 'symlink' ? 'a symlink' : 'not a directory', this.details());
+    return st !== undefined;
   }
 
   /** Times of all snapshot directories, finished or not, oldest first. @internal */
@@ -302,7 +309,7 @@ export class BackupGroup {
   private async readText(file: string): Promise<string | undefined> {
     this.ctx.assertOpen();
     try {
-      return Buffer.from(await this.ctx.backend.get(`${this.key}/${file}`)).toString('utf8');
+      return Buffer.from(await this.ctx.backend.get(`${this.key}/${file}`, undefined, { maxBytes: TEXT_FILE_MAX_BYTES })).toString('utf8');
     } catch (e) {
       if (isCairnError(e, 'ERR_NOT_FOUND')) return undefined;
       throw e;
@@ -326,7 +333,9 @@ export class BackupGroup {
   async backup(options: BackupOptions = {}): Promise<SnapshotWriter> {
     this.ctx.assertOpen();
     const nsKey = namespaceKey(this.nsParts);
-    if (nsKey !== '' && (await this.ctx.backend.stat(nsKey))?.isDirectory !== true) {
+    const nsStat = nsKey === '' ? undefined : await this.ctx.backend.stat(nsKey);
+    if (nsStat !== undefined && nsStat.type !== 'directory') throw unsafeEntry(this.ctx.backend.pathOf(nsKey), nsStat.type === 'symlink' ? 'a symlink' : 'not a directory', this.details());
+    if (nsKey !== '' && nsStat === undefined) {
       throw new CairnError('ERR_NOT_FOUND', `namespace '${this.namespace}' does not exist`, this.details());
     }
     const groupLock = await lockAt(this.ctx, groupLockKey(this.nsParts, this.group), 'exclusive', `backup group ${this.name}`, this.details());

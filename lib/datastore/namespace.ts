@@ -7,6 +7,7 @@ import { BACKUP_TYPES, parseGroup, parseNamespace, MAX_NAMESPACE_DEPTH, type Gro
 import type { StoreContext } from './context.js';
 import { namespaceKey } from './layout.js';
 import { BackupGroup } from './group.js';
+import { unsafeEntry } from '../backend/local.js';
 
 const SAFE = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
 
@@ -64,10 +65,16 @@ export class Namespace {
     return { datastore: this.ctx.root, namespace: this.path };
   }
 
-  /** True for the root and for namespaces whose directory exists. */
+  /**
+   * True for the root and for namespaces whose directory exists.
+   * @throws `ERR_UNSAFE_PATH` when the namespace's directory is a symlink (or not a directory).
+   */
   async exists(): Promise<boolean> {
     this.ctx.assertOpen();
-    return this.parts.length === 0 || (await this.ctx.backend.stat(this.key))?.isDirectory === true;
+    if (this.parts.length === 0) return true;
+    const st = await this.ctx.backend.stat(this.key);
+    if (st !== undefined && st.type !== 'directory') throw unsafeEntry(this.ctx.backend.pathOf(this.key), st.type === 'symlink' ? 'a symlink' : 'not a directory', this.details());
+    return st !== undefined;
   }
 
   /** @throws `ERR_NOT_FOUND` unless the namespace exists. */

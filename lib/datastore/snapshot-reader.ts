@@ -16,6 +16,7 @@ import { formatGroup } from '../types.js';
 import type { StoreContext } from './context.js';
 import type { FileLock } from './locks.js';
 import { archiveFileKey, snapshotKey, treeIndexKeys } from './layout.js';
+import { dynamicIndexMaxBytes, envelopeMaxBytes, fixedIndexMaxBytes } from '../format/limits.js';
 import { decodeDynamicIndex, type DynamicIndex } from '../format/dynamic-index.js';
 import { TreeReader } from './tree-reader.js';
 import { restoreTree, type RestoreTreeOptions, type RestoreTreeStats } from './tree-restore.js';
@@ -182,7 +183,7 @@ export class SnapshotReader {
     const details = { ...this.details(f.name), path: this.ctx.backend.pathOf(key) };
     let bytes: Uint8Array;
     try {
-      bytes = await this.ctx.backend.get(key);
+      bytes = await this.ctx.backend.get(key, undefined, { maxBytes: fixedIndexMaxBytes(f.size), code: 'ERR_INDEX_CORRUPT' });
     } catch (e) {
       throw new CairnError('ERR_INDEX_CORRUPT', `index of archive '${f.name}' in ${this.name} cannot be read: ${(e as Error).message}`, details, e);
     }
@@ -382,19 +383,19 @@ export class SnapshotReader {
     if (p === undefined) {
       p = (async () => {
         const keys = treeIndexKeys(snapshotKey(this.ref.nsParts, this.ref.group, this.ref.time), name);
-        const load = async (key: string): Promise<DynamicIndex> => {
+        const load = async (key: string, size: number | undefined): Promise<DynamicIndex> => {
           const details = { ...this.details(name), path: this.ctx.backend.pathOf(key) };
           let bytes: Uint8Array;
           try {
-            bytes = await this.ctx.backend.get(key);
+            bytes = await this.ctx.backend.get(key, undefined, { maxBytes: dynamicIndexMaxBytes(size), code: 'ERR_INDEX_CORRUPT' });
           } catch (e) {
             throw new CairnError('ERR_INDEX_CORRUPT', `index of archive '${name}' in ${this.name} cannot be read: ${(e as Error).message}`, details, e);
           }
           return decodeDynamicIndex(bytes, details);
         };
         await initHash();
-        const meta = await load(keys.meta);
-        const payload = await load(keys.payload);
+        const meta = await load(keys.meta, undefined);
+        const payload = await load(keys.payload, f.size);
         if (payload.size !== f.size || treeChecksum(meta.checksum, payload.checksum) !== f.checksum) {
           throw new CairnError('ERR_INDEX_CORRUPT', `indexes of tree archive '${name}' in ${this.name} do not match the manifest`, this.details(name));
         }
@@ -437,7 +438,7 @@ export class SnapshotReader {
     const details = { ...this.details(name), path: this.ctx.backend.pathOf(key) };
     let bytes: Uint8Array;
     try {
-      bytes = await this.ctx.backend.get(key);
+      bytes = await this.ctx.backend.get(key, undefined, { maxBytes: envelopeMaxBytes(f.size), code: 'ERR_BLOB_CORRUPT' });
     } catch (e) {
       throw new CairnError('ERR_BLOB_CORRUPT', `blob '${name}' of ${this.name} cannot be read: ${(e as Error).message}`, details, e);
     }

@@ -544,15 +544,13 @@ function roundStats(totals: Record<string, number>): Record<string, number> {
   return out;
 }
 
-/** Removes a directory key and everything under it (snapshot directories are flat). */
+/**
+ * Removes a directory key and everything under it, following no symlink: a symlink, FIFO or device
+ * anywhere below fails with `ERR_UNSAFE_PATH` before anything in its directory is removed
+ * (`Backend.removeTree`).
+ */
 export async function removeTree(ctx: StoreContext, key: string): Promise<void> {
-  for (const name of await ctx.backend.list(key)) {
-    const child = `${key}/${name}`;
-    const st = await ctx.backend.stat(child);
-    if (st?.isDirectory === true) await removeTree(ctx, child);
-    else await ctx.backend.delete(child);
-  }
-  await ctx.backend.rmdir(key);
+  await ctx.backend.removeTree(key);
 }
 
 /** The time for a new snapshot: explicit (validated), or the clock's second. */

@@ -8,6 +8,8 @@ import { lockAt, type StoreContext } from './context.js';
 import type { FileLock } from './locks.js';
 import { MANIFEST_FILE, PROTECTED_FILE, manifestLockKey, snapshotKey, snapshotLockKey } from './layout.js';
 import { SnapshotReader, type SnapshotReaderOptions } from './snapshot-reader.js';
+import { unsafeEntry } from '../backend/local.js';
+import { MANIFEST_MAX_BYTES } from '../format/limits.js';
 
 /** Where a snapshot is: namespace, group and time. */
 export interface SnapshotRef {
@@ -221,8 +223,19 @@ export class Snapshot {
  * exclusively and its manifest lock. @internal
  */
 export async function removeSnapshotDir(ctx: StoreContext, dir: string): Promise<void> {
+  // Looked at before anything goes: an entry that is not a regular file (a planted symlink, a FIFO,
+  // a directory) stops the removal with ERR_UNSAFE_PATH while the snapshot is still whole.
+  const names = await ctx.backend.list(dir);
+  for (const name of names) {
+    const st = await ctx.backend.stat(`${dir}/${name}`);
+    if (st !== undefined && st.type !== 'file') throw unsafeEntry(ctx.backend.pathOf(`${dir}/${name}`), st.type === 'symlink' ? 'a symlink' : st.type === 'directory' ? 'a directory' : 'not a regular file');
+  }
   await ctx.backend.delete(`${dir}/${MANIFEST_FILE}`);
-  for (const name of await ctx.backend.list(dir)) await ctx.backend.delete(`${dir}/${name}`);
+  for (const name of names) if (name !== MANIFEST_FILE) await ctx.backend.delete(`${dir}/${name}`);
+  // Temp files a concurrent writer may have left since the listing.
+  for (const name of await ctx.backend.list(dir)) {
+    if ((await ctx.backend.stat(`${dir}/${name}`))?.type === 'file') await ctx.backend.delete(`${dir}/${name}`);
+  }
   await ctx.backend.rmdir(dir);
 }
 
@@ -231,7 +244,7 @@ export async function loadSnapshot(ctx: StoreContext, ref: SnapshotRef): Promise
   const dir = snapshotKey(ref.nsParts, ref.group, ref.time);
   let bytes: Uint8Array;
   try {
-    bytes = await ctx.backend.get(`${dir}/${MANIFEST_FILE}`);
+    bytes = await ctx.backend.get(`${dir}/${MANIFEST_FILE}`, undefined, { maxBytes: MANIFEST_MAX_BYTES, code: 'ERR_MANIFEST_CORRUPT' });
   } catch (e) {
     if (isCairnError(e, 'ERR_NOT_FOUND')) return undefined;
     throw e;

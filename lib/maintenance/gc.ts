@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CairnError, isCairnError, throwIfAborted } from '../errors.js';
 import { ioError, syscallCode } from '../errors.js';
-import { TMP_MARKER } from '../backend/local.js';
+import { isTempFileName, unsafeEntry } from '../backend/local.js';
 import { lockAt } from '../datastore/context.js';
 import { oldestLiveWriter } from '../datastore/writer-registry.js';
 import { drainMoveJournal } from '../datastore/move-journal.js';
@@ -406,9 +406,28 @@ interface SweepCounts {
  */
 const SWEEP_BATCH = 512;
 
-function statOrUndefined(p: string): { size: number; mtimeMs: number } | undefined {
-  const st = fs.statSync(p, { throwIfNoEntry: false });
-  return st === undefined ? undefined : { size: st.size, mtimeMs: st.mtimeMs };
+/** lstat (a planted symlink is never followed); undefined when missing. */
+function statOrUndefined(p: string): { size: number; mtimeMs: number; isFile: boolean } | undefined {
+  const st = fs.lstatSync(p, { throwIfNoEntry: false });
+  return st === undefined ? undefined : { size: st.size, mtimeMs: st.mtimeMs, isFile: st.isFile() };
+}
+
+/**
+ * The names in a directory the sweep walks, or undefined when it does not exist (or is not a
+ * directory on the way). A directory that is a symlink is never listed: it is not the datastore's
+ * (the chunk shards are created with it), and following it would delete files elsewhere.
+ * @throws `ERR_UNSAFE_PATH` for a symlink (or other non-directory) where a directory belongs.
+ */
+function listRealDir(dir: string): string[] | undefined {
+  const st = fs.lstatSync(dir, { throwIfNoEntry: false });
+  if (st === undefined) return undefined;
+  if (!st.isDirectory()) throw unsafeEntry(dir, st.isSymbolicLink() ? 'a symlink' : 'not a directory');
+  try {
+    return fs.readdirSync(dir);
+  } catch (e) {
+    if (syscallCode(e) === 'ENOENT' || syscallCode(e) === 'ENOTDIR') return undefined;
+    throw e;
+  }
 }
 
 function unlinkQuiet(p: string): void {
@@ -430,20 +449,25 @@ function putBack(aside: string, original: string): void {
   unlinkQuiet(aside);
 }
 
-/** Removes the temp files (`.tmp-` in the name) older than the cutoff directly in `dir`. */
+/**
+ * Removes the temp files older than the cutoff directly in `dir`: regular files whose names
+ * {@link isTempFileName} recognises (`.<name>.tmp-<pid>-<n>`), never a committed file whose legal
+ * name merely contains `.tmp-` (`disk.tmp-1.img.fidx`). A directory that is a symlink is skipped:
+ * the mark phase has already failed on it, or it is not the datastore's.
+ */
 function removeStaleTemp(dir: string, cutoffMs: number, dryRun: boolean, c: SweepCounts): void {
-  let names: string[];
+  let names: string[] | undefined;
   try {
-    names = fs.readdirSync(dir);
+    names = listRealDir(dir);
   } catch (e) {
-    if (syscallCode(e) === 'ENOENT' || syscallCode(e) === 'ENOTDIR') return;
+    if (isCairnError(e, 'ERR_UNSAFE_PATH')) return;
     throw e;
   }
-  for (const name of names) {
-    if (!name.includes(TMP_MARKER)) continue;
+  for (const name of names ?? []) {
+    if (!isTempFileName(name)) continue;
     const p = path.join(dir, name);
     const st = statOrUndefined(p);
-    if (st !== undefined && st.mtimeMs < cutoffMs) {
+    if (st !== undefined && st.isFile && st.mtimeMs < cutoffMs) {
       if (!dryRun) unlinkQuiet(p);
       c.removedTemp++;
     }
@@ -457,13 +481,8 @@ interface ShardEntry {
 }
 
 async function sweepShard(dir: string, marks: MarkSet, cutoffMs: number, dryRun: boolean, c: SweepCounts, unlinker: Unlinker, signal: AbortSignal | undefined): Promise<void> {
-  let names: string[];
-  try {
-    names = fs.readdirSync(dir);
-  } catch (e) {
-    if (syscallCode(e) === 'ENOENT') return;
-    throw e;
-  }
+  const names = listRealDir(dir);
+  if (names === undefined) return;
   const byHex = new Map<string, ShardEntry>();
   const entry = (hex: string): ShardEntry => {
     let x = byHex.get(hex);
@@ -475,11 +494,11 @@ async function sweepShard(dir: string, marks: MarkSet, cutoffMs: number, dryRun:
     if (CHUNK_NAME.test(name)) entry(name).chunk = true;
     else if ((m = BAD_NAME.exec(name)) !== null) entry(m[1]!).bads.push(name);
     else if ((m = ASIDE_NAME.exec(name)) !== null) entry(m[1]!).asides.push(name);
-    else if (name.includes(TMP_MARKER)) {
+    else if (isTempFileName(name)) {
       // A temp file of a crashed writer (a live writer's temp file is newer than the cutoff).
       const p = path.join(dir, name);
       const st = statOrUndefined(p);
-      if (st !== undefined && st.mtimeMs < cutoffMs) {
+      if (st !== undefined && st.isFile && st.mtimeMs < cutoffMs) {
         if (!dryRun) unlinkQuiet(p);
         c.removedTemp++;
       }

@@ -7,9 +7,13 @@ import { blake3 } from '../codec/hash.js';
 import { lz4Compress } from '../codec/compress.js';
 import { encodeChunk, decodeChunk } from '../codec/chunk-codec.js';
 import { CairnError, errorFromJSON, ioError, syscallCode, type CairnErrorJSON } from '../errors.js';
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from 'node:fs';
 import type { DecodeResult, DecodeTask, EncodeResult, EncodeTask, HashResult, HashTask, PoolTask, ReadDecodeTask } from './protocol.js';
 import { isAllZero, knownHas } from './known-set.js';
+import { ENVELOPE_MAX_BYTES } from '../format/limits.js';
+
+/** Open flags of chunk files: no symlink followed, no blocking on a FIFO (O_NONBLOCK does nothing to regular files). */
+const READ_FLAGS = fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK;
 
 /** A result and the buffers to transfer with it. */
 export interface TaskOutput<T> {
@@ -91,10 +95,27 @@ function decode(task: DecodeTask): TaskOutput<DecodeResult> {
  */
 let readBuffer = new Uint8Array(0);
 
+/** Thrown by {@link readChunkFile} for a chunk file that is not what the layout says. */
+class NotAChunkFile extends Error {}
+
+/**
+ * Reads a chunk file: opened `O_NOFOLLOW|O_NONBLOCK` (a symlink fails, a FIFO cannot block the
+ * worker), required to be a regular file by `fstat`, and at most {@link ENVELOPE_MAX_BYTES}, so a
+ * planted `/dev/zero`, FIFO, directory or huge sparse file fails at once as a corrupt chunk.
+ */
 function readChunkFile(file: string): Uint8Array {
-  const fd = openSync(file, 'r');
+  let fd: number;
   try {
-    const size = fstatSync(fd).size;
+    fd = openSync(file, READ_FLAGS);
+  } catch (e) {
+    if (syscallCode(e) === 'ELOOP') throw new NotAChunkFile('is a symlink, not a regular file');
+    throw e;
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new NotAChunkFile(st.isDirectory() ? 'is a directory' : 'is not a regular file (a FIFO, device or socket)');
+    const size = st.size;
+    if (size > ENVELOPE_MAX_BYTES) throw new NotAChunkFile(`is ${size} bytes, more than the ${ENVELOPE_MAX_BYTES} a chunk can have`);
     if (readBuffer.byteLength < size) readBuffer = new Uint8Array(size);
     let n = 0;
     while (n < size) {
@@ -114,7 +135,9 @@ function readDecode(task: ReadDecodeTask): TaskOutput<DecodeResult> {
     data = readChunkFile(task.path);
   } catch (e) {
     const err =
-      syscallCode(e) === 'ENOENT'
+      e instanceof NotAChunkFile
+        ? new CairnError(task.code, `chunk ${task.details.digest ?? ''} at ${task.path} ${e.message}`, { ...task.details, path: task.path })
+        : syscallCode(e) === 'ENOENT'
         ? new CairnError('ERR_CHUNK_MISSING', `chunk ${task.details.digest ?? task.path} is missing`, { ...task.details, path: task.path }, e)
         : ioError(e, `cannot read chunk ${task.details.digest ?? ''} at ${task.path}`, { ...task.details, path: task.path });
     return { value: { error: err.toJSON() }, transfer: [] };

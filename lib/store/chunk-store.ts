@@ -20,6 +20,7 @@ import type { Backend } from '../backend/backend.js';
 import { CairnError, isCairnError } from '../errors.js';
 import type { Clock } from '../util/clock.js';
 import type { SyncLevel } from '../types.js';
+import { ENVELOPE_MAX_BYTES } from '../format/limits.js';
 
 /** Folder of the chunk files inside a datastore. */
 export const CHUNK_DIR = '.chunks';
@@ -101,19 +102,20 @@ export class ChunkStore {
     return target;
   }
 
-  /**
-   * Reads a chunk file's stored bytes (not decoded).
-   * @throws `ERR_CHUNK_MISSING` naming the digest when the file does not exist.
-   */
   /** The local path of a chunk file, when the backend keeps files (for reading it on a worker). */
   localPathOf(digest: Uint8Array): string | undefined {
     return this.backend.localPath(chunkKey(toHex(digest)));
   }
 
+  /**
+   * Reads a chunk file's stored bytes (not decoded), at most the largest envelope.
+   * @throws `ERR_CHUNK_MISSING` naming the digest when the file does not exist; `ERR_CHUNK_CORRUPT`
+   *   when it is not a regular file (a symlink, FIFO, directory) or is too large.
+   */
   async read(digest: Uint8Array): Promise<Uint8Array> {
     const hex = toHex(digest);
     try {
-      return await this.backend.get(chunkKey(hex));
+      return await this.backend.get(chunkKey(hex), undefined, { maxBytes: ENVELOPE_MAX_BYTES, code: 'ERR_CHUNK_CORRUPT' });
     } catch (e) {
       if (isCairnError(e, 'ERR_NOT_FOUND')) {
         throw new CairnError('ERR_CHUNK_MISSING', `chunk ${hex} is missing`, { digest: hex }, e);

@@ -140,7 +140,8 @@ t.test('get: whole, ranges, past the end, missing', async (t) => {
   t.equal(miss?.details.path, path.join(dir, 'k', 'nope'));
   await rejectsCode(t, b.get('nodir/nope', { offset: 0, length: 1 }), 'ERR_NOT_FOUND', 'missing key, range read');
   const isDir = await rejectsCode(t, b.get('k'), 'ERR_IO', 'a directory');
-  t.equal(isDir?.details.syscallCode, 'EISDIR');
+  t.match(isDir?.message, /is a directory/);
+  await rejectsCode(t, b.get('k', undefined, { code: 'ERR_INDEX_CORRUPT' }), 'ERR_INDEX_CORRUPT', 'a directory, with the caller\'s code');
 });
 
 t.test('stat and touch', async (t) => {
@@ -174,7 +175,7 @@ t.test('list, delete, rename', async (t) => {
   t.same(await b.list('p'), ['.hidden', '10', '9', 'B', 'a', 'b', 'c', 'sub'], 'sorted, not recursive');
   t.same(await b.list('p/sub'), ['x']);
   t.same(await b.list('missing'), [], 'missing prefix: []');
-  t.same(await b.list('p/c'), [], 'a file is no prefix: []');
+  await rejectsCode(t, b.list('p/c'), 'ERR_UNSAFE_PATH', 'a file where a prefix belongs is reported');
   t.ok((await b.list('')).includes('p'), 'root listing');
 
   t.equal(await b.delete('p/c'), true);
@@ -205,7 +206,7 @@ t.test('mkdir and rmdir', async (t) => {
   t.equal(await b.rmdir('x/y'), true);
   await b.put('x/f', new Uint8Array(1));
   t.equal(await b.rmdir('x'), false, 'a directory with a file: false');
-  await rejectsCode(t, b.rmdir('x/f'), 'ERR_IO', 'rmdir of a file');
+  await rejectsCode(t, b.rmdir('x/f'), 'ERR_UNSAFE_PATH', 'rmdir of a file');
   await rejectsCode(t, b.mkdir('x/f/sub'), 'ERR_IO', 'mkdir under a file');
 });
 
@@ -214,15 +215,12 @@ t.test('OS errors other than "missing" are ERR_IO with the OS code', async (t) =
   const b = new LocalBackend(dir);
   await symlink('loop', path.join(dir, 'loop')); // a symlink to itself: ELOOP on every access
   await b.put('file', Buffer.from('x'));
-  const s = await rejectsCode(t, b.stat('loop'), 'ERR_IO', 'stat of a symlink loop');
-  t.equal(s?.details.syscallCode, 'ELOOP');
-  const l = await rejectsCode(t, b.list('loop'), 'ERR_IO', 'list of a symlink loop');
-  t.equal(l?.details.syscallCode, 'ELOOP');
+  t.equal((await b.stat('loop'))?.type, 'symlink', 'stat of a symlink loop: the link itself (lstat)');
+  const l = await rejectsCode(t, b.list('loop'), 'ERR_UNSAFE_PATH', 'list of a symlink loop');
   t.equal(l?.details.path, path.join(dir, 'loop'));
-  const tl = await rejectsCode(t, b.touch('loop', 1_000_000), 'ERR_IO', 'touch of a symlink loop');
-  t.equal(tl?.details.syscallCode, 'ELOOP');
+  t.equal(await b.touch('loop', 1_000_000), true, 'touch of a symlink loop: the link itself (lutimes)');
   const g = await rejectsCode(t, b.get('loop', { offset: 0, length: 1 }), 'ERR_IO', 'range get of a symlink loop');
-  t.equal(g?.details.syscallCode, 'ELOOP');
+  t.match(g?.message, /symlink/);
   const tn = await rejectsCode(t, b.touch('file/under', 1_000_000), 'ERR_IO', 'touch below a file (ENOTDIR)');
   t.equal(tn?.details.syscallCode, 'ENOTDIR');
 

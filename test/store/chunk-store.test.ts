@@ -111,5 +111,5 @@ t.test('read of a missing chunk: ERR_CHUNK_MISSING naming the digest', async (t)
   const weird = new ChunkStore(new LocalBackend(dir), 'none', fakeClock(0));
   const d2 = new Uint8Array(32).fill(0xcd);
   await new LocalBackend(dir).mkdir(chunkKey(toHex(d2))); // a directory where the file should be
-  await t.rejects(weird.read(d2), { code: 'ERR_IO' }, 'an unreadable chunk is ERR_IO, not MISSING');
+  await t.rejects(weird.read(d2), { code: 'ERR_CHUNK_CORRUPT' }, 'a directory where the chunk belongs is ERR_CHUNK_CORRUPT, not MISSING');
 });

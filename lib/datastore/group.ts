@@ -6,7 +6,7 @@ import { CairnError, abortError, isCairnError, type ErrorDetails } from '../erro
 import { formatGroup, parseSnapshotTime, type BackupType, type GroupId } from '../types.js';
 import { sleep } from '../util/clock.js';
 import { lockAt, readOnlyError, type StoreContext } from './context.js';
-import { NOTES_FILE, OWNER_FILE, PROTECTED_FILE, groupKey, groupLockKey, manifestLockKey, namespaceKey, snapshotKey, snapshotLockKey } from './layout.js';
+import { MANIFEST_FILE, NOTES_FILE, OWNER_FILE, PROTECTED_FILE, groupKey, groupLockKey, manifestLockKey, namespaceKey, snapshotKey, snapshotLockKey } from './layout.js';
 import { registerWriter } from './writer-registry.js';
 import { loadSnapshot, removeSnapshotDir, type Snapshot, type SnapshotRef } from './snapshot.js';
 import { SnapshotWriter, removeTree, snapshotTimeOf, type BackupOptions } from './snapshot-writer.js';
@@ -345,13 +345,19 @@ export class BackupGroup {
       await this.ctx.backend.mkdir(this.key);
       if (!existed && options.owner !== undefined) await this.setOwner(options.owner);
       // Holding the group lock, no other writer is in this group: directories without a
-      // manifest are what crashed backups left.
-      let newest: Snapshot | undefined;
-      for (const t of await this.times()) {
-        const s = await loadSnapshot(this.ctx, this.ref(t));
-        if (s === undefined) await removeTree(this.ctx, snapshotKey(this.nsParts, this.group, t));
-        else newest = s;
+      // manifest are what crashed backups (or removals) left. Only the newest finished snapshot's
+      // manifest is read; the others are only checked for one. Reading and decoding every
+      // manifest of the group made each backup cost more than the one before (issue 12: a
+      // process making 1,000 snapshots slowed to 2.7 s per snapshot).
+      const finished: string[] = [];
+      for (const t of (await this.times()).sort()) {
+        const dir = snapshotKey(this.nsParts, this.group, t);
+        if ((await this.ctx.backend.stat(`${dir}/${MANIFEST_FILE}`)) === undefined) await removeTree(this.ctx, dir);
+        else finished.push(t);
       }
+      let newest: Snapshot | undefined;
+      // A manifest removed since the stat (a prune) is skipped: the next older one is the newest.
+      for (let i = finished.length - 1; i >= 0 && newest === undefined; i--) newest = await loadSnapshot(this.ctx, this.ref(finished[i]!));
       const time = await this.pickTime(options, newest);
       let base = newest !== undefined && newest.verifyState !== 'failed' ? newest : undefined;
       if (base !== undefined) {

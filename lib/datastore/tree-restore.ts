@@ -3,18 +3,49 @@
  * modes with setuid/setgid/sticky, owners (as root), nanosecond mtimes, symlinks (never followed),
  * hardlinks (re-linked), devices, fifos, sockets and extended attributes.
  *
- * Nothing is ever written outside the target. Every path is the target joined with names that
- * passed the format's name check (no `/`, `.`, `..`, NUL); directories are created here or
- * checked with lstat (an existing symlink where a directory belongs is an error, or is replaced
- * with `overwrite`, never followed); files are opened with O_NOFOLLOW|O_EXCL; a hardlink may only
- * point at a file this restore already wrote.
+ * Nothing is ever written outside the target, even while someone who can write in the target
+ * swaps directories for symlinks during the restore. The target is opened once (`O_NOFOLLOW`: a
+ * target that is itself a symlink is refused) and everything happens below that descriptor: each
+ * directory is created with `mkdirat` and then opened `O_DIRECTORY|O_NOFOLLOW` relative to its
+ * parent's descriptor (a directory swapped for a symlink fails with `ERR_UNSAFE_PATH`); entries are
+ * made with `openat(O_CREAT|O_EXCL|O_NOFOLLOW)`, `symlinkat`, `linkat`, `mknodat` relative to their
+ * directory's descriptor; metadata goes through the file's own descriptor (`fchown`, `fchmod`,
+ * `fsetxattr`, `futimens`), or for symlinks and special files through `*at` calls with
+ * `AT_SYMLINK_NOFOLLOW` relative to the directory descriptor. No path is ever resolved again from
+ * the target. A directory's own metadata is set through its descriptor once everything in it is
+ * done (walk order: when the walk leaves it). Names passed the format's name check (no `/`, `.`,
+ * `..`, NUL); a hardlink may only point at a file this restore already wrote.
+ *
+ * Open directory descriptors: those of the current path, plus the directories of files in flight;
+ * past {@link MAX_OPEN_DIRS} the older ones are closed and re-opened when needed, component by
+ * component from the nearest open ancestor (`O_NOFOLLOW`, checked to be the same inode).
  */
-import { promises as fsp, constants as fsc, closeSync, fchmodSync, fchownSync, openSync, readFileSync, writeSync } from 'node:fs';
+import fs, { promises as fsp, constants as fsc, chmodSync, closeSync, fchmodSync, fchownSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import picomatch from 'picomatch';
 import { CairnError, ioError, syscallCode, throwIfAborted, type ErrorDetails } from '../errors.js';
 import { validateArchivePath, type TreeEntry } from '../format/tree.js';
-import { nativeMknod, nativeSetXattr, nativeUtimes } from '../codec/native.js';
+import {
+  AT_FDCWD,
+  AT_REMOVEDIR,
+  AT_SYMLINK_NOFOLLOW,
+  O_PATH,
+  nativeFchownat,
+  nativeFsetxattr,
+  nativeFstat,
+  nativeFstatat,
+  nativeFutimens,
+  nativeLinkat,
+  nativeMkdirat,
+  nativeMknodat,
+  nativeOpenat,
+  nativeReaddir,
+  nativeSetXattr,
+  nativeSymlinkat,
+  nativeUnlinkat,
+  nativeUtimensat,
+} from '../codec/native.js';
+import { currentUmask } from './file-restore.js';
 import { show, type TreeItem, type TreeReader } from './tree-reader.js';
 import type { TreeProblem } from './tree-writer.js';
 
@@ -30,6 +61,14 @@ export interface RestoreTreeOptions {
   readonly signal?: AbortSignal;
   /** Called after each file. */
   readonly onProgress?: (p: { readonly entries: number; readonly bytes: number }) => void;
+  /**
+   * **Test only**: interleaving hooks used by the test suite to force races. Not part of the
+   * supported API; do not use in production code.
+   */
+  readonly hooks?: {
+    /** Called after a directory was created in the target (`rel` is its archive path). */
+    readonly afterMkdir?: (rel: Uint8Array) => Promise<void> | void;
+  };
 }
 
 /** What a tree restore did. */
@@ -56,17 +95,44 @@ const CONCURRENCY = 16;
 const SMALL_FILE = 256 * 1024;
 
 /**
- * The process umask, read from /proc (changing it to read it would race with other threads
- * creating files). When it cannot be read, 0o777: every file then gets an explicit chmod.
+ * Directory descriptors kept open at most (beyond that the older ones are closed and re-opened
+ * when needed): a tree thousands of levels deep must not run out of descriptors.
  */
-function currentUmask(): number {
-  try {
-    const m = /^Umask:\s*([0-7]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
-    return m === null ? 0o777 : parseInt(m[1]!, 8);
-  } catch {
-    return 0o777;
-  }
+export const MAX_OPEN_DIRS = 256;
+
+const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY } = fsc;
+const DIR_FLAGS = O_RDONLY | O_DIRECTORY | O_NOFOLLOW;
+
+/** The errno name of a `node:fs` error or of a native `ERR_IO`. */
+function errnoOf(e: unknown): string | undefined {
+  return syscallCode(e) ?? syscallCode({ code: (e as { details?: { syscallCode?: unknown } } | null)?.details?.syscallCode });
 }
+
+/** A directory of the target this restore works in. */
+interface Dir {
+  /** Its name in its parent (empty for the root). */
+  readonly name: Buffer;
+  /** Its archive path (empty for the root). */
+  readonly rel: Buffer;
+  readonly parent: Dir | undefined;
+  /** The open descriptor, or -1 once closed (re-opened on demand). */
+  fd: number;
+  readonly dev: number;
+  readonly ino: number;
+  /** The archive's entry for it: its metadata is set when the restore is done with it. */
+  entry: TreeEntry | undefined;
+  /** Entries being restored in it. */
+  readonly ops: Set<Promise<void>>;
+  /** Subdirectories made from its entries that the walk has not entered (yet). */
+  readonly pending: Map<string, { name: Buffer; entry: TreeEntry }>;
+}
+
+const asyncWrite = (fd: number, buf: Uint8Array, off: number, len: number, pos: number): Promise<number> =>
+  new Promise((resolve, reject) => fs.write(fd, buf, off, len, pos, (e, n) => (e === null ? resolve(n) : reject(e))));
+const asyncTruncate = (fd: number, len: number): Promise<void> => new Promise((resolve, reject) => fs.ftruncate(fd, len, (e) => (e === null ? resolve() : reject(e))));
+
+/** `/proc/self/fd/<dirfd>/<name>`: a name below an open directory, for calls with no `*at` form. */
+const procPath = (dirfd: number, name: Uint8Array): Buffer => Buffer.concat([Buffer.from(`/proc/self/fd/${dirfd}/`), name]);
 
 /** Restores `tree` into `target`. */
 export async function restoreTree(tree: TreeReader, target: string, options: RestoreTreeOptions, details: ErrorDetails): Promise<RestoreTreeStats> {
@@ -78,266 +144,450 @@ export async function restoreTree(tree: TreeReader, target: string, options: Res
   }
 }
 
+/** Opens (creating it when missing) the target directory itself, never through a symlink. */
+async function openRoot(target: string, details: ErrorDetails): Promise<number> {
+  const abs = path.resolve(target);
+  const unsafe = (): CairnError =>
+    new CairnError('ERR_UNSAFE_PATH', `restore target ${target} is a symlink (give the directory it points to)`, { ...details, path: target });
+  try {
+    return nativeOpenat(AT_FDCWD, abs, DIR_FLAGS);
+  } catch (e) {
+    const code = errnoOf(e);
+    if (code === 'ELOOP' || (code === 'ENOTDIR' && isSymlink(abs))) throw unsafe();
+    if (code !== 'ENOENT') throw new CairnError('ERR_IO', `cannot open restore target ${target}: ${(e as Error).message}`, { ...details, path: target, ...(code === undefined ? {} : { syscallCode: code }) }, e);
+  }
+  await fsp.mkdir(path.dirname(abs), { recursive: true });
+  try {
+    nativeMkdirat(AT_FDCWD, abs, 0o700);
+  } catch (e) {
+    if (errnoOf(e) !== 'EEXIST') throw e;
+  }
+  try {
+    return nativeOpenat(AT_FDCWD, abs, DIR_FLAGS);
+  } catch (e) {
+    if (errnoOf(e) === 'ELOOP' || isSymlink(abs)) throw unsafe();
+    throw e;
+  }
+}
+
+function isSymlink(abs: string): boolean {
+  try {
+    return nativeFstatat(AT_FDCWD, abs, AT_SYMLINK_NOFOLLOW).kind === 'symlink';
+  } catch {
+    return false;
+  }
+}
+
 async function restoreTreeInto(tree: TreeReader, target: string, options: RestoreTreeOptions, details: ErrorDetails): Promise<RestoreTreeStats> {
   const t0 = performance.now();
-  const root = Buffer.from(path.resolve(target));
   const stats: RestoreTreeStats = { entries: 0, bytes: 0, problems: [], seconds: 0 };
-  const problem = (p: Buffer, code: string, message: string): void => {
+  const problem = (p: Uint8Array, code: string, message: string): void => {
     if (stats.problems.length < 1000) stats.problems.push({ path: show(p) || '.', code, message });
   };
-  const existing = await fsp.readdir(root).catch((e: unknown) => {
-    if (syscallCode(e) === 'ENOENT') return undefined;
-    throw new CairnError('ERR_IO', `cannot read restore target ${target}: ${(e as Error).message}`, { ...details, path: target }, e);
-  });
-  if (existing !== undefined && existing.length > 0 && options.overwrite !== true) {
-    throw new CairnError('ERR_EXISTS', `restore target ${target} is not empty (pass overwrite / --overwrite)`, { ...details, path: target });
-  }
-  const fresh = existing === undefined || existing.length === 0;
-  await fsp.mkdir(root, { recursive: true });
-  const include = options.include !== undefined && options.include.length > 0 ? picomatch([...options.include], { dot: true }) : undefined;
-  const exclude = options.exclude !== undefined && options.exclude.length > 0 ? picomatch([...options.exclude], { dot: true }) : undefined;
-  const wanted = (rel: Buffer): boolean => {
-    const s = show(rel);
-    if (exclude?.(s) === true) return false;
-    return include === undefined || include(s);
+  const unsafe = (rel: Uint8Array, what: string): CairnError =>
+    new CairnError('ERR_UNSAFE_PATH', `${show(rel) || '.'} ${what} during the restore; nothing is done through it`, { ...details, path: show(rel) });
+
+  const rootFd = await openRoot(target, details);
+  const rootSt = nativeFstat(rootFd);
+  const root: Dir = { name: Buffer.alloc(0), rel: Buffer.alloc(0), parent: undefined, fd: rootFd, dev: rootSt.dev, ino: rootSt.ino, entry: undefined, ops: new Set(), pending: new Map() };
+  /** Open directories other than the root, oldest first. */
+  const open = new Set<Dir>();
+  const closeDir = (d: Dir): void => {
+    if (d.fd < 0 || d === root) return;
+    closeSync(d.fd);
+    d.fd = -1;
+    open.delete(d);
   };
-  const isRoot = process.getuid?.() === 0;
-  const myUid = process.geteuid?.() ?? -1;
-  const myGid = process.getegid?.() ?? -1;
-  const umask = currentUmask();
-  const madeDirs = new Set<string>(['']);
-  const dirsToFinish: { abs: Buffer; entry: TreeEntry }[] = [];
-
-  const abs = (rel: Buffer): Buffer => (rel.length === 0 ? root : Buffer.concat([root, Buffer.from('/'), rel]));
-
-  /** Makes way for a new entry at `p`: nothing may be there, unless overwriting. */
-  const clear = async (p: Buffer, rel: Buffer): Promise<void> => {
-    // A fresh target holds only what this restore made: nothing is in the way (and O_EXCL, mkdir
-    // and symlink would fail rather than follow anything that appeared meanwhile).
-    if (fresh) return;
-    const st = await fsp.lstat(p).catch(() => undefined);
-    if (st === undefined) return;
-    if (options.overwrite !== true) throw new CairnError('ERR_EXISTS', `${show(rel)} exists in the restore target`, { ...details, path: show(rel) });
-    if (st.isDirectory()) await fsp.rm(p, { recursive: true, force: true });
-    else await fsp.unlink(p);
-  };
-
-  /** Makes sure the directory for `rel` exists as a real directory (created here or checked). */
-  const ensureDir = async (rel: Buffer): Promise<void> => {
-    const key = rel.toString('binary');
-    if (madeDirs.has(key)) return;
-    const slash = rel.lastIndexOf(0x2f);
-    if (slash > 0) await ensureDir(rel.subarray(0, slash));
-    const p = abs(rel);
-    const st = await fsp.lstat(p).catch(() => undefined);
-    if (st !== undefined && !st.isDirectory()) {
-      if (options.overwrite !== true) throw new CairnError('ERR_EXISTS', `${show(rel)} exists in the restore target and is not a directory`, { ...details, path: show(rel) });
-      await fsp.unlink(p);
+  try {
+    let existing: number;
+    try {
+      existing = nativeReaddir(rootFd).length;
+    } catch (e) {
+      throw new CairnError('ERR_IO', `cannot read restore target ${target}: ${(e as Error).message}`, { ...details, path: target }, e);
     }
-    if (st === undefined || !st.isDirectory()) await fsp.mkdir(p, { mode: 0o700 });
-    madeDirs.add(key);
-  };
+    if (existing > 0 && options.overwrite !== true) {
+      throw new CairnError('ERR_EXISTS', `restore target ${target} is not empty (pass overwrite / --overwrite)`, { ...details, path: target });
+    }
+    const fresh = existing === 0;
+    const include = options.include !== undefined && options.include.length > 0 ? picomatch([...options.include], { dot: true }) : undefined;
+    const exclude = options.exclude !== undefined && options.exclude.length > 0 ? picomatch([...options.exclude], { dot: true }) : undefined;
+    const wanted = (rel: Buffer): boolean => {
+      const s = show(rel);
+      if (exclude?.(s) === true) return false;
+      return include === undefined || include(s);
+    };
+    const isRoot = process.getuid?.() === 0;
+    const myUid = process.geteuid?.() ?? -1;
+    const myGid = process.getegid?.() ?? -1;
+    const umask = currentUmask();
+    let notOwned = 0;
 
-  let notOwned = 0;
-  const finishMeta = async (p: Buffer, rel: Buffer, e: TreeEntry, isLink: boolean, skipOwnerMode = false): Promise<void> => {
-    if (!isRoot && (e.uid !== myUid || e.gid !== myGid)) notOwned++;
-    if (!skipOwnerMode) {
-      if (isRoot) {
+    /** Opens `name` below `parentFd` as a directory, never through a symlink. */
+    const openDirAt = (parentFd: number, name: Uint8Array, rel: Uint8Array): number => {
+      try {
+        return nativeOpenat(parentFd, name, DIR_FLAGS);
+      } catch (e) {
+        const code = errnoOf(e);
+        if (code === 'ELOOP' || code === 'ENOTDIR') throw unsafe(rel, 'is no longer a directory (a symlink or another file took its place)');
+        throw e;
+      }
+    };
+    /** The descriptor of `d`, re-opened component by component from an open ancestor if closed. */
+    const fdOf = (d: Dir): number => {
+      if (d.fd >= 0) return d.fd;
+      const fd = openDirAt(fdOf(d.parent!), d.name, d.rel);
+      const st = nativeFstat(fd);
+      if (st.dev !== d.dev || st.ino !== d.ino) {
+        closeSync(fd);
+        throw unsafe(d.rel, 'was replaced by another directory');
+      }
+      d.fd = fd;
+      open.add(d);
+      return fd;
+    };
+    /** Closes the oldest open directories beyond the limit (called only between steps, never while a descriptor is in use). */
+    const trim = (keep: Dir): void => {
+      if (open.size <= MAX_OPEN_DIRS) return;
+      for (const d of open) {
+        if (open.size <= MAX_OPEN_DIRS / 2) break;
+        if (d !== keep) closeDir(d);
+      }
+    };
+
+    /** Makes way for a new entry `name` in `dirfd`: nothing may be there, unless overwriting. */
+    const clear = (dirfd: number, name: Uint8Array, rel: Uint8Array): void => {
+      // A fresh target holds only what this restore made: nothing is in the way (and O_EXCL, mkdirat
+      // and symlinkat would fail rather than follow anything that appeared meanwhile).
+      if (fresh) return;
+      let st;
+      try {
+        st = nativeFstatat(dirfd, name, AT_SYMLINK_NOFOLLOW);
+      } catch (e) {
+        if (errnoOf(e) === 'ENOENT') return;
+        throw e;
+      }
+      if (options.overwrite !== true) throw new CairnError('ERR_EXISTS', `${show(rel)} exists in the restore target`, { ...details, path: show(rel) });
+      if (st.kind === 'dir') removeTreeAt(dirfd, name);
+      else nativeUnlinkat(dirfd, name, 0);
+    };
+    /** Removes a directory and everything in it, below `dirfd`, never following a symlink. */
+    const removeTreeAt = (dirfd: number, name: Uint8Array): void => {
+      const fd = nativeOpenat(dirfd, name, DIR_FLAGS);
+      try {
+        for (const ent of nativeReaddir(fd)) {
+          const isDir = ent.type === 4 || (ent.type === 0 && nativeFstatat(fd, ent.name, AT_SYMLINK_NOFOLLOW).kind === 'dir');
+          if (isDir) removeTreeAt(fd, ent.name);
+          else nativeUnlinkat(fd, ent.name, 0);
+        }
+      } finally {
+        closeSync(fd);
+      }
+      nativeUnlinkat(dirfd, name, AT_REMOVEDIR);
+    };
+    /** Makes sure `name` in `parent` is a real directory (created here, or found as one). */
+    const makeDir = async (parent: Dir, name: Buffer, rel: Buffer): Promise<void> => {
+      const pfd = fdOf(parent);
+      const check = (): boolean => {
+        let st;
         try {
-          await fsp.lchown(p, e.uid, e.gid);
+          st = nativeFstatat(pfd, name, AT_SYMLINK_NOFOLLOW);
+        } catch (e) {
+          if (errnoOf(e) === 'ENOENT') return false;
+          throw e;
+        }
+        if (st.kind === 'dir') return true;
+        if (options.overwrite !== true) throw new CairnError('ERR_EXISTS', `${show(rel)} exists in the restore target and is not a directory`, { ...details, path: show(rel) });
+        nativeUnlinkat(pfd, name, 0);
+        return false;
+      };
+      if (!fresh && check()) return;
+      try {
+        nativeMkdirat(pfd, name, 0o700);
+      } catch (e) {
+        if (errnoOf(e) !== 'EEXIST' || !check()) throw e;
+      }
+      await options.hooks?.afterMkdir?.(rel);
+    };
+
+    /** Owner and mode through an open descriptor (chown first: it clears setuid/setgid). */
+    const setOwnerAndMode = (rel: Uint8Array, e: TreeEntry, fd: number, created: boolean): void => {
+      if (!isRoot && (e.uid !== myUid || e.gid !== myGid)) notOwned++;
+      let chowned = false;
+      if (isRoot && (e.uid !== myUid || e.gid !== myGid)) {
+        try {
+          fchownSync(fd, e.uid, e.gid);
+          chowned = true;
         } catch (err) {
           problem(rel, syscallCode(err) ?? 'EIO', `cannot set owner ${e.uid}:${e.gid}: ${(err as Error).message}`);
         }
       }
-      if (!isLink) await fsp.chmod(p, e.mode);
-    }
-    for (const [name, value] of e.xattrs ?? []) {
-      try {
-        nativeSetXattr(p, name, value);
-      } catch (err) {
-        problem(rel, 'XATTR', `cannot set extended attribute ${show(name)}: ${(err as Error).message}`);
-      }
-    }
-    nativeUtimes(p, e.mtimeNs, e.mtimeNs);
-  };
-
-  /** Writes a file with its content, owner and mode (through the open handle: fewer calls). */
-  const setOwnerAndMode = (rel: Buffer, e: TreeEntry, chown: (uid: number, gid: number) => void, chmod: (mode: number) => void): void => {
-    let chowned = false;
-    if (isRoot && (e.uid !== myUid || e.gid !== myGid)) {
-      try {
-        chown(e.uid, e.gid);
-        chowned = true;
-      } catch (err) {
-        problem(rel, syscallCode(err) ?? 'EIO', `cannot set owner ${e.uid}:${e.gid}: ${(err as Error).message}`);
-      }
-    }
-    // chown clears setuid/setgid, and the umask may have cleared bits at create: set the mode
-    // unless the file already has it.
-    if (chowned || (e.mode & 0o777 & ~umask) !== e.mode) chmod(e.mode);
-  };
-
-  /**
-   * A small file in one go, with synchronous calls: its bytes come from the chunk cache, and four
-   * system calls on the calling thread cost microseconds where libuv round trips cost tens
-   * (measured on a 100k-file tree).
-   */
-  const writeSmallFile = async (p: Buffer, item: TreeItem, rel: Buffer): Promise<void> => {
-    const e = item.entry;
-    const data = await tree.readPayload(item.payloadStart, e.size);
-    const fd = openSync(p, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, e.mode & 0o777);
-    try {
-      let w = 0;
-      while (w < data.byteLength) w += writeSync(fd, data, w, data.byteLength - w, w);
-      stats.bytes += e.size;
-      setOwnerAndMode(rel, e, (u, g) => fchownSync(fd, u, g), (m) => fchmodSync(fd, m));
-    } finally {
-      closeSync(fd);
-    }
-  };
-
-  const writeFile = async (p: Buffer, item: TreeItem, rel: Buffer): Promise<void> => {
-    const e = item.entry;
-    if (e.size <= SMALL_FILE) return writeSmallFile(p, item, rel);
-    const fh = await fsp.open(p, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, e.mode & 0o777);
-    try {
-      const size = item.entry.size;
-      let end = 0;
-      for (let off = 0; off < size; ) {
-        throwIfAborted(options.signal, details);
-        const n = Math.min(4 * 1024 * 1024, size - off);
-        const data = await tree.readPayload(item.payloadStart + off, n);
-        // Zero blocks become holes: sparse files restore sparse.
-        for (let b = 0; b < data.byteLength; b += BLOCK) {
-          const block = data.subarray(b, Math.min(b + BLOCK, data.byteLength));
-          if (Buffer.compare(block, ZERO.subarray(0, block.byteLength)) === 0) continue;
-          let w = 0;
-          while (w < block.byteLength) w += (await fh.write(block, w, block.byteLength - w, off + b + w)).bytesWritten;
-          end = off + b + block.byteLength;
-        }
-        off += n;
-      }
-      if (end < size) await fh.truncate(size); // a trailing hole
-      stats.bytes += size;
-      setOwnerAndMode(rel, e, (u, g) => fchownSync(fh.fd, u, g), (m) => fchmodSync(fh.fd, m));
-    } finally {
-      await fh.close();
-    }
-  };
-
-  // Entries are restored several at a time (restoring is latency-bound: a small file costs half a
-  // dozen system calls); directories are made in walk order before their contents, and a hardlink
-  // waits for the file it links to.
-  const pendingFiles = new Map<string, Promise<Buffer>>();
-  const inFlight = new Set<Promise<void>>();
-  let failure: unknown;
-  const launch = (work: Promise<void>): void => {
-    const p: Promise<void> = work.then(
-      () => void inFlight.delete(p),
-      (err: unknown) => {
-        inFlight.delete(p);
-        failure ??= err;
-      },
-    );
-    inFlight.add(p);
-  };
-  const restoreEntry = async (item: TreeItem, p: Buffer): Promise<void> => {
-    const rel = item.path;
-    const e = item.entry;
-    await clear(p, rel);
-    switch (e.kind) {
-      case 'file':
-        await writeFile(p, item, rel);
-        await finishMeta(p, rel, e, false, true);
-        stats.entries++;
-        options.onProgress?.({ entries: stats.entries, bytes: stats.bytes });
-        return;
-      case 'symlink':
-        await fsp.symlink(Buffer.from(e.target!), p);
-        break;
-      case 'hardlink': {
-        const valid = e.target !== undefined && validateArchivePath(e.target);
-        const to = valid ? await pendingFiles.get(Buffer.from(e.target!).toString('binary')) : undefined;
-        if (to !== undefined) {
-          await fsp.link(to, p);
-          stats.entries++;
-          return; // the inode's metadata was set with its first name
-        }
-        // The first name was filtered out of this restore: this name gets the content. It must be a
-        // regular file of this archive; anything else is a hostile or damaged archive.
-        const first = valid ? await tree.lookup(e.target!) : undefined;
-        if (first === undefined || first.entry.kind !== 'file') {
-          throw new CairnError('ERR_UNSAFE_PATH', `hardlink ${show(rel)} points at '${show(e.target ?? new Uint8Array(0))}', which is not a file of this archive`, { ...details, path: show(rel) });
-        }
-        await writeFile(p, first, rel);
-        await finishMeta(p, rel, first.entry, false, true);
-        stats.entries++;
-        return;
-      }
-      case 'chardev':
-      case 'blockdev':
-      case 'fifo':
-      case 'socket': {
-        const type = e.kind === 'chardev' ? S_IFCHR : e.kind === 'blockdev' ? S_IFBLK : e.kind === 'fifo' ? S_IFIFO : S_IFSOCK;
+      // The umask may have cleared bits at create: set the mode unless the file already has it.
+      if (!created || chowned || (e.mode & 0o777 & ~umask) !== e.mode) fchmodSync(fd, e.mode);
+    };
+    const setXattrs = (rel: Uint8Array, e: TreeEntry, set: (name: Uint8Array, value: Uint8Array) => void): void => {
+      for (const [name, value] of e.xattrs ?? []) {
         try {
-          nativeMknod(p, type | e.mode, e.rdevMajor ?? 0, e.rdevMinor ?? 0);
+          set(name, value);
         } catch (err) {
-          problem(rel, syscallCode((err as { details?: unknown }).details ?? err) ?? 'EPERM', `cannot create ${e.kind}: ${(err as Error).message}`);
-          return;
+          problem(rel, 'XATTR', `cannot set extended attribute ${show(name)}: ${(err as Error).message}`);
         }
-        break;
       }
-      case 'dir':
-        return;
-    }
-    await finishMeta(p, rel, e, e.kind === 'symlink');
-    stats.entries++;
-    options.onProgress?.({ entries: stats.entries, bytes: stats.bytes });
-  };
+    };
+    /** A directory's metadata, through its descriptor. */
+    const finishDirMeta = (fd: number, rel: Uint8Array, e: TreeEntry): void => {
+      setOwnerAndMode(rel, e, fd, false);
+      setXattrs(rel, e, (n, v) => nativeFsetxattr(fd, n, v));
+      nativeFutimens(fd, e.mtimeNs, e.mtimeNs);
+    };
+    /** The metadata of a symlink or special file `name` in `dirfd` (no descriptor of its own). */
+    const finishNodeMeta = (dirfd: number, name: Uint8Array, rel: Uint8Array, e: TreeEntry, isLink: boolean): void => {
+      if (!isRoot && (e.uid !== myUid || e.gid !== myGid)) notOwned++;
+      if (isRoot) {
+        try {
+          nativeFchownat(dirfd, name, e.uid, e.gid, AT_SYMLINK_NOFOLLOW);
+        } catch (err) {
+          problem(rel, errnoOf(err) ?? 'EIO', `cannot set owner ${e.uid}:${e.gid}: ${(err as Error).message}`);
+        }
+      }
+      if (!isLink) {
+        // chmod has no NOFOLLOW form: through an O_PATH descriptor of the node just made.
+        const fd = nativeOpenat(dirfd, name, O_PATH | O_NOFOLLOW);
+        try {
+          const st = nativeFstat(fd);
+          if (st.kind === 'symlink' || st.kind === 'dir' || st.kind === 'file' || st.nlink !== 1) throw unsafe(rel, 'was replaced');
+          chmodSync(`/proc/self/fd/${fd}`, e.mode);
+        } finally {
+          closeSync(fd);
+        }
+      }
+      setXattrs(rel, e, (n, v) => nativeSetXattr(procPath(dirfd, name), n, v)); // lsetxattr: the last name is not followed
+      nativeUtimensat(dirfd, name, e.mtimeNs, e.mtimeNs, AT_SYMLINK_NOFOLLOW);
+    };
 
-  try {
-    for await (const item of tree.walk()) {
-      if (failure !== undefined) break;
-      throwIfAborted(options.signal, details);
+    /** Writes a file `name` in `dir` with its content and metadata, all through its descriptor. */
+    const writeFile = async (dir: Dir, name: Uint8Array, item: TreeItem, rel: Uint8Array): Promise<void> => {
+      const e = item.entry;
+      const size = e.size;
+      // A small file in one go, with synchronous calls: its bytes come from the chunk cache, and a
+      // few system calls on the calling thread cost microseconds where libuv round trips cost tens.
+      const small = size <= SMALL_FILE ? await tree.readPayload(item.payloadStart, size) : undefined;
+      const dirfd = fdOf(dir);
+      clear(dirfd, name, rel);
+      const fd = nativeOpenat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, e.mode & 0o777);
+      try {
+        if (small !== undefined) {
+          let w = 0;
+          while (w < small.byteLength) w += writeSync(fd, small, w, small.byteLength - w, w);
+        } else {
+          let end = 0;
+          for (let off = 0; off < size; ) {
+            throwIfAborted(options.signal, details);
+            const n = Math.min(4 * 1024 * 1024, size - off);
+            const data = await tree.readPayload(item.payloadStart + off, n);
+            // Zero blocks become holes: sparse files restore sparse.
+            for (let b = 0; b < data.byteLength; b += BLOCK) {
+              const block = data.subarray(b, Math.min(b + BLOCK, data.byteLength));
+              if (Buffer.compare(block, ZERO.subarray(0, block.byteLength)) === 0) continue;
+              let w = 0;
+              while (w < block.byteLength) w += await asyncWrite(fd, block, w, block.byteLength - w, off + b + w);
+              end = off + b + block.byteLength;
+            }
+            off += n;
+          }
+          if (end < size) await asyncTruncate(fd, size); // a trailing hole
+        }
+        stats.bytes += size;
+        setOwnerAndMode(rel, e, fd, true);
+        setXattrs(rel, e, (n, v) => nativeFsetxattr(fd, n, v));
+        nativeFutimens(fd, e.mtimeNs, e.mtimeNs);
+      } finally {
+        closeSync(fd);
+      }
+    };
+
+    // Entries are restored several at a time (restoring is latency-bound: a small file costs half a
+    // dozen system calls); directories are made in walk order before their contents, and a hardlink
+    // waits for the file it links to.
+    const pendingFiles = new Map<string, Promise<{ dir: Dir; name: Buffer }>>();
+    const inFlight = new Set<Promise<void>>();
+    const finishing = new Set<Promise<void>>();
+    let failure: unknown;
+    const track = (set: Set<Promise<void>>, work: Promise<void>): Promise<void> => {
+      const p: Promise<void> = work.then(
+        () => void set.delete(p),
+        (err: unknown) => {
+          set.delete(p);
+          failure ??= err;
+        },
+      );
+      set.add(p);
+      return p;
+    };
+    const restoreEntry = async (dir: Dir, name: Buffer, item: TreeItem): Promise<void> => {
       const rel = item.path;
       const e = item.entry;
-      if (rel.length === 0) {
-        dirsToFinish.push({ abs: root, entry: e });
-        continue;
+      switch (e.kind) {
+        case 'file':
+          await writeFile(dir, name, item, rel);
+          stats.entries++;
+          options.onProgress?.({ entries: stats.entries, bytes: stats.bytes });
+          return;
+        case 'symlink': {
+          const dirfd = fdOf(dir);
+          clear(dirfd, name, rel);
+          nativeSymlinkat(Buffer.from(e.target!), dirfd, name);
+          finishNodeMeta(dirfd, name, rel, e, true);
+          break;
+        }
+        case 'hardlink': {
+          const valid = e.target !== undefined && validateArchivePath(e.target);
+          const to = valid ? await pendingFiles.get(Buffer.from(e.target!).toString('binary')) : undefined;
+          if (to !== undefined) {
+            const dirfd = fdOf(dir);
+            clear(dirfd, name, rel);
+            nativeLinkat(fdOf(to.dir), to.name, dirfd, name, 0);
+            stats.entries++;
+            return; // the inode's metadata was set with its first name
+          }
+          // The first name was filtered out of this restore: this name gets the content. It must be a
+          // regular file of this archive; anything else is a hostile or damaged archive.
+          const first = valid ? await tree.lookup(e.target!) : undefined;
+          if (first === undefined || first.entry.kind !== 'file') {
+            throw new CairnError('ERR_UNSAFE_PATH', `hardlink ${show(rel)} points at '${show(e.target ?? new Uint8Array(0))}', which is not a file of this archive`, { ...details, path: show(rel) });
+          }
+          await writeFile(dir, name, first, rel);
+          stats.entries++;
+          return;
+        }
+        case 'chardev':
+        case 'blockdev':
+        case 'fifo':
+        case 'socket': {
+          const type = e.kind === 'chardev' ? S_IFCHR : e.kind === 'blockdev' ? S_IFBLK : e.kind === 'fifo' ? S_IFIFO : S_IFSOCK;
+          const dirfd = fdOf(dir);
+          clear(dirfd, name, rel);
+          try {
+            nativeMknodat(dirfd, name, type | e.mode, e.rdevMajor ?? 0, e.rdevMinor ?? 0);
+          } catch (err) {
+            problem(rel, errnoOf(err) ?? 'EPERM', `cannot create ${e.kind}: ${(err as Error).message}`);
+            return;
+          }
+          finishNodeMeta(dirfd, name, rel, e, false);
+          break;
+        }
+        case 'dir':
+          return;
       }
-      if (!wanted(rel)) continue;
-      const slash = rel.lastIndexOf(0x2f);
-      if (slash > 0) await ensureDir(rel.subarray(0, slash));
-      const p = abs(rel);
-      if (e.kind === 'dir') {
-        await ensureDir(rel);
-        dirsToFinish.push({ abs: p, entry: e });
-        stats.entries++;
-        continue;
+      stats.entries++;
+      options.onProgress?.({ entries: stats.entries, bytes: stats.bytes });
+    };
+
+    /** Sets the metadata of `d` and of its subdirectories never entered, once its entries are done; closes it. */
+    const finish = async (d: Dir): Promise<void> => {
+      await Promise.allSettled(d.ops);
+      if (failure !== undefined) return;
+      const fd = fdOf(d);
+      for (const c of d.pending.values()) {
+        const rel = d.rel.length === 0 ? c.name : Buffer.concat([d.rel, Buffer.from('/'), c.name]);
+        const cfd = openDirAt(fd, c.name, rel);
+        try {
+          finishDirMeta(cfd, rel, c.entry);
+        } finally {
+          closeSync(cfd);
+        }
       }
-      const work = restoreEntry(item, p);
-      if (e.kind === 'file') {
-        const done = work.then(() => p);
-        done.catch(() => undefined);
-        pendingFiles.set(rel.toString('binary'), done);
+      d.pending.clear();
+      if (d.entry !== undefined) finishDirMeta(fdOf(d), d.rel, d.entry);
+      closeDir(d);
+    };
+
+    // The directories of the current path, root first.
+    const stack: Dir[] = [root];
+    /** Moves the path to `parentRel` (closing what the walk left, making what is missing). */
+    const enter = async (parentRel: Buffer): Promise<Dir> => {
+      const comps: Buffer[] = [];
+      for (let i = 0; i < parentRel.length; ) {
+        const j = parentRel.indexOf(0x2f, i);
+        const end = j < 0 ? parentRel.length : j;
+        comps.push(parentRel.subarray(i, end));
+        i = end + 1;
       }
-      launch(work);
-      if (inFlight.size >= CONCURRENCY) await Promise.race(inFlight);
+      let k = 0;
+      while (k < comps.length && k + 1 < stack.length && stack[k + 1]!.name.equals(comps[k]!)) k++;
+      while (stack.length > k + 1) {
+        const d = stack.pop()!;
+        track(finishing, finish(d));
+      }
+      for (let i = k; i < comps.length; i++) {
+        const top = stack[stack.length - 1]!;
+        const name = comps[i]!;
+        const rel = parentRel.subarray(0, comps[i]!.byteOffset - parentRel.byteOffset + name.length);
+        const key = name.toString('binary');
+        const made = top.pending.get(key);
+        if (made !== undefined) top.pending.delete(key);
+        else await makeDir(top, Buffer.from(name), Buffer.from(rel)); // for a path only (its own entry left out)
+        const fd = openDirAt(fdOf(top), name, rel);
+        const st = nativeFstat(fd);
+        const d: Dir = { name: Buffer.from(name), rel: Buffer.from(rel), parent: top, fd, dev: st.dev, ino: st.ino, entry: made?.entry, ops: new Set(), pending: new Map() };
+        open.add(d);
+        stack.push(d);
+      }
+      const top = stack[stack.length - 1]!;
+      trim(top);
+      return top;
+    };
+
+    try {
+      for await (const item of tree.walk()) {
+        if (failure !== undefined) break;
+        throwIfAborted(options.signal, details);
+        const rel = item.path;
+        const e = item.entry;
+        if (rel.length === 0) {
+          root.entry = e;
+          continue;
+        }
+        if (!wanted(rel)) continue;
+        const slash = rel.lastIndexOf(0x2f);
+        const dir = await enter(slash > 0 ? rel.subarray(0, slash) : Buffer.alloc(0));
+        const name = Buffer.from(slash >= 0 ? rel.subarray(slash + 1) : rel);
+        if (e.kind === 'dir') {
+          await makeDir(dir, name, Buffer.from(rel));
+          dir.pending.set(name.toString('binary'), { name, entry: e });
+          stats.entries++;
+          continue;
+        }
+        const work = restoreEntry(dir, name, item);
+        if (e.kind === 'file') {
+          const done = work.then(() => ({ dir, name }));
+          done.catch(() => undefined);
+          pendingFiles.set(Buffer.from(rel).toString('binary'), done);
+        }
+        const p = track(inFlight, work);
+        dir.ops.add(p);
+        void p.then(() => dir.ops.delete(p));
+        if (inFlight.size >= CONCURRENCY) await Promise.race(inFlight);
+      }
+      if (failure === undefined) {
+        await enter(Buffer.alloc(0));
+        await Promise.all(inFlight);
+        await Promise.all(finishing);
+      }
+    } finally {
+      await Promise.allSettled(inFlight);
+      await Promise.allSettled(finishing);
     }
-    await Promise.all(inFlight);
+    if (failure !== undefined) throw failure;
+    // Last the target itself: its subdirectories never entered, then its own metadata.
+    await finish(root);
+    if (failure !== undefined) throw failure;
+    if (!isRoot && notOwned > 0) {
+      problem(Buffer.alloc(0), 'EPERM', `owners not restored: not running as root (${notOwned} entries belong to other users)`);
+    }
+    stats.seconds = (performance.now() - t0) / 1000;
+    return stats;
   } finally {
-    await Promise.allSettled(inFlight);
+    for (const d of open) closeDir(d);
+    closeSync(rootFd);
   }
-  if (failure !== undefined) throw failure;
-  // Directories last, deepest first: creating their contents changed their mtimes.
-  for (const d of dirsToFinish.reverse()) {
-    const rel = d.abs.length > root.length ? d.abs.subarray(root.length + 1) : Buffer.alloc(0);
-    if (rel.length > 0 && !madeDirs.has(rel.toString('binary'))) continue;
-    await finishMeta(d.abs, rel, d.entry, false);
-  }
-  if (!isRoot && notOwned > 0) {
-    problem(Buffer.alloc(0), 'EPERM', `owners not restored: not running as root (${notOwned} entries belong to other users)`);
-  }
-  stats.seconds = (performance.now() - t0) / 1000;
-  return stats;
 }

@@ -14,7 +14,7 @@ export function registerRestore(program: Command, cli: CliContext): void {
     .argument('<snapshot>', 'type/id/time, or type/id for the newest')
     .argument('<archive>', 'archive name, e.g. drive-scsi0.img or etc.tree')
     .argument('<target>', 'target file or block device (- for stdout); for a tree, a directory')
-    .option('--overwrite', 'replace an existing target file; for a tree, restore into a non-empty directory')
+    .option('--overwrite', 'replace an existing target file (by a rename once the restored copy is complete: a failed restore leaves it as it was; a block device is written in place); for a tree, restore into a non-empty directory')
     .option('--include <glob>', 'tree archives: restore only paths matching this glob (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--exclude <glob>', 'tree archives: leave out paths matching this glob (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .addHelpText('after', "\nExamples:\n  cairn --store ./cairn-store restore vm/100 drive-scsi0.img ./disk.raw\n  cairn --store ./cairn-store restore host/web etc.tree ./etc-restored --include 'ssh/**'")

@@ -70,7 +70,8 @@ export interface MountDatastoreOptions extends MountOptions {
   readonly namespace?: string;
   /**
    * Snapshots kept open at once; the least recently used is closed first (an open snapshot is
-   * locked against prune).
+   * locked against prune). A snapshot with an open file is never closed, so more than this many
+   * stay open while that many have open files.
    * @defaultValue 16
    */
   readonly maxOpenSnapshots?: number;

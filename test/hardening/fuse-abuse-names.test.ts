@@ -30,6 +30,7 @@ t.test('names that are not UTF-8: every one listed distinctly, each opens to its
     [Buffer.from('é'), 'é'],
     [Buffer.from([0x63, 0xc3]), `c${esc(0xc3)}`], // a truncated sequence
     [Buffer.from([0x64, 0xed, 0xa0, 0x80]), `d${esc(0xed)}${esc(0xa0)}${esc(0x80)}`], // an encoded surrogate
+    [Buffer.alloc(255, 0xff), esc(0xff).repeat(255)], // the longest name: 765 bytes shown (FUSE allows 1024)
   ];
   const content = (i: number): string => `content of name ${i}\n`;
   for (let i = 0; i < cases.length; i++) await fsp.writeFile(Buffer.concat([Buffer.from(`${src}/`), cases[i]![0]]), content(i));

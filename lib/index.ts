@@ -34,7 +34,7 @@ export type { ChunkStreamStats } from './datastore/chunk-stream.js';
 export type { MoveGroupOptions, MoveGroupReport, MoveNamespaceOptions, MoveNamespaceReport, MoveProgress, MoveSkipped, MoveFailedGroup } from './datastore/move.js';
 export type { TreeEntry, TreeEntryKind, TreeTrailer, TreeChildRef } from './format/tree.js';
 export type { DynamicIndex } from './format/dynamic-index.js';
-export type { ImageSource, ImagePathSource, ImageStreamSource, ChangedMap, ChangedRanges, ChangedBitmap } from './datastore/image-source.js';
+export { readBlobSource, type ReadBlobSourceOptions, type ImageSource, type ImagePathSource, type ImageStreamSource, type ChangedMap, type ChangedRanges, type ChangedBitmap } from './datastore/image-source.js';
 export { Chunker, DEFAULT_CDC_PARAMS, resolveCdcParams, type CdcParams, type ChunkerKind, type ChunkerScanner, type ContentDefinedOptions, type SplitOptions } from './codec/chunker.js';
 export { WorkerPool, type WorkerPoolOptions, type EncodedChunk } from './pool/worker-pool.js';
 export { runBenchmark, BENCHMARK_REFERENCE, type BenchmarkId, type BenchmarkResult, type BenchmarkReport, type BenchmarkOptions, type BenchmarkMachine, type BenchmarkReference, type BenchmarkCpu } from './pool/benchmark.js';

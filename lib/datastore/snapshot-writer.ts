@@ -236,7 +236,7 @@ export class SnapshotWriter {
         throw new CairnError('ERR_INVALID_ARGUMENT', `image chunk size ${chunkSize} must be a power of two from 64 KiB to 16 MiB`, this.details(archive));
       }
       const counters = { reads: 0, bytesRead: 0 };
-      src = await openImageSource(source, counters);
+      src = await openImageSource(source, counters, options.signal);
       const known = await this.knownSet();
       const prev = this.baseIndexes.get(archive);
       let flags: Uint8Array | undefined;

@@ -1,7 +1,12 @@
-/** `cairn backup`: back up images, directory trees and blobs as a new snapshot of a group. */
-import { readFile } from 'node:fs/promises';
+/**
+ * `cairn backup`: back up images, directory trees and blobs as a new snapshot of a group.
+ *
+ * Exit status 7 ({@link EXIT_INCOMPLETE}): the snapshot was committed, but entries of a tree
+ * archive could not be read as they were (unreadable, replaced while the walk ran, changed while
+ * read); they are listed as warnings (and under `problems` with `--json`).
+ */
 import type { Command } from 'commander';
-import { CairnError, type BackupProgress, type ChangedMap, type TreeArchiveStats, type TreeProgress } from '../../index.js';
+import { CairnError, readBlobSource, type BackupProgress, type ChangedMap, type ImageSource, type TreeArchiveStats, type TreeProgress } from '../../index.js';
 import { print, withStore, type CliContext } from '../context.js';
 import { humanBytes } from '../format.js';
 import { Progress, progressMode } from '../progress.js';
@@ -21,23 +26,40 @@ export function parseRangesFile(text: string, file: string): ChangedMap {
   return { ranges };
 }
 
+/** Exit status of a backup that committed its snapshot with entries left out or changed while read. */
+export const EXIT_INCOMPLETE = 7;
+
+/** True when a tree archive's problems mean something is missing or not as it was (`BASE` only costs reuse). */
+function incomplete(t: TreeArchiveStats): boolean {
+  const listed = t.problems.filter((p) => p.code !== 'BASE').length;
+  return listed > 0 || t.problemCount > t.problems.length;
+}
+
+/** Parses a byte count option. */
+function byteCount(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isSafeInteger(n) || n < 0) throw new CairnError('ERR_INVALID_ARGUMENT', `'${v}' is not a byte count`);
+  return n;
+}
+
 /** Adds `backup` to the program. */
 export function registerBackup(program: Command, cli: CliContext): void {
   program
     .command('backup')
     .description('back up images, directory trees and blobs as a new snapshot of a group')
     .argument('<group>', 'backup group: vm/<id>, ct/<id> or host/<id>')
-    .argument('<archives...>', '<name>.img:<file-or-device>, <name>.tree:<directory> or <name>.blob:<file>')
+    .argument('<archives...>', '<name>.img:<file-or-device>, <name>.tree:<directory> or <name>.blob:<file>; an image or blob may be a FIFO or pipe (/dev/stdin), and an image - for stdin')
     .option('--exclude <glob>', 'leave out paths of tree archives matching this gitignore-style pattern (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--one-file-system', 'do not descend into other filesystems in tree archives')
     .option('--changed <ranges-file>', 'changed byte ranges of the image since the previous backup ("<offset> <length>" per line)')
     .option('--time <rfc3339>', 'snapshot time, e.g. 2026-11-26T09:35:01Z (default: now)')
     .option('--chunk-size <bytes>', 'image chunk size (default: the datastore\'s)', (v) => Number(v))
+    .option('--source-size <bytes>', 'bytes to read from the one image source: required for a character device (which may never end), checked for a pipe', byteCount)
     .addHelpText(
       'after',
-      '\nExamples:\n  cairn --store ./cairn-store backup vm/100 drive-scsi0.img:/dev/vg0/vm-100-disk-0 qemu-server.conf.blob:/etc/pve/qemu-server/100.conf\n  cairn --store ./cairn-store backup host/web etc.tree:/etc home.tree:/home --exclude "*.cache" --one-file-system',
+      '\nA file is read up to its size when it is opened. Entries of a tree that cannot be read, or that are replaced or\nchange while the backup reads them, are listed as warnings; the snapshot is committed and the exit status is 7.\nSIGINT or SIGTERM stops the backup (nothing of it is kept); a second one ends the process at once.\n\nExamples:\n  cairn --store ./cairn-store backup vm/100 drive-scsi0.img:/dev/vg0/vm-100-disk-0 qemu-server.conf.blob:/etc/pve/qemu-server/100.conf\n  cairn --store ./cairn-store backup host/web etc.tree:/etc home.tree:/home --exclude "*.cache" --one-file-system',
     )
-    .action(async (group: string, specs: string[], o: { changed?: string; time?: string; chunkSize?: number; exclude: string[]; oneFileSystem?: boolean }) => {
+    .action(async (group: string, specs: string[], o: { changed?: string; time?: string; chunkSize?: number; sourceSize?: number; exclude: string[]; oneFileSystem?: boolean }) => {
       const g = cli.globals();
       const parsed = specs.map((spec) => {
         const colon = spec.indexOf(':');
@@ -52,10 +74,18 @@ export function registerBackup(program: Command, cli: CliContext): void {
       if (o.changed !== undefined && images.length !== 1) {
         throw new CairnError('ERR_INVALID_ARGUMENT', '--changed applies to exactly one image archive');
       }
-      const changed = o.changed === undefined ? undefined : parseRangesFile(await readFile(o.changed, 'utf8'), o.changed);
+      if (o.sourceSize !== undefined && images.length !== 1) {
+        throw new CairnError('ERR_INVALID_ARGUMENT', '--source-size applies to exactly one image archive');
+      }
+      const imageSource = (file: string): ImageSource =>
+        file === '-' ? { stream: process.stdin, ...(o.sourceSize === undefined ? {} : { size: o.sourceSize }) } : o.sourceSize === undefined ? file : { path: file, size: o.sourceSize };
+      // Read like a blob: bounded, a FIFO or device cannot make it endless.
+      const changed = o.changed === undefined ? undefined : parseRangesFile(Buffer.from(await readBlobSource(o.changed)).toString('utf8'), o.changed);
       await withStore(g, async (ds) => {
         const ac = new AbortController();
-        const stop = (): void => ac.abort(new Error('interrupted'));
+        // The first signal stops the backup (every source read observes the signal); `once`: a
+        // second one finds no handler and ends the process at once.
+        const stop = (sig: NodeJS.Signals): void => ac.abort(new Error(`interrupted by ${sig}`));
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
         const progress = new Progress(progressMode(g));
@@ -65,7 +95,7 @@ export function registerBackup(program: Command, cli: CliContext): void {
           const trees: Record<string, TreeArchiveStats> = {};
           for (const p of parsed) {
             if (p.name.endsWith('.img')) {
-              stats[p.name] = await w.addImage(p.name, p.file, {
+              stats[p.name] = await w.addImage(p.name, imageSource(p.file), {
                 signal: ac.signal,
                 onProgress: (x: BackupProgress) => progress.update(x.archive, x.bytesDone, x.bytesTotal),
                 ...(changed === undefined ? {} : { changed }),
@@ -82,7 +112,7 @@ export function registerBackup(program: Command, cli: CliContext): void {
               progress.end();
               trees[p.name] = t;
             } else {
-              await w.addBlob(p.name, await readFile(p.file));
+              await w.addBlob(p.name, await readBlobSource(p.file, { signal: ac.signal }));
             }
           }
           const snap = await w.commit();
@@ -99,6 +129,7 @@ export function registerBackup(program: Command, cli: CliContext): void {
             lines.push(`  ${name}: ${humanBytes(s.bytes)} in ${s.seconds.toFixed(2)} s ${rate}; ${s.chunks} chunks, ${s.chunksWritten} new (${humanBytes(s.bytesStored)} stored), ${s.chunksKnown + s.chunksReused} from the previous snapshot`);
           }
           print(g, { snapshot: snap.toJSON(), stats: { ...stats, ...trees } }, lines.join('\n'));
+          if (Object.values(trees).some(incomplete)) process.exitCode = EXIT_INCOMPLETE;
         } catch (e) {
           progress.end();
           await w.abort();

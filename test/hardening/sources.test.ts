@@ -1,0 +1,214 @@
+// Sources that never end (issue 12): a backup reads what was there when it opened each source and
+// then stops. A file swapped for a FIFO after the walk stat it is skipped (reported), not waited
+// for; a file that keeps growing is read up to its size at open (reported); /dev/zero is refused
+// as an image without an explicit size and as a blob; an image arrives from a pipe; SIGTERM stops
+// a backup that waits on a source, and nothing of it is visible afterwards.
+import t from 'tap';
+import { randomBytes, createHash } from 'node:crypto';
+import { closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import type { ChildProcess } from 'node:child_process';
+import { Datastore } from '../../lib/index.js';
+import { nativeMknod } from '../../lib/codec/native.js';
+import { tempDir } from '../helpers/fixtures.js';
+import { requireBuilt } from '../cli/run-cli.js';
+import { cairnTimed } from '../helpers/timed-cli.js';
+
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+const MiB = 1024 * 1024;
+
+/** Calls `then` once the child has `file` open (polled through /proc/<pid>/fd). */
+function whenOpened(child: ChildProcess, file: string, then: () => void): void {
+  const timer = setInterval(() => {
+    let links: string[];
+    try {
+      links = readdirSync(`/proc/${child.pid}/fd`).map((fd) => {
+        try {
+          return readlinkSync(`/proc/${child.pid}/fd/${fd}`);
+        } catch {
+          return '';
+        }
+      });
+    } catch {
+      clearInterval(timer); // the child is gone
+      return;
+    }
+    if (links.includes(file)) {
+      clearInterval(timer);
+      then();
+    }
+  }, 1);
+  child.on('exit', () => clearInterval(timer));
+}
+
+/** The snapshots of a group, newest last, with their archives' sizes. */
+async function archives(store: string, group: string): Promise<{ name: string; size: number }[][]> {
+  const ds = await Datastore.open(store);
+  try {
+    const snaps = await ds.group(group).snapshots();
+    return snaps.map((s) => s.files.map((f) => ({ name: f.name, size: f.size })));
+  } finally {
+    await ds.close();
+  }
+}
+
+t.setTimeout(120_000);
+if (requireBuilt(t)) {
+  const dir = tempDir(t, 'cairn-sources-');
+  const store = path.join(dir, 'store');
+  let serial = 0;
+
+  t.before(async () => {
+    const r = await cairnTimed(['init', store, '--sync-level', 'none']);
+    if (r.code !== 0) throw new Error(r.err);
+  });
+
+  t.test('a file swapped for a FIFO after it was stat-ed is skipped and reported, not waited for', async (t) => {
+    const src = path.join(dir, `fifo-src-${++serial}`);
+    mkdirSync(src);
+    const big = randomBytes(48 * MiB);
+    writeFileSync(path.join(src, 'a-big'), big);
+    writeFileSync(path.join(src, 'b-small'), 'small');
+    let swapped = false;
+    const r = await cairnTimed(['--store', store, 'backup', 'host/fifo', `root.tree:${src}`], {
+      timeoutMs: 20_000,
+      // The walk stats a directory's entries before it reads any of them: once a-big is open,
+      // b-small has been stat-ed as a regular file. Swap it for a FIFO nobody writes.
+      during: (child) =>
+        whenOpened(child, path.join(src, 'a-big'), () => {
+          unlinkSync(path.join(src, 'b-small'));
+          nativeMknod(path.join(src, 'b-small'), constants.S_IFIFO | 0o644, 0, 0);
+          swapped = true;
+        }),
+    });
+    t.ok(swapped, 'the swap happened while the backup ran');
+    t.notOk(r.timedOut, `the backup ended (${r.ms} ms)`);
+    t.equal(r.code, 7, `exit 7: the snapshot is incomplete\n${r.out}${r.err}`);
+    t.match(r.out, /warning: root\.tree: b-small: CHANGED: /, 'the swapped file is reported');
+    const snaps = await archives(store, 'host/fifo');
+    t.equal(snaps.length, 1, 'the snapshot is committed');
+    const restored = await cairnTimed(['--store', store, 'restore', 'host/fifo', 'root.tree', path.join(dir, `fifo-out-${serial}`)], { timeoutMs: 20_000 });
+    t.equal(restored.code, 0, restored.err);
+    t.equal(sha(readFileSync(path.join(dir, `fifo-out-${serial}`, 'a-big'))), sha(big), 'what was read restores');
+    t.notOk(existsSync(path.join(dir, `fifo-out-${serial}`, 'b-small')), 'the swapped entry is not in the archive');
+  });
+
+  for (const kind of ['tree', 'img'] as const) {
+    t.test(`a sparse file grown while it is backed up (${kind}) is read up to its size at open`, async (t) => {
+      const src = path.join(dir, `grow-src-${++serial}`);
+      mkdirSync(src);
+      const file = path.join(src, 'grow.raw');
+      writeFileSync(file, 'head');
+      truncateSync(file, 32 * MiB);
+      let size = 32 * MiB;
+      let grower: NodeJS.Timeout | undefined;
+      t.teardown(() => clearInterval(grower));
+      const spec = kind === 'tree' ? `root.tree:${src}` : `disk.img:${file}`;
+      const r = await cairnTimed(['--store', store, 'backup', `host/grow-${kind}`, spec], {
+        timeoutMs: 20_000,
+        // Once the backup has the file open, it grows by 1 GiB every 5 ms: far faster than it
+        // can be read, so a reader that goes to the end never ends.
+        during: (child) =>
+          whenOpened(child, file, () => {
+            grower = setInterval(() => {
+              size += 1024 * MiB;
+              truncateSync(file, size);
+            }, 5);
+            child.on('exit', () => clearInterval(grower));
+          }),
+      });
+      clearInterval(grower);
+      t.notOk(r.timedOut, `the backup ended (${r.ms} ms)`);
+      t.ok(size > 32 * MiB, 'the file grew during the backup');
+      const snaps = await archives(store, `host/grow-${kind}`);
+      if (kind === 'tree') {
+        t.equal(r.code, 7, `exit 7: committed, a source changed\n${r.out}${r.err}`);
+        t.match(r.out, /warning: root\.tree: grow\.raw: CHANGED: changed while being read \(33554432 bytes at open, 33554432 read/, 'the change is reported');
+        t.equal(snaps.length, 1, 'committed');
+        t.equal(snaps[0]!.find((f) => f.name === 'root.tree')!.size, 32 * MiB, 'the payload holds the size seen at open');
+      } else {
+        // An image whose size changes while it is read is not an image of anything: a coded error.
+        t.equal(r.code, 6, `exit 6 (ERR_IO)\n${r.out}${r.err}`);
+        t.match(r.err, /ERR_IO: image source .*grow\.raw changed while it was read: its size changed \(33554432 bytes at open/);
+        t.same(snaps, [], 'nothing committed');
+      }
+    });
+  }
+
+  t.test('/dev/zero: refused as an image without a size and as a blob; with --source-size it is read that far', async (t) => {
+    const img = await cairnTimed(['--store', store, 'backup', 'host/zero', 'd.img:/dev/zero'], { timeoutMs: 15_000 });
+    t.notOk(img.timedOut, `ended (${img.ms} ms)`);
+    t.equal(img.code, 2, img.err);
+    t.match(img.err, /ERR_INVALID_ARGUMENT: .*\/dev\/zero.*character device.*--source-size/);
+    const blob = await cairnTimed(['--store', store, 'backup', 'host/zero', 'x.blob:/dev/zero'], { timeoutMs: 15_000 });
+    t.notOk(blob.timedOut, `ended (${blob.ms} ms)`);
+    t.equal(blob.code, 2, blob.err);
+    t.match(blob.err, /ERR_INVALID_ARGUMENT: .*\/dev\/zero/);
+    t.ok(blob.ms < 10_000, 'at once, not after reading gigabytes');
+    const big = path.join(dir, 'too-big.conf');
+    writeFileSync(big, '');
+    truncateSync(big, 64 * MiB + 1);
+    const tooBig = await cairnTimed(['--store', store, 'backup', 'host/zero', `x.blob:${big}`], { timeoutMs: 15_000 });
+    t.equal(tooBig.code, 2, tooBig.err);
+    t.match(tooBig.err, /67108865 bytes; the limit is 67108864/);
+    t.same(await archives(store, 'host/zero'), [], 'nothing committed');
+
+    const sized = await cairnTimed(['--store', store, 'backup', 'host/zero', 'd.img:/dev/zero', '--source-size', String(3 * MiB + 5)], { timeoutMs: 15_000 });
+    t.equal(sized.code, 0, sized.err);
+    const out = path.join(dir, 'zero.out');
+    t.equal((await cairnTimed(['--store', store, 'restore', 'host/zero', 'd.img', out])).code, 0);
+    t.same(readFileSync(out), Buffer.alloc(3 * MiB + 5), 'exactly the size given, all zeros');
+  });
+
+  t.test('an image from a pipe (cat file | cairn backup ... d.img:/dev/stdin), and from stdin as -', async (t) => {
+    const data = randomBytes(5 * MiB + 123);
+    const file = path.join(dir, 'piped.raw');
+    writeFileSync(file, data);
+    const r = await cairnTimed(['--store', store, 'backup', 'host/pipe', 'd.img:/dev/stdin'], { timeoutMs: 20_000, catFile: file });
+    t.equal(r.code, 0, r.err);
+    const out = path.join(dir, 'pipe.out');
+    t.equal((await cairnTimed(['--store', store, 'restore', 'host/pipe', 'd.img', out])).code, 0);
+    t.equal(sha(readFileSync(out)), sha(data), 'restores byte for byte');
+    // Node's own stdin pipe is a socket, which /dev/stdin cannot reopen: '-' reads stdin itself.
+    const dash2 = await cairnTimed(['--store', store, 'backup', 'host/pipe', 'e.img:-'], { timeoutMs: 20_000, input: Readable.from([data.subarray(0, MiB), data.subarray(MiB)]) });
+    t.equal(dash2.code, 0, dash2.err);
+    t.equal((await cairnTimed(['--store', store, 'restore', 'host/pipe', 'e.img', out + '2'])).code, 0);
+    t.equal(sha(readFileSync(out + '2')), sha(data), 'restores byte for byte');
+    const blob = await cairnTimed(['--store', store, 'backup', 'host/pipe', 'c.blob:/dev/stdin'], { timeoutMs: 20_000, catFile: file });
+    t.equal(blob.code, 0, `a blob from a pipe: ${blob.err}`);
+  });
+
+  t.test('SIGTERM stops a backup that waits on a source, promptly, leaving nothing visible', async (t) => {
+    const fifo = path.join(dir, 'never.fifo');
+    nativeMknod(fifo, constants.S_IFIFO | 0o600, 0, 0);
+    // A writer that holds the FIFO open and never writes: a reader waits for ever.
+    const writer = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK);
+    t.teardown(() => closeSync(writer));
+    const cases: [string, string[]][] = [
+      ['a blob from a FIFO that never ends', ['x.blob:' + fifo]],
+      ['an image from a FIFO that never ends', ['d.img:' + fifo]],
+      ['a 1 TiB image of /dev/zero', ['d.img:/dev/zero', '--source-size', String(2 ** 40)]],
+    ];
+    for (const [what, args] of cases) {
+      let sentAt = 0;
+      const r = await cairnTimed(['--store', store, 'backup', 'host/term', ...args], {
+        timeoutMs: 20_000,
+        during: (child) =>
+          setTimeout(() => {
+            sentAt = Date.now();
+            child.kill('SIGTERM');
+          }, 1500),
+      });
+      t.notOk(r.timedOut, `${what}: ended`);
+      t.ok(sentAt > 0, `${what}: still running when SIGTERM came`);
+      t.ok(Date.now() - sentAt < 5000, `${what}: ended within 5 s of SIGTERM`);
+      t.not(r.code, 0, `${what}: non-zero exit`);
+      t.match(r.err, /ERR_ABORTED/, `${what}: says it was interrupted: ${r.err}`);
+    }
+    t.same(await archives(store, 'host/term'), [], 'no snapshot is visible');
+    writeFileSync(path.join(dir, 'small.conf'), 'x');
+    const again = await cairnTimed(['--store', store, 'backup', 'host/term', 'c.blob:' + path.join(dir, 'small.conf')], { timeoutMs: 15_000 });
+    t.equal(again.code, 0, `the group is not left locked: ${again.err}`);
+  });
+}

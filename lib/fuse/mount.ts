@@ -393,7 +393,8 @@ function makeMount(mountpoint: string, fuse: Fuse, release: () => Promise<void>)
  * // losetup -r -f /mnt/vm100/drive-scsi0.img, or copy files out of /mnt/vm100/etc.tree/
  * await m.unmount();
  * ```
- * @throws `ERR_NOT_FOUND`, `ERR_LOCKED` (the snapshot is being removed), `ERR_IO` (mount failed)
+ * @throws `ERR_NOT_FOUND`, `ERR_LOCKED` (the snapshot is being removed), `ERR_IO` (mount failed),
+ *   `ERR_INVALID_ARGUMENT` (an `imageMode` or `dirMode` with bits other than read/search)
  */
 export async function mountSnapshot(snapshot: Snapshot, mountpoint: string, options: MountOptions = {}): Promise<Mount> {
   const modes = viewModes(options, 0o555);
@@ -538,6 +539,8 @@ class ReaderPool {
  * // ls /mnt/cairn/vm/100/latest/
  * await m.unmount();
  * ```
+ * @throws `ERR_NOT_FOUND` (the namespace), `ERR_IO` (mount failed), `ERR_INVALID_ARGUMENT` (an
+ *   `imageMode` or `dirMode` with bits other than read/search, a negative `idleCloseMs`)
  */
 export async function mountDatastore(ds: Datastore, mountpoint: string, options: MountDatastoreOptions = {}): Promise<Mount> {
   const modes = viewModes(options, 0o500);

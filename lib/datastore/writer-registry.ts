@@ -18,7 +18,8 @@ import { promises as fsp, constants as fsc } from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { LOCK_DIR } from './locks.js';
-import { DIR_MODE, FILE_MODE, TMP_MARKER } from '../backend/local.js';
+import { DIR_MODE, FILE_MODE } from '../backend/local.js';
+import { tempFileName } from '../util/temp-name.js';
 import { nativeFlock } from '../codec/native.js';
 import { CairnError, ioError, syscallCode } from '../errors.js';
 
@@ -37,8 +38,6 @@ const REGISTER_ATTEMPTS = 20;
 export const registrationHooks: {
   step?: (step: 'created' | 'locked' | 'written' | 'renamed', file: string) => Promise<void>;
 } = {};
-
-let tmpCounter = 0;
 
 /** A live writer's registration; {@link WriterRegistration.release} removes it. */
 export class WriterRegistration {
@@ -75,7 +74,7 @@ export async function registerWriter(root: string, startMs: number): Promise<Wri
   const name = `${process.pid}-${randomUUID()}`;
   const file = path.join(dir, name);
   for (let attempt = 0; ; attempt++) {
-    const tmp = path.join(dir, `.${name}${TMP_MARKER}${process.pid}-${++tmpCounter}`);
+    const tmp = path.join(dir, tempFileName(name));
     let fh: fsp.FileHandle | undefined;
     try {
       fh = await createExclusive(tmp);

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { oldestLiveWriter, registerWriter, registrationHooks, WRITERS_DIR } from '../../lib/datastore/writer-registry.js';
 import { Datastore, GarbageCollector, Verifier } from '../../lib/index.js';
+import { isTempFileName } from '../../lib/util/temp-name.js';
 import { seededBytes, tempDir, writeTemp } from '../helpers/fixtures.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -94,6 +95,9 @@ for (const step of ['created', 'locked', 'written', 'renamed'] as const) {
       child.stdout.once('data', () => resolve());
       child.once('exit', (code) => reject(new Error(`child exited ${code}`)));
     });
+    const names = await readdir(path.join(dir, WRITERS_DIR));
+    t.equal(names.length, 1);
+    t.equal(isTempFileName(names[0]!), step !== 'renamed', 'before the rename it is a temp file by the one temp-name rule');
     const live = await oldestLiveWriter(dir, 7);
     if (step === 'created') t.equal(live, undefined, 'an unlocked temp registration is not a writer');
     else t.equal(live, step === 'locked' ? 7 : 1000, 'a locked registration counts while its writer lives');

@@ -6,8 +6,9 @@
  * - a handler must never throw or let a promise reject unhandled (the process dies and leaves a
  *   stale mount): every handler goes through {@link Handlers.run}, which turns errors into errnos;
  * - mount only from the main thread; a process must not read its own mount synchronously;
- * - `use_ino` cannot be passed as an option, so it rides along in `fsname` (`-o fsname=cairn,use_ino`),
- *   which libfuse splits at the comma: inode numbers are ours (hardlinks share one);
+ * - `use_ino` and `ro` cannot be passed as options, so they ride along in `fsname`
+ *   (`-o fsname=cairn,use_ino,ro`), which libfuse splits at the comma: inode numbers are ours
+ *   (hardlinks share one), and the mount is read-only for the kernel too;
  * - every mount has `default_permissions`: the kernel checks each access against the modes and
  *   owners the mount shows (a tree archive's own; the mounting user's, `imageMode` and `dirMode`,
  *   for what the mount makes up), so `allow_other` lets other users see only what those allow;
@@ -331,7 +332,9 @@ async function startFuse(mountpoint: string, handlers: Handlers, options: MountO
     mkdir: true,
     autoUnmount: true,
     kernelCache: true,
-    fsname: 'cairn,use_ino',
+    // `ro` (not in fuse-native's whitelist either): the kernel itself refuses writes, and
+    // access(W_OK) says EROFS (with default_permissions it would say yes to root otherwise).
+    fsname: 'cairn,use_ino,ro',
     subtype: 'cairn',
     // The kernel checks every access against the modes and owners shown (else allow_other would
     // let every user read everything).

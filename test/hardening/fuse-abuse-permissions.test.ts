@@ -75,9 +75,11 @@ t.test('--allow-other: a second user sees only what the archive lets it see', { 
   t.same(asNobody[probes[8]!], { mode: 0o400, uid: 0, gid: 0 }, 'an image belongs to the mounting user, mode 0400');
   t.same(asNobody[probes[9]!], { mode: 0o400, uid: 0, gid: 0 }, 'a blob too');
   t.same(asNobody[probes[10]!], ['conf.blob', 'disk.img', 'root.tree'], 'the archive names are listed');
-  const asRoot = probe<Record<string, unknown>>(ACCESS, probes.slice(0, 8), 0);
+  const writable = [`writable:${J(r, 'public')}`, `writable:${r}`, `writable:${mnt}`, `writable:${J(mnt, 'disk.img')}`];
+  const asRoot = probe<Record<string, unknown>>(ACCESS, [...probes.slice(0, 8), ...writable], 0);
   t.equal(asRoot[probes[0]!], sha(Buffer.from('root only\n')), 'root still reads everything');
   t.equal(asRoot[probes[6]!], sha(image));
+  for (const w of writable) t.equal(asRoot[w], 'EROFS', `access(W_OK) is EROFS for root too (${w.slice(9 + dir.length)})`);
 
   const mnt2 = J(dir, 'mnt-open');
   await mount(t, ['--store', store, 'mount', `vm/100/${time}`, mnt2, '--allow-other', '--image-mode', '0444'], mnt2);

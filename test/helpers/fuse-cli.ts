@@ -45,8 +45,9 @@ export function probe<T>(script: string, args: string[], uid = 0): T {
 }
 
 /**
- * A probe script: each argument is `read:<path>`, `list:<path>` or `stat:<path>`; the JSON result
- * maps each to the sha256 read, the sorted names, {mode, uid, gid}, or the error code.
+ * A probe script: each argument is `read:<path>`, `list:<path>`, `stat:<path>` or `writable:<path>`
+ * (access W_OK); the JSON result maps each to the sha256 read, the sorted names, {mode, uid, gid},
+ * 'yes', or the error code.
  */
 export const ACCESS = `
 const fs = require('fs'); const crypto = require('crypto'); const out = {};
@@ -56,6 +57,7 @@ for (const a of process.argv.slice(1)) {
     if (op === 'read') out[a] = crypto.createHash('sha256').update(fs.readFileSync(p)).digest('hex');
     else if (op === 'list') out[a] = fs.readdirSync(p).sort();
     else if (op === 'stat') { const s = fs.statSync(p); out[a] = { mode: s.mode & 0o7777, uid: s.uid, gid: s.gid }; }
+    else if (op === 'writable') { fs.accessSync(p, fs.constants.W_OK); out[a] = 'yes'; }
   } catch (e) { out[a] = e.code; }
 }
 process.stdout.write(JSON.stringify(out));`;

@@ -39,7 +39,10 @@ export interface ImagePathSource {
 export interface ImageStreamSource {
   /** The bytes, in order. */
   readonly stream: AsyncIterable<Uint8Array>;
-  /** The size when known in advance (a changed-block map needs it). */
+  /**
+   * The size when known in advance (a changed-block map needs it): at most this many bytes are
+   * read (a stream that goes on is not read further); a stream that ends earlier fails with `ERR_IO`.
+   */
   readonly size?: number;
 }
 
@@ -128,11 +131,19 @@ export async function openImageSource(source: ImageSource, counters: { reads: nu
   return {
     size,
     async *pieces() {
+      let total = 0;
       for await (const piece of abortable(it, signal)) {
         const u8 = typeof piece === 'string' ? Buffer.from(piece) : piece;
         counters.reads++;
-        counters.bytesRead += u8.byteLength;
-        yield u8;
+        // A declared size is the image's size: a stream that goes on is not read past it.
+        const keep = size === undefined ? u8 : u8.subarray(0, Math.max(0, size - total));
+        total += keep.byteLength;
+        counters.bytesRead += keep.byteLength;
+        if (keep.byteLength > 0) yield keep;
+        if (size !== undefined && total >= size) return;
+      }
+      if (size !== undefined && total < size) {
+        throw new CairnError('ERR_IO', `image stream ended after ${total} bytes, before its declared size ${size}`, { sizeDeclared: size, sizeRead: total });
       }
     },
     close: async () => undefined,
@@ -343,7 +354,8 @@ async function* abortable<T>(it: AsyncIterable<T>, signal: AbortSignal | undefin
     }
   } finally {
     signal.removeEventListener('abort', onAbort!);
-    await iter.return?.()?.catch?.(() => undefined);
+    // Not awaited: a generator still waiting inside next() would only take the request after that.
+    void iter.return?.()?.catch?.(() => undefined);
   }
 }
 

@@ -5,11 +5,11 @@
 // a backup that waits on a source, and nothing of it is visible afterwards.
 import t from 'tap';
 import { randomBytes, createHash } from 'node:crypto';
-import { closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, renameSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { ChildProcess } from 'node:child_process';
-import { Datastore } from '../../lib/index.js';
+import { Datastore, isCairnError, readBlobSource } from '../../lib/index.js';
 import { nativeMknod } from '../../lib/codec/native.js';
 import { tempDir } from '../helpers/fixtures.js';
 import { requireBuilt } from '../cli/run-cli.js';
@@ -67,7 +67,7 @@ if (requireBuilt(t)) {
   t.test('a file swapped for a FIFO after it was stat-ed is skipped and reported, not waited for', async (t) => {
     const src = path.join(dir, `fifo-src-${++serial}`);
     mkdirSync(src);
-    const big = randomBytes(48 * MiB);
+    const big = randomBytes(32 * MiB);
     writeFileSync(path.join(src, 'a-big'), big);
     writeFileSync(path.join(src, 'b-small'), 'small');
     let swapped = false;
@@ -92,6 +92,83 @@ if (requireBuilt(t)) {
     t.equal(restored.code, 0, restored.err);
     t.equal(sha(readFileSync(path.join(dir, `fifo-out-${serial}`, 'a-big'))), sha(big), 'what was read restores');
     t.notOk(existsSync(path.join(dir, `fifo-out-${serial}`, 'b-small')), 'the swapped entry is not in the archive');
+  });
+
+  t.test('a directory swapped for a symlink after it was stat-ed is not followed', async (t) => {
+    const src = path.join(dir, `dirswap-src-${++serial}`);
+    const outside = path.join(dir, `outside-${serial}`);
+    mkdirSync(path.join(src, 'sub'), { recursive: true });
+    mkdirSync(outside);
+    writeFileSync(path.join(outside, 'secret'), 'not part of the tree');
+    writeFileSync(path.join(src, 'sub', 'mine'), 'mine');
+    writeFileSync(path.join(src, 'a-big'), randomBytes(32 * MiB));
+    let swapped = false;
+    // Files are read before subdirectories are entered: once a-big is open, sub was stat-ed.
+    const r = await cairnTimed(['--store', store, 'backup', 'host/dirswap', `root.tree:${src}`], {
+      timeoutMs: 20_000,
+      during: (child) =>
+        whenOpened(child, path.join(src, 'a-big'), () => {
+          renameSync(path.join(src, 'sub'), path.join(src, 'sub-moved'));
+          symlinkSync(outside, path.join(src, 'sub'));
+          swapped = true;
+        }),
+    });
+    t.ok(swapped, 'swapped while the backup ran');
+    t.equal(r.code, 7, `exit 7\n${r.out}${r.err}`);
+    t.match(r.out, /warning: root\.tree: sub: CHANGED: /);
+    const out = path.join(dir, `dirswap-out-${serial}`);
+    const restored = await cairnTimed(['--store', store, 'restore', 'host/dirswap', 'root.tree', out], { timeoutMs: 20_000 });
+    t.equal(restored.code, 0, restored.err);
+    t.notOk(existsSync(path.join(out, 'sub', 'secret')), 'nothing from outside the tree was backed up');
+  });
+
+  t.test('the library: path sources with a size, streams with a size, abortable waits, blob sources', async (t) => {
+    const ds = await Datastore.open(store);
+    t.teardown(() => ds.close());
+    const codeOf = async (p: Promise<unknown>): Promise<string | undefined> => {
+      try {
+        await p;
+        return undefined;
+      } catch (e) {
+        return isCairnError(e) ? e.code : String(e);
+      }
+    };
+    const w = await ds.group('host/lib').backup();
+    t.equal(await codeOf(w.addImage('z', '/dev/zero')), 'ERR_INVALID_ARGUMENT', 'a character device without a size');
+    t.equal((await w.addImage('z', { path: '/dev/zero', size: 200_000 })).bytes, 200_000, 'with a size: exactly that much');
+    async function* endless(): AsyncGenerator<Uint8Array> {
+      for (;;) yield new Uint8Array(65536).fill(7);
+    }
+    t.equal((await w.addImage('s', { stream: endless(), size: 300_001 })).bytes, 300_001, 'a stream is not read past its declared size');
+    t.equal(await codeOf(w.addImage('short', { stream: Readable.from([Buffer.alloc(10)]), size: 11 })), 'ERR_IO', 'a stream shorter than declared');
+    async function* silent(): AsyncGenerator<Uint8Array> {
+      await new Promise(() => undefined); // never yields, never ends
+      yield new Uint8Array(0);
+    }
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 200);
+    const t0 = Date.now();
+    t.equal(await codeOf(w.addImage('silent', { stream: silent() }, { signal: ac.signal })), 'ERR_ABORTED', 'a stream that never yields is abortable');
+    t.ok(Date.now() - t0 < 5000);
+    await w.abort();
+
+    t.equal(await codeOf(readBlobSource('/dev/zero')), 'ERR_INVALID_ARGUMENT');
+    t.equal(await codeOf(readBlobSource(dir)), 'ERR_INVALID_ARGUMENT', 'a directory');
+    t.equal(await codeOf(readBlobSource(path.join(dir, 'nope'))), 'ERR_NOT_FOUND');
+    const big = path.join(dir, 'lib-big.conf');
+    writeFileSync(big, '');
+    truncateSync(big, 64 * MiB + 1);
+    t.equal(await codeOf(readBlobSource(big)), 'ERR_INVALID_ARGUMENT', 'larger than the limit: refused before reading');
+    writeFileSync(path.join(dir, 'ok.conf'), 'conf');
+    t.equal(Buffer.from(await readBlobSource(path.join(dir, 'ok.conf'))).toString(), 'conf');
+    t.equal(await codeOf(readBlobSource(path.join(dir, 'ok.conf'), { maxSize: 3 })), 'ERR_INVALID_ARGUMENT');
+    const fifo = path.join(dir, `lib-${++serial}.fifo`);
+    nativeMknod(fifo, constants.S_IFIFO | 0o600, 0, 0);
+    const wr = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK);
+    t.teardown(() => closeSync(wr));
+    const ac2 = new AbortController();
+    setTimeout(() => ac2.abort(), 200);
+    t.equal(await codeOf(readBlobSource(fifo, { signal: ac2.signal })), 'ERR_ABORTED', 'a FIFO whose writer never writes: abortable');
   });
 
   for (const kind of ['tree', 'img'] as const) {

@@ -37,6 +37,12 @@ export interface TimedOptions {
   readonly during?: (child: ChildProcess) => void;
 }
 
+/**
+ * The command line under test: `dist/cli/main.js`, or `CAIRN_TEST_CLI` (to run a suite against
+ * another build, e.g. the code before a fix, and see it fail).
+ */
+const cli = process.env['CAIRN_TEST_CLI'] ?? CLI;
+
 /** Runs `node dist/cli/main.js ...args`. */
 export function cairnTimed(args: string[], o: TimedOptions = {}): Promise<TimedRun> {
   const env: Record<string, string | undefined> = { ...process.env, ...o.env };
@@ -46,7 +52,7 @@ export function cairnTimed(args: string[], o: TimedOptions = {}): Promise<TimedR
   const t0 = Date.now();
   return new Promise((resolve, reject) => {
     const [cmd, argv] =
-      o.catFile === undefined ? [process.execPath, [CLI, ...args]] : ['/bin/sh', ['-c', 'cat "$0" | exec "$@"', o.catFile, process.execPath, CLI, ...args]];
+      o.catFile === undefined ? [process.execPath, [cli, ...args]] : ['/bin/sh', ['-c', 'cat "$0" | exec "$@"', o.catFile, process.execPath, cli, ...args]];
     const child = spawn(cmd, argv, {
       env,
       ...(o.cwd === undefined ? {} : { cwd: o.cwd }),

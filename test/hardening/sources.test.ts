@@ -169,6 +169,21 @@ if (requireBuilt(t)) {
     const ac2 = new AbortController();
     setTimeout(() => ac2.abort(), 200);
     t.equal(await codeOf(readBlobSource(fifo, { signal: ac2.signal })), 'ERR_ABORTED', 'a FIFO whose writer never writes: abortable');
+
+    // The walk's own reads: a .cairnignore that is a FIFO (nobody writes) or a huge file.
+    const src = path.join(dir, `ignore-src-${++serial}`);
+    mkdirSync(path.join(src, 'a'), { recursive: true });
+    mkdirSync(path.join(src, 'b'));
+    nativeMknod(path.join(src, 'a', '.cairnignore'), constants.S_IFIFO | 0o644, 0, 0);
+    writeFileSync(path.join(src, 'b', '.cairnignore'), '');
+    truncateSync(path.join(src, 'b', '.cairnignore'), 2 * MiB);
+    writeFileSync(path.join(src, 'a', 'kept'), 'kept');
+    const w2 = await ds.group('host/lib').backup();
+    const walk = w2.addTree('root', src);
+    const stats = await Promise.race([walk, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the walk hangs')), 10_000))]);
+    t.same(stats.problems.map((p) => `${p.path} ${p.code}`), ['a/.cairnignore ETYPE', 'b/.cairnignore ETYPE'], 'both reported, neither read');
+    t.equal(stats.files, 2, 'the files are backed up (the huge ignore file as a file)');
+    await w2.abort();
   });
 
   for (const kind of ['tree', 'img'] as const) {

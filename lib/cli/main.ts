@@ -3,7 +3,8 @@
  * The `cairn` command line (layer L6). Uses the public API only (../index.js).
  *
  * Grammar modelled on proxmox-backup-client. Exit codes: 0 success, 1 other error, 2 usage or
- * invalid input, 3 not found, 4 locked or in use, 5 corrupt data, 6 I/O error.
+ * invalid input, 3 not found, 4 locked or in use, 5 corrupt data, 6 I/O error, 7 a backup that
+ * committed its snapshot with tree entries left out or changed.
  *
  * This file builds the program (global options, then one register function per command from
  * ./commands/, in the order `cairn --help` lists them), runs it and maps errors to exit codes.
@@ -55,7 +56,7 @@ export function buildProgram(): Command {
     .exitOverride()
     .addHelpText(
       'after',
-      '\nExamples:\n  cairn init ./cairn-store\n  CAIRN_STORE=./cairn-store cairn backup vm/100 disk.img:./disk.raw\n  cairn --store ./cairn-store snapshots --json\n\nExit codes: 0 ok, 1 other, 2 usage/invalid input, 3 not found, 4 locked/protected, 5 corrupt, 6 I/O.',
+      '\nExamples:\n  cairn init ./cairn-store\n  CAIRN_STORE=./cairn-store cairn backup vm/100 disk.img:./disk.raw\n  cairn --store ./cairn-store snapshots --json\n\nExit codes: 0 ok, 1 other, 2 usage/invalid input, 3 not found, 4 locked/protected, 5 corrupt, 6 I/O,\n7 backup committed with entries left out or changed (see cairn backup --help).',
     );
 
   const globals = (): GlobalOptions => program.opts<GlobalOptions>();

@@ -6,9 +6,7 @@ import { promises as fsp, close as fsClose, constants as fsc, fstat as fsFstat, 
 import { promisify } from 'node:util';
 import { Socket } from 'node:net';
 import { CairnError, abortError, ioError, throwIfAborted } from '../errors.js';
-
-/** The blob archive limit (the same as `MAX_BLOB_SIZE` of the snapshot writer). */
-const DEFAULT_MAX_BLOB = 64 * 1024 * 1024;
+import { MAX_RAW_SIZE } from '../format/chunk-envelope.js';
 
 /**
  * Where an image comes from:
@@ -361,7 +359,7 @@ async function* abortable<T>(it: AsyncIterable<T>, signal: AbortSignal | undefin
 
 /** Options of {@link readBlobSource}. */
 export interface ReadBlobSourceOptions {
-  /** The largest size accepted. @defaultValue 64 MiB, the blob archive limit */
+  /** The largest size accepted. @defaultValue 64 MiB: the format's limit for one envelope, a blob archive's `MAX_BLOB_SIZE` */
   readonly maxSize?: number;
   /** Ends the read (a pipe that never ends, a writer that never writes) with `ERR_ABORTED`. */
   readonly signal?: AbortSignal;
@@ -380,7 +378,7 @@ export interface ReadBlobSourceOptions {
  *   `ERR_ABORTED`
  */
 export async function readBlobSource(file: string, options: ReadBlobSourceOptions = {}): Promise<Uint8Array> {
-  const max = options.maxSize ?? DEFAULT_MAX_BLOB;
+  const max = options.maxSize ?? MAX_RAW_SIZE;
   const tooBig = (n: number | string): CairnError =>
     new CairnError('ERR_INVALID_ARGUMENT', `blob source ${file} has ${n} bytes; the limit is ${max}`, { path: file, limit: max });
   const { fh, st } = await openSource(file, 'blob');

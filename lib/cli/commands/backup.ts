@@ -6,7 +6,7 @@
  * read); they are listed as warnings (and under `problems` with `--json`).
  */
 import type { Command } from 'commander';
-import { CairnError, readBlobSource, type BackupProgress, type ChangedMap, type ImageSource, type TreeArchiveStats, type TreeProgress } from '../../index.js';
+import { CairnError, MAX_BLOB_SIZE, readBlobSource, type BackupProgress, type ChangedMap, type ImageSource, type TreeArchiveStats, type TreeProgress } from '../../index.js';
 import { print, withStore, type CliContext } from '../context.js';
 import { humanBytes } from '../format.js';
 import { Progress, progressMode } from '../progress.js';
@@ -112,7 +112,7 @@ export function registerBackup(program: Command, cli: CliContext): void {
               progress.end();
               trees[p.name] = t;
             } else {
-              await w.addBlob(p.name, await readBlobSource(p.file, { signal: ac.signal }));
+              await w.addBlob(p.name, await readBlobSource(p.file, { maxSize: MAX_BLOB_SIZE, signal: ac.signal }));
             }
           }
           const snap = await w.commit();

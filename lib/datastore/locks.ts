@@ -97,6 +97,7 @@ export async function acquireLock(file: string, mode: LockMode, options: LockOpt
   try {
     fh = await openLockFile(file);
   } catch (e) {
+    if (e instanceof CairnError) throw e;
     throw ioError(e, `cannot open lock file ${file}`, { ...options.details, path: file });
   }
   let ok: boolean;
@@ -115,13 +116,31 @@ export async function acquireLock(file: string, mode: LockMode, options: LockOpt
   return new FileLock(fh, file, mode);
 }
 
+/**
+ * Opens (creating when missing) a lock file. Never through a symlink (`O_NOFOLLOW`: a symlink
+ * planted in the lock tree would make a lock create a file anywhere), never blocking on a FIFO
+ * (`O_NONBLOCK`); what is there must be a regular file, else `ERR_UNSAFE_PATH` naming it.
+ */
 async function openLockFile(file: string): Promise<fsp.FileHandle> {
-  const flags = fsc.O_RDWR | fsc.O_CREAT;
+  const flags = fsc.O_RDWR | fsc.O_CREAT | fsc.O_NOFOLLOW | fsc.O_NONBLOCK;
+  let fh: fsp.FileHandle;
   try {
-    return await fsp.open(file, flags, FILE_MODE);
+    fh = await fsp.open(file, flags, FILE_MODE);
   } catch (e) {
-    if ((e as { code?: string }).code !== 'ENOENT') throw e;
+    const code = (e as { code?: string }).code;
+    if (code === 'ELOOP') throw new CairnError('ERR_UNSAFE_PATH', `lock file ${file} is a symlink; remove it by hand`, { path: file }, e);
+    if (code === 'EISDIR') throw new CairnError('ERR_UNSAFE_PATH', `lock file ${file} is a directory; remove it by hand`, { path: file }, e);
+    if (code !== 'ENOENT') throw e;
     await fsp.mkdir(path.dirname(file), { recursive: true, mode: DIR_MODE });
-    return await fsp.open(file, flags, FILE_MODE);
+    fh = await fsp.open(file, flags, FILE_MODE);
   }
+  const st = await fh.stat().catch(async (e: unknown) => {
+    await fh.close();
+    throw e;
+  });
+  if (!st.isFile()) {
+    await fh.close();
+    throw new CairnError('ERR_UNSAFE_PATH', `lock file ${file} is not a regular file; remove it by hand`, { path: file });
+  }
+  return fh;
 }

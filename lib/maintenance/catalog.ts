@@ -52,9 +52,24 @@
  * where the umask cannot be set (a worker thread) the files are chmodded. After open, after every
  * update and after close, the catalog's files are also chmodded to at most 0640, like the rest of
  * the datastore, and the directory is 0750.
+ *
+ * Read-only datastores ({@link Datastore.readOnly}: read-only media, or a user who cannot write
+ * there): LevelDB must write even to read (its LOCK file, a new log, compactions), so the catalog
+ * runs on a **temporary copy** ({@link Catalog.temporary}): a private directory made by `mkdtemp`
+ * under `os.tmpdir()` (0700, files 0600) into which the datastore's `.catalog` files are copied, as
+ * regular files opened without following symbolic links, when it exists and can be read. The copy
+ * is kept only if no file of the source changed while it was made (tried three times); a catalog
+ * that cannot be copied, or whose copy cannot be opened, is left out and the copy starts empty. Then
+ * the copy is brought up to date from the snapshots as usual (which only reads the datastore, without
+ * locks), so a search finds the same as on a writable datastore. Nothing is ever written to the
+ * datastore. The copy follows the same rules as the catalog itself: one per datastore and process,
+ * shared by every open (registry key: the real path plus a suffix), removed at the last close, and
+ * at process exit (`process.on('exit')`, so not after a kill). {@link Catalog.rebuild} refuses with
+ * `ERR_READ_ONLY`: a rebuilt copy could not be kept.
  */
-import { readFileSync } from 'node:fs';
-import { chmod, lstat, mkdir, readdir, realpath } from 'node:fs/promises';
+import { constants as fsc, readFileSync, rmSync } from 'node:fs';
+import { chmod, lstat, mkdir, mkdtemp, open as openFile, readdir, realpath, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Level } from 'level';
 import { CairnError, ioError, isCairnError, throwIfAborted, type ErrorDetails } from '../errors.js';
@@ -190,6 +205,10 @@ export interface CatalogHit {
 interface SharedDb {
   readonly key: string;
   readonly db: Level<Uint8Array, Uint8Array>;
+  /** The LevelDB directory: `<datastore>/.catalog`, or the temporary copy. */
+  readonly dir: string;
+  /** A temporary copy (read-only datastore), removed at the last close. */
+  readonly temporary: boolean;
   refs: number;
   closed: boolean;
   /** Operations run one at a time: each waits for this, and replaces it. */
@@ -218,6 +237,48 @@ interface UmaskState {
 const UMASK_KEY = Symbol.for('cairn.catalog.umask');
 const umaskState: UmaskState = ((globalThis as Record<symbol, unknown>)[UMASK_KEY] as UmaskState | undefined) ??
   ((globalThis as Record<symbol, unknown>)[UMASK_KEY] = { holders: 0, restore: undefined, set: undefined } satisfies UmaskState);
+
+/** The temporary copies of this process, removed at exit (shared across copies of this module). */
+interface TemporaryState {
+  readonly dirs: Set<string>;
+  hooked: boolean;
+}
+const TEMPORARY_KEY = Symbol.for('cairn.catalog.temporary');
+const temporaryState: TemporaryState = ((globalThis as Record<symbol, unknown>)[TEMPORARY_KEY] as TemporaryState | undefined) ??
+  ((globalThis as Record<symbol, unknown>)[TEMPORARY_KEY] = { dirs: new Set(), hooked: false } satisfies TemporaryState);
+
+/** Remembers a temporary copy so that it is removed at process exit even when it is never closed. */
+function trackTemporary(dir: string): void {
+  temporaryState.dirs.add(dir);
+  if (temporaryState.hooked) return;
+  temporaryState.hooked = true;
+  process.on('exit', () => {
+    for (const d of temporaryState.dirs) {
+      try {
+        rmSync(d, { recursive: true, force: true });
+      } catch {
+        // best effort at exit
+      }
+    }
+    temporaryState.dirs.clear();
+  });
+}
+
+async function removeTemporary(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  temporaryState.dirs.delete(dir);
+}
+
+/** Name prefix of the temporary copies in `os.tmpdir()`. */
+const TEMPORARY_PREFIX = 'cairn-catalog-';
+/** Directory mode of a temporary copy. */
+const TEMPORARY_DIR_MODE = 0o700;
+/** The most a file of a temporary copy may grant. */
+const TEMPORARY_FILE_MODE_MAX = 0o600;
+/** Attempts at a copy that no concurrent write of the source changed. */
+const COPY_ATTEMPTS = 3;
+/** LevelDB files not copied: the lock (held by whoever writes the source) and the info logs. */
+const NOT_COPIED = new Set(['LOCK', 'LOG', 'LOG.old']);
 
 /** Write bits for group and others: never set on a file LevelDB creates while a catalog is open. */
 const CATALOG_UMASK_BITS = 0o022;
@@ -262,8 +323,8 @@ function relaxUmask(): void {
   }
 }
 
-/** Takes group write and every bit for others off the catalog's files. */
-async function tightenModes(dir: string): Promise<void> {
+/** Takes group write and every bit for others (or, with `max` 0o600, every bit but the owner's) off the catalog's files. */
+async function tightenModes(dir: string, max = CATALOG_FILE_MODE_MAX): Promise<void> {
   let names: string[];
   try {
     names = await readdir(dir);
@@ -275,7 +336,7 @@ async function tightenModes(dir: string): Promise<void> {
     const st = await lstat(p).catch(() => undefined);
     if (st === undefined || !st.isFile()) continue;
     const mode = st.mode & 0o7777;
-    if ((mode & ~CATALOG_FILE_MODE_MAX) !== 0) await chmod(p, mode & CATALOG_FILE_MODE_MAX).catch(() => undefined);
+    if ((mode & ~max) !== 0) await chmod(p, mode & max).catch(() => undefined);
   }
 }
 
@@ -327,18 +388,38 @@ export class Catalog {
   }
 
   /**
+   * Whether this catalog is a temporary copy: the datastore is read-only ({@link Datastore.readOnly}),
+   * and LevelDB must write even to read, so the catalog runs on a private copy of the datastore's
+   * `.catalog` in the temporary directory (see {@link Catalog.directory}), brought up to date from the
+   * snapshots like the catalog itself, and removed at the last close or at process exit. Nothing is
+   * written to the datastore, and {@link Catalog.rebuild} fails with `ERR_READ_ONLY`.
+   */
+  get temporary(): boolean {
+    return this.shared.temporary;
+  }
+
+  /**
+   * The LevelDB directory in use: `<datastore>/.catalog`, or for a {@link Catalog.temporary} catalog
+   * its copy, a directory of mode 0700 under `os.tmpdir()` (files 0600).
+   */
+  get directory(): string {
+    return this.shared.dir;
+  }
+
+  /**
    * Opens the catalog of a datastore (creating it on first use). Every open in one process shares
    * one database; close each handle. Side effect: while any catalog is open in the process, the
    * process umask includes 0o022 (no group or other write bits), so that LevelDB, which creates
    * its files itself, never makes a group- or world-writable file; it is put back at the last close.
+   * On a read-only datastore the catalog is a temporary copy ({@link Catalog.temporary}).
    * @throws `ERR_LOCKED` when another process holds the catalog for longer than `lockTimeoutMs`;
-   *   `ERR_READ_ONLY` on a read-only datastore; `ERR_ABORTED`; `ERR_IO`
+   *   `ERR_ABORTED`; `ERR_IO` (also when a temporary copy cannot be made)
    */
   static async open(ds: Datastore, options: CatalogOpenOptions = {}): Promise<Catalog> {
     ds.assertOpen();
-    // LevelDB writes its LOCK and log files even to read: search the snapshots directly instead.
-    ds.assertWritable('open the catalog (LevelDB must write even to read); list archives with `ls` instead');
-    const key = await realpath(ds.root).catch(() => ds.root);
+    // A read-only datastore gets a temporary copy, one per datastore and process like the catalog.
+    const real = await realpath(ds.root).catch(() => ds.root);
+    const key = ds.readOnly ? `${real}\0temporary` : real;
     for (;;) {
       throwIfAborted(options.signal, { datastore: ds.root });
       const closing = registry.closing.get(key);
@@ -348,7 +429,7 @@ export class Catalog {
       }
       let p = registry.open.get(key);
       if (p === undefined) {
-        const opening = openShared(key, ds, options);
+        const opening = ds.readOnly ? openTemporary(key, ds, options) : openShared(key, ds, options);
         p = opening;
         registry.open.set(key, opening);
         opening.catch(() => {
@@ -363,7 +444,7 @@ export class Catalog {
   }
 
   private details(): ErrorDetails {
-    return { datastore: this.ds.root, path: path.join(this.ds.root, CATALOG_DIR) };
+    return { datastore: this.ds.root, path: this.shared.dir };
   }
 
   private assertOpen(): void {
@@ -377,12 +458,12 @@ export class Catalog {
   /** Runs `fn` after every operation queued before it on the shared database. */
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(new CairnError('ERR_NOT_OPEN', `the catalog of ${this.ds.root} is closed`, this.details()));
-    const dir = path.join(this.ds.root, CATALOG_DIR);
+    const { dir, temporary } = this.shared;
     const step = async (): Promise<T> => {
       try {
         return await fn();
       } finally {
-        await tightenModes(dir);
+        await tightenModes(dir, temporary ? TEMPORARY_FILE_MODE_MAX : CATALOG_FILE_MODE_MAX);
       }
     };
     const run = this.shared.queue.then(step, step);
@@ -436,8 +517,19 @@ export class Catalog {
     });
   }
 
-  /** Clears the catalog and indexes every snapshot of the datastore again. */
+  /**
+   * Clears the catalog and indexes every snapshot of the datastore again.
+   * @throws `ERR_READ_ONLY` for a {@link Catalog.temporary} catalog (a read-only datastore: the
+   *   rebuilt copy could not be kept; searches bring the copy up to date themselves); `ERR_ABORTED`
+   */
   rebuild(options: { signal?: AbortSignal; onProgress?: (p: CatalogProgress) => void } = {}): Promise<CatalogUpdateReport> {
+    if (this.shared.temporary) {
+      try {
+        this.ds.assertWritable('rebuild the catalog (a rebuilt temporary copy could not be kept; searches bring the copy up to date themselves)');
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
     return this.exclusive(async () => {
       await this.db.clear();
       await this.db.put(VERSION_KEY, versionValue(this.ds));
@@ -459,7 +551,8 @@ export class Catalog {
       try {
         await s.db.close();
       } finally {
-        await tightenModes(path.join(this.ds.root, CATALOG_DIR));
+        if (s.temporary) await removeTemporary(s.dir);
+        else await tightenModes(s.dir);
         relaxUmask();
       }
     })();
@@ -710,7 +803,113 @@ async function openShared(key: string, ds: Datastore, options: CatalogOpenOption
   }
 }
 
-async function openLevel(key: string, ds: Datastore, dir: string, details: ErrorDetails, deadline: number, options: CatalogOpenOptions): Promise<SharedDb> {
+/**
+ * Opens a temporary copy of the catalog of the read-only `ds` (see the module comment): copies the
+ * datastore's catalog when it can, and starts empty when that copy cannot be made or opened.
+ */
+async function openTemporary(key: string, ds: Datastore, options: CatalogOpenOptions): Promise<SharedDb> {
+  const src = path.join(ds.root, CATALOG_DIR);
+  let dir: string;
+  try {
+    dir = await mkdtemp(path.join(tmpdir(), TEMPORARY_PREFIX));
+  } catch (e) {
+    throw ioError(e, `cannot make a temporary copy of the catalog of ${ds.root} in ${tmpdir()}`, { datastore: ds.root, path: tmpdir() });
+  }
+  trackTemporary(dir);
+  const details: ErrorDetails = { datastore: ds.root, path: dir };
+  tightenUmask();
+  try {
+    await chmod(dir, TEMPORARY_DIR_MODE);
+    const copied = await copyCatalog(src, dir, options.signal);
+    throwIfAborted(options.signal, details);
+    let shared: SharedDb;
+    try {
+      shared = await openLevel(key, ds, dir, details, 0, {}, true);
+    } catch (e) {
+      if (!copied) throw e;
+      // The copy is damaged (or was copied while being written): start from the snapshots.
+      await emptyDir(dir);
+      shared = await openLevel(key, ds, dir, details, 0, {}, true);
+    }
+    await tightenModes(dir, TEMPORARY_FILE_MODE_MAX);
+    return shared;
+  } catch (e) {
+    relaxUmask();
+    await removeTemporary(dir);
+    throw isCairnError(e) ? e : ioError(e, `cannot make a temporary copy of the catalog of ${ds.root} in ${dir}`, details);
+  }
+}
+
+/** The copied files of a catalog directory, each with its size and mtime; undefined when it cannot be listed. */
+async function catalogFiles(src: string): Promise<Map<string, string> | undefined> {
+  let names: string[];
+  try {
+    names = await readdir(src);
+  } catch {
+    return undefined;
+  }
+  const out = new Map<string, string>();
+  for (const name of names.sort()) {
+    if (NOT_COPIED.has(name)) continue;
+    const st = await lstat(path.join(src, name), { bigint: true }).catch(() => undefined);
+    if (st === undefined) return undefined;
+    if (st.isFile()) out.set(name, `${st.size}:${st.mtimeNs}:${st.ino}`);
+  }
+  return out;
+}
+
+const sameFiles = (a: Map<string, string>, b: Map<string, string>): boolean => a.size === b.size && [...a].every(([k, v]) => b.get(k) === v);
+
+/**
+ * Copies the regular files of the catalog directory `src` into the empty `dst` (mode 0600), so that
+ * no file of `src` changed meanwhile. False (and `dst` empty) when there is no catalog, it cannot be
+ * read, it kept changing, or `signal` aborted (the caller then throws `ERR_ABORTED`).
+ */
+async function copyCatalog(src: string, dst: string, signal: AbortSignal | undefined): Promise<boolean> {
+  for (let attempt = 0; attempt < COPY_ATTEMPTS; attempt++) {
+    const before = await catalogFiles(src);
+    if (before === undefined || before.size === 0) return false;
+    try {
+      for (const name of before.keys()) await copyRegularFile(path.join(src, name), path.join(dst, name), signal);
+    } catch {
+      await emptyDir(dst);
+      return false;
+    }
+    const after = await catalogFiles(src);
+    if (after !== undefined && sameFiles(before, after)) return true;
+    await emptyDir(dst);
+  }
+  return false;
+}
+
+/** Copies one regular file, opened without following a symbolic link, to a new file of mode 0600. */
+async function copyRegularFile(from: string, to: string, signal: AbortSignal | undefined): Promise<void> {
+  const input = await openFile(from, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
+  try {
+    if (!(await input.stat()).isFile()) throw new Error(`${from} is not a regular file`);
+    const output = await openFile(to, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, TEMPORARY_FILE_MODE_MAX);
+    try {
+      const buf = Buffer.allocUnsafe(1 << 20);
+      for (;;) {
+        if (signal?.aborted === true) throw new Error('aborted');
+        const { bytesRead } = await input.read(buf, 0, buf.length, null);
+        if (bytesRead === 0) break;
+        for (let at = 0; at < bytesRead; ) at += (await output.write(buf, at, bytesRead - at)).bytesWritten;
+      }
+    } finally {
+      await output.close();
+    }
+  } finally {
+    await input.close();
+  }
+}
+
+/** Removes everything in `dir` (a temporary copy), keeping the directory. */
+async function emptyDir(dir: string): Promise<void> {
+  for (const name of await readdir(dir).catch(() => [] as string[])) await rm(path.join(dir, name), { recursive: true, force: true });
+}
+
+async function openLevel(key: string, ds: Datastore, dir: string, details: ErrorDetails, deadline: number, options: CatalogOpenOptions, temporary = false): Promise<SharedDb> {
   for (;;) {
     // Binary keys and values everywhere (trap 24: sublevels would need the same; none are used).
     const db = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: 'view', valueEncoding: 'view' });
@@ -741,7 +940,7 @@ async function openLevel(key: string, ds: Datastore, dir: string, details: Error
       await db.close().catch(() => undefined);
       throw new CairnError('ERR_IO', `cannot read the catalog ${dir}: ${(e as Error).message}`, details, e);
     }
-    return { key, db, refs: 0, closed: false, queue: Promise.resolve() };
+    return { key, db, dir, temporary, refs: 0, closed: false, queue: Promise.resolve() };
   }
 }
 

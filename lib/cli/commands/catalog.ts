@@ -24,7 +24,10 @@ const catalogJson = (h: CatalogHit): Record<string, unknown> => ({
   mtimeNs: h.mtimeNs.toString(),
 });
 
-/** Opens the catalog of `ds`, runs `fn` and closes it; SIGINT/SIGTERM abort `fn`. */
+/**
+ * Opens the catalog of `ds`, runs `fn` and closes it; SIGINT/SIGTERM abort `fn`. On a read-only
+ * datastore the catalog is a temporary copy, and one line on stderr says so.
+ */
 const withCatalog = async <T>(ds: Datastore, fn: (c: Catalog, signal: AbortSignal) => Promise<T>): Promise<T> => {
   const ac = new AbortController();
   const stop = (): void => ac.abort(new Error('interrupted'));
@@ -32,6 +35,7 @@ const withCatalog = async <T>(ds: Datastore, fn: (c: Catalog, signal: AbortSigna
   process.once('SIGTERM', stop);
   try {
     const c = await Catalog.open(ds, { signal: ac.signal });
+    if (c.temporary) process.stderr.write(`cairn: warning: the catalog of ${ds.root} cannot be written there: searching a temporary copy in ${c.directory} (removed when done)\n`);
     try {
       return await fn(c, ac.signal);
     } finally {
@@ -63,7 +67,7 @@ export function registerCatalog(program: Command, cli: CliContext): void {
     .argument('[group]', 'backup group type/id (default: every group of --ns and the namespaces below it)')
     .option('--max-depth <n>', 'without a group: levels of namespaces below --ns to search (default 7)', (v) => Number(v))
     .option('--archive <name>', 'only this tree archive, e.g. etc.tree')
-    .addHelpText('after', "\nExamples:\n  cairn --store ./cairn-store catalog find ssh/sshd_config host/web\n  cairn --store ./cairn-store --ns site-a --json catalog find home/ann/thesis.tex\n\nOne line per snapshot holding the path: <type>/<id>/<time>  <archive>  <size>  <mtime UTC>\n(prefixed <namespace>: outside the root namespace). --json prints mtimeNs as a decimal string.")
+    .addHelpText('after', "\nExamples:\n  cairn --store ./cairn-store catalog find ssh/sshd_config host/web\n  cairn --store ./cairn-store --ns site-a --json catalog find home/ann/thesis.tex\n\nOne line per snapshot holding the path: <type>/<id>/<time>  <archive>  <size>  <mtime UTC>\n(prefixed <namespace>: outside the root namespace). --json prints mtimeNs as a decimal string.\nOn a read-only datastore the search runs on a temporary copy of the catalog (stderr says\nso), and nothing is written to the datastore.")
     .action(async (p: string, group: string | undefined, o: { maxDepth?: number; archive?: string }) => {
       const g = cli.globals();
       await withStore(g, (ds) =>
@@ -82,17 +86,19 @@ export function registerCatalog(program: Command, cli: CliContext): void {
   catalogCmd
     .command('rebuild')
     .description('clear the catalog and index every snapshot of the datastore again')
-    .addHelpText('after', '\nExample:\n  cairn --store ./cairn-store catalog rebuild')
+    .addHelpText('after', '\nExample:\n  cairn --store ./cairn-store catalog rebuild\n\nOn a read-only datastore it fails with ERR_READ_ONLY (exit 6): the rebuilt catalog could not\nbe kept (catalog find brings a temporary copy up to date itself).')
     .action(async () => {
       const g = cli.globals();
-      await withStore(g, (ds) =>
-        withCatalog(ds, async (c, signal) => {
+      await withStore(g, (ds) => {
+        // Refused before copying the catalog only to throw the copy away (Catalog.rebuild refuses too).
+        ds.assertWritable('rebuild the catalog (a rebuilt temporary copy could not be kept; `catalog find` brings one up to date itself)');
+        return withCatalog(ds, async (c, signal) => {
           const progress = new Progress(progressMode(g));
           const onProgress = catalogProgress(g, progress);
           const r = await c.rebuild({ signal, ...(onProgress === undefined ? {} : { onProgress }) });
           progress.end();
           print(g, r, [`catalog rebuilt: ${r.indexed} snapshots, ${r.archives} tree archives, ${r.entries} entries`, ...catalogWarnings(r)].join('\n'));
-        }),
-      );
+        });
+      });
     });
 }

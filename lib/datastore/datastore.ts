@@ -129,7 +129,8 @@ export class Datastore {
    * (listing, show, restore, mount, verify) then work **without locks**, so a prune or GC run by
    * someone who can write could remove what is being read; verify checks everything but records
    * no verify state and quarantines nothing. Everything that writes (backup, prune, forget, GC,
-   * notes, protect, moves, namespace changes, the catalog) fails with `ERR_READ_ONLY`.
+   * notes, protect, moves, namespace changes, a catalog rebuild) fails with `ERR_READ_ONLY`;
+   * a catalog search runs on a temporary copy of the catalog (`Catalog.temporary`).
    */
   readonly readOnly: boolean;
   /** Why the datastore is read-only (`EROFS`, `EACCES`, `option`), when it is. */

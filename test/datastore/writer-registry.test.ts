@@ -58,11 +58,11 @@ for (const step of ['created', 'locked', 'written', 'renamed'] as const) {
       await gc.run({ skewMs: 0 });
     };
     t.teardown(() => {
-      registrationHooks.step = undefined;
+      delete registrationHooks.step;
     });
     const w = await ds.group('vm/1').backup();
     t.equal(ran, 1, 'a GC ran in the gap');
-    registrationHooks.step = undefined;
+    delete registrationHooks.step;
     t.ok((await oldestLiveWriter(ds.root, 0)) !== undefined, 'the writer is registered, and a GC sees it');
     await w.addImage('disk', await writeTemp(dir, 'disk.raw', seededBytes(20 * 64 * 1024, 3)));
     await new Promise((r) => setTimeout(r, 20));

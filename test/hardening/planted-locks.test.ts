@@ -23,7 +23,9 @@ t.test('a planted lock file is refused, never followed', async (t) => {
       await fsp.writeFile(path.join(outside, 'existing'), 'x', { mode: 0o600 });
       await fsp.symlink(path.join(outside, 'existing'), lock);
     }],
-    ['a FIFO', async () => execFileSync('mkfifo', [lock])],
+    ['a FIFO', async () => {
+      execFileSync('mkfifo', [lock]);
+    }],
     ['a directory', () => fsp.mkdir(lock)],
   ];
   for (const [what, plant] of plants) {

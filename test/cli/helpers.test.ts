@@ -42,6 +42,7 @@ t.test('exitCodeOf', async (t) => {
     ['ERR_CONFIG_CORRUPT', 5],
     ['ERR_FORMAT_VERSION', 5],
     ['ERR_IO', 6],
+    ['ERR_READ_ONLY', 6],
     ['ERR_NOT_OPEN', 1],
     ['ERR_ABORTED', 1],
     ['ERR_WRITER_STATE', 1],

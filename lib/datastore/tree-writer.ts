@@ -12,11 +12,18 @@
  * The walk goes through directory file descriptors: every directory is opened relative to its
  * parent's descriptor (`openat`, `O_DIRECTORY|O_NOFOLLOW`), listed and stat-ed through it
  * (`readdir`, `fstatat`), so the depth of a tree is not limited by `PATH_MAX`, and a directory
- * swapped for a symlink is not followed. Files are opened the same way with
- * `O_NOFOLLOW|O_NONBLOCK|O_NOCTTY` (a FIFO or device swapped in cannot block the open), then
- * `fstat`-ed: anything that is no longer the regular file (same device and inode) the walk stat-ed
- * is skipped and reported `CHANGED`. A file is read up to its size at open, never further; a file
- * that grew, shrank or was modified while it was read is kept as read and reported `CHANGED`.
+ * swapped for a symlink is not followed. The walk keeps at most {@link MAX_OPEN_DIRS} directory
+ * descriptors open, whatever the depth: past that, those nearest the root are closed, and a closed
+ * directory with subdirectories left to walk is re-opened when the walk comes back to it, component
+ * by component from its nearest open ancestor (`O_DIRECTORY|O_NOFOLLOW`, never by a path, never
+ * through `..`), and must be the directory first opened there (device and inode); one that is not
+ * is reported `CHANGED` and left out with everything below it, never followed.
+ *
+ * Files are opened the same way with `O_NOFOLLOW|O_NONBLOCK|O_NOCTTY` (a FIFO or device swapped in
+ * cannot block the open), then `fstat`-ed: anything that is no longer the regular file (same device
+ * and inode) the walk stat-ed is skipped and reported `CHANGED`. A file is read up to its size at
+ * open, never further; a file that grew, shrank or was modified while it was read is kept as read
+ * and reported `CHANGED`.
  */
 import { constants as fsc, closeSync, read as fsRead, readSync } from 'node:fs';
 import path from 'node:path';
@@ -62,6 +69,17 @@ export interface AddTreeOptions {
   readonly signal?: AbortSignal;
   /** Called after each file. */
   readonly onProgress?: (p: TreeProgress) => void;
+  /**
+   * **Test only**: interleaving hooks used by the test suite to force races. Not part of the
+   * supported API; do not use in production code.
+   */
+  readonly hooks?: {
+    /**
+     * Called before a directory whose descriptor was closed (the tree is deeper than
+     * {@link MAX_OPEN_DIRS}) is re-opened to walk its next subdirectory (`rel` is its archive path).
+     */
+    readonly beforeReopen?: (rel: Uint8Array) => Promise<void> | void;
+  };
 }
 
 /** Progress of a tree backup. */
@@ -80,7 +98,7 @@ export interface TreeProblem {
   readonly path: string;
   /**
    * `ENOENT` (vanished), `EACCES`, `CHANGED` (replaced by another file or type after it was
-   * listed, or modified while read), `XATTR`, `EMFILE` (too many open files: a very deep tree),
+   * listed, or modified while read), `XATTR`, `EMFILE` (too many open files in the process),
    * `BASE` (the previous archive could not be used here: files were read again; nothing is
    * missing), ...
    */
@@ -122,6 +140,54 @@ export interface TreeStats {
 const MAX_LISTED_PROBLEMS = 1000;
 const READ_SIZE = 1024 * 1024;
 const IGNORE_FILE = '.cairnignore';
+
+/**
+ * Directory descriptors the walk keeps open at most, besides the root's (beyond that those nearest
+ * the root are closed, and re-opened when needed): a tree thousands of levels deep must not run out
+ * of descriptors (the soft limit is often 1,024, or lower).
+ */
+export const MAX_OPEN_DIRS = 128;
+
+/** The archive's counters of a directory's subtree: put back when it is left out after all. */
+type Counts = Pick<TreeStats, 'entries' | 'files' | 'dirs' | 'symlinks' | 'hardlinks' | 'specials' | 'bytes'>;
+
+/** A subdirectory listed and not walked yet. */
+interface PendingDir {
+  readonly name: Buffer;
+  readonly st: NativeStat;
+  /** Its entry's place in the parent's entries. */
+  readonly index: number;
+  /** Its entry in the base archive, if a directory there. */
+  readonly prev: TreeItem | undefined;
+}
+
+/** A directory on the walk's current path. */
+interface Frame {
+  /** Its name in its parent (empty for the root). */
+  readonly name: Buffer;
+  /** Its archive path (empty for the root). */
+  readonly rel: Buffer;
+  readonly parent: Frame | undefined;
+  /** Its entry's place in the parent's entries. */
+  readonly index: number;
+  /** The open descriptor, or -1 once closed (re-opened when needed). */
+  fd: number;
+  /** The directory first opened here: a re-open must find the same one. */
+  readonly dev: number;
+  readonly ino: number;
+  /** The ignore rules that apply in it. */
+  scopes: readonly IgnoreScope[];
+  /** Its entries (undefined: left out after all); subdirectories' are completed once walked. */
+  readonly entries: (TreeEntry | undefined)[];
+  /** Its subdirectories in name order, `next` the first not walked (those before are released). */
+  readonly dirs: (PendingDir | undefined)[];
+  next: number;
+  payloadBase: number;
+  /** Its own extended attributes (read when it was opened). */
+  xattrs: [Uint8Array, Uint8Array][] | undefined;
+  /** The archive's counters when the walk entered it. */
+  readonly counts: Counts;
+}
 
 interface IgnoreScope {
   /** Archive-relative directory of the rules ('' for the root). */
@@ -247,6 +313,8 @@ export class TreeWalker {
   private readonly links = new Map<string, Buffer>();
   private readonly buf = Buffer.allocUnsafeSlow(READ_SIZE);
   private rootDev = 0;
+  /** Directory descriptors open besides the root's. */
+  private openDirs = 0;
 
   /**
    * @param archive - archive name (for progress and errors)
@@ -292,7 +360,7 @@ export class TreeWalker {
       if (this.options.exclude !== undefined && this.options.exclude.length > 0) {
         scopes.push({ base: '', rules: ignore().add([...this.options.exclude]) });
       }
-      const child = await this.walkDir(rootFd, Buffer.alloc(0), scopes, this.prev?.root);
+      const child = await this.walk(rootFd, rootSt, scopes);
       await this.flushRun();
       const rootX = this.xattrsOfFd(rootFd, Buffer.alloc(0));
       const rootEntry: TreeEntry = { ...this.entryBase(Buffer.alloc(0), 'dir', rootSt), child, ...(rootX === undefined ? {} : { xattrs: rootX }) };
@@ -401,8 +469,181 @@ export class TreeWalker {
     }
   }
 
-  private async walkDir(dirfd: number, rel: Buffer, inherited: readonly IgnoreScope[], prevDir: TreeItem | undefined): Promise<{ metaOffset: number; payloadBase: number }> {
+  /**
+   * Walks the tree below `root` (whose descriptor is `rootFd`, kept open by the caller) without
+   * recursion: a stack of the directories on the current path, each with its entries so far and
+   * the subdirectories still to walk. Returns the root directory's record.
+   */
+  private async walk(rootFd: number, rootSt: NativeStat, scopes: readonly IgnoreScope[]): Promise<{ metaOffset: number; payloadBase: number }> {
+    const root: Frame = this.frame(Buffer.alloc(0), Buffer.alloc(0), rootFd, rootSt, -1, undefined);
+    const stack: Frame[] = [root];
+    try {
+      await this.enter(root, scopes, this.prev?.root);
+      for (;;) {
+        const top = stack[stack.length - 1]!;
+        if (top.next < top.dirs.length) {
+          const dirfd = await this.fdOf(stack);
+          if (dirfd === undefined) continue; // the directory was replaced meanwhile: left out
+          const d = top.dirs[top.next]!;
+          top.dirs[top.next++] = undefined; // done with it
+          const childRel = joinRel(top.rel, d.name);
+          if (this.options.oneFileSystem === true && d.st.dev !== this.rootDev) {
+            // A mount point: kept, its contents are not.
+            const xattrs = this.xattrsAt(dirfd, d.name, childRel);
+            this.finishChild(top, d.index, await this.emptyDir(), xattrs);
+            continue;
+          }
+          const o = openAs(dirfd, d.name, d.st, 'dir');
+          if (!('fd' in o)) {
+            this.problem(childRel, o.code, o.message);
+            if (o.code === 'CHANGED') {
+              // Not a directory any more: it is not in the archive.
+              top.entries[d.index] = undefined;
+              continue;
+            }
+            // Kept, empty: its name and metadata are known, its contents are not.
+            const xattrs = this.xattrsAt(dirfd, d.name, childRel);
+            this.finishChild(top, d.index, await this.emptyDir(), xattrs);
+            continue;
+          }
+          const child = this.frame(d.name, childRel, o.fd, o.st, d.index, top);
+          stack.push(child);
+          this.openDirs++;
+          this.trim(stack, stack.length - 1);
+          child.xattrs = this.xattrsOfFd(o.fd, childRel);
+          await this.enter(child, top.scopes, d.prev);
+        } else {
+          // Everything below is done: the directory's record (it needs no descriptor).
+          const metaOffset = this.meta.offset;
+          await this.meta.write(encodeDirRecord(top.entries.filter((e): e is TreeEntry => e !== undefined)));
+          const done = { metaOffset, payloadBase: top.payloadBase };
+          if (top.parent === undefined) return done;
+          this.closeFrame(top);
+          stack.pop();
+          this.finishChild(top.parent, top.index, done, top.xattrs);
+        }
+      }
+    } finally {
+      for (const f of stack) if (f !== root) this.closeFrame(f);
+    }
+  }
+
+  private frame(name: Buffer, rel: Buffer, fd: number, st: NativeStat, index: number, parent: Frame | undefined): Frame {
+    const s = this.stats;
+    return {
+      name,
+      rel,
+      parent,
+      index,
+      fd,
+      dev: st.dev,
+      ino: st.ino,
+      scopes: [],
+      entries: [],
+      dirs: [],
+      next: 0,
+      payloadBase: 0,
+      xattrs: undefined,
+      counts: { entries: s.entries, files: s.files, dirs: s.dirs, symlinks: s.symlinks, hardlinks: s.hardlinks, specials: s.specials, bytes: s.bytes },
+    };
+  }
+
+  /** Completes a subdirectory's entry in its parent once its record is written. */
+  private finishChild(parent: Frame, index: number, child: { metaOffset: number; payloadBase: number }, xattrs: [Uint8Array, Uint8Array][] | undefined): void {
+    parent.entries[index] = { ...parent.entries[index]!, child, ...(xattrs === undefined ? {} : { xattrs }) };
+    this.stats.entries++;
+    this.stats.dirs++;
+  }
+
+  private closeFrame(f: Frame): void {
+    if (f.fd < 0) return;
+    closeSync(f.fd);
+    f.fd = -1;
+    this.openDirs--;
+  }
+
+  /**
+   * Keeps at most {@link MAX_OPEN_DIRS} directory descriptors open besides the root's: past that,
+   * closes those nearest the root (they are needed again only if they have subdirectories left to
+   * walk) down to half the limit. Never the root, never `keep` (the one in use), so the deepest
+   * ones stay open and the walk returning up the tree finds them.
+   */
+  private trim(stack: readonly Frame[], keep: number): void {
+    if (this.openDirs <= MAX_OPEN_DIRS) return;
+    for (let i = 1; i < stack.length && this.openDirs > MAX_OPEN_DIRS / 2; i++) {
+      if (i !== keep) this.closeFrame(stack[i]!);
+    }
+  }
+
+  /**
+   * The descriptor of the directory at the top of the stack. If it was closed, it is re-opened
+   * from its nearest open ancestor, component by component (`O_DIRECTORY|O_NOFOLLOW`, never by a
+   * path, never through `..`), each checked to be the directory first opened there (device and
+   * inode). One that is not (moved, swapped for another directory or a symlink meanwhile), or
+   * cannot be opened, is left out with everything below it and reported: undefined then.
+   */
+  private async fdOf(stack: Frame[]): Promise<number | undefined> {
+    const top = stack[stack.length - 1]!;
+    if (top.fd >= 0) return top.fd;
+    await this.options.hooks?.beforeReopen?.(top.rel);
+    let i = stack.length - 1;
+    while (stack[i - 1]!.fd < 0) i--; // the root is always open
+    for (; i < stack.length; i++) {
+      const f = stack[i]!;
+      let fd: number;
+      try {
+        fd = nativeOpenat(stack[i - 1]!.fd, f.name, DIR_FLAGS);
+      } catch (e) {
+        const code = codeOf(e) ?? 'EIO';
+        const changed = code === 'ELOOP' || code === 'ENOTDIR';
+        this.drop(stack, i, changed ? 'CHANGED' : code, changed ? `replaced while the walk was below it (${code} when re-opened)` : `cannot re-open directory: ${(e as Error).message}`);
+        return undefined;
+      }
+      let st: NativeStat;
+      try {
+        st = nativeFstat(fd);
+      } catch (e) {
+        closeSync(fd);
+        this.drop(stack, i, codeOf(e) ?? 'EIO', `cannot stat re-opened directory: ${(e as Error).message}`);
+        return undefined;
+      }
+      if (st.kind !== 'dir' || st.dev !== f.dev || st.ino !== f.ino) {
+        closeSync(fd);
+        this.drop(stack, i, 'CHANGED', 'replaced while the walk was below it (another inode when re-opened)');
+        return undefined;
+      }
+      f.fd = fd;
+      this.openDirs++;
+      this.trim(stack, i);
+    }
+    return top.fd;
+  }
+
+  /**
+   * Leaves the directory at `stack[i]` out of the archive, with everything below it (what was
+   * walked of it is forgotten: counters, hardlink targets), and reports why.
+   */
+  private drop(stack: Frame[], i: number, code: string, message: string): void {
+    const f = stack[i]!;
+    this.problem(f.rel, code, `${message}; left out, with everything below it`);
+    for (let k = stack.length - 1; k >= i; k--) this.closeFrame(stack[k]!);
+    stack.length = i;
+    f.parent!.entries[f.index] = undefined;
+    Object.assign(this.stats, f.counts);
+    const prefix = Buffer.concat([f.rel, Buffer.from('/')]);
+    for (const [key, rel] of this.links) {
+      if (rel.length > prefix.length && rel.subarray(0, prefix.length).equals(prefix)) this.links.delete(key);
+    }
+  }
+
+  /**
+   * Lists an open directory and writes its files' contents: fills the frame's entries, with its
+   * subdirectories' entries to be completed once they are walked.
+   */
+  private async enter(frame: Frame, inherited: readonly IgnoreScope[], prevDir: TreeItem | undefined): Promise<void> {
     throwIfAborted(this.options.signal, this.details);
+    const dirfd = frame.fd;
+    const rel = frame.rel;
     let names: Buffer[];
     try {
       names = nativeReaddir(dirfd)
@@ -417,6 +658,7 @@ export class TreeWalker {
       const text = this.readIgnoreFile(dirfd, rel);
       if (text !== undefined) scopes = [...inherited, { base: rel.toString('utf8'), rules: ignore().add(text) }];
     }
+    frame.scopes = scopes;
     // fstatat everything. Synchronously: a stat of a cached inode takes a few microseconds, far
     // less than a round trip through libuv's thread pool (measured: 100k entries 0.2 s against
     // 0.5 s); the event loop is held for one directory at a time, and yields between directories.
@@ -429,9 +671,9 @@ export class TreeWalker {
         this.problem(joinRel(rel, n), codeOf(e) ?? 'EIO', `cannot stat: ${(e as Error).message}`);
       }
     }
-    const entries: TreeEntry[] = [];
-    const dirs: { name: Buffer; st: NativeStat; index: number }[] = [];
+    const entries = frame.entries;
     const payloadBase = this.nextPayloadOffset();
+    frame.payloadBase = payloadBase;
     const prevItems = new Map<string, TreeItem>();
     if (prevDir !== undefined && prevDir.entry.kind === 'dir') {
       try {
@@ -452,51 +694,15 @@ export class TreeWalker {
         continue;
       }
       if (this.ignored(scopes, childRel.toString('utf8'), kind === 'dir')) continue;
+      const prev = prevItems.get(name.toString('binary'));
       if (kind === 'dir') {
-        dirs.push({ name, st, index: entries.length });
-        entries.push(this.entryBase(name, 'dir', st)); // completed below
+        frame.dirs.push({ name, st, index: entries.length, prev: prev?.entry.kind === 'dir' ? prev : undefined });
+        entries.push(this.entryBase(name, 'dir', st)); // completed once it is walked
         continue;
       }
-      const entry = await this.leaf(dirfd, childRel, name, kind, st, payloadBase, prevItems.get(name.toString('binary')));
+      const entry = await this.leaf(dirfd, childRel, name, kind, st, payloadBase, prev);
       if (entry !== undefined) entries.push(entry);
     }
-    for (const d of dirs) {
-      const childRel = joinRel(rel, d.name);
-      let xattrs: [Uint8Array, Uint8Array][] | undefined;
-      let child: { metaOffset: number; payloadBase: number };
-      if (this.options.oneFileSystem === true && d.st.dev !== this.rootDev) {
-        // A mount point: kept, its contents are not.
-        xattrs = this.xattrsAt(dirfd, d.name, childRel);
-        child = await this.emptyDir();
-      } else {
-        const o = openAs(dirfd, d.name, d.st, 'dir');
-        if (!('fd' in o)) {
-          this.problem(childRel, o.code, o.message);
-          if (o.code === 'CHANGED') {
-            // Not a directory any more: it is not in the archive (the record is written below).
-            entries[d.index] = undefined as unknown as TreeEntry;
-            continue;
-          }
-          // Kept, empty: its name and metadata are known, its contents are not.
-          xattrs = this.xattrsAt(dirfd, d.name, childRel);
-          child = await this.emptyDir();
-        } else {
-          try {
-            xattrs = this.xattrsOfFd(o.fd, childRel);
-            const p = prevItems.get(d.name.toString('binary'));
-            child = await this.walkDir(o.fd, childRel, scopes, p?.entry.kind === 'dir' ? p : undefined);
-          } finally {
-            closeSync(o.fd);
-          }
-        }
-      }
-      entries[d.index] = { ...entries[d.index]!, child, ...(xattrs === undefined ? {} : { xattrs }) };
-      this.stats.entries++;
-      this.stats.dirs++;
-    }
-    const metaOffset = this.meta.offset;
-    await this.meta.write(encodeDirRecord(entries.filter((e) => e !== undefined)));
-    return { metaOffset, payloadBase };
   }
 
   private async emptyDir(): Promise<{ metaOffset: number; payloadBase: number }> {

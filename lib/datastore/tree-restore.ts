@@ -16,9 +16,15 @@
  * done (walk order: when the walk leaves it). Names passed the format's name check (no `/`, `.`,
  * `..`, NUL); a hardlink may only point at a file this restore already wrote.
  *
- * Open directory descriptors: those of the current path, plus the directories of files in flight;
- * past {@link MAX_OPEN_DIRS} the older ones are closed and re-opened when needed, component by
- * component from the nearest open ancestor (`O_NOFOLLOW`, checked to be the same inode).
+ * Open directory descriptors are bounded whatever the depth: at most {@link MAX_OPEN_DIRS} besides
+ * the target's, plus one file per entry in flight ({@link CONCURRENCY}) and one transient
+ * descriptor. Before another is opened the least recently used is closed (those nearest the root
+ * on a deep path); a closed directory is re-opened when needed, component by component from its
+ * nearest open ancestor (`O_DIRECTORY|O_NOFOLLOW`, each checked to be the inode first made there:
+ * one that is not fails with `ERR_UNSAFE_PATH`), keeping at most {@link REOPEN_KEEP} of those
+ * components open. Directories the walk leaves get their metadata one at a time, deepest first,
+ * each closed once done; a climb out of thousands of levels re-opens the levels above in runs of
+ * {@link REOPEN_KEEP}, never all at once.
  */
 import fs, { promises as fsp, constants as fsc, chmodSync, closeSync, fchmodSync, fchownSync, writeSync } from 'node:fs';
 import path from 'node:path';
@@ -95,10 +101,17 @@ const CONCURRENCY = 16;
 const SMALL_FILE = 256 * 1024;
 
 /**
- * Directory descriptors kept open at most (beyond that the older ones are closed and re-opened
- * when needed): a tree thousands of levels deep must not run out of descriptors.
+ * Directory descriptors kept open at most besides the target's (beyond that the least recently
+ * used are closed and re-opened when needed): a tree thousands of levels deep must not run out of
+ * descriptors. With the files in flight and Node's own descriptors this stays under a limit of 256.
  */
-export const MAX_OPEN_DIRS = 256;
+export const MAX_OPEN_DIRS = 128;
+/**
+ * Of the closed ancestors re-opened to reach a directory, those nearest it that stay open (the
+ * others are closed as soon as the next component is open): the walk climbing back up needs them
+ * next.
+ */
+const REOPEN_KEEP = MAX_OPEN_DIRS / 2;
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY } = fsc;
 const DIR_FLAGS = O_RDONLY | O_DIRECTORY | O_NOFOLLOW;
@@ -190,7 +203,7 @@ async function restoreTreeInto(tree: TreeReader, target: string, options: Restor
   const rootFd = await openRoot(target, details);
   const rootSt = nativeFstat(rootFd);
   const root: Dir = { name: Buffer.alloc(0), rel: Buffer.alloc(0), parent: undefined, fd: rootFd, dev: rootSt.dev, ino: rootSt.ino, entry: undefined, ops: new Set(), pending: new Map() };
-  /** Open directories other than the root, oldest first. */
+  /** Open directories other than the root, least recently used first. */
   const open = new Set<Dir>();
   const closeDir = (d: Dir): void => {
     if (d.fd < 0 || d === root) return;
@@ -232,26 +245,80 @@ async function restoreTreeInto(tree: TreeReader, target: string, options: Restor
         throw e;
       }
     };
-    /** The descriptor of `d`, re-opened component by component from an open ancestor if closed. */
-    const fdOf = (d: Dir): number => {
-      if (d.fd >= 0) return d.fd;
-      const fd = openDirAt(fdOf(d.parent!), d.name, d.rel);
-      const st = nativeFstat(fd);
+    /**
+     * Makes room for one more open directory: closes the least recently used beyond the limit,
+     * never one in `keep` (descriptors the caller still uses). Called right before each open, in
+     * the same synchronous step as the use of every descriptor the caller holds.
+     */
+    const reserve = (keep: readonly Dir[]): void => {
+      if (open.size < MAX_OPEN_DIRS) return;
+      for (const d of open) {
+        if (open.size < MAX_OPEN_DIRS) break;
+        if (!keep.includes(d)) closeDir(d);
+      }
+    };
+    /** Marks `d` (open) as just used. */
+    const touch = (d: Dir): void => {
+      if (d === root) return;
+      open.delete(d);
+      open.add(d);
+    };
+    /** Opens `name` below `parentFd` and checks it is still the directory `d` first made there. */
+    const reopenAt = (parentFd: number, d: Dir): number => {
+      const fd = openDirAt(parentFd, d.name, d.rel);
+      let st;
+      try {
+        st = nativeFstat(fd);
+      } catch (e) {
+        closeSync(fd);
+        throw e;
+      }
       if (st.dev !== d.dev || st.ino !== d.ino) {
         closeSync(fd);
         throw unsafe(d.rel, 'was replaced by another directory');
       }
-      d.fd = fd;
-      open.add(d);
       return fd;
     };
-    /** Closes the oldest open directories beyond the limit (called only between steps, never while a descriptor is in use). */
-    const trim = (keep: Dir): void => {
-      if (open.size <= MAX_OPEN_DIRS) return;
-      for (const d of open) {
-        if (open.size <= MAX_OPEN_DIRS / 2) break;
-        if (d !== keep) closeDir(d);
+    /**
+     * The descriptor of `d`, re-opened if closed: component by component from its nearest open
+     * ancestor, keeping open only the {@link REOPEN_KEEP} components nearest `d` (the others are
+     * closed as soon as the next one is open). `keep`: directories whose descriptors the caller
+     * still uses in this step (not closed to make room).
+     */
+    const fdOf = (d: Dir, keep: readonly Dir[] = []): number => {
+      if (d.fd >= 0) {
+        touch(d);
+        return d.fd;
       }
+      const chain: Dir[] = [];
+      let a: Dir = d;
+      while (a.fd < 0) {
+        chain.push(a);
+        a = a.parent!;
+      }
+      touch(a);
+      // chain: d first, the closed child of `a` last.
+      let fd = a.fd;
+      let held = false; // whether `fd` is a transient descriptor of this loop (not in `open`)
+      try {
+        for (let i = chain.length - 1; i >= 0; i--) {
+          const c = chain[i]!;
+          const kept = i < REOPEN_KEEP;
+          if (kept) reserve([...keep, a, d, ...chain.slice(i + 1, REOPEN_KEEP)]);
+          const next = reopenAt(fd, c);
+          if (held) closeSync(fd);
+          if (kept) {
+            c.fd = next;
+            open.add(c);
+            held = false;
+          } else held = true;
+          fd = next;
+        }
+      } catch (e) {
+        if (held) closeSync(fd);
+        throw e;
+      }
+      return d.fd;
     };
 
     /** Makes way for a new entry `name` in `dirfd`: nothing may be there, unless overwriting. */
@@ -445,7 +512,7 @@ async function restoreTreeInto(tree: TreeReader, target: string, options: Restor
           if (to !== undefined) {
             const dirfd = fdOf(dir);
             clear(dirfd, name, rel);
-            nativeLinkat(fdOf(to.dir), to.name, dirfd, name, 0);
+            nativeLinkat(fdOf(to.dir, [dir]), to.name, dirfd, name, 0);
             stats.entries++;
             return; // the inode's metadata was set with its first name
           }
@@ -482,9 +549,13 @@ async function restoreTreeInto(tree: TreeReader, target: string, options: Restor
       options.onProgress?.({ entries: stats.entries, bytes: stats.bytes });
     };
 
-    /** Sets the metadata of `d` and of its subdirectories never entered, once its entries are done; closes it. */
+    /**
+     * Sets the metadata of `d` and of its subdirectories never entered, once its entries are done;
+     * closes it. All in one synchronous step after the wait: `d`'s descriptor cannot be closed to
+     * make room meanwhile, and one subdirectory at a time is open besides it.
+     */
     const finish = async (d: Dir): Promise<void> => {
-      await Promise.allSettled(d.ops);
+      if (d.ops.size > 0) await Promise.allSettled(d.ops);
       if (failure !== undefined) return;
       const fd = fdOf(d);
       for (const c of d.pending.values()) {
@@ -497,28 +568,56 @@ async function restoreTreeInto(tree: TreeReader, target: string, options: Restor
         }
       }
       d.pending.clear();
-      if (d.entry !== undefined) finishDirMeta(fdOf(d), d.rel, d.entry);
+      if (d.entry !== undefined) finishDirMeta(fd, d.rel, d.entry);
       closeDir(d);
+    };
+    /**
+     * Directories the walk has left, deepest first, whose metadata is still to be set: finished one
+     * at a time in that order (a directory after everything below it), by one worker, so a climb out
+     * of thousands of levels holds no more descriptors than a single level does.
+     */
+    const toFinish: (Dir | undefined)[] = [];
+    let head = 0;
+    let finisher: Promise<void> | undefined;
+    const runFinisher = async (): Promise<void> => {
+      try {
+        while (head < toFinish.length && failure === undefined) {
+          const d = toFinish[head]!;
+          toFinish[head++] = undefined;
+          await finish(d);
+        }
+      } finally {
+        // In the same step as the last check: a directory queued from now on starts a new worker.
+        toFinish.length = 0;
+        head = 0;
+        finisher = undefined;
+      }
+    };
+    const queueFinish = (d: Dir): void => {
+      toFinish.push(d);
+      finisher ??= track(finishing, runFinisher());
     };
 
     // The directories of the current path, root first.
     const stack: Dir[] = [root];
     /** Moves the path to `parentRel` (closing what the walk left, making what is missing). */
     const enter = async (parentRel: Buffer): Promise<Dir> => {
+      // The deepest directory of the path that `parentRel` is in (its archive path a prefix of it
+      // up to a `/`), looked for from the top: as many steps as levels are left, whatever the depth.
+      let k = stack.length - 1;
+      for (; k > 0; k--) {
+        const r = stack[k]!.rel;
+        if (r.length <= parentRel.length && (r.length === parentRel.length || parentRel[r.length] === 0x2f) && parentRel.compare(r, 0, r.length, 0, r.length) === 0) break;
+      }
+      while (stack.length > k + 1) queueFinish(stack.pop()!);
       const comps: Buffer[] = [];
-      for (let i = 0; i < parentRel.length; ) {
+      for (let i = k === 0 ? 0 : stack[k]!.rel.length + 1; i < parentRel.length; ) {
         const j = parentRel.indexOf(0x2f, i);
         const end = j < 0 ? parentRel.length : j;
         comps.push(parentRel.subarray(i, end));
         i = end + 1;
       }
-      let k = 0;
-      while (k < comps.length && k + 1 < stack.length && stack[k + 1]!.name.equals(comps[k]!)) k++;
-      while (stack.length > k + 1) {
-        const d = stack.pop()!;
-        track(finishing, finish(d));
-      }
-      for (let i = k; i < comps.length; i++) {
+      for (let i = 0; i < comps.length; i++) {
         const top = stack[stack.length - 1]!;
         const name = comps[i]!;
         const rel = parentRel.subarray(0, comps[i]!.byteOffset - parentRel.byteOffset + name.length);
@@ -526,15 +625,21 @@ async function restoreTreeInto(tree: TreeReader, target: string, options: Restor
         const made = top.pending.get(key);
         if (made !== undefined) top.pending.delete(key);
         else await makeDir(top, Buffer.from(name), Buffer.from(rel)); // for a path only (its own entry left out)
-        const fd = openDirAt(fdOf(top), name, rel);
-        const st = nativeFstat(fd);
+        const pfd = fdOf(top);
+        reserve([top]);
+        const fd = openDirAt(pfd, name, rel);
+        let st;
+        try {
+          st = nativeFstat(fd);
+        } catch (e) {
+          closeSync(fd);
+          throw e;
+        }
         const d: Dir = { name: Buffer.from(name), rel: Buffer.from(rel), parent: top, fd, dev: st.dev, ino: st.ino, entry: made?.entry, ops: new Set(), pending: new Map() };
         open.add(d);
         stack.push(d);
       }
-      const top = stack[stack.length - 1]!;
-      trim(top);
-      return top;
+      return stack[stack.length - 1]!;
     };
 
     try {

@@ -13,15 +13,25 @@
  * `maxBytes`; `stat` is an `lstat`; a directory listed or removed must be a real directory; and
  * before any access the directories on the way to the key are checked (their real path must be the
  * one the key names), so a symlinked group, snapshot or namespace directory fails with
- * `ERR_UNSAFE_PATH` instead of leading outside. The checks are path based (lstat/realpath, then the
+ * `ERR_UNSAFE_PATH` instead of leading outside. Those checks are path based (lstat/realpath, then the
  * call): a swap between the check and the call by someone who can write inside the datastore is not
- * excluded. The chunk shard directories are checked once per backend (they are created with the
- * datastore and never change), so chunk reads and writes cost no extra call.
+ * excluded for reads, writes and single-file calls. The chunk shard directories are checked once per
+ * backend (they are created with the datastore and never change), so chunk reads and writes cost no
+ * extra call.
+ *
+ * Removals of directories ({@link LocalBackend.removeTree}, {@link LocalBackend.removeFileDir}) work
+ * through directory descriptors instead, so no such swap can redirect them: the root is opened once,
+ * then each component of the key `O_DIRECTORY|O_NOFOLLOW` relative to its parent's descriptor; inside,
+ * entries are listed and `fstatat(AT_SYMLINK_NOFOLLOW)`ed relative to their directory's descriptor,
+ * subdirectories are entered only by `openat(O_DIRECTORY|O_NOFOLLOW)` (and must be the inode that was
+ * checked), and everything is removed with `unlinkat` relative to its parent's descriptor. A
+ * directory swapped for a symlink after the check makes a call fail with `ERR_UNSAFE_PATH`; nothing
+ * outside the datastore is touched.
  */
-import { promises as fsp, constants as fsc, type Stats } from 'node:fs';
+import { closeSync, promises as fsp, constants as fsc, type Stats } from 'node:fs';
 import path from 'node:path';
 import { CairnError, ioError, syscallCode, type ErrorCode, type ErrorDetails } from '../errors.js';
-import { nativeSyncfs } from '../codec/native.js';
+import { AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, nativeFstat, nativeFstatat, nativeOpenat, nativeReaddir, nativeSyncfs, nativeUnlinkat, type NativeStat } from '../codec/native.js';
 import { tempFileName, isTempFileName } from '../util/temp-name.js';
 import type { Backend, BackendStat, ByteRange, GetOptions, PutOptions } from './backend.js';
 
@@ -40,6 +50,19 @@ export const TMP_MARKER = '.tmp-';
 
 /** Flags every datastore file is opened for reading with: no symlink, no blocking on a FIFO. */
 export const READ_FLAGS = fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK;
+
+/** Flags a datastore directory is opened with for a removal: never through a symlink. */
+const DIR_FLAGS = fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW;
+
+/**
+ * **Test only**: called by {@link LocalBackend.removeTree} and {@link LocalBackend.removeFileDir}
+ * once everything they will remove has been checked and before the first removal (`key` is the
+ * prefix being removed), so a test can swap a directory in that window. Not part of the supported API.
+ * @internal
+ */
+export const removalHooks: {
+  afterCheck?: (key: string) => Promise<void> | void;
+} = {};
 
 /** What a file-system entry is, from an lstat. */
 export function entryType(st: Stats): BackendStat['type'] {
@@ -217,7 +240,7 @@ export class LocalBackend implements Backend {
       return { size: st.size, mtimeMs: st.mtimeMs, isDirectory: st.isDirectory(), type: entryType(st) };
     } catch (e) {
       if (syscallCode(e) === 'ENOENT' || syscallCode(e) === 'ENOTDIR') return undefined;
-      throw ioError(e, `cannot stat ${p}`, { path: p });
+      throw callError(e, 'stat', p);
     }
   }
 
@@ -246,7 +269,7 @@ export class LocalBackend implements Backend {
     } catch (e) {
       if (e instanceof CairnError) throw e;
       if (syscallCode(e) === 'ENOENT' || syscallCode(e) === 'ENOTDIR') return [];
-      throw ioError(e, `cannot list ${p}`, { path: p });
+      throw callError(e, 'list', p);
     }
   }
 
@@ -262,57 +285,111 @@ export class LocalBackend implements Backend {
     }
   }
 
+  /**
+   * Removes a prefix and everything below it, through directory descriptors (see the module doc):
+   * the whole tree is looked at first (`fstatat`, no symlink followed), and an entry that is not a
+   * regular file or a real directory fails the call with `ERR_UNSAFE_PATH` naming it before anything
+   * is removed; then the tree is removed bottom-up with `unlinkat` relative to each parent. A
+   * directory swapped meanwhile (for a symlink, a file or another directory) fails the call with
+   * `ERR_UNSAFE_PATH`; what appeared meanwhile stays (its directory is then left).
+   * @returns false when the prefix did not exist
+   */
   async removeTree(prefix: string): Promise<boolean> {
-    const root = this.pathOf(prefix);
-    await this.checkPath(prefix);
-    // First the whole tree is looked at (lstat, no symlink followed), then removed bottom-up: an
-    // entry that is not a regular file or a real directory stops the removal before anything is lost.
-    const dirs: { dir: string; files: string[] }[] = [];
-    const scan = async (dir: string): Promise<boolean> => {
-      let st: Stats;
-      try {
-        st = await fsp.lstat(dir);
-      } catch (e) {
-        if (syscallCode(e) === 'ENOENT') return false;
-        throw ioError(e, `cannot stat ${dir}`, { path: dir });
-      }
-      if (!st.isDirectory()) throw unsafeEntry(dir, st.isSymbolicLink() ? 'a symlink' : 'not a directory');
-      let entries;
-      try {
-        entries = await fsp.readdir(dir, { withFileTypes: true });
-      } catch (e) {
-        if (syscallCode(e) === 'ENOENT') return false;
-        throw ioError(e, `cannot list ${dir}`, { path: dir });
-      }
-      const files: string[] = [];
-      for (const ent of entries) {
-        const child = path.join(dir, ent.name);
-        if (ent.isDirectory()) await scan(child);
-        else if (ent.isFile()) files.push(child);
-        else throw unsafeEntry(child, ent.isSymbolicLink() ? 'a symlink' : 'not a regular file (a FIFO, device or socket)');
-      }
-      dirs.push({ dir, files });
-      return true;
-    };
-    if (!(await scan(root))) return false;
-    for (const { dir, files } of dirs) {
-      try {
-        // The directory must still be a real one before anything in it is unlinked by path.
-        const st = await fsp.lstat(dir);
-        if (!st.isDirectory()) throw unsafeEntry(dir, st.isSymbolicLink() ? 'a symlink' : 'not a directory');
-        for (const f of files) await fsp.unlink(f).catch((e: unknown) => {
-          if (syscallCode(e) !== 'ENOENT') throw e;
-        });
-        await fsp.rmdir(dir).catch((e: unknown) => {
-          const c = syscallCode(e);
-          if (c !== 'ENOENT' && c !== 'ENOTEMPTY' && c !== 'EEXIST') throw e;
-        });
-      } catch (e) {
-        if (e instanceof CairnError) throw e;
-        throw ioError(e, `cannot remove ${dir}`, { path: dir });
-      }
+    const top = this.openDirChain(prefix);
+    if (top === undefined) return false;
+    try {
+      const plan = scanTree(top.fd, top.name, top.path, nativeFstat(top.fd));
+      await removalHooks.afterCheck?.(prefix);
+      const fd = top.fd;
+      top.fd = -1; // removePlanned closes it
+      removePlanned(top.parent, plan, fd);
+    } finally {
+      top.close();
     }
     return true;
+  }
+
+  /**
+   * Removes a directory that holds only regular files (a snapshot directory), through directory
+   * descriptors (see the module doc). Every entry is looked at first: one that is not a regular file
+   * (a symlink, a directory, a FIFO, ...) fails the call with `ERR_UNSAFE_PATH` naming it before
+   * anything is removed. Then `first` goes (when it is there), then the other files, then regular
+   * files that appeared meanwhile (a writer's temp files), then the directory itself unless
+   * something else appeared in it. A directory swapped meanwhile fails the call with
+   * `ERR_UNSAFE_PATH`.
+   * @returns false when the directory did not exist or was left because something appeared in it
+   */
+  async removeFileDir(prefix: string, first?: string): Promise<boolean> {
+    const top = this.openDirChain(prefix);
+    if (top === undefined) return false;
+    try {
+      const files = listFiles(top.fd, top.path, true);
+      await removalHooks.afterCheck?.(prefix);
+      const head = first === undefined ? undefined : Buffer.from(first);
+      const order = head === undefined ? files : [...files.filter((f) => f.equals(head)), ...files.filter((f) => !f.equals(head))];
+      for (const f of order) unlinkFile(top.fd, f, top.path);
+      // Regular files that appeared since the listing (a concurrent writer's temp files).
+      for (const f of listFiles(top.fd, top.path, false)) unlinkFile(top.fd, f, top.path);
+      const fd = top.fd;
+      top.fd = -1;
+      closeSync(fd);
+      return removeDirAt(top.parent, top.name, top.path);
+    } finally {
+      top.close();
+    }
+  }
+
+  /**
+   * Opens the directory `prefix` and its parent through descriptors: the root once (following a
+   * symlink there: the root may be one), then each component `O_DIRECTORY|O_NOFOLLOW` relative to
+   * its parent's descriptor. Only the last two descriptors stay open.
+   * @returns undefined when something on the way does not exist
+   * @throws `ERR_UNSAFE_PATH` naming a component that is a symlink or not a directory
+   */
+  private openDirChain(prefix: string): { parent: number; fd: number; name: Buffer; path: string; close: () => void } | undefined {
+    this.pathOf(prefix); // rejects keys that climb out
+    const parts = prefix.split('/').filter((c) => c !== '');
+    let parent = -1;
+    let fd = -1;
+    const out = {
+      parent: -1,
+      fd: -1,
+      name: Buffer.alloc(0),
+      path: this.location,
+      close(): void {
+        for (const d of [out.fd, out.parent]) if (d >= 0) closeSync(d);
+        out.fd = -1;
+        out.parent = -1;
+      },
+    };
+    // An empty prefix is the root itself: its parent is opened by path, and the root must then be a real directory.
+    const first = parts.length === 0 ? path.dirname(this.location) : this.location;
+    const names = parts.length === 0 ? [path.basename(this.location)] : parts;
+    try {
+      try {
+        fd = nativeOpenat(AT_FDCWD, first, fsc.O_RDONLY | fsc.O_DIRECTORY);
+      } catch (e) {
+        if (errnoOf(e) === 'ENOENT') return undefined;
+        throw callError(e, 'open', first);
+      }
+      for (let i = 0; i < names.length; i++) {
+        const name = Buffer.from(names[i]!);
+        const p = parts.length === 0 ? this.location : this.pathOf(parts.slice(0, i + 1).join('/'));
+        const child = openDirAt(fd, name, p);
+        if (child === undefined) return undefined;
+        if (parent >= 0) closeSync(parent);
+        parent = fd;
+        fd = child;
+        out.name = name;
+        out.path = p;
+      }
+      out.parent = parent;
+      out.fd = fd;
+      parent = fd = -1;
+      return out;
+    } finally {
+      for (const d of [fd, parent]) if (d >= 0) closeSync(d);
+    }
   }
 
   /**
@@ -382,6 +459,190 @@ export class LocalBackend implements Backend {
     } finally {
       await fh?.close();
     }
+  }
+}
+
+/** The errno name of a `node:fs` error or of a native `ERR_IO`. */
+function errnoOf(e: unknown): string | undefined {
+  return syscallCode(e) ?? syscallCode({ code: (e as { details?: { syscallCode?: unknown } } | null)?.details?.syscallCode });
+}
+
+/** A failed call of a removal: `ERR_IO` naming the whole path (a native error names only the entry) and the OS code. */
+function callError(e: unknown, what: string, p: string): CairnError {
+  if (e instanceof CairnError && e.code !== 'ERR_IO') return e;
+  const code = errnoOf(e);
+  const msg = e instanceof Error ? e.message : String(e);
+  return new CairnError('ERR_IO', `cannot ${what} ${p}: ${msg}`, { path: p, ...(code === undefined ? {} : { syscallCode: code }) }, e);
+}
+
+/** What a directory is that changed between the check and the removal. */
+const SWAPPED = 'no longer a directory (a symlink or a file took its place after the check)';
+const REPLACED = 'another directory than the one checked (swapped after the check)';
+
+/** What an entry is, in the words of {@link unsafeEntry}. */
+function kindWords(st: NativeStat): string {
+  return st.kind === 'symlink' ? 'a symlink' : st.kind === 'dir' ? 'a directory' : st.kind === 'file' ? 'a regular file' : 'not a regular file (a FIFO, device or socket)';
+}
+
+/**
+ * Opens `name` below `dirfd` as a directory, never through a symlink.
+ * @returns the descriptor; undefined when it does not exist
+ * @throws `ERR_UNSAFE_PATH` when it is a symlink or not a directory
+ */
+function openDirAt(dirfd: number, name: Buffer, p: string): number | undefined {
+  try {
+    return nativeOpenat(dirfd, name, DIR_FLAGS);
+  } catch (e) {
+    const code = errnoOf(e);
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ELOOP' || code === 'ENOTDIR') {
+      let st: NativeStat | undefined;
+      try {
+        st = nativeFstatat(dirfd, name, AT_SYMLINK_NOFOLLOW);
+      } catch {
+        st = undefined;
+      }
+      throw unsafeEntry(p, st === undefined ? SWAPPED : st.kind === 'symlink' ? 'a symlink' : 'not a directory');
+    }
+    throw callError(e, 'open', p);
+  }
+}
+
+/** `fstatat(AT_SYMLINK_NOFOLLOW)` of an entry; undefined when it vanished. */
+function statAt(dirfd: number, name: Buffer, p: string): NativeStat | undefined {
+  try {
+    return nativeFstatat(dirfd, name, AT_SYMLINK_NOFOLLOW);
+  } catch (e) {
+    if (errnoOf(e) === 'ENOENT') return undefined;
+    throw callError(e, 'stat', p);
+  }
+}
+
+/** The names in the open directory `dirfd` (at `p`). */
+function list(dirfd: number, p: string): Buffer[] {
+  try {
+    return nativeReaddir(dirfd).map((d) => d.name);
+  } catch (e) {
+    throw callError(e, 'list', p);
+  }
+}
+
+/**
+ * The regular files directly in `dirfd`. With `strict`, any other entry fails with
+ * `ERR_UNSAFE_PATH` naming it; without, other entries are passed over.
+ */
+function listFiles(dirfd: number, p: string, strict: boolean): Buffer[] {
+  const files: Buffer[] = [];
+  for (const name of list(dirfd, p)) {
+    const child = path.join(p, name.toString());
+    const st = statAt(dirfd, name, child);
+    if (st === undefined) continue;
+    if (st.kind === 'file') files.push(name);
+    else if (strict) throw unsafeEntry(child, kindWords(st));
+  }
+  return files;
+}
+
+/** A directory {@link scanTree} looked at: what {@link removePlanned} removes. */
+interface PlannedDir {
+  readonly name: Buffer;
+  readonly path: string;
+  readonly dev: number;
+  readonly ino: number;
+  readonly files: Buffer[];
+  readonly dirs: PlannedDir[];
+}
+
+/**
+ * Looks at the tree below the open directory `fd` (named `name`, at `p`): every entry must be a
+ * regular file or a real directory (entered by `openat(O_DIRECTORY|O_NOFOLLOW)`, one descriptor per
+ * level, closed on the way back). @throws `ERR_UNSAFE_PATH` naming the first one that is not.
+ */
+function scanTree(fd: number, name: Buffer, p: string, st: NativeStat): PlannedDir {
+  const plan: PlannedDir = { name, path: p, dev: st.dev, ino: st.ino, files: [], dirs: [] };
+  for (const n of list(fd, p)) {
+    const child = path.join(p, n.toString());
+    const cst = statAt(fd, n, child);
+    if (cst === undefined) continue;
+    if (cst.kind === 'file') {
+      plan.files.push(n);
+    } else if (cst.kind === 'dir') {
+      const cfd = openDirAt(fd, n, child);
+      if (cfd === undefined) continue;
+      try {
+        plan.dirs.push(scanTree(cfd, n, child, nativeFstat(cfd)));
+      } finally {
+        closeSync(cfd);
+      }
+    } else {
+      throw unsafeEntry(child, kindWords(cst));
+    }
+  }
+  return plan;
+}
+
+/**
+ * Removes what {@link scanTree} found, bottom-up: each subdirectory is opened again relative to its
+ * parent's descriptor (`O_NOFOLLOW`, and it must be the inode that was looked at), its files are
+ * unlinked relative to it, then it is removed relative to its parent. `fd` is the open descriptor
+ * of `plan` itself when the caller has it (it is closed here); else it is opened below `parentFd`.
+ */
+function removePlanned(parentFd: number, plan: PlannedDir, fd?: number): void {
+  if (fd === undefined) {
+    const opened = openDirAt(parentFd, plan.name, plan.path);
+    if (opened === undefined) return; // removed meanwhile
+    fd = opened;
+    let st: NativeStat;
+    try {
+      st = nativeFstat(fd);
+    } catch (e) {
+      closeSync(fd);
+      throw callError(e, 'stat', plan.path);
+    }
+    if (st.dev !== plan.dev || st.ino !== plan.ino) {
+      closeSync(fd);
+      throw unsafeEntry(plan.path, REPLACED);
+    }
+  }
+  try {
+    for (const d of plan.dirs) removePlanned(fd, d);
+    for (const f of plan.files) unlinkFile(fd, f, plan.path);
+  } finally {
+    closeSync(fd);
+  }
+  removeDirAt(parentFd, plan.name, plan.path);
+}
+
+/** Unlinks the file `name` below `dirfd` (missing: fine; a directory now: `ERR_UNSAFE_PATH`). */
+function unlinkFile(dirfd: number, name: Buffer, dir: string): void {
+  try {
+    nativeUnlinkat(dirfd, name, 0);
+  } catch (e) {
+    const code = errnoOf(e);
+    if (code === 'ENOENT') return;
+    const p = path.join(dir, name.toString());
+    if (code === 'EISDIR' || code === 'EPERM') {
+      const st = statAt(dirfd, name, p);
+      if (st !== undefined && st.kind === 'dir') throw unsafeEntry(p, 'a directory now (it was a regular file when checked)');
+    }
+    throw callError(e, 'remove', p);
+  }
+}
+
+/**
+ * Removes the (empty) directory `name` below `dirfd`.
+ * @returns false when it is missing or something appeared in it
+ * @throws `ERR_UNSAFE_PATH` when it is no longer a directory (a symlink took its place)
+ */
+function removeDirAt(dirfd: number, name: Buffer, p: string): boolean {
+  try {
+    nativeUnlinkat(dirfd, name, AT_REMOVEDIR);
+    return true;
+  } catch (e) {
+    const code = errnoOf(e);
+    if (code === 'ENOENT' || code === 'ENOTEMPTY' || code === 'EEXIST') return false;
+    if (code === 'ENOTDIR') throw unsafeEntry(p, SWAPPED);
+    throw callError(e, 'remove', p);
   }
 }
 

@@ -8,7 +8,6 @@ import { lockAt, type StoreContext } from './context.js';
 import type { FileLock } from './locks.js';
 import { MANIFEST_FILE, PROTECTED_FILE, manifestLockKey, snapshotKey, snapshotLockKey } from './layout.js';
 import { SnapshotReader, type SnapshotReaderOptions } from './snapshot-reader.js';
-import { unsafeEntry } from '../backend/local.js';
 import { MANIFEST_MAX_BYTES } from '../format/limits.js';
 
 /** Where a snapshot is: namespace, group and time. */
@@ -224,19 +223,10 @@ export class Snapshot {
  */
 export async function removeSnapshotDir(ctx: StoreContext, dir: string): Promise<void> {
   // Looked at before anything goes: an entry that is not a regular file (a planted symlink, a FIFO,
-  // a directory) stops the removal with ERR_UNSAFE_PATH while the snapshot is still whole.
-  const names = await ctx.backend.list(dir);
-  for (const name of names) {
-    const st = await ctx.backend.stat(`${dir}/${name}`);
-    if (st !== undefined && st.type !== 'file') throw unsafeEntry(ctx.backend.pathOf(`${dir}/${name}`), st.type === 'symlink' ? 'a symlink' : st.type === 'directory' ? 'a directory' : 'not a regular file');
-  }
-  await ctx.backend.delete(`${dir}/${MANIFEST_FILE}`);
-  for (const name of names) if (name !== MANIFEST_FILE) await ctx.backend.delete(`${dir}/${name}`);
-  // Temp files a concurrent writer may have left since the listing.
-  for (const name of await ctx.backend.list(dir)) {
-    if ((await ctx.backend.stat(`${dir}/${name}`))?.type === 'file') await ctx.backend.delete(`${dir}/${name}`);
-  }
-  await ctx.backend.rmdir(dir);
+  // a directory) stops the removal with ERR_UNSAFE_PATH while the snapshot is still whole. Temp
+  // files a concurrent writer may have left since the listing go too. All of it works through
+  // directory descriptors, so a directory swapped for a symlink meanwhile cannot lead it outside.
+  await ctx.backend.removeFileDir(dir, MANIFEST_FILE);
 }
 
 /** Loads a snapshot; undefined when its directory or manifest does not exist (unfinished). */

@@ -3,7 +3,7 @@
  *
  * ```
  * <root>/cairn.json                                   config (format version, uuid, defaults)
- * <root>/.chunks/<4 hex>/<64 hex>                     chunk files
+ * <root>/.chunks/<2 hex>/<64 hex>                     chunk files
  * <root>/.locks/                                      lock files (never deleted), writer registrations,
  *                                                     move-journal (see move-journal.ts)
  * <root>/.gc-status.json                              the last GC report

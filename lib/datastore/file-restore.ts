@@ -14,7 +14,9 @@
  * - A block or character device cannot be renamed over: it is written in place (and a failure leaves
  *   it partly written, as with `dd`). The opened descriptor is checked to still be a device.
  * - A target that is a symlink to a regular file replaces the file the link points at, in that
- *   file's directory (as `cp` writes through a link); the link stays.
+ *   file's directory (as `cp` writes through a link); the link stays. A dangling symlink is refused
+ *   with `ERR_UNSAFE_PATH` (as GNU `cp` refuses to write through one): it would let whoever planted
+ *   it choose where a new file is created.
  */
 import { promises as fsp, constants as fsc, readFileSync, type Stats } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -63,7 +65,8 @@ export interface RestoreTargetOptions {
  * Opens `target` for a restore: a temp file beside it (regular files) or the device itself.
  *
  * @throws `ERR_EXISTS` when `target` is an existing regular file and `overwrite` is not set;
- *   `ERR_INVALID_ARGUMENT` when it is a directory, FIFO or socket; `ERR_CONFLICT` when a device
+ *   `ERR_INVALID_ARGUMENT` when it is a directory, FIFO or socket; `ERR_UNSAFE_PATH` when it is a
+ *   dangling symlink; `ERR_CONFLICT` when a device
  *   changed into something else while it was opened; `ERR_IO` naming the path on system errors
  */
 export async function openRestoreTarget(target: string, options: RestoreTargetOptions, details: ErrorDetails): Promise<RestoreTarget> {
@@ -81,12 +84,17 @@ export async function openRestoreTarget(target: string, options: RestoreTargetOp
   if (st !== undefined && options.overwrite !== true) {
     throw new CairnError('ERR_EXISTS', `restore target ${target} exists (pass overwrite / --overwrite to replace it)`, d);
   }
-  // A link to a regular file: replace the file it points at (a dangling link: create its target).
+  // A link to a regular file: replace the file it points at. A dangling link is refused (as GNU cp
+  // refuses to write through one): whoever planted it in a directory they own would have the
+  // restore create a file of their choosing anywhere the restoring user may write.
   let real = target;
   try {
     if (st !== undefined) real = await fsp.realpath(target);
-    else if ((await fsp.lstat(target)).isSymbolicLink()) real = path.resolve(path.dirname(target), await fsp.readlink(target));
+    else if ((await fsp.lstat(target)).isSymbolicLink()) {
+      throw new CairnError('ERR_UNSAFE_PATH', `restore target ${target} is a dangling symlink: not writing through it`, d);
+    }
   } catch (e) {
+    if (e instanceof CairnError) throw e;
     if (syscallCode(e) !== 'ENOENT') throw ioError(e, `cannot examine restore target ${target}`, d);
   }
   const dir = path.dirname(real);

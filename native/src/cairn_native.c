@@ -537,48 +537,57 @@ static struct timespec ns_to_timespec(int64_t ns) {
   return ts;
 }
 
-/* listXattrs(path): Buffer[] ------------------------------------------------------------- */
+/* Extended attributes of a path (not following a symlink) or of an open descriptor ---------- */
 
-static napi_value js_list_xattrs(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  char *path = NULL, *buf = NULL;
-  napi_value result = NULL;
-  ssize_t n = -1;
-  int err = 0;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) return throw_type(env, "listXattrs(path) needs 1 argument");
-  if (!get_cstr(env, argv[0], "listXattrs", "path", &path)) return NULL;
+/* Where xattr calls go: a path (l*xattr) when `path` is set, else a descriptor (f*xattr). */
+struct xattr_target {
+  const char *path;
+  int fd;
+};
 
+/* One list (name == NULL) or get call on the target. */
+static ssize_t xattr_call(const struct xattr_target *t, const char *name, char *buf, size_t cap) {
+  if (name == NULL) return t->path != NULL ? llistxattr(t->path, buf, cap) : flistxattr(t->fd, buf, cap);
+  return t->path != NULL ? lgetxattr(t->path, name, buf, cap) : fgetxattr(t->fd, name, buf, cap);
+}
+
+/*
+ * Reads the name list (name == NULL) or one value into a malloc'ed buffer (*out, freed by the
+ * caller): a size query, then the read, again while the list or value grows in between (ERANGE).
+ * Returns the byte count, or -1 with *err set.
+ */
+static ssize_t xattr_read(const struct xattr_target *t, const char *name, char **out, int *err) {
+  *out = NULL;
+  *err = 0;
   for (int attempt = 0;; attempt++) {
-    ssize_t size = llistxattr(path, NULL, 0);
+    ssize_t size = xattr_call(t, name, NULL, 0);
     if (size < 0) {
-      err = errno;
-      break;
+      *err = errno;
+      return -1;
     }
     size_t cap = size > 0 ? (size_t)size : 1; /* a 0-byte buffer would be another size query */
-    buf = (char *)malloc(cap);
+    char *buf = (char *)malloc(cap);
     if (buf == NULL) {
-      err = ENOMEM;
-      break;
+      *err = ENOMEM;
+      return -1;
     }
-    n = llistxattr(path, buf, cap);
-    if (n >= 0) break;
-    err = errno;
+    ssize_t n = xattr_call(t, name, buf, cap);
+    if (n >= 0) {
+      *out = buf;
+      return n;
+    }
+    *err = errno;
     free(buf);
-    buf = NULL;
-    if (err != ERANGE || attempt + 1 >= XATTR_RETRIES) break;
-    err = 0; /* the list grew between the two calls: ask again */
+    if (*err != ERANGE || attempt + 1 >= XATTR_RETRIES) return -1;
   }
+}
 
-  if (n < 0 && err != ENOTSUP) {
-    throw_errno(env, err, "llistxattr");
-    goto done;
-  }
+/* The NUL-separated names of a list as an array of Buffers (NULL with an exception pending). */
+static napi_value xattr_names(napi_env env, const char *buf, ssize_t n) {
+  napi_value result;
   if (napi_create_array(env, &result) != napi_ok) {
-    result = NULL;
     throw_napi_failure(env);
-    goto done;
+    return NULL;
   }
   uint32_t index = 0;
   for (size_t i = 0; n > 0 && i < (size_t)n;) {
@@ -587,17 +596,54 @@ static napi_value js_list_xattrs(napi_env env, napi_callback_info info) {
     size_t len = nul != NULL ? (size_t)(nul - name) : (size_t)n - i;
     if (len > 0) {
       napi_value b;
-      if (napi_create_buffer_copy(env, len, name, NULL, &b) != napi_ok ||
-          napi_set_element(env, result, index++, b) != napi_ok) {
-        result = NULL;
+      if (napi_create_buffer_copy(env, len, name, NULL, &b) != napi_ok || napi_set_element(env, result, index++, b) != napi_ok) {
         throw_napi_failure(env);
-        goto done;
+        return NULL;
       }
     }
     i += len + 1;
   }
-done:
+  return result;
+}
+
+/* The names of a target (an empty list where xattrs are not supported). */
+static napi_value xattr_list_js(napi_env env, const struct xattr_target *t, const char *syscall) {
+  char *buf;
+  int err;
+  ssize_t n = xattr_read(t, NULL, &buf, &err);
+  napi_value result = NULL;
+  if (n < 0 && err != ENOTSUP) throw_errno(env, err, syscall);
+  else result = xattr_names(env, buf, n);
   free(buf);
+  return result;
+}
+
+/* One value of a target as a Buffer. */
+static napi_value xattr_get_js(napi_env env, const struct xattr_target *t, const char *name, const char *syscall) {
+  char *buf;
+  int err;
+  ssize_t n = xattr_read(t, name, &buf, &err);
+  napi_value result = NULL;
+  if (n < 0) throw_errno(env, err, syscall);
+  else if (napi_create_buffer_copy(env, (size_t)n, buf, NULL, &result) != napi_ok) {
+    result = NULL;
+    throw_napi_failure(env);
+  }
+  free(buf);
+  return result;
+}
+
+/* listXattrs(path): Buffer[] ------------------------------------------------------------- */
+
+static napi_value js_list_xattrs(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  char *path = NULL;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) return throw_type(env, "listXattrs(path) needs 1 argument");
+  if (!get_cstr(env, argv[0], "listXattrs", "path", &path)) return NULL;
+  struct xattr_target t = {path, -1};
+  napi_value result = xattr_list_js(env, &t, "llistxattr");
   free(path);
   return result;
 }
@@ -607,46 +653,14 @@ done:
 static napi_value js_get_xattr(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
-  char *path = NULL, *name = NULL, *buf = NULL;
+  char *path = NULL, *name = NULL;
   napi_value result = NULL;
-  ssize_t n = -1;
-  int err = 0;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 2) return throw_type(env, "getXattr(path, name) needs 2 arguments");
-  if (!get_cstr(env, argv[0], "getXattr", "path", &path)) goto done;
-  if (!get_cstr(env, argv[1], "getXattr", "name", &name)) goto done;
-
-  for (int attempt = 0;; attempt++) {
-    ssize_t size = lgetxattr(path, name, NULL, 0);
-    if (size < 0) {
-      err = errno;
-      break;
-    }
-    size_t cap = size > 0 ? (size_t)size : 1; /* a 0-byte buffer would be another size query */
-    buf = (char *)malloc(cap);
-    if (buf == NULL) {
-      err = ENOMEM;
-      break;
-    }
-    n = lgetxattr(path, name, buf, cap);
-    if (n >= 0) break;
-    err = errno;
-    free(buf);
-    buf = NULL;
-    if (err != ERANGE || attempt + 1 >= XATTR_RETRIES) break;
-    err = 0; /* the value grew between the two calls: ask again */
+  if (get_cstr(env, argv[0], "getXattr", "path", &path) && get_cstr(env, argv[1], "getXattr", "name", &name)) {
+    struct xattr_target t = {path, -1};
+    result = xattr_get_js(env, &t, name, "lgetxattr");
   }
-
-  if (n < 0) {
-    throw_errno(env, err, "lgetxattr");
-    goto done;
-  }
-  if (napi_create_buffer_copy(env, (size_t)n, buf, NULL, &result) != napi_ok) {
-    result = NULL;
-    throw_napi_failure(env);
-  }
-done:
-  free(buf);
   free(name);
   free(path);
   return result;
@@ -1140,96 +1154,20 @@ static napi_value js_fchown(napi_env env, napi_callback_info info) {
 
 static napi_value js_flistxattr(napi_env env, napi_callback_info info) {
   NEED_ARGS(1, "flistxattr(fd)");
-  int fd, err = 0;
-  char *buf = NULL;
-  ssize_t n = -1;
-  napi_value result = NULL;
+  int fd;
   FD_ARG(0, "flistxattr", fd);
-  for (int attempt = 0;; attempt++) {
-    ssize_t size = flistxattr(fd, NULL, 0);
-    if (size < 0) {
-      err = errno;
-      break;
-    }
-    size_t cap = size > 0 ? (size_t)size : 1;
-    buf = (char *)malloc(cap);
-    if (buf == NULL) {
-      err = ENOMEM;
-      break;
-    }
-    n = flistxattr(fd, buf, cap);
-    if (n >= 0) break;
-    err = errno;
-    free(buf);
-    buf = NULL;
-    if (err != ERANGE || attempt + 1 >= XATTR_RETRIES) break;
-    err = 0;
-  }
-  if (n < 0 && err != ENOTSUP) {
-    throw_errno(env, err, "flistxattr");
-    goto done;
-  }
-  if (napi_create_array(env, &result) != napi_ok) {
-    result = NULL;
-    throw_napi_failure(env);
-    goto done;
-  }
-  uint32_t index = 0;
-  for (size_t i = 0; n > 0 && i < (size_t)n;) {
-    const char *name = buf + i;
-    const char *nul = (const char *)memchr(name, '\0', (size_t)n - i);
-    size_t len = nul != NULL ? (size_t)(nul - name) : (size_t)n - i;
-    if (len > 0) {
-      napi_value b;
-      if (napi_create_buffer_copy(env, len, name, NULL, &b) != napi_ok ||
-          napi_set_element(env, result, index++, b) != napi_ok) {
-        result = NULL;
-        throw_napi_failure(env);
-        goto done;
-      }
-    }
-    i += len + 1;
-  }
-done:
-  free(buf);
-  return result;
+  struct xattr_target t = {NULL, fd};
+  return xattr_list_js(env, &t, "flistxattr");
 }
 
 static napi_value js_fgetxattr(napi_env env, napi_callback_info info) {
   NEED_ARGS(2, "fgetxattr(fd, name)");
-  int fd, err = 0;
-  char *name = NULL, *buf = NULL;
-  ssize_t n = -1;
-  napi_value result = NULL;
+  int fd;
+  char *name = NULL;
   FD_ARG(0, "fgetxattr", fd);
   if (!get_cstr(env, argv[1], "fgetxattr", "name", &name)) return NULL;
-  for (int attempt = 0;; attempt++) {
-    ssize_t size = fgetxattr(fd, name, NULL, 0);
-    if (size < 0) {
-      err = errno;
-      break;
-    }
-    size_t cap = size > 0 ? (size_t)size : 1;
-    buf = (char *)malloc(cap);
-    if (buf == NULL) {
-      err = ENOMEM;
-      break;
-    }
-    n = fgetxattr(fd, name, buf, cap);
-    if (n >= 0) break;
-    err = errno;
-    free(buf);
-    buf = NULL;
-    if (err != ERANGE || attempt + 1 >= XATTR_RETRIES) break;
-    err = 0;
-  }
-  if (n < 0) {
-    throw_errno(env, err, "fgetxattr");
-  } else if (napi_create_buffer_copy(env, (size_t)n, buf, NULL, &result) != napi_ok) {
-    result = NULL;
-    throw_napi_failure(env);
-  }
-  free(buf);
+  struct xattr_target t = {NULL, fd};
+  napi_value result = xattr_get_js(env, &t, name, "fgetxattr");
   free(name);
   return result;
 }

@@ -75,8 +75,9 @@ export interface AddTreeOptions {
    */
   readonly hooks?: {
     /**
-     * Called before a directory whose descriptor was closed (the tree is deeper than
-     * {@link MAX_OPEN_DIRS}) is re-opened to walk its next subdirectory (`rel` is its archive path).
+     * Called before a directory whose descriptor was closed (the tree is deeper than the walk's
+     * limit of 128 open directories) is re-opened to walk its next subdirectory (`rel` is its
+     * archive path).
      */
     readonly beforeReopen?: (rel: Uint8Array) => Promise<void> | void;
   };

@@ -2,10 +2,25 @@ import t from 'tap';
 import { existsSync } from 'node:fs';
 import { copyFile, cp, mkdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
 import { tempDir } from '../helpers/fixtures.js';
 import { CLI, REPO, runScript, requireBuilt } from './run-cli.js';
 
 if (requireBuilt(t)) {
+  t.test('a reader that goes away (cairn --help | head) ends the command quietly', async (t) => {
+    const env = { ...process.env };
+    delete env['NODE_OPTIONS'];
+    for (const args of [['--help'], ['mount', '--help']]) {
+      const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      child.stdout.destroy(); // closed before the command writes: every write gets EPIPE
+      let err = '';
+      child.stderr.on('data', (b: Buffer) => (err += b.toString('utf8')));
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      t.equal(code, 0, `${args.join(' ')}: exit 0`);
+      t.equal(err, '', `${args.join(' ')}: no stack trace`);
+    }
+  });
+
   t.test('the entry point runs only as a script', async (t) => {
     const dir = tempDir(t, 'cairn-cli-');
     // Importing the module (here from a script of our own, with CLI-like arguments) must not run it.

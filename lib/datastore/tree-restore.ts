@@ -50,6 +50,7 @@ import {
   nativeSymlinkat,
   nativeUnlinkat,
   nativeUtimensat,
+  type NativeStat,
 } from '../codec/native.js';
 import { currentUmask } from './file-restore.js';
 import { show, type TreeItem, type TreeReader } from './tree-reader.js';
@@ -245,6 +246,16 @@ async function restoreTreeInto(tree: TreeReader, target: string, options: Restor
         throw e;
       }
     };
+    /** {@link openDirAt}, and the directory's identity (closed again when the fstat fails). */
+    const openDirStat = (parentFd: number, name: Uint8Array, rel: Uint8Array): { fd: number; st: NativeStat } => {
+      const fd = openDirAt(parentFd, name, rel);
+      try {
+        return { fd, st: nativeFstat(fd) };
+      } catch (e) {
+        closeSync(fd);
+        throw e;
+      }
+    };
     /**
      * Makes room for one more open directory: closes the least recently used beyond the limit,
      * never one in `keep` (descriptors the caller still uses). Called right before each open, in
@@ -265,14 +276,7 @@ async function restoreTreeInto(tree: TreeReader, target: string, options: Restor
     };
     /** Opens `name` below `parentFd` and checks it is still the directory `d` first made there. */
     const reopenAt = (parentFd: number, d: Dir): number => {
-      const fd = openDirAt(parentFd, d.name, d.rel);
-      let st;
-      try {
-        st = nativeFstat(fd);
-      } catch (e) {
-        closeSync(fd);
-        throw e;
-      }
+      const { fd, st } = openDirStat(parentFd, d.name, d.rel);
       if (st.dev !== d.dev || st.ino !== d.ino) {
         closeSync(fd);
         throw unsafe(d.rel, 'was replaced by another directory');
@@ -627,14 +631,7 @@ async function restoreTreeInto(tree: TreeReader, target: string, options: Restor
         else await makeDir(top, Buffer.from(name), Buffer.from(rel)); // for a path only (its own entry left out)
         const pfd = fdOf(top);
         reserve([top]);
-        const fd = openDirAt(pfd, name, rel);
-        let st;
-        try {
-          st = nativeFstat(fd);
-        } catch (e) {
-          closeSync(fd);
-          throw e;
-        }
+        const { fd, st } = openDirStat(pfd, name, rel);
         const d: Dir = { name: Buffer.from(name), rel: Buffer.from(rel), parent: top, fd, dev: st.dev, ino: st.ino, entry: made?.entry, ops: new Set(), pending: new Map() };
         open.add(d);
         stack.push(d);

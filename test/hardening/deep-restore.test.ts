@@ -4,34 +4,18 @@
 // levels deep (with side directories, so the restore goes up and down) restores in full under
 // `ulimit -n 256`, every level with its file, its mode and its mtime.
 import t from 'tap';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { closeSync, constants, fchmodSync, mkdirSync, mkdtempSync, readSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AT_FDCWD, nativeFstat, nativeFutimens, nativeMkdirat, nativeOpenat, nativeReaddir } from '../../lib/codec/native.js';
 import { MAX_OPEN_DIRS } from '../../lib/datastore/tree-restore.js';
-import { CLI, requireBuilt } from '../cli/run-cli.js';
-import { cairnTimed } from '../helpers/timed-cli.js';
+import { requireBuilt } from '../cli/run-cli.js';
+import { cairnLimited, cairnTimed } from '../helpers/timed-cli.js';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_DIRECTORY, O_NOFOLLOW } = constants;
 const DIR = O_RDONLY | O_DIRECTORY | O_NOFOLLOW;
 const DEPTH = 3000;
-
-/** Runs the command line with a soft descriptor limit (`ulimit -n`) in a shell. */
-function cairnLimited(limit: number, args: string[]): Promise<{ code: number | null; out: string }> {
-  const env: Record<string, string | undefined> = { ...process.env };
-  delete env['CAIRN_STORE'];
-  delete env['NODE_OPTIONS'];
-  const cli = process.env['CAIRN_TEST_CLI'] ?? CLI;
-  return new Promise((resolve, reject) => {
-    const child = spawn('/bin/sh', ['-c', `ulimit -n ${limit} && exec "$0" "$@"`, process.execPath, cli, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => out.push(b));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, out: Buffer.concat(out).toString('utf8') }));
-  });
-}
 
 function writeAt(dirfd: number, name: string, text: string): void {
   const f = nativeOpenat(dirfd, name, O_WRONLY | O_CREAT, 0o644);

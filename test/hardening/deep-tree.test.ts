@@ -5,7 +5,7 @@
 // up in full under a descriptor limit of 256, and a directory closed and re-opened on the way
 // back up must still be the one first opened there.
 import t from 'tap';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, closeSync, constants, linkSync, mkdirSync, mkdtempSync, renameSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -13,8 +13,8 @@ import { Datastore } from '../../lib/index.js';
 import { AT_FDCWD, nativeMkdirat, nativeOpenat } from '../../lib/codec/native.js';
 import { MAX_OPEN_DIRS } from '../../lib/datastore/tree-writer.js';
 import { tempDir } from '../helpers/fixtures.js';
-import { CLI, requireBuilt } from '../cli/run-cli.js';
-import { cairnTimed } from '../helpers/timed-cli.js';
+import { requireBuilt } from '../cli/run-cli.js';
+import { cairnLimited, cairnTimed } from '../helpers/timed-cli.js';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_DIRECTORY, O_NOFOLLOW } = constants;
 const NOBODY = 65534;
@@ -74,22 +74,6 @@ function chainAt(dirfd: number, depth: number, each: (level: number, fd: number)
     each(i, fd);
   }
   if (fd !== dirfd) closeSync(fd);
-}
-
-/** Runs the command line with a soft descriptor limit (`ulimit -n`) in a shell. */
-function cairnLimited(limit: number, args: string[]): Promise<{ code: number | null; out: string }> {
-  const env: Record<string, string | undefined> = { ...process.env };
-  delete env['CAIRN_STORE'];
-  delete env['NODE_OPTIONS'];
-  const cli = process.env['CAIRN_TEST_CLI'] ?? CLI;
-  return new Promise((resolve, reject) => {
-    const child = spawn('/bin/sh', ['-c', `ulimit -n ${limit} && exec "$0" "$@"`, process.execPath, cli, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => out.push(b));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, out: Buffer.concat(out).toString('utf8') }));
-  });
 }
 
 t.setTimeout(120_000);

@@ -7,9 +7,10 @@
 import t, { type Test } from 'tap';
 import { existsSync, mkdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { tempDir, seededBytes } from '../helpers/fixtures.js';
+import { tempDir } from '../helpers/fixtures.js';
 import { cairn, requireBuilt, type Run } from '../cli/run-cli.js';
 import { tempFileName } from '../../lib/util/temp-name.js';
+import { cliStore } from '../helpers/cli-store.js';
 
 t.setTimeout(120_000);
 
@@ -47,16 +48,6 @@ function okOrUnsafe(t: Test, r: Run, what: string): void {
   t.match(r.err, /ERR_UNSAFE_PATH|not what the datastore layout|symlink/i, `${what}: the error says what is wrong`);
 }
 
-async function store(t: Test, dir: string, name: string): Promise<{ s: string; src: string }> {
-  const s = path.join(dir, name);
-  t.equal((await cairn(['init', s, '--image-chunk-size', '65536', '--sync-level', 'none'])).code, 0, 'init');
-  const src = path.join(dir, `${name}-src`);
-  mkdirSync(path.join(src, 'tree', 'sub'), { recursive: true });
-  writeFileSync(path.join(src, 'disk.raw'), seededBytes(300_000, 7));
-  writeFileSync(path.join(src, 'vm.conf'), 'cores: 2\n');
-  writeFileSync(path.join(src, 'tree', 'sub', 'f'), seededBytes(5000, 3));
-  return { s, src };
-}
 
 if (requireBuilt(t)) {
   const dir = tempDir(t, 'cairn-planted-');
@@ -88,7 +79,7 @@ if (requireBuilt(t)) {
       const sub = path.join(dir, p.name.replace(/\W+/g, '-'));
       mkdirSync(sub);
       const out = makeOutside(sub);
-      const { s, src } = await store(t, sub, 'store');
+      const { s, src } = await cliStore(t, sub, 'store');
       for (const time of [T1]) {
         const r = await cairn(['--store', s, 'backup', 'host/g', `d.img:${path.join(src, 'disk.raw')}`, `t.tree:${path.join(src, 'tree')}`, '--time', time]);
         t.equal(r.code, 0, `backup ${time}: ${r.err}`);

@@ -4,24 +4,15 @@
 import t, { type Test } from 'tap';
 import { existsSync, mkdirSync, readFileSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { tempDir, seededBytes } from '../helpers/fixtures.js';
+import { tempDir } from '../helpers/fixtures.js';
 import { cairn, requireBuilt } from '../cli/run-cli.js';
 import { tempFileName, isTempFileName } from '../../lib/util/temp-name.js';
+import { cliStore } from '../helpers/cli-store.js';
 
 t.setTimeout(120_000);
 
 const T1 = '2026-01-01T00:00:00Z';
 
-async function store(t: Test, dir: string, name: string): Promise<{ s: string; src: string }> {
-  const s = path.join(dir, name);
-  t.equal((await cairn(['init', s, '--image-chunk-size', '65536', '--sync-level', 'none'])).code, 0, 'init');
-  const src = path.join(dir, `${name}-src`);
-  mkdirSync(path.join(src, 'tree', 'sub'), { recursive: true });
-  writeFileSync(path.join(src, 'disk.raw'), seededBytes(300_000, 7));
-  writeFileSync(path.join(src, 'vm.conf'), 'cores: 2\n');
-  writeFileSync(path.join(src, 'tree', 'sub', 'f'), seededBytes(5000, 3));
-  return { s, src };
-}
 
 t.test('the recogniser', async (t) => {
   for (const n of [tempFileName('manifest.blob'), tempFileName('a'.repeat(64)), '.x.tmp-1-2', '..gc-status.json.tmp-77-3']) t.ok(isTempFileName(n), `temp: ${n}`);
@@ -34,7 +25,7 @@ if (requireBuilt(t)) {
   const dir = tempDir(t, 'cairn-tmpnames-');
 
   t.test('names with .tmp- survive GC; temp files of a killed writer do not', async (t) => {
-    const { s, src } = await store(t, dir, 'tmpnames');
+    const { s, src } = await cliStore(t, dir, 'tmpnames');
     t.equal((await cairn(['--store', s, 'ns', 'create', 'n.tmp-2'])).code, 0, 'namespace n.tmp-2');
     const archives = [`disk.tmp-1.img:${path.join(src, 'disk.raw')}`, `vm.tmp-config.blob:${path.join(src, 'vm.conf')}`, `x.tmp-9.tree:${path.join(src, 'tree')}`];
     for (const ns of ['', 'n.tmp-2']) {

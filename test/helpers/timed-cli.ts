@@ -82,3 +82,19 @@ export function cairnTimed(args: string[], o: TimedOptions = {}): Promise<TimedR
     o.during?.(child);
   });
 }
+
+/** Runs the command line with a soft descriptor limit (`ulimit -n`) in a shell (`CAIRN_TEST_CLI` picks another build). */
+export function cairnLimited(limit: number, args: string[]): Promise<{ code: number | null; out: string }> {
+  const env: Record<string, string | undefined> = { ...process.env };
+  delete env['CAIRN_STORE'];
+  delete env['NODE_OPTIONS'];
+  const cli = process.env['CAIRN_TEST_CLI'] ?? CLI;
+  return new Promise((resolve, reject) => {
+    const child = spawn('/bin/sh', ['-c', `ulimit -n ${limit} && exec "$0" "$@"`, process.execPath, cli, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => out.push(b));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, out: Buffer.concat(out).toString('utf8') }));
+  });
+}

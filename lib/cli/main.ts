@@ -13,7 +13,7 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { isCairnError } from '../index.js';
-import type { CliContext, GlobalOptions } from './context.js';
+import { INTERRUPT_EXIT, interruptError, interruptSignal, type CliContext, type GlobalOptions } from './context.js';
 import { exitCodeOf } from './exit-codes.js';
 import { registerBackup } from './commands/backup.js';
 import { registerBenchmark } from './commands/benchmark.js';
@@ -60,7 +60,7 @@ export function buildProgram(): Command {
     );
 
   const globals = (): GlobalOptions => program.opts<GlobalOptions>();
-  const cli: CliContext = { globals, ns: (): string => globals().ns ?? '' };
+  const cli: CliContext = { globals, ns: (): string => globals().ns ?? '', signal: interruptSignal };
 
   registerInit(program, cli);
   registerBackup(program, cli);
@@ -98,10 +98,19 @@ export async function main(argv: string[]): Promise<number> {
       return e.code === 'commander.helpDisplayed' || e.code === 'commander.help' || e.code === 'commander.version' ? 0 : 2;
     }
     const json = program.opts<GlobalOptions>().json === true;
+    const stopped = interruptError(e);
+    if (stopped !== undefined) {
+      // Stopped by SIGINT/SIGTERM: one line, and the exit code a shell reports for the signal.
+      const sig = stopped.details['signal'] as keyof typeof INTERRUPT_EXIT;
+      process.stderr.write(json ? `${JSON.stringify({ error: { code: stopped.code, message: stopped.message, details: { signal: sig } } })}\n` : `cairn: ${stopped.message}\n`);
+      return INTERRUPT_EXIT[sig];
+    }
     if (isCairnError(e)) {
       process.stderr.write(json ? `${JSON.stringify({ error: e.toJSON() })}\n` : `cairn: ${e.code}: ${e.message}\n`);
     } else {
-      process.stderr.write(`cairn: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+      const message = e instanceof Error ? e.message : String(e);
+      const debug = process.env['CAIRN_DEBUG'] === '1' && e instanceof Error && e.stack !== undefined ? `\n${e.stack}` : '';
+      process.stderr.write(json ? `${JSON.stringify({ error: { code: 'ERR_INTERNAL', message } })}\n` : `cairn: ${message}${debug}\n`);
     }
     return exitCodeOf(e);
   }

@@ -25,25 +25,16 @@ const catalogJson = (h: CatalogHit): Record<string, unknown> => ({
 });
 
 /**
- * Opens the catalog of `ds`, runs `fn` and closes it; SIGINT/SIGTERM abort `fn`. On a read-only
- * datastore the catalog is a temporary copy, and one line on stderr says so.
+ * Opens the catalog of `ds`, runs `fn` and closes it; `signal` (SIGINT/SIGTERM) aborts `fn`. On a
+ * read-only datastore the catalog is a temporary copy, and one line on stderr says so.
  */
-const withCatalog = async <T>(ds: Datastore, fn: (c: Catalog, signal: AbortSignal) => Promise<T>): Promise<T> => {
-  const ac = new AbortController();
-  const stop = (): void => ac.abort(new Error('interrupted'));
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+const withCatalog = async <T>(ds: Datastore, signal: AbortSignal, fn: (c: Catalog, signal: AbortSignal) => Promise<T>): Promise<T> => {
+  const c = await Catalog.open(ds, { signal });
+  if (c.temporary) process.stderr.write(`cairn: warning: the catalog of ${ds.root} cannot be written there: searching a temporary copy in ${c.directory} (removed when done)\n`);
   try {
-    const c = await Catalog.open(ds, { signal: ac.signal });
-    if (c.temporary) process.stderr.write(`cairn: warning: the catalog of ${ds.root} cannot be written there: searching a temporary copy in ${c.directory} (removed when done)\n`);
-    try {
-      return await fn(c, ac.signal);
-    } finally {
-      await c.close();
-    }
+    return await fn(c, signal);
   } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
+    await c.close();
   }
 };
 
@@ -71,7 +62,7 @@ export function registerCatalog(program: Command, cli: CliContext): void {
     .action(async (p: string, group: string | undefined, o: { maxDepth?: number; archive?: string }) => {
       const g = cli.globals();
       await withStore(g, (ds) =>
-        withCatalog(ds, async (c, signal) => {
+        withCatalog(ds, cli.signal(), async (c, signal) => {
           const progress = new Progress(progressMode(g));
           const onProgress = catalogProgress(g, progress);
           const scope = { namespace: cli.ns(), ...(group === undefined ? {} : { group }), ...(o.maxDepth === undefined ? {} : { maxDepth: o.maxDepth }) };
@@ -92,7 +83,7 @@ export function registerCatalog(program: Command, cli: CliContext): void {
       await withStore(g, (ds) => {
         // Refused before copying the catalog only to throw the copy away (Catalog.rebuild refuses too).
         ds.assertWritable('rebuild the catalog (a rebuilt temporary copy could not be kept; `catalog find` brings one up to date itself)');
-        return withCatalog(ds, async (c, signal) => {
+        return withCatalog(ds, cli.signal(), async (c, signal) => {
           const progress = new Progress(progressMode(g));
           const onProgress = catalogProgress(g, progress);
           const r = await c.rebuild({ signal, ...(onProgress === undefined ? {} : { onProgress }) });

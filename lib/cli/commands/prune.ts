@@ -28,22 +28,15 @@ export function registerPrune(program: Command, cli: CliContext): void {
           if (v !== undefined) keep[k] = v;
         }
         const scope = { namespace: cli.ns(), ...(group === undefined ? {} : { group }), ...(o.maxDepth === undefined ? {} : { maxDepth: o.maxDepth }) };
-        const ac = new AbortController();
-        const stop = (): void => ac.abort(new Error('interrupted'));
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
-        try {
+        {
           const pruner = new Pruner(ds);
-          const report = await pruner.apply(await pruner.plan(scope, keep), { dryRun: o.dryRun === true, signal: ac.signal });
+          const report = await pruner.apply(await pruner.plan(scope, keep), { dryRun: o.dryRun === true, signal: cli.signal() });
           const lines = report.entries.map(
             (e) => `${e.namespace === '' ? '' : `${e.namespace}:`}${e.group}/${e.time} ${e.mark}${e.skipped === undefined ? '' : ` (skipped: ${e.skipped})`}`,
           );
           const t = report.totals;
           lines.push(`${report.dryRun ? 'dry run: would remove' : 'removed'} ${report.dryRun ? t.remove : t.removed} of ${t.snapshots} snapshots${t.skipped > 0 ? `, skipped ${t.skipped}` : ''}`);
           print(g, report, lines.join('\n'));
-        } finally {
-          process.off('SIGINT', stop);
-          process.off('SIGTERM', stop);
         }
       });
     });

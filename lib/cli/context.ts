@@ -15,6 +15,8 @@ export interface GlobalOptions {
   json?: boolean;
   /** `--verbose`: progress as lines on stderr even when it is not a terminal. */
   verbose?: boolean;
+  /** `--lock-wait <seconds>`: how long to wait for a lock held by another operation (default 0: fail at once). */
+  lockWait?: number;
 }
 
 /** Handed to every command's register function: reads the global options when a command runs. */
@@ -103,9 +105,12 @@ export function warnReadOnly(ds: Datastore): void {
   process.stderr.write(`cairn: warning: datastore ${ds.root} is read-only (${ds.readOnlyReason}): reading without locks, so a prune or GC run elsewhere could remove what is being read; commands that write fail\n`);
 }
 
-/** Opens the datastore of the global options, runs `fn` on it and closes it (warning when it is read-only). */
+/**
+ * Opens the datastore of the global options (waiting `--lock-wait` seconds for locks), runs `fn`
+ * on it and closes it (warning when it is read-only).
+ */
 export async function withStore<T>(g: GlobalOptions, fn: (ds: Datastore) => Promise<T>): Promise<T> {
-  const ds = await Datastore.open(storePath(g));
+  const ds = await Datastore.open(storePath(g), g.lockWait === undefined ? {} : { lockTimeoutMs: Math.round(g.lockWait * 1000) });
   warnReadOnly(ds);
   try {
     return await fn(ds);

@@ -12,7 +12,7 @@
 import { readFileSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
-import { isCairnError } from '../index.js';
+import { CairnError, isCairnError, setLockHolderName } from '../index.js';
 import { INTERRUPT_EXIT, interruptError, interruptSignal, type CliContext, type GlobalOptions } from './context.js';
 import { exitCodeOf } from './exit-codes.js';
 import { registerBackup } from './commands/backup.js';
@@ -41,10 +41,49 @@ export { parseRangesFile } from './commands/backup.js';
 /** The package's version, from the package.json two levels up (`lib/cli/` and `dist/cli/` alike). */
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
+/** `--json` given (before a `--`): usage errors are then printed as JSON too. */
+let jsonErrors = false;
+
+/** True when `argv` holds `--json` before any `--`. */
+function wantsJson(argv: readonly string[]): boolean {
+  for (const a of argv) {
+    if (a === '--') return false;
+    if (a === '--json') return true;
+  }
+  return false;
+}
+
+/** `--lock-wait <seconds>`: a number of seconds, 0 or more. */
+function parseLockWait(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0 || n > 86_400) {
+    throw new CairnError('ERR_INVALID_ARGUMENT', `--lock-wait must be a number of seconds from 0 to 86400, not '${v}'`);
+  }
+  return n;
+}
+
+/** The full name of a command (`ns create`), without the program's. */
+function commandPath(c: Command): string {
+  const names: string[] = [];
+  for (let x: Command | null = c; x !== null && x.parent !== null; x = x.parent) names.unshift(x.name());
+  return names.join(' ');
+}
+
 /** Builds the program (exported for tests). */
 export function buildProgram(): Command {
   const program = new Command();
   program
+    // In JSON mode commander's own error text goes away: main prints the error as JSON instead.
+    // Settings are copied to subcommands as they are made, so this comes first. Help asked for
+    // (--help) goes to stdout and stays.
+    .configureOutput({
+      writeErr: (str) => {
+        if (!jsonErrors) process.stderr.write(str);
+      },
+      outputError: (str, write) => {
+        if (!jsonErrors) write(str);
+      },
+    })
     .name('cairn')
     .description('Deduplicating backup store: datastores, namespaces, snapshots of images and files')
     .version(VERSION, '-V, --version', 'print the version')
@@ -52,12 +91,16 @@ export function buildProgram(): Command {
     .option('--ns <namespace>', 'namespace (default: the root namespace)')
     .option('--json', 'print JSON')
     .option('--verbose', 'progress as one line per second on stderr (also when it is not a terminal)')
+    .option('--lock-wait <seconds>', 'wait up to this long for a lock held by another operation (default 0: fail at once)', parseLockWait)
     .showHelpAfterError()
     .exitOverride()
     .addHelpText(
       'after',
       '\nExamples:\n  cairn init ./cairn-store\n  CAIRN_STORE=./cairn-store cairn backup vm/100 disk.img:./disk.raw\n  cairn --store ./cairn-store snapshots --json\n\nExit codes: 0 ok, 1 other, 2 usage/invalid input, 3 not found, 4 locked/protected, 5 corrupt, 6 I/O,\n7 backup committed with entries left out or changed (see cairn backup --help).',
     );
+
+  // Whoever finds a lock this process holds is told which command holds it.
+  program.hook('preAction', (_program, action) => setLockHolderName(`cairn ${commandPath(action)}`));
 
   const globals = (): GlobalOptions => program.opts<GlobalOptions>();
   const cli: CliContext = { globals, ns: (): string => globals().ns ?? '', signal: interruptSignal };
@@ -88,6 +131,7 @@ export function buildProgram(): Command {
 
 /** Runs the command line; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  jsonErrors = wantsJson(argv);
   const program = buildProgram();
   try {
     await program.parseAsync(argv, { from: 'user' });
@@ -95,7 +139,9 @@ export async function main(argv: string[]): Promise<number> {
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
     if (e instanceof CommanderError) {
-      return e.code === 'commander.helpDisplayed' || e.code === 'commander.help' || e.code === 'commander.version' ? 0 : 2;
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.help' || e.code === 'commander.version') return 0;
+      if (jsonErrors) process.stderr.write(`${JSON.stringify({ error: { code: 'ERR_USAGE', message: e.message.replace(/^error: /, '') } })}\n`);
+      return 2;
     }
     const json = program.opts<GlobalOptions>().json === true;
     const stopped = interruptError(e);

@@ -21,6 +21,13 @@
  * deleted. Files that are removed again (the writer registrations, writer-registry.ts) must not be
  * made this way: a prober could lock and delete one in the gap.
  *
+ * Who holds a lock: a process that takes a lock exclusively writes a small holder record into the
+ * lock file (truncated, then written, once the flock is held; truncated again on release), and a
+ * process that fails to get the lock reads it to say who holds it. A shared holder truncates a
+ * record left by an exclusive holder that died (no exclusive holder can exist while it holds the
+ * lock). The record is untrusted input: read bounded, checked, and sanitized into the message; a
+ * process id that is no longer alive is ignored. Shared locks may have many holders and name none.
+ *
  * On a read-only datastore ({@link Datastore.readOnly}) no lock files can be made: readers run
  * without locks ({@link FileLock.none}), and exclusive locks fail with `ERR_READ_ONLY`
  * (context.ts).
@@ -46,6 +53,111 @@ export interface LockOptions {
   readonly details?: ErrorDetails;
   /** What is being locked, for the error message (e.g. `backup group vm/100`). */
   readonly what?: string;
+  /** The operation recorded as the holder of an exclusive lock (default: {@link setLockHolderName}'s). */
+  readonly operation?: string;
+}
+
+/** The longest holder record read from a lock file, in bytes. */
+export const LOCK_RECORD_MAX_BYTES = 512;
+
+/** Who holds a lock exclusively, as recorded in the lock file. */
+export interface LockHolder {
+  /** Process id. */
+  readonly pid: number;
+  /** The operation (e.g. `cairn backup`), printable ASCII, at most 80 characters. */
+  readonly operation: string;
+  /** When it took the lock, RFC 3339 UTC (second resolution). */
+  readonly since: string;
+}
+
+let holderName: string = defaultHolderName();
+
+function defaultHolderName(): string {
+  const script = process.argv[1];
+  return script === undefined ? 'node' : path.basename(script).replace(/\.[cm]?js$/, '');
+}
+
+/**
+ * Sets the operation this process records when it holds a lock exclusively (shown to a process
+ * that finds the lock taken, e.g. `cairn backup`). Default: the name of the script node runs.
+ */
+export function setLockHolderName(name: string): void {
+  holderName = sanitizeText(name) || defaultHolderName();
+}
+
+/** Printable ASCII only, at most 80 characters. */
+function sanitizeText(s: string): string {
+  return s.replace(/[^\x20-\x7e]/g, '?').slice(0, 80).trim();
+}
+
+/** The holder record written into an exclusively held lock file. */
+function holderRecord(operation: string | undefined): Buffer {
+  const since = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+  return Buffer.from(`${JSON.stringify({ pid: process.pid, operation: sanitizeText(operation ?? holderName) || holderName, since })}\n`, 'utf8');
+}
+
+/** True when a process with this id is alive (EPERM: alive, owned by someone else). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as { code?: string }).code === 'EPERM';
+  }
+}
+
+/**
+ * Parses a holder record read from a lock file; undefined for anything that is not a well-formed
+ * record of a live process other than this one. The record is untrusted: only its checked fields
+ * are kept, the operation sanitized.
+ */
+export function parseLockHolder(bytes: Uint8Array): LockHolder | undefined {
+  if (bytes.length === 0 || bytes.length > LOCK_RECORD_MAX_BYTES) return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (typeof v !== 'object' || v === null) return undefined;
+  const r = v as Record<string, unknown>;
+  const pid = r['pid'];
+  const op = r['operation'];
+  const since = r['since'];
+  if (typeof pid !== 'number' || !Number.isSafeInteger(pid) || pid <= 0 || pid > 4_194_304) return undefined;
+  if (typeof op !== 'string' || typeof since !== 'string' || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/.test(since)) return undefined;
+  if (pid === process.pid || !alive(pid)) return undefined;
+  return { pid, operation: sanitizeText(op) || 'unknown', since };
+}
+
+/** Reads the holder record of a lock file open as `fh` (bounded), or undefined. */
+async function readHolder(fh: fsp.FileHandle): Promise<LockHolder | undefined> {
+  try {
+    const buf = Buffer.alloc(LOCK_RECORD_MAX_BYTES + 1);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+    return parseLockHolder(buf.subarray(0, bytesRead));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Who holds the lock on `file` exclusively, as its holder record says (undefined when there is no
+ * record of a live process). Never creates the file.
+ */
+export async function lockHolder(file: string): Promise<LockHolder | undefined> {
+  let fh: fsp.FileHandle;
+  try {
+    fh = await fsp.open(file, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
+  } catch {
+    return undefined;
+  }
+  try {
+    if (!(await fh.stat()).isFile()) return undefined;
+    return await readHolder(fh);
+  } finally {
+    await fh.close();
+  }
 }
 
 /** A held lock. Release it exactly once; releasing twice is harmless. */
@@ -73,11 +185,16 @@ export class FileLock {
     return new FileLock(undefined, file, mode);
   }
 
-  /** Releases the lock (closing the descriptor releases the flock). */
+  /** Releases the lock (closing the descriptor releases the flock); an exclusive holder first clears its holder record. */
   async release(): Promise<void> {
     const fh = this.fh;
     this.fh = undefined;
-    if (fh !== undefined) await fh.close();
+    if (fh === undefined) return;
+    try {
+      if (this.mode === 'exclusive') await fh.truncate(0).catch(() => undefined);
+    } finally {
+      await fh.close();
+    }
   }
 }
 
@@ -109,9 +226,30 @@ export async function acquireLock(file: string, mode: LockMode, options: LockOpt
     throw ioError(e, `cannot lock ${file}`, { ...options.details, path: file });
   }
   if (!ok) {
+    const holder = await readHolder(fh);
     await fh.close();
     const what = options.what ?? file;
-    throw new CairnError('ERR_LOCKED', `${what} is locked by another operation`, { ...options.details, path: file });
+    if (holder === undefined) throw new CairnError('ERR_LOCKED', `${what} is locked: held by another process`, { ...options.details, path: file });
+    throw new CairnError('ERR_LOCKED', `${what} is locked by pid ${holder.pid} (${holder.operation}, since ${holder.since})`, {
+      ...options.details,
+      path: file,
+      holderPid: holder.pid,
+      holderOperation: holder.operation,
+      holderSince: holder.since,
+    });
+  }
+  try {
+    // The holder record: written by an exclusive holder; a shared holder clears one left by an
+    // exclusive holder that died (none can hold the lock now).
+    if (mode === 'exclusive') {
+      const rec = holderRecord(options.operation);
+      await fh.truncate(0);
+      await fh.write(rec, 0, rec.length, 0);
+    } else if ((await fh.stat()).size > 0) {
+      await fh.truncate(0);
+    }
+  } catch {
+    // The record is a courtesy to whoever waits: the lock is held all the same.
   }
   return new FileLock(fh, file, mode);
 }

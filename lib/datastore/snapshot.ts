@@ -22,6 +22,33 @@ export interface SnapshotRef {
   readonly time: string;
 }
 
+/** The one identity of a snapshot in JSON output: the first four keys of every snapshot printed. */
+export interface SnapshotIdentity {
+  /** Namespace path (`''` for the root). */
+  readonly namespace: string;
+  /** The group, `type/id`. */
+  readonly group: string;
+  /** RFC 3339 UTC time, second resolution. */
+  readonly time: string;
+  /** `type/id/time`. */
+  readonly snapshot: string;
+}
+
+/**
+ * The {@link SnapshotIdentity} of a snapshot given by namespace, group (`type/id` or a
+ * {@link GroupId}) and time; or by namespace and a full `type/id/time` name.
+ */
+export function snapshotIdentity(namespace: string, group: string | GroupId, time?: string): SnapshotIdentity {
+  let g = typeof group === 'string' ? group : formatGroup(group);
+  let t = time;
+  if (t === undefined) {
+    const cut = g.lastIndexOf('/');
+    t = g.slice(cut + 1);
+    g = g.slice(0, cut);
+  }
+  return { namespace, group: g, time: t, snapshot: `${g}/${t}` };
+}
+
 /** The ids of a snapshot for errors. */
 export function snapshotDetails(ref: SnapshotRef): ErrorDetails {
   return { namespace: ref.namespace, snapshot: `${formatGroup(ref.group)}/${ref.time}` };
@@ -123,6 +150,15 @@ export class Snapshot {
     }
   }
 
+  /**
+   * Registers a hook that the datastore's close() runs first, while it is still open (see
+   * `Datastore.onClose`). Returns the unregister function.
+   * @internal
+   */
+  onClose(hook: () => Promise<void>): () => void {
+    return this.ctx.onClose(hook);
+  }
+
   /** Sets the snapshot notes (kept in the manifest's unprotected part). Returns the updated snapshot. */
   async setNotes(notes: string): Promise<Snapshot> {
     return this.updateManifest((m) => ({ ...m, unprotected: { ...m.unprotected, notes } }));
@@ -205,10 +241,9 @@ export class Snapshot {
   /** A plain summary for JSON output. */
   toJSON(): Record<string, unknown> {
     return {
-      namespace: this.namespace,
+      ...snapshotIdentity(this.namespace, this.ref.group, this.time),
       type: this.type,
       id: this.id,
-      time: this.time,
       protected: this.isProtected,
       files: this.files,
       unprotected: this.manifest.unprotected,

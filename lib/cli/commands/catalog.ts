@@ -1,6 +1,6 @@
 /** `cairn catalog find` and `cairn catalog rebuild`: which snapshots hold a path of a tree archive. */
 import type { Command } from 'commander';
-import { Catalog, type CatalogHit, type CatalogProgress, type CatalogUpdateReport, type Datastore } from '../../index.js';
+import { Catalog, snapshotIdentity, type CatalogHit, type CatalogProgress, type CatalogUpdateReport, type Datastore } from '../../index.js';
 import { print, withStore, type CliContext, type GlobalOptions } from '../context.js';
 import { humanBytes, mtimeString } from '../format.js';
 import { Progress, progressMode } from '../progress.js';
@@ -13,10 +13,7 @@ const catalogLine = (h: CatalogHit): string => {
 
 /** A hit of `catalog find` as printed by `--json`. */
 const catalogJson = (h: CatalogHit): Record<string, unknown> => ({
-  namespace: h.namespace,
-  group: h.group,
-  time: h.time,
-  snapshot: h.snapshot,
+  ...snapshotIdentity(h.namespace, h.group, h.time),
   archive: h.archive,
   path: h.path.toString('utf8'),
   kind: h.kind,

@@ -1,6 +1,6 @@
 /** `cairn find`: find the paths of a tree archive that match a glob. */
 import type { Command } from 'commander';
-import type { TreeItem } from '../../index.js';
+import { snapshotIdentity, type TreeItem } from '../../index.js';
 import { print, withStore, type CliContext } from '../context.js';
 import { itemJson } from '../format.js';
 import { openTree } from '../open-tree.js';
@@ -17,14 +17,16 @@ export function registerFind(program: Command, cli: CliContext): void {
     .action(async (ref: string, spec: string, glob: string) => {
       const g = cli.globals();
       await withStore(g, async (ds) => {
-        const { tree, close } = await openTree(cli, ds, ref, spec);
+        // Resolved once (type/id names the newest), so the identity printed is the snapshot searched.
+        const s = await ds.snapshot(ref, { namespace: cli.ns() });
+        const { tree, close } = await openTree(cli, ds, s.name, spec);
         try {
           const found: TreeItem[] = [];
           for await (const item of tree.find(glob)) {
             if (g.json === true) found.push(item);
             else process.stdout.write(`${item.path.toString('utf8')}${item.entry.kind === 'dir' ? '/' : ''}\n`);
           }
-          if (g.json === true) print(g, found.map(itemJson), '');
+          if (g.json === true) print(g, { ...snapshotIdentity(s.namespace, s.name), archive: spec, glob, entries: found.map(itemJson) }, '');
         } finally {
           await close();
         }

@@ -1,6 +1,6 @@
 /** `cairn forget`: remove one snapshot. */
 import type { Command } from 'commander';
-import { CairnError, isCairnError } from '../../index.js';
+import { CairnError, isCairnError, snapshotIdentity } from '../../index.js';
 import { print, withStore, type CliContext } from '../context.js';
 
 /** Adds `forget` to the program. */
@@ -22,11 +22,11 @@ export function registerForget(program: Command, cli: CliContext): void {
           return undefined;
         });
         if (s === undefined) {
-          print(g, { removed: ref, damaged: true }, `removed ${ref} (its manifest was damaged)`);
+          print(g, { ...snapshotIdentity(cli.ns(), ref), removed: true, damaged: true }, `removed ${ref} (its manifest was damaged)`);
           return;
         }
         await s.remove();
-        print(g, { removed: s.name }, `removed ${s.name}`);
+        print(g, { ...snapshotIdentity(s.namespace, s.name), removed: true }, `removed ${s.name}`);
       });
     });
 }

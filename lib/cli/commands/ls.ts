@@ -1,6 +1,6 @@
 /** `cairn ls`: list a directory of a tree archive. */
 import type { Command } from 'commander';
-import type { TreeItem } from '../../index.js';
+import { snapshotIdentity, type TreeItem } from '../../index.js';
 import { print, withStore, type CliContext } from '../context.js';
 import { humanBytes, itemJson, mtimeString } from '../format.js';
 import { openTree } from '../open-tree.js';
@@ -35,10 +35,12 @@ export function registerLs(program: Command, cli: CliContext): void {
     .action(async (ref: string, spec: string) => {
       const g = cli.globals();
       await withStore(g, async (ds) => {
-        const { tree, close, inner } = await openTree(cli, ds, ref, spec);
+        // Resolved once (type/id names the newest), so the identity printed is the snapshot listed.
+        const s = await ds.snapshot(ref, { namespace: cli.ns() });
+        const { tree, close, inner } = await openTree(cli, ds, s.name, spec);
         try {
           const items = await tree.list(inner);
-          print(g, items.map(itemJson), items.map(lsLine).join('\n'));
+          print(g, { ...snapshotIdentity(s.namespace, s.name), archive: spec.split(':')[0], path: inner, entries: items.map(itemJson) }, items.map(lsLine).join('\n'));
         } finally {
           await close();
         }

@@ -1,5 +1,6 @@
 /** `cairn notes`: show or set the notes of a snapshot or of a group. */
 import type { Command } from 'commander';
+import { snapshotIdentity } from '../../index.js';
 import { print, withStore, type CliContext } from '../context.js';
 
 /** Adds `notes` to the program. */
@@ -16,12 +17,12 @@ export function registerNotes(program: Command, cli: CliContext): void {
         if (target.split('/').length === 3) {
           let s = await ds.snapshot(target, { namespace: cli.ns() });
           if (text !== undefined) s = await s.setNotes(text);
-          print(g, { snapshot: s.name, notes: s.notes }, s.notes);
+          print(g, { ...snapshotIdentity(s.namespace, s.name), notes: s.notes }, s.notes);
         } else {
           const group = ds.group(target, { namespace: cli.ns() });
           if (text !== undefined) await group.setNotes(text);
           const notes = await group.notes();
-          print(g, { group: group.name, notes }, notes);
+          print(g, { namespace: cli.ns(), group: group.name, notes }, notes);
         }
       });
     });

@@ -1,6 +1,6 @@
 /** `cairn ns create|list|remove|move`: manage namespaces. */
 import type { Command } from 'commander';
-import { CairnError } from '../../index.js';
+import { CairnError, isCairnError } from '../../index.js';
 import { print, withStore, type CliContext } from '../context.js';
 import { moveGroupLines } from '../move-lines.js';
 
@@ -12,13 +12,32 @@ export function registerNs(program: Command, cli: CliContext): void {
     .addHelpText('after', '\nExamples:\n  cairn --store ./cairn-store ns create site-a\n  cairn --store ./cairn-store ns list\n  cairn --store ./cairn-store ns remove site-a --recursive');
   nsCmd
     .command('create')
-    .argument('<namespace>', 'a/b/c (the parent must exist)')
-    .addHelpText('after', '\nExample:\n  cairn --store ./cairn-store ns create site-a')
-    .action(async (name: string) => {
+    .argument('<namespace>', 'a/b/c (the parent must exist, unless -p)')
+    .option('-p, --parents', 'also create missing parents, and accept a namespace that exists (like mkdir -p)')
+    .addHelpText('after', '\nExamples:\n  cairn --store ./cairn-store ns create site-a\n  cairn --store ./cairn-store ns create -p site-a/rack-1/hosts')
+    .action(async (name: string, o: { parents?: boolean }) => {
       const g = cli.globals();
       await withStore(g, async (ds) => {
-        const n = await ds.createNamespace(name);
-        print(g, n.toJSON(), `created namespace ${n.path}`);
+        if (o.parents !== true) {
+          const n = await ds.createNamespace(name);
+          print(g, n.toJSON(), `created namespace ${n.path}`);
+          return;
+        }
+        const target = ds.namespace(name); // checks the name
+        const parts = target.parts;
+        const created: string[] = [];
+        for (let i = 1; i <= parts.length; i++) {
+          const p = parts.slice(0, i).join('/');
+          if (await ds.namespace(p).exists()) continue;
+          try {
+            await ds.createNamespace(p);
+            created.push(p);
+          } catch (e) {
+            // Made by someone else meanwhile: as good as made here.
+            if (!isCairnError(e, 'ERR_EXISTS')) throw e;
+          }
+        }
+        print(g, { ...target.toJSON(), created }, created.length === 0 ? `namespace ${target.path} exists` : created.map((p) => `created namespace ${p}`).join('\n'));
       });
     });
   nsCmd

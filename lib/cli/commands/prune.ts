@@ -1,5 +1,6 @@
 /** `cairn prune`: remove the snapshots a retention policy does not keep. */
 import type { Command } from 'commander';
+import { snapshotIdentity } from '../../index.js';
 import { print, withStore, type CliContext } from '../context.js';
 
 /** Adds `prune` to the program. */
@@ -36,7 +37,7 @@ export function registerPrune(program: Command, cli: CliContext): void {
           );
           const t = report.totals;
           lines.push(`${report.dryRun ? 'dry run: would remove' : 'removed'} ${report.dryRun ? t.remove : t.removed} of ${t.snapshots} snapshots${t.skipped > 0 ? `, skipped ${t.skipped}` : ''}`);
-          print(g, report, lines.join('\n'));
+          print(g, { ...report, entries: report.entries.map((e) => ({ ...snapshotIdentity(e.namespace, e.group, e.time), ...e })) }, lines.join('\n'));
         }
       });
     });

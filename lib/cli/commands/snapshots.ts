@@ -1,14 +1,18 @@
-/** `cairn snapshots`: list snapshots, of one group or of the whole namespace. */
+/** `cairn snapshots`: list snapshots, of one group or of the whole namespace, as a table. */
 import type { Command } from 'commander';
-import { CairnError, type DamagedSnapshot, type Snapshot } from '../../index.js';
+import { CairnError, snapshotIdentity, type DamagedSnapshot, type Snapshot } from '../../index.js';
 import { print, withStore, type CliContext } from '../context.js';
-import { humanBytes } from '../format.js';
+import { firstLine, humanBytes, logicalBytes, storedNewBytes, table } from '../format.js';
 
-/** One line of `snapshots` output: name, archives with sizes, flags. */
-function describeSnapshot(s: Snapshot): string {
-  const files = s.files.map((f) => `${f.name} (${humanBytes(f.size)})`).join(', ');
-  const flags = [s.isProtected ? 'protected' : '', s.verifyState ? `verify ${s.verifyState}` : ''].filter(Boolean).join(', ');
-  return `${s.name}  ${files}${flags ? `  [${flags}]` : ''}`;
+/** The `--json` form of a listed snapshot: its identity, its manifest summary and the table's columns. */
+function snapshotRow(s: Snapshot): Record<string, unknown> {
+  return {
+    ...s.toJSON(),
+    logicalBytes: logicalBytes(s),
+    storedBytes: storedNewBytes(s) ?? null,
+    verifyState: s.verifyState ?? null,
+    notes: s.notes,
+  };
 }
 
 /** Adds `snapshots` to the program. */
@@ -17,11 +21,23 @@ export function registerSnapshots(program: Command, cli: CliContext): void {
     .command('snapshots')
     .description('list snapshots, of one group or of the whole namespace')
     .argument('[group]', 'backup group type/id')
-    .addHelpText('after', '\nExample:\n  cairn --store ./cairn-store snapshots vm/100')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  cairn --store ./cairn-store snapshots vm/100\n  cairn --store ./cairn-store --ns site-a snapshots --json\n\nColumns: snapshot (type/id/time), size (logical: the sum of its archives), stored (bytes of new\nchunks its backup wrote, - when not recorded), verify state, protected, the first line of its notes.\nA group that does not exist is ERR_NOT_FOUND (exit 3); an empty group or namespace lists nothing.',
+    )
     .action(async (group: string | undefined) => {
       const g = cli.globals();
       await withStore(g, async (ds) => {
-        const groups = group === undefined ? await ds.namespace(cli.ns()).groups() : [ds.group(group, { namespace: cli.ns() })];
+        let groups;
+        if (group === undefined) {
+          groups = await ds.namespace(cli.ns()).groups();
+        } else {
+          const gr = ds.group(group, { namespace: cli.ns() });
+          if (!(await gr.exists())) {
+            throw new CairnError('ERR_NOT_FOUND', `backup group ${gr.name} does not exist${cli.ns() === '' ? '' : ` in namespace ${cli.ns()}`}`, { namespace: cli.ns(), group: gr.name });
+          }
+          groups = [gr];
+        }
         const snaps: Snapshot[] = [];
         const damaged: DamagedSnapshot[] = [];
         for (const gr of groups) {
@@ -30,12 +46,21 @@ export function registerSnapshots(program: Command, cli: CliContext): void {
           damaged.push(...found.damaged);
         }
         // Damaged manifests do not hide the other snapshots: they are listed, then the exit code says so.
-        const lines = [...snaps.map(describeSnapshot), ...damaged.map((d) => `${d.name}  DAMAGED: ${d.error.code}: ${d.error.message}`)];
-        const json = [...snaps.map((s) => s.toJSON()), ...damaged.map((d) => {
-            const [type, id] = d.name.split('/');
-            return { namespace: d.namespace, type, id, time: d.time, damaged: d.error.toJSON() };
-          })];
-        print(g, json, lines.length === 0 ? 'no snapshots' : lines.join('\n'));
+        const rows = snaps.map((s) => [
+          s.name,
+          humanBytes(logicalBytes(s)),
+          ((n) => (n === undefined ? '-' : humanBytes(n)))(storedNewBytes(s)),
+          s.verifyState ?? '-',
+          s.isProtected ? 'yes' : 'no',
+          firstLine(s.notes),
+        ]);
+        for (const d of damaged) rows.push([d.name, '-', '-', 'DAMAGED', '-', `${d.error.code}: ${firstLine(d.error.message)}`]);
+        const json = [
+          ...snaps.map(snapshotRow),
+          ...damaged.map((d) => ({ ...snapshotIdentity(d.namespace, d.name), damaged: d.error.toJSON() })),
+        ];
+        const text = rows.length === 0 ? 'no snapshots' : table(['snapshot', 'size', 'stored', 'verify', 'protected', 'notes'], rows, [false, true, true, false, false, false]);
+        print(g, json, text);
         if (damaged.length > 0) {
           throw new CairnError('ERR_MANIFEST_CORRUPT', `${damaged.length} snapshot${damaged.length === 1 ? ' has' : 's have'} a damaged manifest: ${damaged.map((d) => d.name).join(', ')} (run cairn verify; cairn forget removes one)`, {
             snapshot: damaged[0]!.name,

@@ -49,4 +49,5 @@ export { Catalog, CATALOG_DIR, CATALOG_LAYOUT_VERSION, type CatalogOpenOptions, 
 export { planPrune, isoWeek, type IsoWeek, keepsSomething, checkPruneOptions, localTimeZone, type KeepOptions, type PrunePlanOptions, type ResolvedPruneOptions, type PruneMark, type PruneCandidate, type PrunePlanEntry } from './maintenance/prune-plan.js';
 export { Pruner, type PruneScope, type PruneEntry, type PrunePlan, type PruneProgress, type PruneApplyOptions, type PruneTotals, type PruneReport } from './maintenance/pruner.js';
 export { Verifier, type VerifyScope, type VerifyOptions, type VerifyProgress, type VerifyProblem, type VerifySnapshotResult, type VerifyFailedChunk, type VerifyReport } from './maintenance/verifier.js';
+export { datastoreStats, type StatsScope, type StatsOptions, type StatsProgress, type SpaceStats, type GroupSpaceStats, type NamespaceSpaceStats, type StatsSkipped, type DatastoreStats } from './maintenance/stats.js';
 export { GarbageCollector, GC_LOCK_KEY, GC_STATUS_KEY, DEFAULT_GC_SKEW_MS, type GcOptions, type GcProgress, type GcReport } from './maintenance/gc.js';

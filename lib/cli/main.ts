@@ -32,6 +32,7 @@ import { registerPrune } from './commands/prune.js';
 import { registerRestore } from './commands/restore.js';
 import { registerShow } from './commands/show.js';
 import { registerSnapshots } from './commands/snapshots.js';
+import { registerStats } from './commands/stats.js';
 import { registerVerify } from './commands/verify.js';
 
 export { exitCodeOf } from './exit-codes.js';
@@ -120,6 +121,7 @@ export function buildProgram(): Command {
   registerNotes(program, cli);
   registerForget(program, cli);
   registerGc(program, cli);
+  registerStats(program, cli);
   registerGroup(program, cli);
   registerMount(program, cli);
   registerUmount(program, cli);

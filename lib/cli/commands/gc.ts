@@ -18,6 +18,7 @@ export function registerGc(program: Command, cli: CliContext): void {
       await withStore(g, async (ds) => {
         const progress = new Progress(progressMode(g));
         const r = await new GarbageCollector(ds).run({
+          signal: cli.signal(),
           onProgress: (p) => progress.update(p.phase === 'mark' ? 'gc: marking, snapshots' : 'gc: sweeping, chunk directories', p.done, p.total, 'items'),
           ...(o.dryRun === true ? { dryRun: true } : {}),
           ...(o.skew === undefined ? {} : { skewMs: o.skew * 1000 }),

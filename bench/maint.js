@@ -152,7 +152,9 @@ async function gcScenario() {
     for (let k = 0; k < count; k++, r++) d.set(digests.subarray(2 * r * 32, 2 * r * 32 + 32), k * 32);
     const size = count * 65536;
     const w = await ds.group('vm/100').backup({ time: 1_780_000_000 + s * 3600 });
+    await w.addBlob('placeholder', ''); // a snapshot needs an archive; the manifest is rewritten below
     const snap = await w.commit();
+    await ds.backend.delete(`${snapshotKey(snap.ref.nsParts, snap.ref.group, snap.ref.time)}/placeholder.blob`);
     const key = snapshotKey(snap.ref.nsParts, snap.ref.group, snap.ref.time);
     await ds.backend.put(archiveFileKey(key, 'disk.img'), encodeFixedIndex({ uuid: randomBytes(16), ctime: 1_780_000_000, size, chunkSize: 65536 }, d));
     const m = decodeManifest(await ds.backend.get(`${key}/${MANIFEST_FILE}`));

@@ -37,6 +37,12 @@ export interface StoreContext {
   assertOpen(): void;
   /** Registers a child (reader, writer) that close() must close first; returns the unregister function. */
   attach(child: { close(): Promise<void> }): () => void;
+  /**
+   * Registers a hook that close() runs before anything else, while the datastore is still open (a
+   * FUSE mount unmounts there); a hook that throws makes close() fail with its error and leaves the
+   * datastore open. Returns the unregister function.
+   */
+  onClose(hook: () => Promise<void>): () => void;
 }
 
 /**

@@ -22,6 +22,7 @@ import { WorkerPool } from '../pool/worker-pool.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { parseNamespace, parseSnapshotTime, formatSnapshotTime, MAX_NAMESPACE_DEPTH, type GroupId, type SyncLevel } from '../types.js';
 import { DEFAULT_CDC_PARAMS, type CdcParams } from '../codec/chunker.js';
+import { assertNativeAddon } from '../codec/native.js';
 import { CONFIG_FILE } from './layout.js';
 import { LOCK_DIR } from './locks.js';
 import { Namespace, type RemoveNamespaceReport } from './namespace.js';
@@ -143,6 +144,7 @@ export class Datastore {
   private status: 'open' | 'closing' | 'closed' = 'open';
   private closing: Promise<void> | undefined;
   private readonly children = new Set<{ close(): Promise<void> }>();
+  private readonly closeHooks = new Set<() => Promise<void>>();
 
   private constructor(root: string, config: DatastoreConfig, options: DatastoreOpenOptions, readOnlyReason: string | undefined) {
     this.root = root;
@@ -166,9 +168,12 @@ export class Datastore {
   /**
    * Creates a datastore in `dir` (which must not exist or be empty) and opens it.
    * @throws `ERR_DATASTORE_EXISTS` when `dir` is not empty; `ERR_NESTED_DATASTORE` when `dir` is
-   *   inside another datastore; `ERR_INVALID_ARGUMENT` for bad defaults.
+   *   inside another datastore; `ERR_INVALID_ARGUMENT` for bad defaults; `ERR_NATIVE` as for
+   *   {@link Datastore.open}.
    */
   static async create(dir: string, options: DatastoreCreateOptions = {}): Promise<Datastore> {
+    // A missing or unloadable native addon is said here, with what to do, not at the first lock.
+    assertNativeAddon();
     const root = path.resolve(dir);
     const outer = await findEnclosingDatastore(path.dirname(root));
     if (outer !== undefined) {
@@ -241,9 +246,11 @@ export class Datastore {
   /**
    * Opens an existing datastore.
    * @throws `ERR_NOT_A_DATASTORE` when `dir` holds no Cairn config; `ERR_CONFIG_CORRUPT` when the
-   *   config is damaged; `ERR_FORMAT_VERSION` when it was written by a newer Cairn.
+   *   config is damaged; `ERR_FORMAT_VERSION` when it was written by a newer Cairn; `ERR_NATIVE`
+   *   when Cairn's native addon is missing or does not load here (the message says what to do).
    */
   static async open(dir: string, options: DatastoreOpenOptions = {}): Promise<Datastore> {
+    assertNativeAddon();
     const root = path.resolve(dir);
     let bytes: Uint8Array;
     try {
@@ -294,6 +301,18 @@ export class Datastore {
   attach(child: { close(): Promise<void> }): () => void {
     this.children.add(child);
     return () => this.children.delete(child);
+  }
+
+  /**
+   * Registers a hook that {@link Datastore.close} runs first, while the datastore is still open
+   * (the FUSE adapter unmounts there). A hook that throws makes close() fail with its error and
+   * leaves the datastore open. Returns the unregister function.
+   * @internal
+   */
+  onClose(hook: () => Promise<void>): () => void {
+    this.assertOpen();
+    this.closeHooks.add(hook);
+    return () => this.closeHooks.delete(hook);
   }
 
   /** A namespace (no I/O; it need not exist). `''` is the root. @throws `ERR_INVALID_NAME` */
@@ -461,16 +480,47 @@ export class Datastore {
     return moveNamespace(this, from, to, options);
   }
 
-  /** Closes open readers and aborts uncommitted writers, then stops the worker pool. Idempotent. */
+  /**
+   * Closes the datastore: first unmounts the FUSE mounts made on it (`mountSnapshot`,
+   * `mountDatastore` of `cairn/fuse`), newest first, then closes open readers and aborts
+   * uncommitted writers, then stops the worker pool. Idempotent.
+   *
+   * A mount is unmounted plainly, not lazily: when the kernel refuses because the mount is busy (a
+   * process has a file, or its working directory, on it), close() fails with `ERR_LOCKED` naming
+   * the mountpoint (`details.path`; several busy mounts: all of them, comma-separated) and the
+   * datastore stays open, with that mount still served; the mounts that could go are gone. Call
+   * close() again once the mount is free, or unmount it first with `Mount.unmount()`, which
+   * detaches it lazily whatever is open on it.
+   * @throws `ERR_LOCKED` (a busy mount)
+   */
   async close(): Promise<void> {
     if (this.closing !== undefined) return this.closing;
-    this.status = 'closing';
-    this.closing = (async () => {
+    const closing = (async () => {
+      const failures: CairnError[] = [];
+      for (const hook of [...this.closeHooks].reverse()) {
+        try {
+          await hook();
+          this.closeHooks.delete(hook);
+        } catch (e) {
+          failures.push(isCairnError(e) ? e : ioError(e, `cannot close the datastore ${this.root}`, { datastore: this.root }));
+        }
+      }
+      if (failures.length === 1) throw failures[0]!;
+      if (failures.length > 1) {
+        const paths = failures.map((f) => f.details.path).filter((p) => p !== undefined);
+        throw new CairnError(failures[0]!.code, failures.map((f) => f.message).join('; '), { datastore: this.root, ...(paths.length > 0 ? { path: paths.join(', ') } : {}) }, failures[0]);
+      }
+      this.status = 'closing';
       for (const c of [...this.children]) await c.close().catch(() => undefined);
       await this.ownPool?.close();
       this.status = 'closed';
     })();
-    return this.closing;
+    this.closing = closing;
+    // A refused close can be tried again.
+    closing.catch(() => {
+      if (this.closing === closing) this.closing = undefined;
+    });
+    return closing;
   }
 
   /** Alias of {@link Datastore.close}. */

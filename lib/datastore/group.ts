@@ -9,7 +9,7 @@ import { lockAt, readOnlyError, type StoreContext } from './context.js';
 import { MANIFEST_FILE, NOTES_FILE, OWNER_FILE, PROTECTED_FILE, groupKey, groupLockKey, manifestLockKey, namespaceKey, snapshotKey, snapshotLockKey } from './layout.js';
 import { registerWriter } from './writer-registry.js';
 import { loadSnapshot, removeSnapshotDir, type Snapshot, type SnapshotRef } from './snapshot.js';
-import { SnapshotWriter, removeTree, snapshotTimeOf, type BackupOptions } from './snapshot-writer.js';
+import { SnapshotWriter, removeNewGroupDir, removeTree, snapshotTimeOf, type BackupOptions } from './snapshot-writer.js';
 import type { FileLock } from './locks.js';
 import { unsafeEntry } from '../backend/local.js';
 import { TEXT_FILE_MAX_BYTES } from '../format/limits.js';
@@ -327,7 +327,8 @@ export class BackupGroup {
    * Starts a new snapshot of this group. Takes the group's lock (one backup per group at a time),
    * picks the base snapshot (the newest finished one, unless verify marked it failed) and removes
    * the unfinished snapshot directories newer than it that crashed backups left behind (older
-   * ones, left by a removal killed half-way, are removed by prune).
+   * ones, left by a removal killed half-way, are removed by prune). When this is the group's first
+   * backup and it is aborted (or fails to start), the group directory it created is removed again.
    * @throws `ERR_LOCKED` when another backup of the group runs; `ERR_TIME_ORDER` when `time` is
    *   not after the newest snapshot; `ERR_NOT_FOUND` when the namespace does not exist.
    */
@@ -341,9 +342,11 @@ export class BackupGroup {
     }
     const groupLock = await lockAt(this.ctx, groupLockKey(this.nsParts, this.group), 'exclusive', `backup group ${this.name}`, this.details());
     let baseLock: FileLock | undefined;
+    let created = false;
     try {
       const existed = await this.exists();
       await this.ctx.backend.mkdir(this.key);
+      created = !existed;
       if (!existed && options.owner !== undefined) await this.setOwner(options.owner);
       // Holding the group lock, no other writer is in this group: a directory without a manifest
       // newer than the newest finished snapshot is what a crashed backup left, and is removed.
@@ -382,8 +385,10 @@ export class BackupGroup {
         await writer.release();
         throw e;
       }
-      return new SnapshotWriter(this.ctx, this.ref(time), base, { group: groupLock, base: baseLock, writer });
+      return new SnapshotWriter(this.ctx, this.ref(time), base, { group: groupLock, base: baseLock, writer }, created);
     } catch (e) {
+      // A first backup that did not start leaves no group behind (still under the group lock).
+      if (created) await removeNewGroupDir(this.ctx, this.key);
       await baseLock?.release();
       await groupLock.release();
       throw e;

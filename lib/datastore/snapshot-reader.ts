@@ -12,7 +12,7 @@ import { lz4Decompress } from '../codec/compress.js';
 import { blake3, initHash } from '../codec/hash.js';
 import { toHex } from '../util/bytes.js';
 import { zeroDigestHex } from '../store/chunk-reader.js';
-import { formatGroup } from '../types.js';
+import { ARCHIVE_SUFFIX, formatGroup } from '../types.js';
 import type { StoreContext } from './context.js';
 import type { FileLock } from './locks.js';
 import { archiveFileKey, snapshotKey, treeIndexKeys } from './layout.js';
@@ -20,6 +20,7 @@ import { dynamicIndexMaxBytes, envelopeMaxBytes, fixedIndexMaxBytes } from '../f
 import { decodeDynamicIndex, type DynamicIndex } from '../format/dynamic-index.js';
 import { TreeReader } from './tree-reader.js';
 import { restoreTree, type RestoreTreeOptions, type RestoreTreeStats } from './tree-restore.js';
+import { treeTarStream, type TreeTarOptions, type TreeTarStream } from './tree-tar.js';
 import { openRestoreTarget } from './file-restore.js';
 import { treeChecksum } from './chunk-stream.js';
 import type { SnapshotRef } from './snapshot.js';
@@ -38,6 +39,29 @@ function zeros(size: number): Uint8Array {
   }
   return z;
 }
+/**
+ * Finds an archive of a snapshot by name, the one rule for every lookup: the stored name
+ * (`drive-scsi0.img`), or the name as given to the writer without its extension (`drive-scsi0`)
+ * when exactly one archive has that stem.
+ * @param snapshot - `type/id/time`, for the messages
+ * @throws `ERR_NOT_FOUND` (no such archive: the message lists the snapshot's archives);
+ *   `ERR_INVALID_ARGUMENT` when several archives have that stem (`x.img` and `x.blob` for `x`): the
+ *   message and `details.candidates` list them
+ * @internal
+ */
+export function findArchive(files: readonly ManifestFile[], name: string, snapshot: string, details: ErrorDetails): ManifestFile {
+  const exact = files.find((x) => x.name === name);
+  if (exact !== undefined) return exact;
+  const stem = files.filter((x) => x.name === `${name}${ARCHIVE_SUFFIX[x.kind]}`);
+  if (stem.length === 1) return stem[0]!;
+  const d = { ...details, archive: name };
+  if (stem.length > 1) {
+    const list = stem.map((x) => x.name).join(', ');
+    throw new CairnError('ERR_INVALID_ARGUMENT', `archive name '${name}' of snapshot ${snapshot} is ambiguous: it could be ${list}; give the full name`, { ...d, candidates: list });
+  }
+  throw new CairnError('ERR_NOT_FOUND', `snapshot ${snapshot} has no archive '${name}' (it has: ${files.map((x) => x.name).join(', ')})`, d);
+}
+
 /** The two dynamic indexes of a tree archive. */
 export interface TreeIndexes {
   /** The metadata stream's index. */
@@ -147,18 +171,20 @@ export class SnapshotReader {
     this.ctx.assertOpen();
   }
 
-  /** The manifest entry of an archive. @throws `ERR_NOT_FOUND` */
+  /**
+   * The manifest entry of an archive. Every method of the reader that takes an archive name finds
+   * it this way: by its stored name (`drive-scsi0.img`), or by the name the writer was given,
+   * without the extension (`drive-scsi0`), when exactly one archive has that stem.
+   * @throws `ERR_NOT_FOUND`; `ERR_INVALID_ARGUMENT` when the name without extension fits several
+   *   archives (`x.img` and `x.blob`; both are listed)
+   */
   file(name: string): ManifestFile {
-    const f = this.manifest.files.find((x) => x.name === name);
-    if (f === undefined) {
-      throw new CairnError('ERR_NOT_FOUND', `snapshot ${this.name} has no archive '${name}' (it has: ${this.manifest.files.map((x) => x.name).join(', ')})`, this.details(name));
-    }
-    return f;
+    return findArchive(this.manifest.files, name, this.name, this.details());
   }
 
   private imageFile(name: string): ManifestFile {
     const f = this.file(name);
-    if (f.kind !== 'image') throw new CairnError('ERR_INVALID_ARGUMENT', `archive '${name}' of ${this.name} is a ${f.kind}, not an image`, this.details(name));
+    if (f.kind !== 'image') throw new CairnError('ERR_INVALID_ARGUMENT', `archive '${f.name}' of ${this.name} is a ${f.kind}, not an image`, this.details(f.name));
     return f;
   }
 
@@ -169,11 +195,11 @@ export class SnapshotReader {
   async imageIndex(name: string): Promise<FixedIndex> {
     this.assertOpen();
     const f = this.imageFile(name);
-    let p = this.indexes.get(name);
+    let p = this.indexes.get(f.name);
     if (p === undefined) {
       p = this.loadIndex(f);
-      this.indexes.set(name, p);
-      p.catch(() => this.indexes.delete(name));
+      this.indexes.set(f.name, p);
+      p.catch(() => this.indexes.delete(f.name));
     }
     return p;
   }
@@ -295,6 +321,7 @@ export class SnapshotReader {
     this.assertOpen();
     const t0 = performance.now();
     const f = this.file(archive);
+    archive = f.name;
     const targetOptions = { overwrite: options.overwrite === true, sync: options.sync === true };
     if (f.kind === 'blob') {
       // Read (and check) the whole blob first: a damaged one never touches the target.
@@ -378,7 +405,8 @@ export class SnapshotReader {
   async treeIndexes(name: string): Promise<TreeIndexes> {
     this.assertOpen();
     const f = this.file(name);
-    if (f.kind !== 'tree') throw new CairnError('ERR_INVALID_ARGUMENT', `archive '${name}' of ${this.name} is a ${f.kind}, not a tree`, this.details(name));
+    if (f.kind !== 'tree') throw new CairnError('ERR_INVALID_ARGUMENT', `archive '${f.name}' of ${this.name} is a ${f.kind}, not a tree`, this.details(f.name));
+    name = f.name;
     let p = this.treeIdx.get(name);
     if (p === undefined) {
       p = (async () => {
@@ -413,7 +441,7 @@ export class SnapshotReader {
    */
   async tree(name: string): Promise<TreeReader> {
     const { meta, payload } = await this.treeIndexes(name);
-    return new TreeReader(this.ctx.chunkReader(), meta, payload, this.details(name)).init();
+    return new TreeReader(this.ctx.chunkReader(), meta, payload, this.details(this.file(name).name)).init();
   }
 
   /**
@@ -423,7 +451,23 @@ export class SnapshotReader {
    */
   async restoreTree(name: string, target: string, options: RestoreTreeOptions = {}): Promise<RestoreTreeStats> {
     const tree = await this.tree(name);
-    return restoreTree(tree, target, options, this.details(name));
+    return restoreTree(tree, target, options, this.details(this.file(name).name));
+  }
+
+  /**
+   * A tree archive as a tar stream (POSIX pax format: files, directories, symlinks, hardlinks,
+   * devices, fifos; modes, owners, nanosecond mtimes, extended attributes), pulled as it is read.
+   * Entries tar cannot carry (sockets, names that are not UTF-8) are left out and listed in the
+   * stream's `stats` once it ends.
+   *
+   * @example
+   * ```ts
+   * await pipeline(reader.createTarStream('etc.tree', { include: ['ssh/**'] }), fs.createWriteStream('etc.tar'));
+   * ```
+   */
+  createTarStream(name: string, options: TreeTarOptions = {}): TreeTarStream {
+    // The archive is opened on the first read; its errors fail the stream.
+    return treeTarStream(() => this.tree(name), options, this.details(name));
   }
 
   /**
@@ -433,7 +477,8 @@ export class SnapshotReader {
   async readBlob(name: string): Promise<Uint8Array> {
     this.assertOpen();
     const f = this.file(name);
-    if (f.kind !== 'blob') throw new CairnError('ERR_INVALID_ARGUMENT', `archive '${name}' of ${this.name} is a ${f.kind}, not a blob`, this.details(name));
+    if (f.kind !== 'blob') throw new CairnError('ERR_INVALID_ARGUMENT', `archive '${f.name}' of ${this.name} is a ${f.kind}, not a blob`, this.details(f.name));
+    name = f.name;
     const key = archiveFileKey(snapshotKey(this.ref.nsParts, this.ref.group, this.ref.time), name);
     const details = { ...this.details(name), path: this.ctx.backend.pathOf(key) };
     let bytes: Uint8Array;

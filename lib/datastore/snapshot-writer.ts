@@ -27,7 +27,7 @@ import { archiveName, formatGroup, formatSnapshotTime, parseSnapshotTime } from 
 import type { StoreContext } from './context.js';
 import type { FileLock } from './locks.js';
 import type { WriterRegistration } from './writer-registry.js';
-import { MANIFEST_FILE, archiveFileKey, snapshotKey, treeIndexKeys } from './layout.js';
+import { MANIFEST_FILE, OWNER_FILE, archiveFileKey, groupKey, snapshotKey, treeIndexKeys } from './layout.js';
 import { ChunkStream, treeChecksum, type ChunkStreamStats } from './chunk-stream.js';
 import type { CdcParams } from '../codec/chunker.js';
 import { TreeWalker, type AddTreeOptions, type TreeProblem, type TreeStats } from './tree-writer.js';
@@ -72,21 +72,30 @@ export interface AddImageOptions {
   readonly onProgress?: (p: BackupProgress) => void;
 }
 
-/** Counters of one archive's backup. */
+/**
+ * Counters of one image archive's backup.
+ *
+ * Every chunk of the index is counted in exactly one of `chunksWritten`, `chunksDuplicate`,
+ * `chunksKnown` and `chunksReused`, so these four add up to `chunks`. `chunksZero` is not a fifth
+ * part: it counts the all-zero chunks among the chunks read from the source, each of which is also
+ * counted in one of `chunksWritten` (the first zero chunk a datastore sees), `chunksDuplicate` or
+ * `chunksKnown` (zero chunks taken unchanged from the previous index by a changed-block map are
+ * `chunksReused` and not counted as zero).
+ */
 export interface ArchiveStats {
   /** Archive bytes. */
   bytes: number;
-  /** Chunks in the index. */
+  /** Chunks in the index: `chunksWritten + chunksDuplicate + chunksKnown + chunksReused`. */
   chunks: number;
-  /** Chunks written to the store. */
+  /** Chunks written to the store (new: `bytesStored` is their size after compression). */
   chunksWritten: number;
-  /** Chunks the store had already (touched, not written). */
+  /** Chunks the store had already (touched, not written): from other groups, or repeated within the image. */
   chunksDuplicate: number;
   /** Chunks of the base snapshot (neither compressed nor written nor touched). */
   chunksKnown: number;
   /** Chunks taken from the previous index without reading the source (changed map). */
   chunksReused: number;
-  /** All-zero chunks. */
+  /** All-zero chunks among those read (also counted as written, duplicate or known; see above). */
   chunksZero: number;
   /** Bytes read from the source. */
   bytesRead: number;
@@ -132,7 +141,14 @@ type WriterState = 'open' | 'committing' | 'committed' | 'aborted';
 
 /**
  * A snapshot being written. Add archives, then end in exactly one of {@link SnapshotWriter.commit}
- * or {@link SnapshotWriter.abort}; disposing an uncommitted writer aborts it.
+ * or {@link SnapshotWriter.abort}; disposing an uncommitted writer aborts it. A snapshot has at
+ * least one archive (committing none is refused).
+ *
+ * Archive names: each `add*` method stores its archive under the name given with the kind's
+ * extension appended unless the name already ends with it: `.img` (addImage), `.tree` (addTree),
+ * `.blob` (addBlob). `addImage('drive-scsi0')` makes `drive-scsi0.img`; `addBlob('x.img')` makes
+ * `x.img.blob`. Readers accept the stored name, or the name without its extension when exactly
+ * one archive has that stem ({@link SnapshotReader.file}).
  *
  * @example
  * ```ts
@@ -152,6 +168,8 @@ export class SnapshotWriter {
   private busy = false;
   private readonly detach: () => void;
   private readonly dirKey: string;
+  /** Bytes of the blob archives: raw, and as stored (envelope). */
+  private readonly blobBytes = { bytes: 0, bytesStored: 0 };
 
   /** @internal */
   constructor(
@@ -161,6 +179,8 @@ export class SnapshotWriter {
     /** The previous finished snapshot whose chunks are reused, if any. */
     readonly base: Snapshot | undefined,
     private readonly locks: { group: FileLock; base: FileLock | undefined; writer: WriterRegistration },
+    /** This backup created the group's directory (its first backup): an abort removes it again. */
+    private readonly createdGroup = false,
   ) {
     this.dirKey = snapshotKey(ref.nsParts, ref.group, ref.time);
     this.detach = ctx.attach({ close: () => this.abort() });
@@ -222,7 +242,13 @@ export class SnapshotWriter {
    * Backs up an image: a file, a block device or a stream, in fixed-size chunks. Chunks the base
    * snapshot has are not compressed or written again; all-zero chunks are stored once and restore
    * as holes.
-   * @returns the archive's counters
+   *
+   * Archive names: the archive is stored as `name` with `.img` appended unless `name` already ends
+   * with it (`drive-scsi0` and `drive-scsi0.img` both make `drive-scsi0.img`). Readers find it by
+   * either name ({@link SnapshotReader.file}).
+   * @returns the archive's counters (see {@link ArchiveStats} for how they add up)
+   * @throws `ERR_INVALID_NAME`, `ERR_EXISTS` (the snapshot has that archive), `ERR_CHANGED_MAP`,
+   *   `ERR_ABORTED`, `ERR_IO`
    */
   async addImage(name: string, source: ImageSource, options: AddImageOptions = {}): Promise<ArchiveStats> {
     const archive = archiveName(name, 'image');
@@ -449,6 +475,10 @@ export class SnapshotWriter {
 
   /**
    * Adds a small blob archive (a VM config, a log), at most 64 MiB.
+   *
+   * Archive names: stored as `name` with `.blob` appended unless it already ends with it
+   * (`qemu-server.conf` makes `qemu-server.conf.blob`); readers find it by either name.
+   * @throws `ERR_INVALID_NAME`, `ERR_EXISTS`, `ERR_INVALID_ARGUMENT` (too large)
    */
   async addBlob(name: string, data: Uint8Array | string): Promise<void> {
     const archive = archiveName(name, 'blob');
@@ -465,6 +495,8 @@ export class SnapshotWriter {
       const header = encodeEnvelopeHeader({ codec: useLz4 ? 1 : 0, rawSize: raw.byteLength, payload });
       await this.ctx.backend.put(archiveFileKey(this.dirKey, archive), [header, payload], { sync: this.ctx.config.syncLevel === 'file' });
       this.files.push({ name: archive, kind: 'blob', size: raw.byteLength, checksum: toHex(blake3(raw)), crypt: 'none' });
+      this.blobBytes.bytes += raw.byteLength;
+      this.blobBytes.bytesStored += header.byteLength + payload.byteLength;
     } finally {
       this.busy = false;
     }
@@ -472,24 +504,44 @@ export class SnapshotWriter {
 
   /**
    * Writes the manifest: the snapshot becomes visible. Releases the locks.
+   *
+   * The manifest's `unprotected.stats` holds the snapshot's totals (lib/format/FORMAT.md §5): `bytes`
+   * (logical: image sizes, tree file bytes, blob sizes), `bytesStored` (new bytes stored: chunks
+   * written, after compression, and blob envelopes), the chunk counters summed over images and both
+   * streams of every tree (`chunks` = `chunksWritten + chunksDuplicate + chunksKnown +
+   * chunksReused`), and the trees' own counters as `tree.<counter>`.
    * @returns the new snapshot
+   * @throws `ERR_INVALID_ARGUMENT` when no archive was added (nothing is written; the writer stays
+   *   open, so an archive can still be added, or it can be aborted); `ERR_WRITER_STATE`
    */
   async commit(): Promise<Snapshot> {
     if (this.state !== 'open' || this.busy) {
       throw new CairnError('ERR_WRITER_STATE', `writer of ${this.name} cannot commit: it is ${this.busy ? 'adding an archive' : this.state}`, this.details());
     }
+    if (this.files.length === 0) {
+      throw new CairnError('ERR_INVALID_ARGUMENT', `snapshot ${this.name} has no archive: add one (addImage, addTree, addBlob) before commit, or abort`, this.details());
+    }
     this.ctx.assertOpen();
     this.state = 'committing';
     try {
       const totals: Record<string, number> = {};
+      const add = (k: string, v: number): void => {
+        totals[k] = (totals[k] ?? 0) + v;
+      };
       for (const s of Object.values(this.stats)) {
-        for (const [k, v] of Object.entries(s)) totals[k] = (totals[k] ?? 0) + v;
+        for (const [k, v] of Object.entries(s)) add(k, v);
       }
       const problems: Record<string, TreeProblem[]> = {};
       for (const [archive, t] of Object.entries(this.treeStats)) {
-        for (const [k, v] of Object.entries(t)) if (typeof v === 'number') totals[`tree.${k}`] = (totals[`tree.${k}`] ?? 0) + v;
-        for (const s of [t.meta, t.payload]) for (const [k, v] of Object.entries(s)) totals[k] = (totals[k] ?? 0) + v;
+        for (const [k, v] of Object.entries(t)) if (typeof v === 'number') add(`tree.${k}`, v);
+        // Chunk counters and bytesStored of both streams; the logical bytes are the files' bytes.
+        for (const s of [t.meta, t.payload]) for (const [k, v] of Object.entries(s)) add(k, v);
+        add('bytes', t.bytes);
         if (t.problems.length > 0) problems[archive] = t.problems;
+      }
+      if (this.files.some((f) => f.kind === 'blob')) {
+        add('bytes', this.blobBytes.bytes);
+        add('bytesStored', this.blobBytes.bytesStored);
       }
       const manifest: Manifest = {
         format: 'cairn-manifest',
@@ -514,12 +566,17 @@ export class SnapshotWriter {
     return snap;
   }
 
-  /** Drops the snapshot being written (its directory is removed) and releases the locks. Idempotent. */
+  /**
+   * Drops the snapshot being written (its directory is removed) and releases the locks. When this
+   * was the group's first backup, the group directory it created goes too (if it holds nothing
+   * else), so the group does not appear to exist. Idempotent.
+   */
   async abort(): Promise<void> {
     if (this.state === 'aborted' || this.state === 'committed') return;
     this.state = 'aborted';
     try {
       await removeTree(this.ctx, this.dirKey);
+      if (this.createdGroup) await removeNewGroupDir(this.ctx, groupKey(this.ref.nsParts, this.ref.group));
     } finally {
       await this.release();
     }
@@ -551,6 +608,25 @@ function roundStats(totals: Record<string, number>): Record<string, number> {
  */
 export async function removeTree(ctx: StoreContext, key: string): Promise<void> {
   await ctx.backend.removeTree(key);
+}
+
+/**
+ * Removes the directory of a group that a first backup created and that holds nothing but what
+ * that backup wrote there (the owner file): no snapshot directory, no notes. The caller holds the
+ * group's lock, so no other backup of the group runs; emptiness is checked anyway, and the removal
+ * works through directory descriptors, following no symlink (`Backend.removeFileDir`). Best effort:
+ * a directory that cannot be removed stays, as before.
+ * @returns true when removed
+ * @internal
+ */
+export async function removeNewGroupDir(ctx: StoreContext, key: string): Promise<boolean> {
+  try {
+    const entries = await ctx.backend.list(key);
+    if (entries.some((n) => n !== OWNER_FILE)) return false;
+    return await ctx.backend.removeFileDir(key, OWNER_FILE);
+  } catch {
+    return false;
+  }
 }
 
 /** The time for a new snapshot: explicit (validated), or the clock's second. */

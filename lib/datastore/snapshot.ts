@@ -7,7 +7,7 @@ import { formatGroup, parseSnapshotTime, type BackupType, type GroupId } from '.
 import { lockAt, type StoreContext } from './context.js';
 import type { FileLock } from './locks.js';
 import { MANIFEST_FILE, PROTECTED_FILE, manifestLockKey, snapshotKey, snapshotLockKey } from './layout.js';
-import { SnapshotReader, type SnapshotReaderOptions } from './snapshot-reader.js';
+import { SnapshotReader, findArchive, type SnapshotReaderOptions } from './snapshot-reader.js';
 import { MANIFEST_MAX_BYTES } from '../format/limits.js';
 
 /** Where a snapshot is: namespace, group and time. */
@@ -122,14 +122,13 @@ export class Snapshot {
     return this.manifest.unprotected.notes ?? '';
   }
 
-  /** One archive's manifest entry. @throws `ERR_NOT_FOUND` */
+  /**
+   * One archive's manifest entry, by its stored name (`drive-scsi0.img`) or by the name without its
+   * extension when exactly one archive has that stem (the rule of {@link SnapshotReader.file}).
+   * @throws `ERR_NOT_FOUND`; `ERR_INVALID_ARGUMENT` when the name fits several archives
+   */
   archive(name: string): ManifestFile {
-    const f = this.manifest.files.find((x) => x.name === name);
-    if (f === undefined) {
-      const list = this.manifest.files.map((x) => x.name).join(', ');
-      throw new CairnError('ERR_NOT_FOUND', `snapshot ${this.name} has no archive '${name}' (it has: ${list})`, { ...snapshotDetails(this.ref), archive: name });
-    }
-    return f;
+    return findArchive(this.manifest.files, name, this.name, snapshotDetails(this.ref));
   }
 
   /**

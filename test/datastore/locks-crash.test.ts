@@ -57,6 +57,7 @@ t.test('the base snapshot is locked for the whole backup', async (t) => {
   const base = await w.commit();
   const w2 = await ds.group('vm/1').backup({ time: 200 });
   await t.rejects(base.remove(), { code: 'ERR_LOCKED' }, 'prune of the base is refused during a backup');
+  await w2.addBlob('a', 'b');
   await w2.commit();
   await base.remove();
   t.equal((await ds.group('vm/1').snapshots()).length, 1);
@@ -67,13 +68,16 @@ t.test('times strictly increase within a group', async (t) => {
   const ds = await Datastore.create(path.join(dir, 'store'), { syncLevel: 'none', threads: 0 });
   t.teardown(() => ds.close());
   const w = await ds.group('vm/1').backup({ time: '2026-11-26T09:35:01Z' });
+  await w.addBlob('a', 'a');
   await w.commit();
   await t.rejects(ds.group('vm/1').backup({ time: '2026-11-26T09:35:01Z' }), { code: 'ERR_TIME_ORDER' });
   await t.rejects(ds.group('vm/1').backup({ time: '2026-11-26T09:35:00Z' }), { code: 'ERR_TIME_ORDER' });
   await t.rejects(ds.group('vm/1').backup({ time: '2026-11-26 09:35:02' }), { code: 'ERR_INVALID_ARGUMENT' });
   const a = await ds.group('vm/2').backup();
+  await a.addBlob('a', 'a');
   await a.commit();
   const b = await ds.group('vm/2').backup();
+  await b.addBlob('a', 'b');
   const s = await b.commit();
   const all = await ds.group('vm/2').snapshots();
   t.equal(all.length, 2, 'two quick backups get two distinct times');

@@ -66,6 +66,7 @@ t.test('a backup removes the unfinished directories newer than its base; prune r
   const w = await ds.group('vm/1').backup({ time: 9000 });
   t.same((await ds.backend.list('vm/1')).sort(), [snaps[0]!.time, snaps[1]!.time, snaps[2]!.time, w.ref.time].sort(), 'the unfinished directory newer than the base is gone, the older one stays');
   t.equal(w.base?.time, snaps[2]!.time, 'the newest finished snapshot is the base');
+  await w.addBlob('conf', 'n=9');
   await w.commit();
   const pruner = new Pruner(ds);
   await pruner.apply(await pruner.plan({}, { keepLast: 10 }));

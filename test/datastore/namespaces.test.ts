@@ -82,6 +82,7 @@ t.test('owner and notes', async (t) => {
   const g = ds.group('ct/200');
   await t.rejects(g.setNotes('x'), { code: 'ERR_NOT_FOUND' });
   const w = await g.backup({ owner: 'backup@pbs' });
+  await w.addBlob('conf', 'x');
   const s = await w.commit();
   t.equal(await g.owner(), 'backup@pbs');
   await g.setOwner('alice@pam');

@@ -247,6 +247,7 @@ export async function craftTreeSnapshot(
 ): Promise<Snapshot> {
   await initHash();
   const w = await ds.group(group).backup({ time });
+  await w.addBlob('placeholder', ''); // a snapshot has an archive; the manifest is rewritten below
   const snap = await w.commit();
   const c = new TreeCrafter();
   const out = await build(c);
@@ -263,5 +264,6 @@ export async function craftTreeSnapshot(
   m.files = [{ name: 'root.tree', kind: 'tree', size: payloadIdx.size, checksum: treeChecksum(metaIdx.checksum, payloadIdx.checksum), crypt: 'none' }];
   m.unprotected = {};
   await ds.backend.put(`${key}/${MANIFEST_FILE}`, encodeManifest(m));
+  await ds.backend.delete(`${key}/placeholder.blob`);
   return ds.snapshot(`${group}/${snap.time}`);
 }

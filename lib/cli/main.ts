@@ -31,6 +31,7 @@ import { registerProtect, registerUnprotect } from './commands/protect.js';
 import { registerPrune } from './commands/prune.js';
 import { registerRestore } from './commands/restore.js';
 import { registerShow } from './commands/show.js';
+import { registerDiff } from './commands/diff.js';
 import { registerSnapshots } from './commands/snapshots.js';
 import { registerStats } from './commands/stats.js';
 import { registerVerify } from './commands/verify.js';
@@ -110,6 +111,7 @@ export function buildProgram(): Command {
   registerBackup(program, cli);
   registerSnapshots(program, cli);
   registerShow(program, cli);
+  registerDiff(program, cli);
   registerRestore(program, cli);
   registerLs(program, cli);
   registerFind(program, cli);

@@ -39,21 +39,37 @@ export const INTERRUPT_EXIT: Readonly<Record<'SIGINT' | 'SIGTERM', number>> = {
   SIGTERM: 128 + constants.signals.SIGTERM,
 };
 
-let interrupt: { controller: AbortController; received?: 'SIGINT' | 'SIGTERM' } | undefined;
+interface InterruptState {
+  /** Made when a command asks for the signal ({@link interruptSignal}). */
+  controller?: AbortController;
+  received?: 'SIGINT' | 'SIGTERM';
+  /** Whether errors go out as JSON. */
+  json: () => boolean;
+}
+
+let interrupt: InterruptState | undefined;
+
+/** The one line said when a signal ends the process, as text or JSON. */
+function interruptLine(state: InterruptState, sig: 'SIGINT' | 'SIGTERM', extra = ''): string {
+  const message = `interrupted (${sig})${extra}`;
+  return state.json() ? `${JSON.stringify({ error: { code: 'ERR_ABORTED', message, details: { signal: sig } } })}\n` : `cairn: ${message}\n`;
+}
 
 /**
- * The one AbortSignal of this process, aborted by the first SIGINT or SIGTERM. The handlers are
- * installed on the first call and stay for the life of the process: the first signal aborts with an
- * `ERR_ABORTED` CairnError whose `details.signal` names it; a second one (of either kind) prints one
- * line and exits at once with 128 + its number.
+ * Installs the SIGINT/SIGTERM handlers of the command line (once; later calls do nothing). The
+ * first signal aborts {@link interruptSignal} when the command asked for it, so that it stops
+ * cleanly; a command that did not ask has no clean stop, and the process ends at once. Either
+ * way the exit code is 128 + the signal number (130, 143) with one line on stderr; a second signal
+ * ends the process at once.
+ * @param json - whether the line is to be JSON (`--json`)
  */
-export function interruptSignal(): AbortSignal {
-  if (interrupt !== undefined) return interrupt.controller.signal;
-  const state: { controller: AbortController; received?: 'SIGINT' | 'SIGTERM' } = { controller: new AbortController() };
+export function installInterruptHandlers(json: () => boolean = () => false): void {
+  if (interrupt !== undefined) return;
+  const state: InterruptState = { json };
   interrupt = state;
   const onSignal = (sig: 'SIGINT' | 'SIGTERM'): void => {
-    if (state.received !== undefined) {
-      process.stderr.write(`cairn: interrupted again (${sig}): exiting at once\n`);
+    if (state.received !== undefined || state.controller === undefined) {
+      process.stderr.write(interruptLine(state, sig, state.received === undefined ? '' : ' again: exiting at once'));
       process.exit(INTERRUPT_EXIT[sig]);
     }
     state.received = sig;
@@ -61,6 +77,17 @@ export function interruptSignal(): AbortSignal {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+}
+
+/**
+ * The one AbortSignal of this process, aborted by the first SIGINT or SIGTERM with an
+ * `ERR_ABORTED` CairnError whose `details.signal` names it (see {@link installInterruptHandlers},
+ * installed here when that has not been done).
+ */
+export function interruptSignal(): AbortSignal {
+  installInterruptHandlers();
+  const state = interrupt!;
+  state.controller ??= new AbortController();
   return state.controller.signal;
 }
 

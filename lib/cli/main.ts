@@ -13,7 +13,7 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { CairnError, isCairnError, setLockHolderName } from '../index.js';
-import { INTERRUPT_EXIT, interruptError, interruptSignal, type CliContext, type GlobalOptions } from './context.js';
+import { INTERRUPT_EXIT, installInterruptHandlers, interruptError, interruptSignal, type CliContext, type GlobalOptions } from './context.js';
 import { exitCodeOf } from './exit-codes.js';
 import { registerBackup } from './commands/backup.js';
 import { registerBenchmark } from './commands/benchmark.js';
@@ -184,6 +184,8 @@ if (isEntryPoint()) {
     if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
     throw e;
   });
+  // Ctrl-C: exit 130 (SIGTERM 143) with one line, after a clean stop where the command has one.
+  installInterruptHandlers(() => wantsJson(process.argv.slice(2)));
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;

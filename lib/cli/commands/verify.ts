@@ -31,6 +31,7 @@ export function registerVerify(program: Command, cli: CliContext): void {
         }
         const progress = new Progress(progressMode(g));
         const report = await new Verifier(ds).verify(scope, {
+          signal: cli.signal(),
           onProgress: (p) => progress.update('verify: snapshots', p.snapshotsDone, p.snapshotsTotal, 'items'),
           ...(o.ignoreVerified === true ? { ignoreVerified: true } : {}),
           ...(o.outdatedAfter === undefined ? {} : { outdatedAfter: o.outdatedAfter }),

@@ -5,7 +5,9 @@
  * - One GC at a time: an exclusive lock on `.locks/gc`.
  * - Cutoff = min(GC start, start of the oldest live writer) − skew. Writers touch (or write) every
  *   chunk they use except the chunks of their own shared-locked base snapshot, so a chunk a live or
- *   later writer uses has an mtime ≥ cutoff.
+ *   later writer uses has an mtime ≥ cutoff. The skew covers the filesystem's timestamp granularity
+ *   and the lag of its clock behind the datastore clock; it is measured at each run (gc-skew.ts has
+ *   the argument): about 0.1 s on a local filesystem, at least a minute on a network one.
  * - Mark: the digests of every index of every finished snapshot go into a compact in-memory set.
  * - Sweep: an unmarked chunk whose mtime is older than the cutoff is renamed aside, its mtime is
  *   checked again (a writer may have touched it just before the rename), and it is then deleted, or
@@ -21,6 +23,7 @@ import { oldestLiveWriter } from '../datastore/writer-registry.js';
 import { drainMoveJournal } from '../datastore/move-journal.js';
 import { shardKeys } from '../store/chunk-store.js';
 import { sleep } from '../util/clock.js';
+import { gcSkewFor, type GcSkew } from './gc-skew.js';
 import type { Datastore } from '../datastore/datastore.js';
 import type { BackupGroup } from '../datastore/group.js';
 import type { Snapshot } from '../datastore/snapshot.js';
@@ -29,8 +32,15 @@ import type { Snapshot } from '../datastore/snapshot.js';
 export const GC_LOCK_KEY = '.locks/gc';
 /** Backend key of the last GC report. */
 export const GC_STATUS_KEY = '.gc-status.json';
-/** Default clock skew allowance of {@link GarbageCollector.run}, ms. */
-export const DEFAULT_GC_SKEW_MS = 60_000;
+export { DEFAULT_GC_SKEW_MS } from './gc-skew.js';
+
+/**
+ * Minimum age of a stale temp file the GC removes when the skew is measured, ms. Temp files of
+ * writers that do not register (manifest updates by verify, notes, protect, move markers) are not
+ * covered by the writer cutoff; a minute leaves them the time a slow fsync can take. Nothing waits
+ * for their removal. With an explicit skew the cutoff applies to them as well (as before).
+ */
+export const STALE_TEMP_MIN_AGE_MS = 60_000;
 
 /** Progress of a GC run: snapshots marked (no total), then shard directories swept (of 256). */
 export interface GcProgress {
@@ -45,11 +55,22 @@ export interface GcProgress {
 /** Options of {@link GarbageCollector.run}. */
 export interface GcOptions {
   /**
-   * Allowance for clock differences between writers and the GC, ms (≥ 0).
-   * @defaultValue 60 000
+   * Allowance for timestamps recorded earlier than the datastore clock read, ms (≥ 0): the cutoff
+   * is this far below the GC start (or the oldest live writer's start).
+   * @defaultValue measured at each run ({@link gcSkewFor}): granularity + lag + 0.1 s on a local
+   *   filesystem; at least {@link GcOptions.networkSkewMs} on a network or unknown one
    */
   readonly skewMs?: number;
-  /** Count what would be removed; change nothing (no status file either). */
+  /**
+   * Skew on a network filesystem (NFS, SMB, FUSE, 9p, …) and where the filesystem type cannot be
+   * told, ms (≥ 0); the measured lag is added when it is larger. Ignored with `skewMs`.
+   * @defaultValue 60 000
+   */
+  readonly networkSkewMs?: number;
+  /**
+   * Count what would be removed; change nothing (no status file either; the skew measurement's
+   * probe temp file is created and removed at once).
+   */
   readonly dryRun?: boolean;
   /** Stops the run with `ERR_ABORTED` (in the sweep, chunks already removed stay removed). */
   readonly signal?: AbortSignal;
@@ -64,6 +85,8 @@ export interface GcOptions {
     readonly afterListGroup?: (ns: string, group: string) => Promise<void>;
     /** Called after the namespace walk, before the move journal is read. */
     readonly beforeDrain?: () => Promise<void>;
+    /** Taken as the chunk directory's filesystem type instead of the detected one (`''`: unknown). */
+    readonly fsType?: string;
   };
 }
 
@@ -83,6 +106,12 @@ export interface GcReport {
   readonly oldestWriterMs?: number;
   /** Chunks with an mtime before this (ms since the epoch) were removable. */
   readonly cutoffMs: number;
+  /** The skew under the start (or the oldest writer's start) that gave the cutoff, ms. */
+  readonly skewMs: number;
+  /** Which skew and why: given, or measured on a local, network or unknown filesystem. */
+  readonly skew: GcSkew;
+  /** Stale temp files with an mtime before this (ms since the epoch) were removed. */
+  readonly tempCutoffMs: number;
   /** Snapshots marked. */
   readonly snapshots: number;
   /** Index files read (an image has one, a tree two). */
@@ -209,16 +238,23 @@ export class GarbageCollector {
   async run(options: GcOptions = {}): Promise<GcReport> {
     const ds = this.ds;
     ds.assertOpen();
-    const skewMs = options.skewMs ?? DEFAULT_GC_SKEW_MS;
-    if (!(Number.isFinite(skewMs) && skewMs >= 0)) throw new CairnError('ERR_INVALID_ARGUMENT', 'skewMs must be a number ≥ 0', { datastore: ds.root });
+    for (const [name, v] of [['skewMs', options.skewMs], ['networkSkewMs', options.networkSkewMs]] as const) {
+      if (v !== undefined && !(Number.isFinite(v) && v >= 0)) throw new CairnError('ERR_INVALID_ARGUMENT', `${name} must be a number ≥ 0`, { datastore: ds.root, [name]: String(v) });
+    }
     const dryRun = options.dryRun === true;
     const signal = options.signal;
     const lock = await lockAt(ds, GC_LOCK_KEY, 'exclusive', 'garbage collection', {}, 0);
     try {
       const t0 = performance.now();
+      const skew: GcSkew =
+        options.skewMs === undefined
+          ? gcSkewFor(ds, { networkSkewMs: options.networkSkewMs, fsType: options.hooks?.fsType })
+          : { ms: options.skewMs, reason: 'option', summary: `skew ${options.skewMs / 1000} s: given by the caller (--skew, skewMs)` };
+      const skewMs = skew.ms;
       const startMs = ds.clock.now();
       const oldest = await oldestLiveWriter(ds.root, startMs);
       const cutoffMs = Math.min(startMs, oldest ?? startMs) - skewMs;
+      const tempCutoffMs = skew.reason === 'option' ? cutoffMs : Math.min(cutoffMs, startMs - STALE_TEMP_MIN_AGE_MS);
 
       const marks = new MarkSet();
       const mark = { snapshots: 0, indexFiles: 0, indexDataBytes: 0 };
@@ -264,7 +300,7 @@ export class GarbageCollector {
         try {
           for (const shard of shards) {
             throwIfAborted(signal);
-            await sweepShard(ds.backend.pathOf(shard), marks, cutoffMs, dryRun, sweep, unlinker, signal);
+            await sweepShard(ds.backend.pathOf(shard), marks, cutoffMs, tempCutoffMs, dryRun, sweep, unlinker, signal);
             options.onProgress?.({ phase: 'sweep', done: ++done, total: shards.length });
           }
         } finally {
@@ -273,7 +309,7 @@ export class GarbageCollector {
         await unlinker.drain();
         for (const key of tidy) {
           throwIfAborted(signal);
-          removeStaleTemp(ds.backend.pathOf(key), cutoffMs, dryRun, sweep);
+          removeStaleTemp(ds.backend.pathOf(key), tempCutoffMs, dryRun, sweep);
         }
       } catch (e) {
         // The sweep makes its file-system calls directly: give their errors the datastore's code.
@@ -289,6 +325,9 @@ export class GarbageCollector {
         endMs,
         ...(oldest === undefined ? {} : { oldestWriterMs: oldest }),
         cutoffMs,
+        skewMs,
+        skew,
+        tempCutoffMs,
         ...mark,
         ...sweep,
         dedupFactor: sweep.diskBytes > 0 ? mark.indexDataBytes / sweep.diskBytes : 0,
@@ -480,7 +519,7 @@ interface ShardEntry {
   asides: string[];
 }
 
-async function sweepShard(dir: string, marks: MarkSet, cutoffMs: number, dryRun: boolean, c: SweepCounts, unlinker: Unlinker, signal: AbortSignal | undefined): Promise<void> {
+async function sweepShard(dir: string, marks: MarkSet, cutoffMs: number, tempCutoffMs: number, dryRun: boolean, c: SweepCounts, unlinker: Unlinker, signal: AbortSignal | undefined): Promise<void> {
   const names = listRealDir(dir);
   if (names === undefined) return;
   const byHex = new Map<string, ShardEntry>();
@@ -498,7 +537,7 @@ async function sweepShard(dir: string, marks: MarkSet, cutoffMs: number, dryRun:
       // A temp file of a crashed writer (a live writer's temp file is newer than the cutoff).
       const p = path.join(dir, name);
       const st = statOrUndefined(p);
-      if (st !== undefined && st.isFile && st.mtimeMs < cutoffMs) {
+      if (st !== undefined && st.isFile && st.mtimeMs < tempCutoffMs) {
         if (!dryRun) unlinkQuiet(p);
         c.removedTemp++;
       }

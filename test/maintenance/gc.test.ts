@@ -10,6 +10,12 @@ import { CS, FAR, clockedStore, type ClockedStore } from '../helpers/clocked-sto
 
 type Env = ClockedStore;
 const setup = (t: Test): Promise<Env> => clockedStore(t, 1);
+/**
+ * These tests make chunks old by moving the datastore clock (FAR), not the files' times. A measured
+ * skew sees that clock ahead of the filesystem's and compensates (test/maintenance/gc-skew.test.ts),
+ * so they give the skew explicitly: the cutoff mechanics are what they test.
+ */
+const SKEW = { skewMs: 60_000 } as const;
 
 /** Backs up an image (and optionally a tree) into `group` at `time`. */
 async function backup(env: Env, group: string, time: number, data: Uint8Array, tree?: string): Promise<Snapshot> {
@@ -81,7 +87,7 @@ t.test('nothing to free: nothing removed, every snapshot restores, report writte
   const before = await chunkFiles(env.ds);
   env.clock.t += FAR;
   const phases = new Set<string>();
-  const report = await new GarbageCollector(env.ds).run({ onProgress: (p) => phases.add(p.phase) });
+  const report = await new GarbageCollector(env.ds).run({ ...SKEW, onProgress: (p) => phases.add(p.phase) });
   t.same([...phases].sort(), ['mark', 'sweep']);
   t.equal(report.removedChunks, 0);
   t.equal(report.pendingChunks, 0);
@@ -114,20 +120,20 @@ t.test('a removed snapshot: its chunks pending within the skew, then removed exa
   const gc = new GarbageCollector(env.ds);
 
   // Clock not moved: the chunks are newer than the cutoff.
-  const r1 = await gc.run();
+  const r1 = await gc.run(SKEW);
   t.equal(r1.removedChunks, 0);
   t.equal(r1.pendingChunks, 8);
 
   env.clock.t += FAR;
   const before = await chunkFiles(env.ds);
   await fsp.rm(path.join(env.ds.root, '.gc-status.json'));
-  const dry = await gc.run({ dryRun: true });
+  const dry = await gc.run({ ...SKEW, dryRun: true });
   t.equal(dry.dryRun, true);
   t.equal(dry.removedChunks, 8, 'dry run counts what would go');
   t.same(await chunkFiles(env.ds), before, 'dry run removes nothing');
   t.notOk(await exists(path.join(env.ds.root, '.gc-status.json')), 'dry run writes no status');
 
-  const r2 = await gc.run();
+  const r2 = await gc.run(SKEW);
   t.equal(r2.removedChunks, 8);
   t.ok(r2.removedBytes > 0);
   t.equal(r2.pendingChunks, 0);
@@ -136,7 +142,7 @@ t.test('a removed snapshot: its chunks pending within the skew, then removed exa
   for (const d of await digestsOf(sb)) t.ok(after.has(d), `chunk ${d.slice(0, 8)} kept`);
   t.equal(after.size, before.length - 8, 'exactly those chunks');
   await checkRestore(t, env, sb, b);
-  t.equal((await gc.run()).removedChunks, 0, 'a second run has nothing left');
+  t.equal((await gc.run(SKEW)).removedChunks, 0, 'a second run has nothing left');
 });
 
 t.test('a chunk touched after the cutoff is kept as pending', async (t) => {
@@ -148,7 +154,7 @@ t.test('a chunk touched after the cutoff is kept as pending', async (t) => {
   env.clock.t += FAR;
   // A writer's dedup hit: touch one chunk at "now".
   t.equal(await env.ds.chunks.touch(fromHex(ds[0]!)), true);
-  const r = await new GarbageCollector(env.ds).run();
+  const r = await new GarbageCollector(env.ds).run(SKEW);
   t.equal(r.pendingChunks, 1);
   t.equal(r.removedChunks, 3);
   t.ok(await exists(env.ds.backend.pathOf(chunkKey(ds[0]!))), 'touched chunk kept');
@@ -164,13 +170,13 @@ t.test('a live writer holds the cutoff back', async (t) => {
   await sa.remove();
   env.clock.t += FAR;
   const gc = new GarbageCollector(env.ds);
-  const r1 = await gc.run();
+  const r1 = await gc.run(SKEW);
   t.equal(r1.oldestWriterMs, start);
   t.equal(r1.cutoffMs, start - 60_000);
   t.equal(r1.removedChunks, 0, 'chunks written after the writer started are not removed');
   t.equal(r1.pendingChunks, 4);
   await reg.release();
-  const r2 = await gc.run();
+  const r2 = await gc.run(SKEW);
   t.equal(r2.removedChunks, 4, 'removed once the writer is gone');
 });
 
@@ -180,14 +186,15 @@ t.test('one GC at a time', async (t) => {
   const gc = new GarbageCollector(env.ds);
   let inner: unknown;
   await gc.run({
+    ...SKEW,
     hooks: {
       afterListGroup: async () => {
-        inner = await new GarbageCollector(env.ds).run().then(() => 'ran', (e: unknown) => e);
+        inner = await new GarbageCollector(env.ds).run(SKEW).then(() => 'ran', (e: unknown) => e);
       },
     },
   });
   t.match(inner, { code: 'ERR_LOCKED' });
-  t.equal((await gc.run()).removedChunks, 0, 'the lock is released after a run');
+  t.equal((await gc.run(SKEW)).removedChunks, 0, 'the lock is released after a run');
 });
 
 t.test('a corrupt index stops the GC before the sweep', async (t) => {
@@ -201,7 +208,7 @@ t.test('a corrupt index stops the GC before the sweep', async (t) => {
   await fsp.writeFile(idxFile, bytes);
   env.clock.t += FAR;
   const before = await chunkFiles(env.ds);
-  await t.rejects(new GarbageCollector(env.ds).run(), { code: 'ERR_INDEX_CORRUPT' });
+  await t.rejects(new GarbageCollector(env.ds).run(SKEW), { code: 'ERR_INDEX_CORRUPT' });
   t.same(await chunkFiles(env.ds), before, 'nothing removed');
 });
 
@@ -214,20 +221,20 @@ t.test('.bad copies: kept while needed, removed when a good copy exists or nothi
   t.equal(await env.ds.chunks.quarantine(fromHex(d0)), `${chunkKey(d0)}.0.bad`);
   env.clock.t += FAR;
   const gc = new GarbageCollector(env.ds);
-  const r1 = await gc.run();
+  const r1 = await gc.run(SKEW);
   t.equal(r1.badChunks, 1, 'needed and no good copy: kept');
   t.equal(r1.removedBad, 0);
   t.ok(await exists(`${key0}.0.bad`));
 
   await fsp.copyFile(`${key0}.0.bad`, key0); // a good copy is written again
-  const r2 = await gc.run();
+  const r2 = await gc.run(SKEW);
   t.equal(r2.removedBad, 1, 'good copy exists: the bad one goes');
   t.notOk(await exists(`${key0}.0.bad`));
   t.ok(await exists(key0));
 
   t.ok(await env.ds.chunks.quarantine(fromHex(d1)));
   await sa.remove();
-  const r3 = await gc.run();
+  const r3 = await gc.run(SKEW);
   t.equal(r3.removedBad, 1, 'nothing needs it: removed');
   t.equal(r3.badChunks, 0);
   t.same(await chunkFiles(env.ds), [], 'everything of the removed snapshot is gone');
@@ -269,10 +276,10 @@ t.test('stale temp files and leftovers of a killed GC', async (t) => {
   const freshManifest = path.join(snapDir, `.manifest.blob.tmp-999999-7`);
   await fsp.writeFile(freshManifest, 'w');
 
-  const dry = await new GarbageCollector(env.ds).run({ dryRun: true });
+  const dry = await new GarbageCollector(env.ds).run({ ...SKEW, dryRun: true });
   t.equal(dry.removedTemp, 5, 'a dry run counts them');
   t.ok(await exists(stale), 'and removes nothing');
-  const r = await new GarbageCollector(env.ds).run(); // clock not moved
+  const r = await new GarbageCollector(env.ds).run(SKEW); // clock not moved
   t.equal(r.removedTemp, 5);
   for (const p of elsewhere) t.notOk(await exists(p), `stale ${path.basename(p)} removed`);
   t.ok(await exists(freshManifest), 'a fresh temp file in a snapshot directory is kept');
@@ -296,6 +303,7 @@ t.test('race: a backup reuses the base untouched, commits, and the base is remov
   let listings = 0;
   let s2: Snapshot | undefined;
   const report = await new GarbageCollector(env.ds).run({
+    ...SKEW,
     hooks: {
       afterListGroup: async (_ns, group) => {
         if (group !== 'vm/100') return;
@@ -331,17 +339,17 @@ t.test('an aborted GC: in the mark nothing is removed; in the sweep what is remo
   const gc = new GarbageCollector(env.ds);
 
   const inMark = new AbortController();
-  await t.rejects(gc.run({ signal: inMark.signal, hooks: { afterListGroup: async () => inMark.abort() } }), { code: 'ERR_ABORTED' });
+  await t.rejects(gc.run({ ...SKEW, signal: inMark.signal, hooks: { afterListGroup: async () => inMark.abort() } }), { code: 'ERR_ABORTED' });
   t.same(await chunkFiles(env.ds), before, 'aborted in the mark: nothing removed');
 
   const inSweep = new AbortController();
-  await t.rejects(gc.run({ signal: inSweep.signal, onProgress: (p) => p.phase === 'sweep' && p.done === 128 && inSweep.abort() }), { code: 'ERR_ABORTED' });
+  await t.rejects(gc.run({ ...SKEW, signal: inSweep.signal, onProgress: (p) => p.phase === 'sweep' && p.done === 128 && inSweep.abort() }), { code: 'ERR_ABORTED' });
   const mid = await chunkFiles(env.ds);
   t.ok(mid.length < before.length && mid.length > (await digestsOf(keep)).size, 'aborted half way through the sweep: part of the garbage removed');
   t.notOk(mid.some((f) => f.includes('.gc-')), 'no aside file left behind');
   await checkRestore(t, env, keep, data);
 
-  const r = await gc.run();
+  const r = await gc.run(SKEW);
   t.equal((await chunkFiles(env.ds)).length, (await digestsOf(keep)).size, 'the next run finishes the job');
   t.ok(r.removedChunks > 0);
   await checkRestore(t, env, keep, data);

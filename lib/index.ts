@@ -29,8 +29,10 @@ export { setLockHolderName, lockHolder, type LockHolder } from './datastore/lock
 export { SnapshotWriter, MIN_IMAGE_CHUNK, MAX_IMAGE_CHUNK, MAX_BLOB_SIZE, MAX_PADDING, TREE_META_CDC, type AddImageOptions, type ArchiveStats, type BackupOptions, type BackupProgress, type TreeArchiveStats } from './datastore/snapshot-writer.js';
 export { SnapshotReader, type TreeIndexes, type SnapshotReaderOptions, type RestoreOptions, type RestoreProgress, type RestoreStats } from './datastore/snapshot-reader.js';
 export { TreeReader, type TreeItem } from './datastore/tree-reader.js';
-export type { AddTreeOptions, TreeStats, TreeProblem, TreeProgress } from './datastore/tree-writer.js';
+export type { AddTreeOptions, TreeStats, TreeProblem, TreeProgress, TreeScanStats } from './datastore/tree-writer.js';
+export { scanTree } from './datastore/tree-writer.js';
 export type { RestoreTreeOptions, RestoreTreeStats } from './datastore/tree-restore.js';
+export type { TreeTarOptions, TreeTarStats, TreeTarStream } from './datastore/tree-tar.js';
 export type { ChunkStreamStats } from './datastore/chunk-stream.js';
 export type { MoveGroupOptions, MoveGroupReport, MoveNamespaceOptions, MoveNamespaceReport, MoveProgress, MoveSkipped, MoveFailedGroup } from './datastore/move.js';
 export type { TreeEntry, TreeEntryKind, TreeTrailer, TreeChildRef } from './format/tree.js';

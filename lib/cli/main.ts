@@ -30,6 +30,7 @@ import { registerNs } from './commands/ns.js';
 import { registerProtect, registerUnprotect } from './commands/protect.js';
 import { registerPrune } from './commands/prune.js';
 import { registerRestore } from './commands/restore.js';
+import { registerCat } from './commands/cat.js';
 import { registerShow } from './commands/show.js';
 import { registerDiff } from './commands/diff.js';
 import { registerSnapshots } from './commands/snapshots.js';
@@ -113,6 +114,7 @@ export function buildProgram(): Command {
   registerShow(program, cli);
   registerDiff(program, cli);
   registerRestore(program, cli);
+  registerCat(program, cli);
   registerLs(program, cli);
   registerFind(program, cli);
   registerCatalog(program, cli);

@@ -30,12 +30,36 @@ function eta(seconds: number): string {
   return `${Math.floor(seconds / 3600)}h${String(Math.floor((seconds % 3600) / 60)).padStart(2, '0')}m`;
 }
 
-/** One progress display; call {@link Progress.update} as work is done and {@link Progress.end} once. */
+/** A second count shown beside the main one: the entries of a tree beside its bytes. */
+export interface ProgressCount {
+  /** Done so far. */
+  readonly done: number;
+  /** Expected in all, when known. */
+  readonly total?: number;
+  /** What is counted (`entries`). */
+  readonly what: string;
+}
+
+function countText(c: ProgressCount | undefined): string {
+  if (c === undefined) return '';
+  return c.total === undefined ? `${c.done} ${c.what}` : `${c.done} / ${c.total} ${c.what}`;
+}
+
+/**
+ * One progress display; call {@link Progress.update} as work is done and {@link Progress.end} once.
+ *
+ * The label names the thing being worked on (an image, a tree archive, "snapshots"): a new label
+ * starts a new count, rate and throttle, so what changes as work goes on (bytes, entries) is passed
+ * as values, never in the label. With `--verbose` one line a second, plus the last state at the
+ * end when that was not the line just printed.
+ */
 export class Progress {
   private bar: SingleBar | undefined;
   private label = '';
   private t0 = performance.now();
   private lastLine = Number.NEGATIVE_INFINITY;
+  /** The line of the last update when it was not printed (throttled): printed by {@link Progress.end}. */
+  private unprinted: string | undefined;
 
   /**
    * @param mode - see {@link progressMode}
@@ -46,41 +70,60 @@ export class Progress {
     private readonly stream: NodeJS.WritableStream & { isTTY?: boolean } = process.stderr,
   ) {}
 
-  /** Shows `done` of `total` (undefined: unknown) for `label`; a new label starts a new count. */
-  update(label: string, done: number, total: number | undefined, unit: ProgressUnit = 'bytes'): void {
+  /**
+   * Shows `done` of `total` (undefined: unknown) for `label`; a new label starts a new count.
+   * `count`: a second count shown beside it (a tree's entries beside its bytes).
+   */
+  update(label: string, done: number, total: number | undefined, unit: ProgressUnit = 'bytes', count?: ProgressCount): void {
     if (this.mode === 'off') return;
     const now = performance.now();
     if (label !== this.label) {
+      this.flush();
       this.stopBar();
       this.label = label;
       this.t0 = now;
       this.lastLine = Number.NEGATIVE_INFINITY;
     }
+    // An estimate that turned out short (a tree larger than its base) is no total any more.
+    const tot = total !== undefined && done > total ? undefined : total;
     const secs = (now - this.t0) / 1000;
     const rate = secs > 0 ? done / secs : 0;
-    const left = total === undefined || rate <= 0 ? NaN : (total - done) / rate;
-    const payload = { label, doneH: show(done, unit), totalH: total === undefined ? '?' : show(total, unit), rateH: `${show(rate, unit)}/s`, etaH: eta(left) };
+    const left = tot === undefined || rate <= 0 ? NaN : (tot - done) / rate;
+    const counted = countText(count);
+    const payload = { label, count: counted, doneH: show(done, unit), totalH: tot === undefined ? '?' : show(tot, unit), rateH: `${show(rate, unit)}/s`, etaH: eta(left) };
     if (this.mode === 'lines') {
-      if (now - this.lastLine < 1000 && done !== total) return;
+      const pct = tot ? ` (${((100 * done) / tot).toFixed(1)} %)` : '';
+      const line = `${label}: ${counted === '' ? '' : `${counted}, `}${payload.doneH} / ${payload.totalH}${pct}, ${payload.rateH}, ETA ${payload.etaH}\n`;
+      if (now - this.lastLine < 1000 && done !== tot) {
+        this.unprinted = line;
+        return;
+      }
       this.lastLine = now;
-      const pct = total ? ` (${((100 * done) / total).toFixed(1)} %)` : '';
-      this.stream.write(`${label}: ${payload.doneH} / ${payload.totalH}${pct}, ${payload.rateH}, ETA ${payload.etaH}\n`);
+      this.unprinted = undefined;
+      this.stream.write(line);
       return;
     }
+    const withCount = counted === '' ? '' : ' {count}';
     if (this.bar === undefined) {
       this.bar = new SingleBar({
         stream: this.stream,
-        format: total === undefined ? '{label} {doneH} {rateH}' : '{label} [{bar}] {percentage}% {doneH}/{totalH} {rateH} ETA {etaH}',
+        format: tot === undefined ? `{label}${withCount} {doneH} {rateH}` : `{label} [{bar}] {percentage}%${withCount} {doneH}/{totalH} {rateH} ETA {etaH}`,
         barsize: 24,
         hideCursor: false,
         clearOnComplete: true,
         fps: 5,
         etaBuffer: 50,
       });
-      this.bar.start(total ?? 1, Math.min(done, total ?? 0), payload);
+      this.bar.start(tot ?? 1, Math.min(done, tot ?? 0), payload);
     } else {
-      this.bar.update(total === undefined ? 0 : Math.min(done, total), payload);
+      this.bar.update(tot === undefined ? 0 : Math.min(done, tot), payload);
     }
+  }
+
+  /** Prints the last state if the throttle held it back. */
+  private flush(): void {
+    if (this.unprinted !== undefined) this.stream.write(this.unprinted);
+    this.unprinted = undefined;
   }
 
   private stopBar(): void {
@@ -90,8 +133,16 @@ export class Progress {
     }
   }
 
-  /** Ends the display (the bar is cleared from the terminal). */
+  /** Ends the display (the bar is cleared from the terminal; with lines, the last state is printed if it was not). */
   end(): void {
+    this.flush();
     this.stopBar();
+    // A later update with the same label starts afresh.
+    this.label = '';
   }
+}
+
+/** Tree progress on a {@link Progress}: the archive as the label, bytes as the count, entries beside them. */
+export function treeProgress(progress: Progress): (p: { readonly archive: string; readonly entries: number; readonly bytes: number; readonly entriesTotal?: number; readonly bytesTotal?: number }) => void {
+  return (p) => progress.update(p.archive, p.bytes, p.bytesTotal, 'bytes', { done: p.entries, ...(p.entriesTotal === undefined ? {} : { total: p.entriesTotal }), what: 'entries' });
 }

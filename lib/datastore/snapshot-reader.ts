@@ -20,6 +20,7 @@ import { dynamicIndexMaxBytes, envelopeMaxBytes, fixedIndexMaxBytes } from '../f
 import { decodeDynamicIndex, type DynamicIndex } from '../format/dynamic-index.js';
 import { TreeReader } from './tree-reader.js';
 import { restoreTree, type RestoreTreeOptions, type RestoreTreeStats } from './tree-restore.js';
+import { treeTarStream, type TreeTarOptions, type TreeTarStream } from './tree-tar.js';
 import { openRestoreTarget } from './file-restore.js';
 import { treeChecksum } from './chunk-stream.js';
 import type { SnapshotRef } from './snapshot.js';
@@ -451,6 +452,22 @@ export class SnapshotReader {
   async restoreTree(name: string, target: string, options: RestoreTreeOptions = {}): Promise<RestoreTreeStats> {
     const tree = await this.tree(name);
     return restoreTree(tree, target, options, this.details(this.file(name).name));
+  }
+
+  /**
+   * A tree archive as a tar stream (POSIX pax format: files, directories, symlinks, hardlinks,
+   * devices, fifos; modes, owners, nanosecond mtimes, extended attributes), pulled as it is read.
+   * Entries tar cannot carry (sockets, names that are not UTF-8) are left out and listed in the
+   * stream's `stats` once it ends.
+   *
+   * @example
+   * ```ts
+   * await pipeline(reader.createTarStream('etc.tree', { include: ['ssh/**'] }), fs.createWriteStream('etc.tar'));
+   * ```
+   */
+  createTarStream(name: string, options: TreeTarOptions = {}): TreeTarStream {
+    // The archive is opened on the first read; its errors fail the stream.
+    return treeTarStream(() => this.tree(name), options, this.details(name));
   }
 
   /**

@@ -7,8 +7,9 @@
  * child record must lie before its parent's (records are written children first, so a malicious
  * archive cannot make a cycle), and every file's payload range must lie inside the payload stream.
  */
+import { Readable } from 'node:stream';
 import picomatch from 'picomatch';
-import { CairnError, type ErrorDetails } from '../errors.js';
+import { CairnError, throwIfAborted, type ErrorDetails } from '../errors.js';
 import type { DynamicIndex } from '../format/dynamic-index.js';
 import {
   DIR_HEADER_SIZE,
@@ -240,6 +241,42 @@ export class TreeReader {
   }
 
   /**
+   * A regular file's content as a stream, read from the archive in ranges of 1 MiB as the consumer
+   * reads. A hardlink reads the file it links to.
+   * @throws `ERR_NOT_FOUND`; `ERR_INVALID_ARGUMENT` when the path is not a regular file or hardlink
+   */
+  async createReadStream(path: string | Uint8Array | TreeItem, options: { signal?: AbortSignal } = {}): Promise<Readable> {
+    let item = isItem(path) ? path : await this.lookup(path);
+    const name = isItem(path) ? show(path.path) : show(typeof path === 'string' ? Buffer.from(path) : path);
+    if (item === undefined) throw new CairnError('ERR_NOT_FOUND', `no '${name}' in the archive`, { ...this.details, path: name });
+    if (item.entry.kind === 'hardlink') {
+      const first = item.entry.target === undefined ? undefined : await this.lookup(item.entry.target);
+      if (first === undefined || first.entry.kind !== 'file') this.corrupt(`hardlink ${name} points at '${show(item.entry.target ?? new Uint8Array(0))}', which is not a file of this archive`);
+      item = first;
+    }
+    if (item.entry.kind !== 'file') {
+      const what = item.entry.kind === 'dir' ? 'a directory' : item.entry.kind === 'symlink' ? `a symlink to '${show(item.entry.target ?? new Uint8Array(0))}'` : `a ${item.entry.kind}`;
+      throw new CairnError('ERR_INVALID_ARGUMENT', `'${name}' is ${what}, not a file`, { ...this.details, path: name });
+    }
+    const file = item;
+    const size = file.entry.size;
+    let off = 0;
+    const signal = options.signal;
+    const details = this.details;
+    const self = this;
+    async function* ranges(): AsyncGenerator<Uint8Array> {
+      while (off < size) {
+        throwIfAborted(signal, details);
+        const n = Math.min(1024 * 1024, size - off);
+        const data = await self.readPayload(file.payloadStart + off, n);
+        off += n;
+        yield data;
+      }
+    }
+    return Readable.from(ranges(), { objectMode: false });
+  }
+
+  /**
    * The entries whose archive path matches a glob (`**\/*.conf`, `etc/ssh/*`), in walk order.
    * Paths are matched as UTF-8 (invalid bytes as U+FFFD); dot files match.
    */
@@ -270,6 +307,36 @@ export class TreeReader {
           seen.add(at);
           subdirs.push(item);
         }
+      }
+      for (let i = subdirs.length - 1; i >= 0; i--) pending.push(subdirs[i]!);
+    }
+  }
+
+  /**
+   * Every entry below `start` (default the root), each directory right before its contents, as a
+   * tar archive needs them: the root, its entries other than directories in name order, then each
+   * subdirectory followed by everything below it. Entries other than directories come in the same
+   * order as in {@link TreeReader.walk}, so a hardlink still comes after the entry it links to.
+   */
+  async *walkNested(start?: TreeItem): AsyncGenerator<TreeItem> {
+    const top = start ?? this.rootItem;
+    yield top;
+    if (top.entry.kind !== 'dir') return;
+    const seen = new Set<number>([top.entry.child!.metaOffset]);
+    const pending: TreeItem[] = [top];
+    while (pending.length > 0) {
+      const dir = pending.pop()!;
+      if (dir !== top) yield dir;
+      const subdirs: TreeItem[] = [];
+      for (const item of await this.readDir(dir)) {
+        if (item.entry.kind !== 'dir') {
+          yield item;
+          continue;
+        }
+        const at = item.entry.child!.metaOffset;
+        if (seen.has(at)) this.corrupt(`directory record at ${at} is referenced twice`);
+        seen.add(at);
+        subdirs.push(item);
       }
       for (let i = subdirs.length - 1; i >= 0; i--) pending.push(subdirs[i]!);
     }

@@ -54,7 +54,7 @@ import {
 } from '../codec/native.js';
 import { currentUmask } from './file-restore.js';
 import { show, type TreeItem, type TreeReader } from './tree-reader.js';
-import type { TreeProblem } from './tree-writer.js';
+import type { TreeProblem, TreeProgress } from './tree-writer.js';
 
 /** Options of {@link SnapshotReader.restoreTree}. */
 export interface RestoreTreeOptions {
@@ -66,8 +66,12 @@ export interface RestoreTreeOptions {
   readonly overwrite?: boolean;
   /** Cancels the restore. */
   readonly signal?: AbortSignal;
-  /** Called after each file. */
-  readonly onProgress?: (p: { readonly entries: number; readonly bytes: number }) => void;
+  /**
+   * Called as entries are restored (after each file, symlink, device). Totals are set when the
+   * whole archive is restored (no include/exclude): the archive's entries and payload bytes (an
+   * upper bound when reused chunks carry padding).
+   */
+  readonly onProgress?: (p: TreeProgress) => void;
   /**
    * **Test only**: interleaving hooks used by the test suite to force races. Not part of the
    * supported API; do not use in production code.
@@ -148,6 +152,20 @@ const asyncTruncate = (fd: number, len: number): Promise<void> => new Promise((r
 /** `/proc/self/fd/<dirfd>/<name>`: a name below an open directory, for calls with no `*at` form. */
 const procPath = (dirfd: number, name: Uint8Array): Buffer => Buffer.concat([Buffer.from(`/proc/self/fd/${dirfd}/`), name]);
 
+/**
+ * The filter of `include`/`exclude` globs over archive paths (matched as UTF-8, dot files too): a
+ * path is wanted unless it matches an exclude, and, when includes are given, only if it matches one.
+ */
+export function treeFilter(options: { readonly include?: readonly string[] | undefined; readonly exclude?: readonly string[] | undefined }): (rel: Uint8Array) => boolean {
+  const include = options.include !== undefined && options.include.length > 0 ? picomatch([...options.include], { dot: true }) : undefined;
+  const exclude = options.exclude !== undefined && options.exclude.length > 0 ? picomatch([...options.exclude], { dot: true }) : undefined;
+  return (rel) => {
+    const s = show(rel);
+    if (exclude?.(s) === true) return false;
+    return include === undefined || include(s);
+  };
+}
+
 /** Restores `tree` into `target`. */
 export async function restoreTree(tree: TreeReader, target: string, options: RestoreTreeOptions, details: ErrorDetails): Promise<RestoreTreeStats> {
   try {
@@ -201,6 +219,10 @@ async function restoreTreeInto(tree: TreeReader, target: string, options: Restor
   const unsafe = (rel: Uint8Array, what: string): CairnError =>
     new CairnError('ERR_UNSAFE_PATH', `${show(rel) || '.'} ${what} during the restore; nothing is done through it`, { ...details, path: show(rel) });
 
+  const filtered = (options.include?.length ?? 0) > 0 || (options.exclude?.length ?? 0) > 0;
+  const totals = filtered ? {} : { entriesTotal: Math.max(0, tree.entryCount - 1), bytesTotal: tree.payloadSize };
+  const progress = (): void => options.onProgress?.({ archive: details.archive ?? '', entries: stats.entries, bytes: stats.bytes, ...totals });
+
   const rootFd = await openRoot(target, details);
   const rootSt = nativeFstat(rootFd);
   const root: Dir = { name: Buffer.alloc(0), rel: Buffer.alloc(0), parent: undefined, fd: rootFd, dev: rootSt.dev, ino: rootSt.ino, entry: undefined, ops: new Set(), pending: new Map() };
@@ -223,13 +245,7 @@ async function restoreTreeInto(tree: TreeReader, target: string, options: Restor
       throw new CairnError('ERR_EXISTS', `restore target ${target} is not empty (pass overwrite / --overwrite)`, { ...details, path: target });
     }
     const fresh = existing === 0;
-    const include = options.include !== undefined && options.include.length > 0 ? picomatch([...options.include], { dot: true }) : undefined;
-    const exclude = options.exclude !== undefined && options.exclude.length > 0 ? picomatch([...options.exclude], { dot: true }) : undefined;
-    const wanted = (rel: Buffer): boolean => {
-      const s = show(rel);
-      if (exclude?.(s) === true) return false;
-      return include === undefined || include(s);
-    };
+    const wanted = treeFilter(options);
     const isRoot = process.getuid?.() === 0;
     const myUid = process.geteuid?.() ?? -1;
     const myGid = process.getegid?.() ?? -1;
@@ -464,10 +480,12 @@ async function restoreTreeInto(tree: TreeReader, target: string, options: Restor
               end = off + b + block.byteLength;
             }
             off += n;
+            stats.bytes += n;
+            progress();
           }
           if (end < size) await asyncTruncate(fd, size); // a trailing hole
         }
-        stats.bytes += size;
+        if (small !== undefined) stats.bytes += size;
         setOwnerAndMode(rel, e, fd, true);
         setXattrs(rel, e, (n, v) => nativeFsetxattr(fd, n, v));
         nativeFutimens(fd, e.mtimeNs, e.mtimeNs);
@@ -501,7 +519,7 @@ async function restoreTreeInto(tree: TreeReader, target: string, options: Restor
         case 'file':
           await writeFile(dir, name, item, rel);
           stats.entries++;
-          options.onProgress?.({ entries: stats.entries, bytes: stats.bytes });
+          progress();
           return;
         case 'symlink': {
           const dirfd = fdOf(dir);
@@ -550,7 +568,7 @@ async function restoreTreeInto(tree: TreeReader, target: string, options: Restor
           return;
       }
       stats.entries++;
-      options.onProgress?.({ entries: stats.entries, bytes: stats.bytes });
+      progress();
     };
 
     /**

@@ -55,6 +55,9 @@ import {
   type NativeStat,
 } from '../codec/native.js';
 import type { ChunkStream } from './chunk-stream.js';
+
+/** What the walk writes its two streams into: a {@link ChunkStream}, or a counter for a dry run. */
+type TreeSink = Pick<ChunkStream, 'offset' | 'write' | 'cut' | 'preferCut' | 'appendChunk'>;
 import type { TreeItem, TreeReader } from './tree-reader.js';
 
 /** Options of {@link SnapshotWriter.addTree}. */
@@ -89,8 +92,15 @@ export interface TreeProgress {
   readonly archive: string;
   /** Entries done. */
   readonly entries: number;
-  /** File bytes read. */
+  /** File bytes done (read, or reused from the base). */
   readonly bytes: number;
+  /**
+   * Entries expected in all, when known: a restore knows them from the archive; a backup with an
+   * incremental base estimates them from the base's archive; undefined otherwise.
+   */
+  readonly entriesTotal?: number;
+  /** File bytes expected in all, when known (as {@link TreeProgress.entriesTotal}; from the payload size: an upper bound when reused chunks carry padding). */
+  readonly bytesTotal?: number;
 }
 
 /** A file or directory that could not be backed up as it was. */
@@ -327,12 +337,22 @@ export class TreeWalker {
    */
   constructor(
     private readonly archive: string,
-    private readonly meta: ChunkStream,
-    private readonly payload: ChunkStream,
+    private readonly meta: TreeSink,
+    private readonly payload: TreeSink,
     private readonly options: AddTreeOptions,
     private readonly details: ErrorDetails,
     private readonly prev?: TreeReader,
   ) {}
+
+  /** Reports progress: entries done, `bytes` done, the base's totals as the estimate. */
+  private progress(bytes: number): void {
+    this.options.onProgress?.({
+      archive: this.archive,
+      entries: this.stats.entries,
+      bytes,
+      ...(this.prev === undefined ? {} : { entriesTotal: this.prev.entryCount, bytesTotal: this.prev.payloadSize }),
+    });
+  }
 
   private problem(rel: Buffer, code: string, message: string): void {
     this.stats.problemCount++;
@@ -828,7 +848,7 @@ export class TreeWalker {
     }
     if (!xattrsRead) xattrs = this.xattrsAt(dirfd, name, rel);
     this.stats.entries++;
-    this.options.onProgress?.({ archive: this.archive, entries: this.stats.entries, bytes: this.stats.bytes });
+    this.progress(this.stats.bytes);
     return xattrs === undefined ? entry : { ...entry, xattrs };
   }
 
@@ -880,6 +900,7 @@ export class TreeWalker {
           if (n === 0) break;
           await this.payload.write(this.buf.subarray(0, n));
           size += n;
+          this.progress(this.stats.bytes + size);
         }
       }
       if (readError !== undefined) {
@@ -904,4 +925,55 @@ export class TreeWalker {
     await this.payload.preferCut();
     return { offset, size, st, xattrs };
   }
+}
+
+/** Counts what would be written, stores nothing (a dry run). */
+class CountingSink implements TreeSink {
+  private pos = 0;
+  get offset(): number {
+    return this.pos;
+  }
+  write(data: Uint8Array): Promise<void> {
+    this.pos += data.byteLength;
+    return Promise.resolve();
+  }
+  cut(): Promise<void> {
+    return Promise.resolve();
+  }
+  preferCut(): Promise<void> {
+    return Promise.resolve();
+  }
+  appendChunk(_digest: Uint8Array, length: number): Promise<void> {
+    this.pos += length;
+    return Promise.resolve();
+  }
+}
+
+/** What a dry run of a tree backup found. */
+export interface TreeScanStats extends TreeStats {
+  /** Bytes of the metadata stream the archive would have. */
+  metaBytes: number;
+  /** Seconds taken. */
+  seconds: number;
+}
+
+/**
+ * A dry run of a tree backup: walks `dir` exactly as {@link SnapshotWriter.addTree} would (the
+ * same excludes, `.cairnignore` files, one-file-system rule; files opened and read, so unreadable
+ * ones are reported), and writes nothing anywhere. With `base` (the same archive of the group's
+ * newest snapshot) unchanged files are not read, as in an incremental backup. It does not chunk,
+ * so it does not tell how many bytes are new to the datastore.
+ *
+ * @param archive - the archive name (for progress and messages)
+ * @param dir - the directory
+ * @param options - as for addTree
+ * @param base - the previous archive, for metadata-mode reuse
+ * @throws `ERR_NOT_FOUND` (no such directory), `ERR_INVALID_ARGUMENT` (not a directory)
+ */
+export async function scanTree(archive: string, dir: string, options: AddTreeOptions = {}, base?: TreeReader): Promise<TreeScanStats> {
+  const t0 = performance.now();
+  const meta = new CountingSink();
+  const walker = new TreeWalker(archive, meta, new CountingSink(), options, { archive }, base);
+  await walker.run(dir);
+  return { ...walker.stats, metaBytes: meta.offset, seconds: (performance.now() - t0) / 1000 };
 }

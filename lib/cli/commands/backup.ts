@@ -6,10 +6,11 @@
  * read); they are listed as warnings (and under `problems` with `--json`).
  */
 import type { Command } from 'commander';
-import { CairnError, MAX_BLOB_SIZE, readBlobSource, type BackupProgress, type ChangedMap, type ImageSource, type TreeArchiveStats, type TreeProgress } from '../../index.js';
-import { print, withStore, type CliContext } from '../context.js';
+import { promises as fsp } from 'node:fs';
+import { CairnError, MAX_BLOB_SIZE, isCairnError, readBlobSource, scanTree, type BackupProgress, type ChangedMap, Datastore, type ImageSource, type SnapshotReader, type TreeArchiveStats, type TreeReader, type TreeScanStats } from '../../index.js';
+import { print, storePath, withStore, type CliContext } from '../context.js';
 import { humanBytes } from '../format.js';
-import { Progress, progressMode } from '../progress.js';
+import { Progress, progressMode, treeProgress } from '../progress.js';
 
 /** Parses a changed-ranges file: one `<offset> <length>` per line (decimal or 0x hex), `#` comments. */
 export function parseRangesFile(text: string, file: string): ChangedMap {
@@ -24,6 +25,29 @@ export function parseRangesFile(text: string, file: string): ChangedMap {
     ranges.push([Number(m[1]), Number(m[2])]);
   });
   return { ranges };
+}
+
+/**
+ * Reads gitignore-style patterns from exclude files (one per line; blank lines and `#` comments
+ * skipped; `\#` for a leading `#`), as restic's `--exclude-file`. A missing file is `ERR_NOT_FOUND`.
+ */
+export async function readExcludeFiles(files: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const file of files) {
+    let text: string;
+    try {
+      text = Buffer.from(await readBlobSource(file, { maxSize: 16 * 1024 * 1024 })).toString('utf8');
+    } catch (e) {
+      if (isCairnError(e, 'ERR_NOT_FOUND')) throw new CairnError('ERR_NOT_FOUND', `exclude file ${file} does not exist`, { path: file }, e);
+      throw e;
+    }
+    for (const raw of text.split(/\r?\n/)) {
+      const line = raw.replace(/\s+$/, '');
+      if (line === '' || line.startsWith('#')) continue;
+      out.push(line);
+    }
+  }
+  return out;
 }
 
 /** Exit status of a backup that committed its snapshot with entries left out or changed while read. */
@@ -42,6 +66,70 @@ function byteCount(v: string): number {
   return n;
 }
 
+/**
+ * `backup --dry-run`: walks the trees and sizes the images and blobs as the backup would, on a
+ * datastore opened read-only, and prints per archive what would be backed up. Unchanged files of
+ * the group's newest snapshot are not read (as in the backup).
+ */
+async function dryRun(
+  ds: Datastore,
+  cli: CliContext,
+  group: string,
+  parsed: readonly { name: string; file: string }[],
+  o: { exclude: string[]; oneFileSystem: boolean; signal: AbortSignal; progress: Progress; sourceSize?: number },
+): Promise<void> {
+  const g = cli.globals();
+  let base: SnapshotReader | undefined;
+  try {
+    base = await (await ds.snapshot(group, { namespace: cli.ns() })).open();
+  } catch (e) {
+    if (!isCairnError(e, 'ERR_NOT_FOUND')) throw e; // no snapshot yet: everything is new
+  }
+  try {
+    const archives: Record<string, unknown> = {};
+    const lines = [`dry run: would create a snapshot of ${group}${cli.ns() ? ` in namespace ${cli.ns()}` : ''}${base === undefined ? '' : ` (base ${base.name})`}; nothing was written`];
+    let incompleteTrees = false;
+    for (const p of parsed) {
+      if (p.name.endsWith('.tree')) {
+        let prev: TreeReader | undefined;
+        if (base !== undefined && base.files.some((f) => f.name === p.name && f.kind === 'tree')) prev = await base.tree(p.name);
+        const t: TreeScanStats = await scanTree(p.name, p.file, { exclude: o.exclude, oneFileSystem: o.oneFileSystem, signal: o.signal, onProgress: treeProgress(o.progress) }, prev);
+        o.progress.end();
+        archives[p.name] = { kind: 'tree', source: p.file, ...t };
+        lines.push(`  ${p.name}: ${t.entries} entries (${t.files} files, ${t.dirs} directories, ${t.symlinks} symlinks, ${t.hardlinks} hardlinks, ${t.specials} special), ${humanBytes(t.bytes)}; ${t.filesRead} files read, ${t.filesReused} unchanged (not read)`);
+        for (const pr of t.problems) lines.push(`  warning: ${p.name}: ${pr.path}: ${pr.code}: ${pr.message}`);
+        if (t.problemCount > t.problems.length) lines.push(`  warning: ${p.name}: ${t.problemCount - t.problems.length} more problems`);
+        if (t.problems.some((x) => x.code !== 'BASE') || t.problemCount > t.problems.length) incompleteTrees = true;
+        continue;
+      }
+      const kind = p.name.endsWith('.img') ? 'image' : 'blob';
+      let size: number | undefined = kind === 'image' ? o.sourceSize : undefined;
+      if (p.file === '-') {
+        lines.push(`  ${p.name}: ${kind} from stdin, ${size === undefined ? 'size known only when read' : humanBytes(size)}`);
+      } else {
+        let st;
+        try {
+          st = await fsp.stat(p.file);
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code === 'ENOENT') throw new CairnError('ERR_NOT_FOUND', `${kind} source ${p.file} does not exist`, { archive: p.name, path: p.file }, e);
+          throw new CairnError('ERR_IO', `cannot stat ${kind} source ${p.file}: ${(e as Error).message}`, { archive: p.name, path: p.file, ...(code === undefined ? {} : { syscallCode: code }) }, e);
+        }
+        if (st.isDirectory()) throw new CairnError('ERR_INVALID_ARGUMENT', `${kind} source ${p.file} is a directory (a tree is <name>.tree:<directory>)`, { archive: p.name, path: p.file });
+        if (size === undefined && st.isFile()) size = st.size;
+        if (kind === 'blob' && size !== undefined && size > MAX_BLOB_SIZE) throw new CairnError('ERR_INVALID_ARGUMENT', `blob source ${p.file} has ${size} bytes, more than ${MAX_BLOB_SIZE}`, { archive: p.name, path: p.file });
+        const what = st.isFile() ? 'file' : st.isBlockDevice() ? 'block device' : st.isCharacterDevice() ? 'character device' : st.isFIFO() ? 'pipe' : 'special file';
+        lines.push(`  ${p.name}: ${kind} from ${what} ${p.file}, ${size === undefined ? 'size known only when read' : humanBytes(size)}`);
+      }
+      archives[p.name] = { kind, source: p.file, ...(size === undefined ? {} : { bytes: size }) };
+    }
+    print(g, { dryRun: true, group, namespace: cli.ns(), base: base?.name ?? null, archives }, lines.join('\n'));
+    if (incompleteTrees) process.exitCode = EXIT_INCOMPLETE;
+  } finally {
+    await base?.close();
+  }
+}
+
 /** Adds `backup` to the program. */
 export function registerBackup(program: Command, cli: CliContext): void {
   program
@@ -50,6 +138,8 @@ export function registerBackup(program: Command, cli: CliContext): void {
     .argument('<group>', 'backup group: vm/<id>, ct/<id> or host/<id>')
     .argument('<archives...>', '<name>.img:<file-or-device>, <name>.tree:<directory> or <name>.blob:<file>; an image or blob may be a FIFO or pipe (/dev/stdin), and an image - for stdin')
     .option('--exclude <glob>', 'leave out paths of tree archives matching this gitignore-style pattern (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--exclude-file <file>', 'read --exclude patterns from this file, one per line (# comments; repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--dry-run', 'read the sources as a backup would (walk trees with their excludes, read their files, size images and blobs) and print what would be backed up; writes nothing and takes no lock on the group; does not chunk, so it does not tell how much is new')
     .option('--one-file-system', 'do not descend into other filesystems in tree archives')
     .option('--changed <ranges-file>', 'changed byte ranges of the image since the previous backup ("<offset> <length>" per line)')
     .option('--time <rfc3339>', 'snapshot time, e.g. 2026-11-26T09:35:01Z (default: now)')
@@ -57,9 +147,9 @@ export function registerBackup(program: Command, cli: CliContext): void {
     .option('--source-size <bytes>', 'bytes to read from the one image source: required for a character device (which may never end), checked for a pipe', byteCount)
     .addHelpText(
       'after',
-      '\nA file is read up to its size when it is opened. Entries of a tree that cannot be read, or that are replaced or\nchange while the backup reads them, are listed as warnings; the snapshot is committed and the exit status is 7.\nSIGINT or SIGTERM stops the backup (nothing of it is kept); a second one ends the process at once.\n\nExamples:\n  cairn --store ./cairn-store backup vm/100 drive-scsi0.img:/dev/vg0/vm-100-disk-0 qemu-server.conf.blob:/etc/pve/qemu-server/100.conf\n  cairn --store ./cairn-store backup host/web etc.tree:/etc home.tree:/home --exclude "*.cache" --one-file-system',
+      '\nA file is read up to its size when it is opened. Entries of a tree that cannot be read, or that are replaced or\nchange while the backup reads them, are listed as warnings; the snapshot is committed and the exit status is 7.\nSIGINT or SIGTERM stops the backup (nothing of it is kept); a second one ends the process at once.\n--dry-run walks and reads the sources (unchanged files of the newest snapshot are not read) and prints entries and\nbytes per archive; it writes nothing, takes no lock and does not chunk, so it does not estimate the new bytes.\n\nExamples:\n  cairn --store ./cairn-store backup vm/100 drive-scsi0.img:/dev/vg0/vm-100-disk-0 qemu-server.conf.blob:/etc/pve/qemu-server/100.conf\n  cairn --store ./cairn-store backup host/web etc.tree:/etc home.tree:/home --exclude "*.cache" --one-file-system',
     )
-    .action(async (group: string, specs: string[], o: { changed?: string; time?: string; chunkSize?: number; sourceSize?: number; exclude: string[]; oneFileSystem?: boolean }) => {
+    .action(async (group: string, specs: string[], o: { changed?: string; time?: string; chunkSize?: number; sourceSize?: number; exclude: string[]; excludeFile: string[]; dryRun?: boolean; oneFileSystem?: boolean }) => {
       const g = cli.globals();
       const parsed = specs.map((spec) => {
         const colon = spec.indexOf(':');
@@ -80,23 +170,43 @@ export function registerBackup(program: Command, cli: CliContext): void {
       const imageSource = (file: string): ImageSource =>
         file === '-' ? { stream: process.stdin, ...(o.sourceSize === undefined ? {} : { size: o.sourceSize }) } : o.sourceSize === undefined ? file : { path: file, size: o.sourceSize };
       // Read like a blob: bounded, a FIFO or device cannot make it endless.
-      const changed = o.changed === undefined ? undefined : parseRangesFile(Buffer.from(await readBlobSource(o.changed)).toString('utf8'), o.changed);
-      await withStore(g, async (ds) => {
-        const ac = new AbortController();
-        // The first signal stops the backup (every source read observes the signal); `once`: a
-        // second one finds no handler and ends the process at once.
-        const stop = (sig: NodeJS.Signals): void => ac.abort(new Error(`interrupted by ${sig}`));
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
+      let changed: ChangedMap | undefined;
+      if (o.changed !== undefined) {
+        let text: string;
+        try {
+          text = Buffer.from(await readBlobSource(o.changed)).toString('utf8');
+        } catch (e) {
+          if (isCairnError(e, 'ERR_NOT_FOUND')) throw new CairnError('ERR_NOT_FOUND', `changed-ranges file ${o.changed} does not exist`, { path: o.changed }, e);
+          throw e;
+        }
+        changed = parseRangesFile(text, o.changed);
+      }
+      const exclude = [...o.exclude, ...(await readExcludeFiles(o.excludeFile))];
+      // The first signal stops the backup (every source read observes it; nothing of it is kept); a
+      // second one ends the process at once.
+      const signal = cli.signal();
+      if (o.dryRun === true) {
+        // Read-only: nothing can be written, no lock is taken (not even on the base it reads).
+        const ds = await Datastore.open(storePath(g), { readOnly: true });
         const progress = new Progress(progressMode(g));
-        const w = await ds.group(group, { namespace: cli.ns() }).backup(o.time === undefined ? { signal: ac.signal } : { time: o.time, signal: ac.signal });
+        try {
+          await dryRun(ds, cli, group, parsed, { exclude, oneFileSystem: o.oneFileSystem === true, signal, progress, ...(o.sourceSize === undefined ? {} : { sourceSize: o.sourceSize }) });
+        } finally {
+          progress.end();
+          await ds.close();
+        }
+        return;
+      }
+      await withStore(g, async (ds) => {
+        const progress = new Progress(progressMode(g));
+        const w = await ds.group(group, { namespace: cli.ns() }).backup(o.time === undefined ? { signal } : { time: o.time, signal });
         try {
           const stats: Record<string, unknown> = {};
           const trees: Record<string, TreeArchiveStats> = {};
           for (const p of parsed) {
             if (p.name.endsWith('.img')) {
               stats[p.name] = await w.addImage(p.name, imageSource(p.file), {
-                signal: ac.signal,
+                signal,
                 onProgress: (x: BackupProgress) => progress.update(x.archive, x.bytesDone, x.bytesTotal),
                 ...(changed === undefined ? {} : { changed }),
                 ...(o.chunkSize === undefined ? {} : { chunkSize: o.chunkSize }),
@@ -104,15 +214,15 @@ export function registerBackup(program: Command, cli: CliContext): void {
               progress.end();
             } else if (p.name.endsWith('.tree')) {
               const t = await w.addTree(p.name, p.file, {
-                signal: ac.signal,
-                exclude: o.exclude,
+                signal,
+                exclude,
                 oneFileSystem: o.oneFileSystem === true,
-                onProgress: (x: TreeProgress) => progress.update(`${x.archive} ${x.entries} entries`, x.bytes, undefined),
+                onProgress: treeProgress(progress),
               });
               progress.end();
               trees[p.name] = t;
             } else {
-              await w.addBlob(p.name, await readBlobSource(p.file, { maxSize: MAX_BLOB_SIZE, signal: ac.signal }));
+              await w.addBlob(p.name, await readBlobSource(p.file, { maxSize: MAX_BLOB_SIZE, signal }));
             }
           }
           const snap = await w.commit();
@@ -134,9 +244,6 @@ export function registerBackup(program: Command, cli: CliContext): void {
           progress.end();
           await w.abort();
           throw e;
-        } finally {
-          process.off('SIGINT', stop);
-          process.off('SIGTERM', stop);
         }
       });
     });

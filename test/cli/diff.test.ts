@@ -169,6 +169,12 @@ t.test('cairn diff: trees, images and blobs; text and --json; refs, --ns and err
   const nsj = JSON.parse((await cairn(['--store', s, '--ns', 'site-a', '--json', 'diff', 'host/web', 'host/db', 'vm.blob'])).out) as Record<string, unknown>;
   t.same(nsj['to'], { namespace: 'site-a', group: 'host/db', time: T3, snapshot: `host/db/${T3}` });
 
+  // --verbose: progress lines on stderr, the same output on stdout.
+  const verbose = await cairn(['--store', s, '--verbose', 'diff', `host/web/${T1}`, 'host/web']);
+  t.equal(verbose.code, 0);
+  t.equal(verbose.out, text.out);
+  t.match(verbose.err, /comparing root\.tree/);
+
   // No differences: still exit 0.
   const none = await cairn(['--store', s, 'diff', 'host/web', 'host/web']);
   t.equal(none.code, 0);

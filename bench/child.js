@@ -165,7 +165,7 @@ async function micro() {
     out[`cdc_${scanner}`] = { mbs, chunks, avgChunk: size / chunks, params: DEFAULT_CDC_PARAMS };
   }
 
-  // BLAKE3 (blake3-wasm), one thread, 1 MiB pieces.
+  // BLAKE3, one thread, 1 MiB pieces.
   const piece = MiB;
   out.blake3_1MiB = {
     mbs: rate(size, () => {

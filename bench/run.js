@@ -499,7 +499,7 @@ function markdown(r) {
       if (c?.error) L.push(`| CDC chunker (${k.slice(4)}) | – | ${c.error} |`);
       else if (c) L.push(`| CDC chunker (${k.slice(4)}), splitSync | ${f0(c.mbs)} | avg chunk ${f0(c.avgChunk / KiB)} KiB (params ${c.params.min / KiB}K/${c.params.avg / KiB}K/${c.params.max / KiB}K) |`);
     }
-    L.push(`| BLAKE3 (blake3-wasm) | ${f0(u.blake3_1MiB.mbs)} | |`);
+    L.push(`| BLAKE3 | ${f0(u.blake3_1MiB.mbs)} | |`);
     L.push(`| LZ4 compress, text | ${f0(u.lz4_compress_text.mbs)} | ratio ${f2(u.lz4_compress_text.ratio)} |`);
     L.push(`| LZ4 decompress, text | ${f0(u.lz4_decompress_text.mbs)} | |`);
     L.push(`| LZ4 compress, random | ${f0(u.lz4_compress_random.mbs)} | ratio ${f2(u.lz4_compress_random.ratio)} |`);

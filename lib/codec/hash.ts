@@ -1,32 +1,48 @@
 /**
- * BLAKE3 (via blake3-wasm) and CRC-32 (via node:zlib) (layer L1).
+ * BLAKE3 (via @napi-rs/blake-hash) and CRC-32 (via node:zlib) (layer L1).
  *
- * blake3-wasm has no synchronous initialisation: {@link initHash} must be awaited once in **every**
- * thread (the main thread and each worker) before {@link blake3} or {@link createBlake3} is used.
+ * BLAKE3 is the official Rust implementation (SIMD: SSE4.1, AVX2, AVX-512 or NEON, chosen at run
+ * time) in prebuilt N-API binaries that npm installs as an optional dependency for the platform,
+ * with no install script. Until 0.1 it was blake3-wasm 3.0.0, which gives the same digests
+ * (test/codec/blake3-vectors.test.ts pins them with the reference vectors) but cannot be
+ * installed as a dependency (it names an internal package version that was never published), was
+ * several times slower and gave wrong digests for single updates of 2 MiB or more.
+ *
+ * The binding is loaded by {@link initHash}, which must be awaited once in **every** thread (the
+ * main thread and each worker) before {@link blake3} or {@link createBlake3} is used; a platform
+ * without a binary fails there with `ERR_NATIVE`.
  */
-import { createHash, hash, load } from 'blake3-wasm';
 import { crc32 as zlibCrc32 } from 'node:zlib';
+import { CairnError } from '../errors.js';
 
 /** Size of a BLAKE3 digest (and of every chunk digest) in bytes. */
 export const DIGEST_SIZE = 32;
 
+type Binding = typeof import('@napi-rs/blake-hash');
+
 let loading: Promise<void> | undefined;
-let ready = false;
+let binding: Binding | undefined;
 
 /**
- * Loads the BLAKE3 WebAssembly module. Memoized: cheap to call again, and concurrent callers share
- * one load. Must be awaited in each thread (main and every worker) before hashing. A failed load is
+ * Loads the BLAKE3 binding. Memoized: cheap to call again, and concurrent callers share one load.
+ * Must be awaited in each thread (main and every worker) before hashing. A failed load is
  * forgotten, so a later call tries again.
+ * @throws `ERR_NATIVE` when no BLAKE3 binary fits this platform (the message says what to do).
  */
 export function initHash(): Promise<void> {
   if (loading === undefined) {
-    loading = load().then(
-      () => {
-        ready = true;
+    loading = import('@napi-rs/blake-hash').then(
+      (m) => {
+        binding = m;
       },
       (e: unknown) => {
         loading = undefined;
-        throw e;
+        throw new CairnError(
+          'ERR_NATIVE',
+          `BLAKE3 could not be loaded (@napi-rs/blake-hash has no binary for ${process.platform}-${process.arch} here, or its optional dependency was not installed: run \`npm install\` without --omit=optional): ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`,
+          {},
+          e,
+        );
       },
     );
   }
@@ -35,11 +51,12 @@ export function initHash(): Promise<void> {
 
 /** True once {@link initHash} has completed in this thread. */
 export function isHashReady(): boolean {
-  return ready;
+  return binding !== undefined;
 }
 
-function assertReady(): void {
-  if (!ready) throw new Error('BLAKE3 is not initialised in this thread: await initHash() first');
+function assertReady(): Binding {
+  if (binding === undefined) throw new Error('BLAKE3 is not initialised in this thread: await initHash() first');
+  return binding;
 }
 
 /**
@@ -47,74 +64,46 @@ function assertReady(): void {
  * @throws Error when {@link initHash} has not completed in this thread.
  */
 export function blake3(data: Uint8Array): Uint8Array {
-  assertReady();
+  const b = assertReady();
   const out = new Uint8Array(DIGEST_SIZE);
-  if (data.byteLength <= ONE_SHOT_LIMIT) {
-    out.set(hash(data));
-    return out;
-  }
-  // blake3-wasm's one-shot hash copies the input into a fixed WebAssembly heap and aborts with OOM
-  // above about 10 MB: feed large inputs in slices instead.
-  const h = createBlake3();
-  try {
-    out.set(h.update(data).digest());
-  } finally {
-    h.dispose();
-  }
+  out.set(b.blake3(data));
   return out;
 }
 
-/** Largest input hashed in one call into blake3-wasm's one-shot hash (its heap holds about 10 MB). */
-const ONE_SHOT_LIMIT = 4 * 1024 * 1024;
-
-/**
- * Largest slice passed to one `update()` of a blake3-wasm hasher. Measured with blake3-wasm 3.0.0:
- * updates of 2 MiB or more give a WRONG digest, silently (64 KiB and 1 MiB slices agree with the
- * one-shot hash; 2 MiB and 4 MiB slices each give another value). test/codec/hash.test.ts pins it.
- */
-export const MAX_UPDATE_SLICE = 1024 * 1024;
-
-/** An incremental BLAKE3 hasher. It holds WebAssembly memory: **`dispose()` is required.** */
+/** An incremental BLAKE3 hasher. */
 export interface Blake3Hasher {
   /** Feeds more data; returns the hasher for chaining. */
   update(data: Uint8Array): this;
   /** The 32-byte digest of everything fed so far (the hasher stays usable until disposed). */
   digest(): Uint8Array;
-  /** Frees the WebAssembly state. Idempotent; any later update/digest throws. */
+  /** Ends the hasher. Idempotent; any later update/digest throws. */
   dispose(): void;
 }
 
 /**
- * A new incremental BLAKE3 hasher.
- *
- * **Call `dispose()` when done, also on error paths** (use try/finally). The WebAssembly heap is
- * fixed in size and the finalizer does not run in time: a few thousand undisposed hashers abort
- * the thread with an out-of-memory error.
+ * A new incremental BLAKE3 hasher. Call `dispose()` when done (use try/finally): a disposed
+ * hasher refuses further use, which catches a hasher shared by mistake.
  * @throws Error when {@link initHash} has not completed in this thread.
  */
 export function createBlake3(): Blake3Hasher {
-  assertReady();
-  let h: ReturnType<typeof createHash> | undefined = createHash();
-  const live = (): ReturnType<typeof createHash> => {
+  const b = assertReady();
+  let h: InstanceType<Binding['Blake3Hasher']> | undefined = new b.Blake3Hasher();
+  const live = (): InstanceType<Binding['Blake3Hasher']> => {
     if (h === undefined) throw new Error('BLAKE3 hasher used after dispose()');
     return h;
   };
   const hasher: Blake3Hasher = {
     update(data: Uint8Array) {
-      const x = live();
-      for (let off = 0; off < data.byteLength; off += MAX_UPDATE_SLICE) x.update(data.subarray(off, off + MAX_UPDATE_SLICE));
+      live().update(data);
       return this;
     },
     digest() {
       const out = new Uint8Array(DIGEST_SIZE);
-      out.set(live().digest());
+      out.set(live().digestBuffer());
       return out;
     },
     dispose() {
-      if (h !== undefined) {
-        h.dispose();
-        h = undefined;
-      }
+      h = undefined;
     },
   };
   return hasher;

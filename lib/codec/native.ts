@@ -1,11 +1,20 @@
 /**
- * Typed access to the N-API addon in `native/` (layer L1). This is the only file in `lib/` that
- * loads the addon.
+ * Typed access to the N-API addon whose source is `native/src/` (layer L1). This is the only file
+ * in `lib/` that loads the addon.
  *
- * The addon is built by `npm run build:native` into `native/build/Release/cairn_native.node` and
- * loaded lazily on first use, from a path resolved relative to this file (it works from
- * `lib/codec/native.ts` under the test loader and from `dist/codec/native.js` once compiled).
- * When it is missing every function except {@link nativeAvailable} throws `ERR_NATIVE`.
+ * Where the addon comes from: the published package carries prebuilt binaries
+ * (`prebuilds/linux-x64/cairn_native.glibc.node`, made by prebuildify when the package is packed;
+ * N-API, so one binary serves every Node version); a build from source (`npm run build:native`,
+ * or the package's `install` script where no prebuild fits) goes to `build/Release/`. The loader
+ * is node-gyp-build, which prefers a local build and else picks the prebuild for this platform,
+ * architecture and libc. No install script is needed where a prebuild fits (npm 11 runs a
+ * dependency's install scripts only when the project allows them).
+ *
+ * The addon is loaded lazily on first use, from the package root resolved relative to this file
+ * (`lib/codec/native.ts` under the test loader and `dist/codec/native.js` once compiled are both
+ * two levels down). When it cannot be loaded every function except {@link nativeAvailable} throws
+ * `ERR_NATIVE` with a message that says what to do; `Datastore.open` and `Datastore.create` check
+ * it first ({@link assertNativeAddon}), so a consumer learns it when a datastore is opened.
  *
  * Errors: system call failures become `ERR_IO` {@link CairnError}s whose `details.syscallCode` is
  * the errno name (`EBADF`, ...); other failures inside the addon become `ERR_NATIVE`. Bad
@@ -77,26 +86,55 @@ export type NativePath = string | Uint8Array;
 /** A file lock mode for {@link nativeFlock} and {@link nativeFlockWait}. */
 export type LockMode = 'shared' | 'exclusive' | 'unlock';
 
-const ADDON_PATH = fileURLToPath(new URL('../../native/build/Release/cairn_native.node', import.meta.url));
+/** The package root: `lib/codec/` and `dist/codec/` are both two levels below it. */
+const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 let binding: NativeBinding | undefined;
 let loadError: CairnError | undefined;
+let addonPath: string | undefined;
 
 /** Where a test harness may put a function that wraps the raw binding (see the module doc). */
 const WRAP_HOOK = Symbol.for('cairn.native.wrapBinding');
 
+/** What a user can do about an addon that does not load. */
+const REMEDY =
+  'in a project that depends on cairn, `npm rebuild cairn --foreground-scripts` builds it from source ' +
+  '(needs python3, make and a C compiler; with npm 11 allow its install script first: `npm install-scripts approve cairn`); ' +
+  'in a clone of cairn, `npm run build:native`';
+
+type GypBuild = ((dir: string) => unknown) & { resolve(dir: string): string };
+
 function load(): NativeBinding {
   if (binding !== undefined) return binding;
   if (loadError !== undefined) throw loadError;
+  const require = createRequire(import.meta.url);
+  let found: string | undefined;
   try {
-    const raw = createRequire(import.meta.url)(ADDON_PATH) as NativeBinding;
+    const gypBuild = require('node-gyp-build') as GypBuild;
+    found = gypBuild.resolve(PACKAGE_ROOT);
+    addonPath = found;
+    const raw = require(found) as NativeBinding;
     const wrap = (globalThis as Record<symbol, unknown>)[WRAP_HOOK];
     binding = typeof wrap === 'function' ? (wrap(raw) as NativeBinding) : raw;
     return binding;
   } catch (e) {
-    loadError = new CairnError('ERR_NATIVE', 'native addon not built: run `npm run build:native`', { path: ADDON_PATH }, e);
+    const why = e instanceof Error ? e.message.split('\n')[0] : String(e);
+    const what =
+      found === undefined
+        ? `cairn's native addon is not built and no prebuilt binary fits ${process.platform}-${process.arch}`
+        : `cairn's native addon ${found} does not load on this system`;
+    loadError = new CairnError('ERR_NATIVE', `${what} (${why}): ${REMEDY}`, { path: found ?? PACKAGE_ROOT }, e);
     throw loadError;
   }
+}
+
+/**
+ * Loads the addon now and throws its `ERR_NATIVE` (which says what to do) when it cannot be
+ * loaded. `Datastore.open` and `Datastore.create` call it, so a missing or unloadable addon is
+ * reported when a datastore is opened rather than at the first lock or chunk.
+ */
+export function assertNativeAddon(): void {
+  load();
 }
 
 function lockOp(mode: LockMode): number {
@@ -127,9 +165,17 @@ function display(p: NativePath): string {
   return `<${typeof p}>`;
 }
 
-/** The absolute path the addon is loaded from (`native/build/Release/cairn_native.node`). */
+/**
+ * The absolute path the addon is loaded from (`build/Release/cairn_native.node` when built from
+ * source, else the prebuild under `prebuilds/`); the package root when none was found.
+ */
 export function nativeAddonPath(): string {
-  return ADDON_PATH;
+  try {
+    load();
+  } catch {
+    // the error is reported by the functions that need the addon
+  }
+  return addonPath ?? PACKAGE_ROOT;
 }
 
 /**

@@ -186,6 +186,13 @@ async function openRoot(target: string, details: ErrorDetails): Promise<number> 
   } catch (e) {
     const code = errnoOf(e);
     if (code === 'ELOOP' || (code === 'ENOTDIR' && isSymlink(abs))) throw unsafe();
+    if (code === 'ENOTDIR') {
+      // A file (or a path through one): a tree restores into a directory, never over a file.
+      const kind = kindAt(abs);
+      throw kind !== undefined
+        ? new CairnError('ERR_EXISTS', `restore target ${target} exists and is a ${kind}, not a directory (a tree restores into a directory)`, { ...details, path: target })
+        : new CairnError('ERR_INVALID_ARGUMENT', `restore target ${target}: a component of its path is not a directory`, { ...details, path: target });
+    }
     if (code !== 'ENOENT') throw new CairnError('ERR_IO', `cannot open restore target ${target}: ${(e as Error).message}`, { ...details, path: target, ...(code === undefined ? {} : { syscallCode: code }) }, e);
   }
   await fsp.mkdir(path.dirname(abs), { recursive: true });
@@ -199,6 +206,15 @@ async function openRoot(target: string, details: ErrorDetails): Promise<number> 
   } catch (e) {
     if (errnoOf(e) === 'ELOOP' || isSymlink(abs)) throw unsafe();
     throw e;
+  }
+}
+
+/** What is at `abs` (not followed), undefined when nothing or not reachable. */
+function kindAt(abs: string): string | undefined {
+  try {
+    return nativeFstatat(AT_FDCWD, abs, AT_SYMLINK_NOFOLLOW).kind;
+  } catch {
+    return undefined;
   }
 }
 

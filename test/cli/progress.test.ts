@@ -73,3 +73,18 @@ if (requireBuilt(t)) {
     t.equal(quiet.err, '', 'quiet when stderr is not a terminal');
   });
 }
+
+t.test('lines: a second count beside the bytes; the last state is printed at the end', async (t) => {
+  const s = sink(false);
+  const p = new Progress('lines', s);
+  for (let i = 1; i <= 5000; i++) p.update('etc.tree', i * 100, undefined, 'bytes', { done: i, what: 'entries' });
+  p.end();
+  const lines = s.text.trim().split('\n');
+  t.equal(lines.length, 2, s.text);
+  t.match(lines[0], /^etc\.tree: 1 entries, 100 B \/ \?, .*\/s, ETA \?$/);
+  t.match(lines[1], /^etc\.tree: 5000 entries, 488\.3 KiB \/ \?, .*\/s, ETA \?$/);
+  const s2 = sink(false);
+  const q = new Progress('lines', s2);
+  q.update('x.tree', 10, 5, 'bytes', { done: 1, total: 2, what: 'entries' }); // past an estimate: no total
+  t.match(s2.text, /^x\.tree: 1 \/ 2 entries, 10 B \/ \?, /);
+});

@@ -99,8 +99,7 @@ const WRAP_HOOK = Symbol.for('cairn.native.wrapBinding');
 /** What a user can do about an addon that does not load. */
 const REMEDY =
   'in a project that depends on cairn, `npm rebuild cairn --foreground-scripts` builds it from source ' +
-  '(needs python3, make and a C compiler; with npm 11 allow its install script first: `npm install-scripts approve cairn`); ' +
-  'in a clone of cairn, `npm run build:native`';
+  '(needs python3, make and a C compiler); in a clone of cairn, `npm run build:native`';
 
 type GypBuild = ((dir: string) => unknown) & { resolve(dir: string): string };
 

@@ -53,11 +53,14 @@ export interface TreeTarStats {
   seconds: number;
 }
 
-/** A tar stream of a tree archive: a Readable, and its counters once it has ended. */
-export interface TreeTarStream extends Readable {
+/**
+ * A tar stream of a tree archive: a Readable, and its counters once it has ended (`stats` resolves
+ * when the last byte was produced, and rejects when the stream failed).
+ */
+export type TreeTarStream = Readable & {
   /** Resolves when the last byte was produced (rejects when the stream failed). */
   readonly stats: Promise<TreeTarStats>;
-}
+};
 
 const READ_RANGE = 1024 * 1024;
 const MAX_LISTED = 1000;

@@ -45,10 +45,10 @@ if (requireBuilt(t)) {
     const list = await cairn([...S, 'snapshots']);
     t.equal(list.code, 0);
     const lines = list.out.trim().split('\n');
-    t.equal(lines.length, 2);
-    t.match(lines[0], `vm/100/${T1}`);
-    t.match(lines[0], /conf\.blob/);
-    t.match(lines[1], `vm/100/${T2}`);
+    t.equal(lines.length, 3, 'a header and two snapshots');
+    t.match(lines[0], /^SNAPSHOT\s+SIZE\s+STORED/);
+    t.match(lines[1], `vm/100/${T1}`);
+    t.match(lines[2], `vm/100/${T2}`);
 
     const listJson = await cairn([...S, '--json', 'snapshots', 'vm/100']);
     t.equal(listJson.code, 0);
@@ -59,8 +59,8 @@ if (requireBuilt(t)) {
     t.equal(snaps[0]!.files.find((f) => f.name === 'conf.blob')?.kind, 'blob');
 
     const none = await cairn([...S, 'snapshots', 'ct/1']);
-    t.equal(none.code, 0);
-    t.equal(none.out.trim(), 'no snapshots');
+    t.equal(none.code, 3, 'a group that does not exist is not an empty list');
+    t.match(none.err, /ERR_NOT_FOUND: backup group ct\/1 does not exist/);
 
     const showNewest = await cairn([...S, 'show', 'vm/100']);
     t.equal(showNewest.code, 0);

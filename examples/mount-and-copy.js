@@ -6,7 +6,7 @@
 // The datastore is $CAIRN_STORE or ./cairn-store. It backs up this repository's examples/
 // directory first (group host/example-mount), then mounts that snapshot.
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +25,7 @@ try {
 
   const work = await mkdtemp(path.join(os.tmpdir(), 'cairn-mount-'));
   const mnt = path.join(work, 'mnt');
+  await mkdir(mnt); // a mountpoint is an existing directory
   const m = await mountSnapshot(snap, mnt);
   try {
     // Reach the mount from another process: this one serves it (a process that reads its own

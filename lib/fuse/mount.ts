@@ -15,6 +15,7 @@
  * - paths arrive as UTF-8 strings: names that are not UTF-8 are shown escaped (names.ts);
  * - an open file handle holds its snapshot (reader and shared lock) until released.
  */
+import { execFile } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -84,11 +85,18 @@ export interface MountDatastoreOptions extends MountOptions {
   readonly idleCloseMs?: number;
 }
 
-/** A mounted snapshot or datastore. */
+/**
+ * A mounted snapshot or datastore. It ends with {@link Mount.unmount}, or with the datastore it was
+ * made on: `Datastore.close()` unmounts it first (plainly; a busy mount makes that close fail with
+ * `ERR_LOCKED` naming the mountpoint, and stay up).
+ */
 export interface Mount {
   /** Absolute path of the mountpoint. */
   readonly mountpoint: string;
-  /** Unmounts (lazily, so open files do not block it) and releases the snapshots. Idempotent. */
+  /**
+   * Unmounts (lazily, so open files do not block it: processes that still have a file open on it
+   * get errors from then on) and releases the snapshots. Idempotent.
+   */
   unmount(): Promise<void>;
   /** Alias of {@link Mount.unmount}. */
   [Symbol.asyncDispose](): Promise<void>;
@@ -324,12 +332,30 @@ function describe(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-async function startFuse(mountpoint: string, handlers: Handlers, options: MountOptions, entryTimeout: number): Promise<Fuse> {
-  const abs = path.resolve(mountpoint);
-  await fsp.mkdir(abs, { recursive: true }).catch(() => undefined); // a stale mount gives ENOTCONN here; force clears it
+/**
+ * Checks that the mountpoint is an existing directory; it is never created (a typo must not make a
+ * directory somewhere and mount there). A stale mount of a killed process (ENOTCONN) passes: the
+ * mount clears it.
+ * @throws `ERR_NOT_FOUND` (it does not exist), `ERR_INVALID_ARGUMENT` (not a directory), `ERR_IO`
+ */
+async function checkMountpoint(abs: string): Promise<void> {
+  let isDir: boolean;
+  try {
+    isDir = (await fsp.stat(abs)).isDirectory();
+  } catch (e) {
+    const c = (e as NodeJS.ErrnoException).code;
+    if (c === 'ENOTCONN') return;
+    if (c === 'ENOENT') throw new CairnError('ERR_NOT_FOUND', `mountpoint ${abs} does not exist (create the directory first)`, { path: abs }, e);
+    if (c === 'ENOTDIR') isDir = false;
+    else throw new CairnError('ERR_IO', `cannot use ${abs} as a mountpoint: ${(e as Error).message}`, { path: abs, ...(c === undefined ? {} : { syscallCode: c }) }, e);
+  }
+  if (!isDir) throw new CairnError('ERR_INVALID_ARGUMENT', `mountpoint ${abs} is not a directory`, { path: abs });
+}
+
+async function startFuse(abs: string, handlers: Handlers, options: MountOptions, entryTimeout: number): Promise<Fuse> {
   const fuse = new Fuse(abs, handlers.ops(), {
     force: true,
-    mkdir: true,
+    mkdir: false,
     autoUnmount: true,
     kernelCache: true,
     // `ro` (not in fuse-native's whitelist either): the kernel itself refuses writes, and
@@ -364,11 +390,23 @@ function stopNativeThread(fuse: Fuse, mountpoint: string): void {
   if (thread !== undefined) binding.fuse_native_unmount(mountpoint, thread);
 }
 
-function makeMount(mountpoint: string, fuse: Fuse, release: () => Promise<void>): Mount {
+/** Runs fusermount (asynchronously: it may stat the mountpoint, which this process serves). */
+function fusermount(args: string[]): Promise<{ ok: boolean; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile('fusermount', args, { encoding: 'utf8', timeout: 30_000 }, (err, _out, stderr) => resolve({ ok: err === null, stderr: `${stderr}${err === null ? '' : ` ${err.message}`}` }));
+  });
+}
+
+/**
+ * The mount object; `onClose` registers the hook by which the datastore's close() unmounts it
+ * (plainly: a busy mount refuses that close with `ERR_LOCKED`).
+ */
+function makeMount(abs: string, fuse: Fuse, release: () => Promise<void>, onClose: (hook: () => Promise<void>) => () => void): Mount {
   let closing: Promise<void> | undefined;
-  const abs = path.resolve(mountpoint);
+  let unregister = (): void => undefined;
   const unmount = (): Promise<void> =>
     (closing ??= (async () => {
+      unregister();
       const err = await new Promise<(Error & { unmountFailure?: boolean }) | null | undefined>((resolve) => fuse.unmount(resolve));
       if (err?.unmountFailure === true) {
         try {
@@ -379,14 +417,34 @@ function makeMount(mountpoint: string, fuse: Fuse, release: () => Promise<void>)
       }
       await release();
     })());
-  return { mountpoint: path.resolve(mountpoint), unmount, [Symbol.asyncDispose]: unmount };
+  const onDatastoreClose = async (): Promise<void> => {
+    if (closing === undefined) {
+      // Not lazily: a mount with open files is not pulled away from under them by a close.
+      const r = await fusermount(['-u', abs]);
+      if (!r.ok && /busy/i.test(r.stderr)) {
+        throw new CairnError('ERR_LOCKED', `the mount at ${abs} is busy (a process has a file or its working directory on it): close those, or unmount it first (Mount.unmount detaches it lazily)`, { path: abs });
+      }
+      // Unmounted (or not unmountable plainly for another reason): the lazy unmount finishes it.
+    }
+    await unmount();
+  };
+  try {
+    unregister = onClose(onDatastoreClose);
+  } catch (e) {
+    // The datastore was closed while mounting.
+    void unmount().catch(() => undefined);
+    throw e;
+  }
+  return { mountpoint: abs, unmount, [Symbol.asyncDispose]: unmount };
 }
 
 /**
  * Mounts one snapshot read-only: an entry per archive (an image or a blob as a file, a tree
  * archive as its directory tree). The snapshot stays open, and so locked against prune and removal,
- * until unmounted. Call from the main thread; do not read the mount synchronously from the same
- * process (its requests are served by this process's event loop).
+ * until unmounted, by {@link Mount.unmount} or by closing the datastore (`Datastore.close()`
+ * unmounts it first; see {@link Mount}). The mountpoint must be an existing directory; it is not
+ * created. Call from the main thread; do not read the mount synchronously from the same process
+ * (its requests are served by this process's event loop).
  *
  * @example
  * ```ts
@@ -396,18 +454,21 @@ function makeMount(mountpoint: string, fuse: Fuse, release: () => Promise<void>)
  * // losetup -r -f /mnt/vm100/drive-scsi0.img, or copy files out of /mnt/vm100/etc.tree/
  * await m.unmount();
  * ```
- * @throws `ERR_NOT_FOUND`, `ERR_LOCKED` (the snapshot is being removed), `ERR_IO` (mount failed),
- *   `ERR_INVALID_ARGUMENT` (an `imageMode` or `dirMode` with bits other than read/search)
+ * @throws `ERR_NOT_FOUND` (the snapshot, or the mountpoint: `details.path`), `ERR_LOCKED` (the
+ *   snapshot is being removed), `ERR_IO` (mount failed), `ERR_INVALID_ARGUMENT` (the mountpoint is
+ *   not a directory; an `imageMode` or `dirMode` with bits other than read/search)
  */
 export async function mountSnapshot(snapshot: Snapshot, mountpoint: string, options: MountOptions = {}): Promise<Mount> {
   const modes = viewModes(options, 0o555);
+  const abs = path.resolve(mountpoint);
+  await checkMountpoint(abs);
   const reader = await snapshot.open();
   try {
     const held = async (): Promise<() => void> => () => undefined; // open for the whole mount anyway
     const root = snapshotRoot(snapshot, { reader: async () => reader, hold: held }, new InodeTable(), 'snap', 1, modes);
     const handlers = new Handlers(root, options, Number.POSITIVE_INFINITY);
-    const fuse = await startFuse(mountpoint, handlers, options, 3600);
-    return makeMount(mountpoint, fuse, () => reader.close());
+    const fuse = await startFuse(abs, handlers, options, 3600);
+    return makeMount(abs, fuse, () => reader.close(), (hook) => snapshot.onClose(hook));
   } catch (e) {
     await reader.close();
     throw e;
@@ -533,7 +594,8 @@ class ReaderPool {
  * ones disappear. A snapshot being read is open, and so locked against prune, until nobody has read
  * it for `idleCloseMs` and no file of it is open. The directories the mount makes up belong to the
  * mounting user, mode `dirMode` (0o500: other users see nothing, even with `allowOther`, unless
- * opened up).
+ * opened up). The mountpoint must be an existing directory; `ds.close()` unmounts the mount first
+ * (see {@link Mount}).
  *
  * @example
  * ```ts
@@ -542,8 +604,9 @@ class ReaderPool {
  * // ls /mnt/cairn/vm/100/latest/
  * await m.unmount();
  * ```
- * @throws `ERR_NOT_FOUND` (the namespace), `ERR_IO` (mount failed), `ERR_INVALID_ARGUMENT` (an
- *   `imageMode` or `dirMode` with bits other than read/search, a negative `idleCloseMs`)
+ * @throws `ERR_NOT_FOUND` (the namespace, or the mountpoint: `details.path`), `ERR_IO` (mount
+ *   failed), `ERR_INVALID_ARGUMENT` (the mountpoint is not a directory; an `imageMode` or `dirMode`
+ *   with bits other than read/search, a negative `idleCloseMs`)
  */
 export async function mountDatastore(ds: Datastore, mountpoint: string, options: MountDatastoreOptions = {}): Promise<Mount> {
   const modes = viewModes(options, 0o500);
@@ -551,12 +614,14 @@ export async function mountDatastore(ds: Datastore, mountpoint: string, options:
   if (!Number.isFinite(idleMs) || idleMs < 0) throw new CairnError('ERR_INVALID_ARGUMENT', `idleCloseMs must be a number of ms ≥ 0, not ${idleMs}`, { idleCloseMs: idleMs });
   const ns = ds.namespace(options.namespace ?? '');
   await ns.assertExists();
+  const abs = path.resolve(mountpoint);
+  await checkMountpoint(abs);
   const pool = new ReaderPool(options.maxOpenSnapshots ?? 16, idleMs);
   try {
     const root = datastoreRoot(ds, ns, new InodeTable(), { open: (s) => pool.source(s), modes });
     const handlers = new Handlers(root, options, 1000);
-    const fuse = await startFuse(mountpoint, handlers, options, 1);
-    return makeMount(mountpoint, fuse, () => pool.close());
+    const fuse = await startFuse(abs, handlers, options, 1);
+    return makeMount(abs, fuse, () => pool.close(), (hook) => ds.onClose(hook));
   } catch (e) {
     await pool.close();
     throw e;

@@ -58,6 +58,7 @@ t.test('live restore from a mounted VM snapshot', { skip }, async (t) => {
   const w = await ds.group('vm/200').backup();
   await w.addImage('drive-scsi0', img);
   const snap = await w.commit();
+  await fsp.mkdir(J(dir, 'mnt'));
   const m = await mountSnapshot(snap, J(dir, 'mnt'));
   t.teardown(() => m.unmount());
   const image = J(m.mountpoint, 'drive-scsi0.img');

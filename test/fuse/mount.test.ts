@@ -65,6 +65,7 @@ interface Env {
 
 async function setup(t: Test): Promise<Env> {
   const dir = tempDir(t, 'cairn-fuse-');
+  for (const m of ['mnt', 'dmnt', 'cli-mnt']) await fsp.mkdir(J(dir, m)); // mountpoints must exist
   const ds = await Datastore.create(J(dir, 'store'), { imageChunkSize: CS, syncLevel: 'none', threads: 1 });
   t.teardown(() => ds.close());
   const src = J(dir, 'src');

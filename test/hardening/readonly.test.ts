@@ -276,6 +276,7 @@ process.exit(0);`;
 
   // A FUSE mount of the read-only datastore, read by another process, then unmounted.
   const mnt = path.join(f.dir, 'mnt');
+  mkdirSync(mnt);
   const m = await run(['--store', ro, '--json', 'mount', 'vm/100', mnt, '--daemon']);
   t.equal(m.code, 0, `mount: ${m.err}`);
   t.teardown(() => run(['umount', mnt]));

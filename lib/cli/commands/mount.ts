@@ -3,7 +3,7 @@
  * The FUSE adapter is imported dynamically, so that other commands never load fuse-native.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import type { Command } from 'commander';
 import { CairnError, Datastore } from '../../index.js';
@@ -78,6 +78,21 @@ async function daemonize(): Promise<void> {
   child.unref();
 }
 
+/**
+ * The mountpoint must be an existing directory (as for mount(8)); checked before detaching, so that
+ * the error reaches the caller. A stale mount (ENOTCONN) passes: mounting clears it.
+ */
+async function checkMountpoint(mountpoint: string): Promise<void> {
+  const abs = resolvePath(mountpoint);
+  const st = await stat(abs).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOTCONN') return undefined;
+    if (e.code === 'ENOENT') throw new CairnError('ERR_NOT_FOUND', `mountpoint ${abs} does not exist (create the directory first)`, { path: abs });
+    if (e.code === 'ENOTDIR') return { isDirectory: () => false };
+    throw new CairnError('ERR_IO', `cannot use ${abs} as a mountpoint: ${e.message}`, { path: abs, ...(e.code === undefined ? {} : { syscallCode: e.code }) });
+  });
+  if (st !== undefined && !st.isDirectory()) throw new CairnError('ERR_INVALID_ARGUMENT', `mountpoint ${abs} is not a directory`, { path: abs });
+}
+
 /** Parses an octal mode given on the command line (`0444`, `444`, `0o444`). */
 function octalMode(option: string, text: string): number {
   const m = /^(?:0o?)?([0-7]{1,4})$/i.exec(text.trim());
@@ -93,6 +108,9 @@ function seconds(option: string, text: string): number {
 }
 
 const MOUNT_HELP = `
+The mountpoint must be an existing directory; it is not created (exit 3 when
+it does not exist, 2 when it is not a directory).
+
 Who may read what: the mount always applies the modes and owners it shows (FUSE
 default_permissions), also with --allow-other. The entries of a tree archive
 keep their own modes and owners. Image and blob archives belong to the user who
@@ -118,8 +136,8 @@ export function registerMount(program: Command, cli: CliContext): void {
   program
     .command('mount')
     .description('mount a snapshot, or the whole datastore, read-only (FUSE); stays in the foreground until unmounted or interrupted')
-    .argument('<target>', 'a snapshot (type/id/time, or type/id for the newest), or the mountpoint alone to mount the whole datastore (below --ns)')
-    .argument('[mountpoint]', 'where to mount a snapshot')
+    .argument('<target>', 'a snapshot (type/id/time, or type/id for the newest), or the mountpoint (an existing directory) alone to mount the whole datastore (below --ns)')
+    .argument('[mountpoint]', 'where to mount a snapshot (an existing directory)')
     .option('--daemon', 'detach once mounted')
     .option('--allow-other', 'let other users reach the mount (they see what the modes shown allow, see below)')
     .option('--image-mode <octal>', 'mode of image and blob archives, owned by the mounting user (read bits only)', '0400')
@@ -136,6 +154,7 @@ export function registerMount(program: Command, cli: CliContext): void {
       const imageMode = octalMode('--image-mode', o.imageMode);
       const dirMode = o.dirMode === undefined ? undefined : octalMode('--dir-mode', o.dirMode);
       const idleCloseMs = seconds('--idle-close', o.idleClose);
+      await checkMountpoint(mountpoint ?? target);
       if (o.daemon === true && process.env['CAIRN_MOUNT_CHILD'] !== '1') {
         await daemonize();
         return;

@@ -236,7 +236,9 @@ export function registerBackup(program: Command, cli: CliContext): void {
           }
           for (const [name, s] of Object.entries(stats) as [string, { bytes: number; seconds: number; chunks: number; chunksWritten: number; chunksKnown: number; chunksReused: number; bytesStored: number }][]) {
             const rate = s.seconds > 0 ? `${humanBytes(s.bytes / s.seconds)}/s` : '';
-            lines.push(`  ${name}: ${humanBytes(s.bytes)} in ${s.seconds.toFixed(2)} s ${rate}; ${s.chunks} chunks, ${s.chunksWritten} new (${humanBytes(s.bytesStored)} stored), ${s.chunksKnown + s.chunksReused} from the previous snapshot`);
+            // The parts add up to the chunks (ArchiveStats); zero chunks are counted within them.
+            const { chunksDuplicate, chunksZero } = s as unknown as { chunksDuplicate: number; chunksZero: number };
+            lines.push(`  ${name}: ${humanBytes(s.bytes)} in ${s.seconds.toFixed(2)} s ${rate}; ${s.chunks} chunks, ${s.chunksWritten} new (${humanBytes(s.bytesStored)} stored), ${chunksDuplicate} already stored, ${s.chunksKnown + s.chunksReused} from the previous snapshot${chunksZero > 0 ? ` (${chunksZero} of them all-zero)` : ''}`);
           }
           print(g, { snapshot: snap.toJSON(), stats: { ...stats, ...trees } }, lines.join('\n'));
           if (Object.values(trees).some(incomplete)) process.exitCode = EXIT_INCOMPLETE;

@@ -34,10 +34,10 @@ if (requireBuilt(t)) {
     // The second backup with CAIRN_STORE instead of --store, and JSON output.
     const b2 = await cairn(['--json', 'backup', 'vm/100', `disk.img:${imgFile}`, '--time', T2], { CAIRN_STORE: store });
     t.equal(b2.code, 0, `second backup: ${b2.err}`);
-    const j2 = JSON.parse(b2.out) as { snapshot: { time: string; type: string; id: string; files: { name: string }[] }; stats: Record<string, { chunks: number; chunksWritten: number; chunksKnown: number }> };
-    t.equal(j2.snapshot.time, T2);
-    t.equal(j2.snapshot.type, 'vm');
-    t.equal(j2.snapshot.id, '100');
+    const j2 = JSON.parse(b2.out) as { namespace: string; group: string; time: string; snapshot: string; type: string; id: string; files: { name: string }[]; stats: Record<string, { chunks: number; chunksWritten: number; chunksKnown: number }> };
+    t.same([j2.namespace, j2.group, j2.time, j2.snapshot], ['', 'vm/100', T2, `vm/100/${T2}`], 'the snapshot identity leads, as in every --json output');
+    t.equal(j2.type, 'vm');
+    t.equal(j2.id, '100');
     t.equal(j2.stats['disk.img']?.chunks, 17);
     t.equal(j2.stats['disk.img']?.chunksWritten, 0, 'nothing new stored');
     t.equal(j2.stats['disk.img']?.chunksKnown, 17, 'all chunks known from the first snapshot');

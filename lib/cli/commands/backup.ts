@@ -240,7 +240,7 @@ export function registerBackup(program: Command, cli: CliContext): void {
             const { chunksDuplicate, chunksZero } = s as unknown as { chunksDuplicate: number; chunksZero: number };
             lines.push(`  ${name}: ${humanBytes(s.bytes)} in ${s.seconds.toFixed(2)} s ${rate}; ${s.chunks} chunks, ${s.chunksWritten} new (${humanBytes(s.bytesStored)} stored), ${chunksDuplicate} already stored, ${s.chunksKnown + s.chunksReused} from the previous snapshot${chunksZero > 0 ? ` (${chunksZero} of them all-zero)` : ''}`);
           }
-          print(g, { snapshot: snap.toJSON(), stats: { ...stats, ...trees } }, lines.join('\n'));
+          print(g, { ...snap.toJSON(), stats: { ...stats, ...trees } }, lines.join('\n'));
           if (Object.values(trees).some(incomplete)) process.exitCode = EXIT_INCOMPLETE;
         } catch (e) {
           progress.end();

@@ -65,7 +65,11 @@ const PROBE_ROUNDS = 3;
  */
 const NETWORK_TYPES = new Set(['nfs', 'nfs4', 'cifs', 'smb3', 'smbfs', 'smb2', 'ncpfs', 'ncp', '9p', 'virtiofs', 'afs', 'coda', 'ceph', 'glusterfs', 'lustre', 'gpfs', 'beegfs', 'orangefs', 'pvfs2', 'ocfs2', 'gfs2', 'vboxsf', 'vmhgfs', 'davfs', 'fuse', 'fuseblk']);
 
-/** True when timestamps on a filesystem of this type may come from another clock (see {@link NETWORK_TYPES}). */
+/**
+ * True when timestamps on a filesystem of this type (as `/proc/self/mountinfo` names it) may come
+ * from another machine's or process's clock: NFS, SMB/CIFS, 9p, virtiofs, every FUSE type, and
+ * cluster and distributed filesystems (Ceph, GlusterFS, Lustre, GPFS, BeeGFS, OCFS2, GFS2, …).
+ */
 export function isNetworkFilesystem(fsType: string): boolean {
   return NETWORK_TYPES.has(fsType) || fsType.startsWith('fuse.') || fsType.startsWith('nfs');
 }

@@ -10,7 +10,10 @@
  * Programmer errors (a wrong type passed to an internal function) stay plain `TypeError`s.
  */
 
-/** The closed set of error codes. Codes are a contract: never rename one, only add. */
+/**
+ * The closed set of error codes. Codes are a contract: never rename one, only add.
+ * @category Errors
+ */
 export const ERROR_CODES = [
   'ERR_INVALID_ARGUMENT',
   'ERR_INVALID_NAME',
@@ -43,10 +46,16 @@ export const ERROR_CODES = [
   'ERR_READ_ONLY',
 ] as const;
 
-/** A stable error code. */
+/**
+ * A stable error code.
+ * @category Errors
+ */
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
-/** The ids an error may carry. All optional; only the ones that apply are set. */
+/**
+ * The ids an error may carry. All optional; only the ones that apply are set.
+ * @category Errors
+ */
 export interface ErrorDetails {
   /** Datastore root path. */
   readonly datastore?: string;
@@ -70,7 +79,10 @@ export interface ErrorDetails {
 
 const BRAND = Symbol.for('cairn.error');
 
-/** The JSON form of a {@link CairnError}, used across worker threads and by `--json` output. */
+/**
+ * The JSON form of a {@link CairnError}, used across worker threads and by `--json` output.
+ * @category Errors
+ */
 export interface CairnErrorJSON {
   /** Always `'CairnError'`. */
   readonly name: 'CairnError';
@@ -92,6 +104,7 @@ export interface CairnErrorJSON {
  * try { await Datastore.open('/nope') }
  * catch (e) { if (isCairnError(e, 'ERR_NOT_A_DATASTORE')) console.error(e.message) }
  * ```
+ * @category Errors
  */
 export class CairnError extends Error {
   /** The stable code. */
@@ -136,12 +149,18 @@ export class CairnError extends Error {
 
 Object.defineProperty(CairnError.prototype, BRAND, { value: true });
 
-/** True when `e` is a {@link CairnError}, optionally with the given code. */
+/**
+ * True when `e` is a {@link CairnError}, optionally with the given code.
+ * @category Errors
+ */
 export function isCairnError(e: unknown, code?: ErrorCode): e is CairnError {
   return e instanceof CairnError && (code === undefined || e.code === code);
 }
 
-/** Rebuilds a {@link CairnError} from its JSON form. Unknown input becomes `ERR_IO` with its text. */
+/**
+ * Rebuilds a {@link CairnError} from its JSON form. Unknown input becomes `ERR_IO` with its text.
+ * @category Errors
+ */
 export function errorFromJSON(json: unknown): CairnError {
   if (typeof json === 'object' && json !== null) {
     const j = json as Partial<CairnErrorJSON>;

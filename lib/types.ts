@@ -7,14 +7,26 @@
  */
 import { CairnError } from './errors.js';
 
-/** The backup types of the PBS model. */
+/**
+ * The backup types of the PBS model.
+ * @category Names and times
+ */
 export const BACKUP_TYPES = ['vm', 'ct', 'host'] as const;
-/** A backup type: `vm`, `ct` or `host`. */
+/**
+ * A backup type: `vm`, `ct` or `host`.
+ * @category Names and times
+ */
 export type BackupType = (typeof BACKUP_TYPES)[number];
 
-/** Deepest namespace below the root (PBS's limit). */
+/**
+ * Deepest namespace below the root (PBS's limit).
+ * @category Names and times
+ */
 export const MAX_NAMESPACE_DEPTH = 7;
-/** Longest full namespace name, in characters. */
+/**
+ * Longest full namespace name, in characters.
+ * @category Names and times
+ */
 export const MAX_NAMESPACE_LENGTH = 256;
 /** Longest single name (namespace component, backup id, archive name). */
 export const MAX_NAME_LENGTH = 128;
@@ -30,6 +42,7 @@ function safeId(s: string, what: string): boolean {
 /**
  * Validates a namespace path (`''` for the root, `a/b` for nested ones) and returns its components.
  * @throws `ERR_INVALID_NAME` for an unsafe component, more than 7 levels or more than 256 characters.
+ * @category Names and times
  */
 export function parseNamespace(ns: string): string[] {
   if (typeof ns !== 'string') throw new CairnError('ERR_INVALID_NAME', 'namespace must be a string');
@@ -54,7 +67,10 @@ export function isBackupType(type: string): type is BackupType {
   return (BACKUP_TYPES as readonly string[]).includes(type);
 }
 
-/** A backup group: type and id. */
+/**
+ * A backup group: type and id.
+ * @category Names and times
+ */
 export interface GroupId {
   /** `vm`, `ct` or `host`. */
   readonly type: BackupType;
@@ -65,6 +81,7 @@ export interface GroupId {
 /**
  * Parses `type/id` into a {@link GroupId}.
  * @throws `ERR_INVALID_NAME` when the type is unknown or the id is unsafe.
+ * @category Names and times
  */
 export function parseGroup(group: string): GroupId {
   if (typeof group !== 'string') throw new CairnError('ERR_INVALID_NAME', 'group must be a string');
@@ -88,6 +105,7 @@ export function formatGroup(g: GroupId): string {
 /**
  * Parses an RFC 3339 UTC time with second resolution (`2026-11-26T09:35:01Z`) into Unix seconds.
  * @throws `ERR_INVALID_ARGUMENT` for any other form or an impossible date.
+ * @category Names and times
  */
 export function parseSnapshotTime(time: string): number {
   const m = typeof time === 'string' ? TIME_RE.exec(time) : null;
@@ -102,7 +120,10 @@ export function parseSnapshotTime(time: string): number {
   return secs;
 }
 
-/** Formats Unix seconds as RFC 3339 UTC with second resolution. */
+/**
+ * Formats Unix seconds as RFC 3339 UTC with second resolution.
+ * @category Names and times
+ */
 export function formatSnapshotTime(secs: number): string {
   if (!Number.isInteger(secs) || secs < 0 || secs > 253402300799) {
     throw new CairnError('ERR_INVALID_ARGUMENT', `snapshot time ${secs} is out of range`);
@@ -110,7 +131,10 @@ export function formatSnapshotTime(secs: number): string {
   return new Date(secs * 1000).toISOString().replace('.000Z', 'Z');
 }
 
-/** The kinds of archive a snapshot holds. */
+/**
+ * The kinds of archive a snapshot holds.
+ * @category Names and times
+ */
 export type ArchiveKind = 'image' | 'blob' | 'tree';
 
 /** File-name suffix of each archive kind in a snapshot's archive name. */
@@ -137,5 +161,8 @@ export function archiveKind(name: string): ArchiveKind | undefined {
   return undefined;
 }
 
-/** Sync levels: how hard writes are pushed to stable storage. */
+/**
+ * Sync levels: how hard writes are pushed to stable storage.
+ * @category Names and times
+ */
 export type SyncLevel = 'none' | 'file' | 'filesystem';

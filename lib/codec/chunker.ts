@@ -18,7 +18,10 @@ export const MAX_CHUNK_SIZE = 16 * 1024 * 1024;
 /** The smallest allowed `min` of content-defined chunking: 64 bytes. */
 export const MIN_CDC_SIZE = 64;
 
-/** Sizes of content-defined chunking, in bytes. */
+/**
+ * Sizes of content-defined chunking, in bytes.
+ * @category Building blocks
+ */
 export interface CdcParams {
   /** No cut before a chunk has this many bytes. At least 64. */
   readonly min: number;
@@ -28,23 +31,33 @@ export interface CdcParams {
   readonly max: number;
 }
 
-/** The default content-defined sizes: `{ min: 256 KiB, avg: 1 MiB, max: 4 MiB }`. */
+/**
+ * The default content-defined sizes: `{ min: 256 KiB, avg: 1 MiB, max: 4 MiB }`.
+ * @category Building blocks
+ */
 export const DEFAULT_CDC_PARAMS: Readonly<CdcParams> = Object.freeze({
   min: 256 * 1024,
   avg: 1024 * 1024,
   max: 4 * 1024 * 1024,
 });
 
-/** What kind of cut points a {@link Chunker} makes. */
+/**
+ * What kind of cut points a {@link Chunker} makes.
+ * @category Building blocks
+ */
 export type ChunkerKind = 'cdc' | 'fixed';
 
 /**
  * Which implementation finds the cut points: the native addon, the TypeScript reference (both
  * give identical results), or `'fixed'` for fixed-size chunkers.
+ * @category Building blocks
  */
 export type ChunkerScanner = 'native' | 'js' | 'fixed';
 
-/** Options of {@link Chunker.contentDefined}. */
+/**
+ * Options of {@link Chunker.contentDefined}.
+ * @category Building blocks
+ */
 export interface ContentDefinedOptions {
   /**
    * `'auto'` (default) uses the native addon when it is built and the TypeScript scan otherwise;
@@ -53,7 +66,10 @@ export interface ContentDefinedOptions {
   readonly scanner?: 'auto' | 'native' | 'js';
 }
 
-/** Options of {@link Chunker.split}. */
+/**
+ * Options of {@link Chunker.split}.
+ * @category Building blocks
+ */
 export interface SplitOptions {
   /** Aborts the split with `ERR_ABORTED`; checked between input pieces and between chunks. */
   readonly signal?: AbortSignal;
@@ -85,6 +101,7 @@ function isPowerOfTwo(n: number): boolean {
  * @returns the complete, frozen sizes
  * @throws `ERR_INVALID_ARGUMENT` unless all are integers, `avg` is a power of two, and
  *   `64 <= min <= avg <= max <= 16 MiB`
+ * @category Building blocks
  */
 export function resolveCdcParams(params: Partial<CdcParams> = {}): Readonly<CdcParams> {
   if (typeof params !== 'object' || params === null) throw new CairnError('ERR_INVALID_ARGUMENT', 'CDC params must be an object');
@@ -133,6 +150,7 @@ const EMPTY = new Uint8Array(0);
  *
  * Chunker.fixed(4 * 1024 * 1024).splitSync(new Uint8Array(10 << 20)); // [4194304, 4194304, 2097152]
  * ```
+ * @category Building blocks
  */
 export class Chunker {
   /** `'cdc'` for content-defined chunking, `'fixed'` for fixed-size chunks. */

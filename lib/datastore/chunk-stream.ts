@@ -16,7 +16,10 @@ import { toHex } from '../util/bytes.js';
 import { blake3, initHash } from '../codec/hash.js';
 import type { StoreContext } from './context.js';
 
-/** Counters of one stream. */
+/**
+ * Counters of one stream.
+ * @category Backup
+ */
 export interface ChunkStreamStats {
   /** Chunks in the index. */
   chunks: number;

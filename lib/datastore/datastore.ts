@@ -40,10 +40,14 @@ import { moveGroup, moveNamespace, type MoveGroupOptions, type MoveGroupReport, 
  * speed, stores less on every incremental, and keeps the chunk count (files to verify and collect)
  * at one per MiB. Datastores whose images see small scattered writes and long retention should pick
  * 256 KiB or 64 KiB (`imageChunkSize`, or `chunkSize` per backup).
+ * @category Datastore
  */
 export const DEFAULT_IMAGE_CHUNK_SIZE = 1024 * 1024;
 
-/** Options of {@link Datastore.open}. */
+/**
+ * Options of {@link Datastore.open}.
+ * @category Datastore
+ */
 export interface DatastoreOpenOptions {
   /**
    * Worker threads for hashing and compression (0: inline on the main thread).
@@ -71,7 +75,10 @@ export interface DatastoreOpenOptions {
   readonly readOnly?: boolean;
 }
 
-/** Options of {@link Datastore.create}: the recorded defaults plus the open options. */
+/**
+ * Options of {@link Datastore.create}: the recorded defaults plus the open options.
+ * @category Datastore
+ */
 export interface DatastoreCreateOptions extends DatastoreOpenOptions {
   /**
    * Default fixed chunk size of image archives (power of two, 64 KiB to 16 MiB).
@@ -89,7 +96,10 @@ export interface DatastoreCreateOptions extends DatastoreOpenOptions {
   readonly syncLevel?: SyncLevel;
 }
 
-/** Options of {@link Datastore.listNamespaces}. */
+/**
+ * Options of {@link Datastore.listNamespaces}.
+ * @category Datastore
+ */
 export interface ListNamespacesOptions {
   /** Start here. @defaultValue the root */
   readonly parent?: string;
@@ -110,6 +120,7 @@ export interface ListNamespacesOptions {
  * await using r = await snap.open();
  * await r.restore('drive-scsi0.img', './restored.raw');
  * ```
+ * @category Datastore
  */
 export class Datastore {
   /** Absolute path of the root directory. */

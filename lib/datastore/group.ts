@@ -16,7 +16,10 @@ import { TEXT_FILE_MAX_BYTES } from '../format/limits.js';
 
 const TIME_DIR = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
 
-/** One snapshot directory of a group, from {@link BackupGroup.entries}. */
+/**
+ * One snapshot directory of a group, from {@link BackupGroup.entries}.
+ * @category Datastore
+ */
 export interface GroupEntry {
   /** RFC 3339 UTC time (the directory name). */
   time: string;
@@ -24,7 +27,10 @@ export interface GroupEntry {
   snapshot: Snapshot | undefined;
 }
 
-/** A finished snapshot whose manifest cannot be read because it is damaged. */
+/**
+ * A finished snapshot whose manifest cannot be read because it is damaged.
+ * @category Datastore
+ */
 export interface DamagedSnapshot {
   /** Namespace path. */
   readonly namespace: string;
@@ -36,7 +42,10 @@ export interface DamagedSnapshot {
   readonly error: CairnError;
 }
 
-/** What {@link BackupGroup.scan} found: the readable snapshots and the damaged ones. */
+/**
+ * What {@link BackupGroup.scan} found: the readable snapshots and the damaged ones.
+ * @category Datastore
+ */
 export interface GroupScan {
   /** The finished snapshots whose manifests read, oldest first. */
   readonly snapshots: Snapshot[];
@@ -44,7 +53,10 @@ export interface GroupScan {
   readonly damaged: DamagedSnapshot[];
 }
 
-/** What {@link BackupGroup.remove} did. Plain JSON. */
+/**
+ * What {@link BackupGroup.remove} did. Plain JSON.
+ * @category Datastore
+ */
 export interface RemoveGroupReport {
   /** The group directory is gone. */
   readonly removed: boolean;
@@ -67,6 +79,7 @@ export interface RemoveGroupReport {
  * const group = ds.group('vm/100', { namespace: 'site-a' });
  * for (const snap of await group.snapshots()) console.log(snap.time, snap.files.length);
  * ```
+ * @category Datastore
  */
 export class BackupGroup {
   /** @internal */

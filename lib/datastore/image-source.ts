@@ -14,6 +14,7 @@ import { MAX_RAW_SIZE } from '../format/chunk-envelope.js';
  *   only the changed chunks);
  * - `{ stream, size? }` or any `AsyncIterable<Uint8Array>` / Node `Readable`, of known or unknown
  *   length (read in order).
+ * @category Backup
  */
 export type ImageSource = string | ImagePathSource | ImageStreamSource | AsyncIterable<Uint8Array>;
 
@@ -22,6 +23,7 @@ export type ImageSource = string | ImagePathSource | ImageStreamSource | AsyncIt
  * its descriptor stat-ed: a regular file is read up to its size at open (a file whose size changes
  * while it is read fails with `ERR_IO`); a block device up to its size; a FIFO or pipe
  * (`/dev/stdin`) is streamed, of unknown length; a character device needs `size`.
+ * @category Backup
  */
 export interface ImagePathSource {
   /** Path of a regular file, a block device, a FIFO or pipe, or a character device. */
@@ -33,7 +35,10 @@ export interface ImagePathSource {
   readonly size?: number;
 }
 
-/** A stream of bytes (a Node Readable is an AsyncIterable). */
+/**
+ * A stream of bytes (a Node Readable is an AsyncIterable).
+ * @category Backup
+ */
 export interface ImageStreamSource {
   /** The bytes, in order. */
   readonly stream: AsyncIterable<Uint8Array>;
@@ -50,16 +55,23 @@ export interface ImageStreamSource {
  * - `{ ranges }`: byte ranges `[offset, length]`;
  * - `{ bitmap, granularity }`: bit `i` (LSB first within each byte) marks bytes
  *   `[i × granularity, (i+1) × granularity)`; granularity is a power of two.
+ * @category Backup
  */
 export type ChangedMap = ChangedRanges | ChangedBitmap;
 
-/** Changed byte ranges. */
+/**
+ * Changed byte ranges.
+ * @category Backup
+ */
 export interface ChangedRanges {
   /** `[offset, length]` pairs, in any order; overlaps are fine. */
   readonly ranges: readonly (readonly [offset: number, length: number])[];
 }
 
-/** A dirty bitmap. */
+/**
+ * A dirty bitmap.
+ * @category Backup
+ */
 export interface ChangedBitmap {
   /** Bit `i` (least significant bit first within each byte) marks block `i`. */
   readonly bitmap: Uint8Array;
@@ -357,7 +369,10 @@ async function* abortable<T>(it: AsyncIterable<T>, signal: AbortSignal | undefin
   }
 }
 
-/** Options of {@link readBlobSource}. */
+/**
+ * Options of {@link readBlobSource}.
+ * @category Backup
+ */
 export interface ReadBlobSourceOptions {
   /** The largest size accepted. @defaultValue 64 MiB: the format's limit for one envelope, a blob archive's `MAX_BLOB_SIZE` */
   readonly maxSize?: number;
@@ -376,6 +391,7 @@ export interface ReadBlobSourceOptions {
  * @throws `ERR_INVALID_ARGUMENT` when the source is larger than the limit or is a device or
  *   directory; `ERR_NOT_FOUND`; `ERR_IO` when it cannot be read or changed size while read;
  *   `ERR_ABORTED`
+ * @category Backup
  */
 export async function readBlobSource(file: string, options: ReadBlobSourceOptions = {}): Promise<Uint8Array> {
   const max = options.maxSize ?? MAX_RAW_SIZE;

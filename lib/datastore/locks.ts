@@ -60,7 +60,10 @@ export interface LockOptions {
 /** The longest holder record read from a lock file, in bytes. */
 export const LOCK_RECORD_MAX_BYTES = 512;
 
-/** Who holds a lock exclusively, as recorded in the lock file. */
+/**
+ * Who holds a lock exclusively, as recorded in the lock file.
+ * @category Datastore
+ */
 export interface LockHolder {
   /** Process id. */
   readonly pid: number;
@@ -80,6 +83,8 @@ function defaultHolderName(): string {
 /**
  * Sets the operation this process records when it holds a lock exclusively (shown to a process
  * that finds the lock taken, e.g. `cairn backup`). Default: the name of the script node runs.
+ * For the command line; a library user has no need of it.
+ * @internal
  */
 export function setLockHolderName(name: string): void {
   holderName = sanitizeText(name) || defaultHolderName();
@@ -144,6 +149,7 @@ async function readHolder(fh: fsp.FileHandle): Promise<LockHolder | undefined> {
 /**
  * Who holds the lock on `file` exclusively, as its holder record says (undefined when there is no
  * record of a live process). Never creates the file.
+ * @category Datastore
  */
 export async function lockHolder(file: string): Promise<LockHolder | undefined> {
   let fh: fsp.FileHandle;

@@ -23,7 +23,10 @@ import { Namespace } from './namespace.js';
 import { removeTree } from './snapshot-writer.js';
 import type { FileLock } from './locks.js';
 
-/** Progress of a move: snapshots moved so far of the group being moved. */
+/**
+ * Progress of a move: snapshots moved so far of the group being moved.
+ * @category Datastore
+ */
 export interface MoveProgress {
   /** `type/id`. */
   readonly group: string;
@@ -37,7 +40,10 @@ export interface MoveProgress {
   readonly total: number;
 }
 
-/** Options of {@link Datastore.moveGroup}. */
+/**
+ * Options of {@link Datastore.moveGroup}.
+ * @category Datastore
+ */
 export interface MoveGroupOptions {
   /** Stops between snapshots with `ERR_ABORTED` (what moved stays moved; run again to finish). */
   readonly signal?: AbortSignal;
@@ -53,7 +59,10 @@ export interface MoveGroupOptions {
   };
 }
 
-/** A snapshot a move left in place. */
+/**
+ * A snapshot a move left in place.
+ * @category Datastore
+ */
 export interface MoveSkipped {
   /** Its time. */
   readonly time: string;
@@ -61,7 +70,10 @@ export interface MoveSkipped {
   readonly reason: string;
 }
 
-/** A group a namespace move left in place. */
+/**
+ * A group a namespace move left in place.
+ * @category Datastore
+ */
 export interface MoveFailedGroup {
   /** The namespace it stays in. */
   readonly namespace: string;
@@ -73,7 +85,10 @@ export interface MoveFailedGroup {
   readonly reason: string;
 }
 
-/** What a group move did. Plain JSON. */
+/**
+ * What a group move did. Plain JSON.
+ * @category Datastore
+ */
 export interface MoveGroupReport {
   /** `type/id`. */
   readonly group: string;
@@ -95,7 +110,10 @@ export interface MoveGroupReport {
   readonly notesConflict: boolean;
 }
 
-/** Options of {@link Datastore.moveNamespace}. */
+/**
+ * Options of {@link Datastore.moveNamespace}.
+ * @category Datastore
+ */
 export interface MoveNamespaceOptions extends MoveGroupOptions {
   /**
    * Merge a group into an existing group of the same name in the target (same rules as
@@ -115,7 +133,10 @@ export interface MoveNamespaceOptions extends MoveGroupOptions {
   readonly maxDepth?: number;
 }
 
-/** What a namespace move did. Plain JSON. */
+/**
+ * What a namespace move did. Plain JSON.
+ * @category Datastore
+ */
 export interface MoveNamespaceReport {
   /** Source namespace. */
   readonly from: string;

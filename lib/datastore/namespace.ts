@@ -11,7 +11,10 @@ import { unsafeEntry } from '../backend/local.js';
 
 const SAFE = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
 
-/** What {@link Datastore.removeNamespace} did. */
+/**
+ * What {@link Datastore.removeNamespace} did.
+ * @category Datastore
+ */
 export interface RemoveNamespaceReport {
   /** The namespace (and all below it) is gone. */
   readonly removed: boolean;
@@ -32,6 +35,7 @@ export interface RemoveNamespaceReport {
  * const ns = ds.namespace('site-a');
  * const w = await ns.group('vm/100').backup();
  * ```
+ * @category Datastore
  */
 export class Namespace {
   /** Namespace components (empty for the root). */

@@ -62,7 +62,10 @@ export function findArchive(files: readonly ManifestFile[], name: string, snapsh
   throw new CairnError('ERR_NOT_FOUND', `snapshot ${snapshot} has no archive '${name}' (it has: ${files.map((x) => x.name).join(', ')})`, d);
 }
 
-/** The two dynamic indexes of a tree archive. */
+/**
+ * The two dynamic indexes of a tree archive.
+ * @category Restore
+ */
 export interface TreeIndexes {
   /** The metadata stream's index. */
   readonly meta: DynamicIndex;
@@ -70,7 +73,10 @@ export interface TreeIndexes {
   readonly payload: DynamicIndex;
 }
 
-/** Options of {@link Snapshot.open}. */
+/**
+ * Options of {@link Snapshot.open}.
+ * @category Restore
+ */
 export interface SnapshotReaderOptions {
   /**
    * Chunks fetched ahead of a sequential reader (and in parallel during restore).
@@ -79,7 +85,10 @@ export interface SnapshotReaderOptions {
   readonly readAhead?: number;
 }
 
-/** Progress of a restore. */
+/**
+ * Progress of a restore.
+ * @category Restore
+ */
 export interface RestoreProgress {
   /** Archive being restored. */
   readonly archive: string;
@@ -89,7 +98,10 @@ export interface RestoreProgress {
   readonly bytesTotal: number;
 }
 
-/** Options of {@link SnapshotReader.restore}. */
+/**
+ * Options of {@link SnapshotReader.restore}.
+ * @category Restore
+ */
 export interface RestoreOptions {
   /**
    * Replace an existing regular file (atomically: by a rename, once the new file is complete).
@@ -109,7 +121,10 @@ export interface RestoreOptions {
   readonly sync?: boolean;
 }
 
-/** What a restore did. */
+/**
+ * What a restore did.
+ * @category Restore
+ */
 export interface RestoreStats {
   /** Bytes of the archive. */
   readonly bytes: number;
@@ -129,6 +144,7 @@ export interface RestoreStats {
  * await using r = await (await ds.snapshot('vm/100')).open();
  * const first = await r.readAt('drive-scsi0.img', 0, 512);   // the boot sector
  * ```
+ * @category Restore
  */
 export class SnapshotReader {
   private readonly indexes = new Map<string, Promise<FixedIndex>>();

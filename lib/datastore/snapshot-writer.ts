@@ -36,14 +36,26 @@ import type { SnapshotReader } from './snapshot-reader.js';
 import { loadSnapshot, snapshotDetails, type Snapshot, type SnapshotRef } from './snapshot.js';
 import { changedChunks, fixedChunks, openImageSource, type ChangedMap, type ImageSource, type OpenedSource } from './image-source.js';
 
-/** Smallest and largest image chunk sizes (powers of two). */
+/**
+ * Smallest and largest image chunk sizes (powers of two).
+ * @category Backup
+ */
 export const MIN_IMAGE_CHUNK = 64 * 1024;
-/** Largest image chunk size. */
+/**
+ * Largest image chunk size.
+ * @category Backup
+ */
 export const MAX_IMAGE_CHUNK = 16 * 1024 * 1024;
-/** Largest blob archive. */
+/**
+ * Largest blob archive.
+ * @category Backup
+ */
 export const MAX_BLOB_SIZE = 64 * 1024 * 1024;
 
-/** Progress of a backup. */
+/**
+ * Progress of a backup.
+ * @category Backup
+ */
 export interface BackupProgress {
   /** Archive being written. */
   readonly archive: string;
@@ -53,7 +65,10 @@ export interface BackupProgress {
   readonly bytesTotal: number | undefined;
 }
 
-/** Options of {@link SnapshotWriter.addImage}. */
+/**
+ * Options of {@link SnapshotWriter.addImage}.
+ * @category Backup
+ */
 export interface AddImageOptions {
   /**
    * Fixed chunk size, a power of two from 64 KiB to 16 MiB.
@@ -81,6 +96,7 @@ export interface AddImageOptions {
  * counted in one of `chunksWritten` (the first zero chunk a datastore sees), `chunksDuplicate` or
  * `chunksKnown` (zero chunks taken unchanged from the previous index by a changed-block map are
  * `chunksReused` and not counted as zero).
+ * @category Backup
  */
 export interface ArchiveStats {
   /** Archive bytes. */
@@ -107,7 +123,10 @@ export interface ArchiveStats {
   seconds: number;
 }
 
-/** Counters of a tree archive's backup. */
+/**
+ * Counters of a tree archive's backup.
+ * @category Backup
+ */
 export interface TreeArchiveStats extends TreeStats {
   /** Metadata stream bytes. */
   metaBytes: number;
@@ -121,13 +140,22 @@ export interface TreeArchiveStats extends TreeStats {
   seconds: number;
 }
 
-/** Largest share of reused-chunk padding in a base tree archive before reuse is dropped for a backup. */
+/**
+ * Largest share of reused-chunk padding in a base tree archive before reuse is dropped for a backup.
+ * @category Backup
+ */
 export const MAX_PADDING = 0.1;
 
-/** Chunker sizes of tree metadata streams: small chunks, so a lookup reads little. */
+/**
+ * Chunker sizes of tree metadata streams: small chunks, so a lookup reads little.
+ * @category Backup
+ */
 export const TREE_META_CDC: Readonly<CdcParams> = Object.freeze({ min: 16 * 1024, avg: 64 * 1024, max: 256 * 1024 });
 
-/** Options of {@link BackupGroup.backup}. */
+/**
+ * Options of {@link BackupGroup.backup}.
+ * @category Backup
+ */
 export interface BackupOptions {
   /** Snapshot time, RFC 3339 UTC (`2026-11-26T09:35:01Z`) or Unix seconds. @defaultValue now */
   readonly time?: string | number;
@@ -157,6 +185,7 @@ type WriterState = 'open' | 'committing' | 'committed' | 'aborted';
  * await w.addBlob('qemu-server.conf', configText);
  * const snap = await w.commit();
  * ```
+ * @category Backup
  */
 export class SnapshotWriter {
   private state: WriterState = 'open';

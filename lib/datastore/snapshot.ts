@@ -10,7 +10,10 @@ import { MANIFEST_FILE, PROTECTED_FILE, manifestLockKey, snapshotKey, snapshotLo
 import { SnapshotReader, findArchive, type SnapshotReaderOptions } from './snapshot-reader.js';
 import { MANIFEST_MAX_BYTES } from '../format/limits.js';
 
-/** Where a snapshot is: namespace, group and time. */
+/**
+ * Where a snapshot is: namespace, group and time.
+ * @category Datastore
+ */
 export interface SnapshotRef {
   /** Namespace path (`''` for the root). */
   readonly namespace: string;
@@ -22,7 +25,10 @@ export interface SnapshotRef {
   readonly time: string;
 }
 
-/** The one identity of a snapshot in JSON output: the first four keys of every snapshot printed. */
+/**
+ * The one identity of a snapshot in JSON output: the first four keys of every snapshot printed.
+ * @category Datastore
+ */
 export interface SnapshotIdentity {
   /** Namespace path (`''` for the root). */
   readonly namespace: string;
@@ -37,6 +43,7 @@ export interface SnapshotIdentity {
 /**
  * The {@link SnapshotIdentity} of a snapshot given by namespace, group (`type/id` or a
  * {@link GroupId}) and time; or by namespace and a full `type/id/time` name.
+ * @category Datastore
  */
 export function snapshotIdentity(namespace: string, group: string | GroupId, time?: string): SnapshotIdentity {
   let g = typeof group === 'string' ? group : formatGroup(group);
@@ -64,6 +71,7 @@ export function snapshotDetails(ref: SnapshotRef): ErrorDetails {
  * await using reader = await snap.open();
  * await reader.restore('drive-scsi0.img', '/tmp/disk.raw');
  * ```
+ * @category Datastore
  */
 export class Snapshot {
   /** @internal */

@@ -27,7 +27,10 @@ import {
 } from '../format/tree.js';
 import type { ChunkReader } from '../store/chunk-reader.js';
 
-/** An entry with where it is. */
+/**
+ * An entry with where it is.
+ * @category Tree archives
+ */
 export interface TreeItem {
   /** Archive-relative path, raw bytes, `/`-separated (empty for the root). */
   readonly path: Buffer;
@@ -53,6 +56,7 @@ const MAX_READ = 1024 * 1024 * 1024;
  * for (const item of await tree.list('ssh')) console.log(item.path.toString(), item.entry.size);
  * const conf = await tree.readFile('ssh/sshd_config');
  * ```
+ * @category Tree archives
  */
 export class TreeReader {
   private trailer!: TreeTrailer;

@@ -56,7 +56,10 @@ import { currentUmask } from './file-restore.js';
 import { show, type TreeItem, type TreeReader } from './tree-reader.js';
 import type { TreeProblem, TreeProgress } from './tree-writer.js';
 
-/** Options of {@link SnapshotReader.restoreTree}. */
+/**
+ * Options of {@link SnapshotReader.restoreTree}.
+ * @category Restore
+ */
 export interface RestoreTreeOptions {
   /** Restore only paths matching one of these globs (and the directories leading to them). */
   readonly include?: readonly string[];
@@ -82,7 +85,10 @@ export interface RestoreTreeOptions {
   };
 }
 
-/** What a tree restore did. */
+/**
+ * What a tree restore did.
+ * @category Restore
+ */
 export interface RestoreTreeStats {
   /** Entries restored. */
   entries: number;

@@ -27,7 +27,10 @@ import { show, type TreeItem, type TreeReader } from './tree-reader.js';
 import { treeFilter } from './tree-restore.js';
 import type { TreeProblem, TreeProgress } from './tree-writer.js';
 
-/** Options of {@link SnapshotReader.createTarStream}. */
+/**
+ * Options of {@link SnapshotReader.createTarStream}.
+ * @category Tree archives
+ */
 export interface TreeTarOptions {
   /** Only paths matching one of these globs (the directories leading to them are not written; `tar -x` makes them). */
   readonly include?: readonly string[];
@@ -39,7 +42,10 @@ export interface TreeTarOptions {
   readonly onProgress?: (p: TreeProgress) => void;
 }
 
-/** What a tar stream of a tree held once it ended. */
+/**
+ * What a tar stream of a tree held once it ended.
+ * @category Tree archives
+ */
 export interface TreeTarStats {
   /** Entries written (the root included). */
   entries: number;
@@ -56,6 +62,7 @@ export interface TreeTarStats {
 /**
  * A tar stream of a tree archive: a Readable, and its counters once it has ended (`stats` resolves
  * when the last byte was produced, and rejects when the stream failed).
+ * @category Tree archives
  */
 export type TreeTarStream = Readable & {
   /** Resolves when the last byte was produced (rejects when the stream failed). */

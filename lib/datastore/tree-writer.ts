@@ -60,7 +60,10 @@ import type { ChunkStream } from './chunk-stream.js';
 type TreeSink = Pick<ChunkStream, 'offset' | 'write' | 'cut' | 'preferCut' | 'appendChunk'>;
 import type { TreeItem, TreeReader } from './tree-reader.js';
 
-/** Options of {@link SnapshotWriter.addTree}. */
+/**
+ * Options of {@link SnapshotWriter.addTree}.
+ * @category Tree archives
+ */
 export interface AddTreeOptions {
   /** gitignore-style patterns to leave out, relative to the tree's root (`*.log`, `cache/`, `/tmp`). */
   readonly exclude?: readonly string[];
@@ -86,7 +89,10 @@ export interface AddTreeOptions {
   };
 }
 
-/** Progress of a tree backup. */
+/**
+ * Progress of a tree backup.
+ * @category Tree archives
+ */
 export interface TreeProgress {
   /** Archive being written. */
   readonly archive: string;
@@ -103,7 +109,10 @@ export interface TreeProgress {
   readonly bytesTotal?: number;
 }
 
-/** A file or directory that could not be backed up as it was. */
+/**
+ * A file or directory that could not be backed up as it was.
+ * @category Tree archives
+ */
 export interface TreeProblem {
   /** Archive-relative path (invalid UTF-8 shown with replacement characters). */
   readonly path: string;
@@ -118,7 +127,10 @@ export interface TreeProblem {
   readonly message: string;
 }
 
-/** Counters of a tree backup. */
+/**
+ * Counters of a tree backup.
+ * @category Tree archives
+ */
 export interface TreeStats {
   /** Entries in the archive (the root included). */
   entries: number;
@@ -949,7 +961,10 @@ class CountingSink implements TreeSink {
   }
 }
 
-/** What a dry run of a tree backup found. */
+/**
+ * What a dry run of a tree backup found.
+ * @category Tree archives
+ */
 export interface TreeScanStats extends TreeStats {
   /** Bytes of the metadata stream the archive would have. */
   metaBytes: number;
@@ -969,6 +984,7 @@ export interface TreeScanStats extends TreeStats {
  * @param options - as for addTree
  * @param base - the previous archive, for metadata-mode reuse
  * @throws `ERR_NOT_FOUND` (no such directory), `ERR_INVALID_ARGUMENT` (not a directory)
+ * @category Tree archives
  */
 export async function scanTree(archive: string, dir: string, options: AddTreeOptions = {}, base?: TreeReader): Promise<TreeScanStats> {
   const t0 = performance.now();

@@ -31,7 +31,10 @@ export const FLAG_COMPRESSED = 0x01;
 /** Flag bit: the payload is encrypted. Reserved for a later version; rejected today. */
 export const FLAG_ENCRYPTED = 0x02;
 
-/** The error codes an envelope failure may be reported with. */
+/**
+ * The error codes an envelope failure may be reported with.
+ * @category Formats
+ */
 export type EnvelopeCorruptCode = 'ERR_CHUNK_CORRUPT' | 'ERR_BLOB_CORRUPT' | 'ERR_MANIFEST_CORRUPT';
 
 /** Options of {@link parseEnvelope}. */

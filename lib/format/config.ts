@@ -22,7 +22,10 @@ export const CONFIG_MAX_BYTES = 64 * 1024;
 
 import type { CdcParams } from '../codec/chunker.js';
 
-/** The datastore config. */
+/**
+ * The datastore config.
+ * @category Formats
+ */
 export interface DatastoreConfig {
   /** Always `'cairn-datastore'`. */
   format: 'cairn-datastore';

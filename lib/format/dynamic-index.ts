@@ -16,7 +16,10 @@ import type { ByteSpan } from './fixed-index.js';
 /** Size of one dynamic index entry: end offset (8) + digest (32). */
 export const DYNAMIC_ENTRY_SIZE = 8 + DIGEST_SIZE;
 
-/** A decoded dynamic index. */
+/**
+ * A decoded dynamic index.
+ * @category Formats
+ */
 export interface DynamicIndex {
   /** The index's uuid (16 bytes). */
   readonly uuid: Uint8Array;

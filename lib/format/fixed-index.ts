@@ -34,7 +34,10 @@ export interface FixedIndexHeaderInput extends IndexIdentity {
   readonly chunkSize: number;
 }
 
-/** A half-open byte range `[start, end)` of an archive. */
+/**
+ * A half-open byte range `[start, end)` of an archive.
+ * @category Formats
+ */
 export interface ByteSpan {
   /** First byte. */
   readonly start: number;
@@ -42,7 +45,10 @@ export interface ByteSpan {
   readonly end: number;
 }
 
-/** A decoded fixed index. */
+/**
+ * A decoded fixed index.
+ * @category Formats
+ */
 export interface FixedIndex {
   /** The index's uuid (16 bytes). */
   readonly uuid: Uint8Array;

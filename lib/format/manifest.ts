@@ -15,7 +15,10 @@ import { encodeEnvelopeHeader, parseEnvelope } from './chunk-envelope.js';
 import { isValidFixedChunkSize } from './fixed-index.js';
 import { CODEC, MANIFEST_FORMAT, MANIFEST_VERSION } from './magic.js';
 
-/** One archive of a snapshot, as listed in its manifest. */
+/**
+ * One archive of a snapshot, as listed in its manifest.
+ * @category Formats
+ */
 export interface ManifestFile {
   /** Archive file name, `[A-Za-z0-9_][A-Za-z0-9._-]*`, at most 128 characters; unique in the manifest. */
   name: string;
@@ -31,7 +34,10 @@ export interface ManifestFile {
   chunkSize?: number;
 }
 
-/** Result of the last verification of a snapshot. */
+/**
+ * Result of the last verification of a snapshot.
+ * @category Formats
+ */
 export interface ManifestVerifyState {
   /** Outcome. */
   state: 'ok' | 'failed';
@@ -41,7 +47,10 @@ export interface ManifestVerifyState {
   run: string;
 }
 
-/** The part of a manifest outside the signature. Unknown keys (any JSON) are kept. */
+/**
+ * The part of a manifest outside the signature. Unknown keys (any JSON) are kept.
+ * @category Formats
+ */
 export interface ManifestUnprotected {
   /** Last verification result. */
   verify?: ManifestVerifyState;
@@ -53,7 +62,10 @@ export interface ManifestUnprotected {
   [key: string]: unknown;
 }
 
-/** A snapshot manifest. */
+/**
+ * A snapshot manifest.
+ * @category Formats
+ */
 export interface Manifest {
   /** Always `'cairn-manifest'`. */
   format: 'cairn-manifest';

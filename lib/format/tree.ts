@@ -18,10 +18,16 @@ import { CairnError, type ErrorDetails } from '../errors.js';
 import { crc32 } from '../codec/hash.js';
 import { hasMagic, TREE_DIR_MAGIC, TREE_ROOT_MAGIC, TREE_STREAM_MAGIC, TREE_TRAILER_MAGIC, TREE_VERSION } from './magic.js';
 
-/** The kind of a tree entry. */
+/**
+ * The kind of a tree entry.
+ * @category Tree archives
+ */
 export type TreeEntryKind = 'file' | 'dir' | 'symlink' | 'hardlink' | 'chardev' | 'blockdev' | 'fifo' | 'socket';
 
-/** One entry of a directory (or the root directory's own metadata). */
+/**
+ * One entry of a directory (or the root directory's own metadata).
+ * @category Tree archives
+ */
 export interface TreeEntry {
   /** Raw name bytes: 1–1024 bytes, no `/`, no NUL, not `.` or `..` (empty only for the root entry). */
   readonly name: Uint8Array;
@@ -51,7 +57,10 @@ export interface TreeEntry {
   readonly child?: TreeChildRef;
 }
 
-/** Where a directory's own record and its files' payload base are. */
+/**
+ * Where a directory's own record and its files' payload base are.
+ * @category Tree archives
+ */
 export interface TreeChildRef {
   /** Offset of the directory's record in the metadata stream. */
   readonly metaOffset: number;
@@ -435,7 +444,10 @@ export function encodeTreeStreamHeader(): Uint8Array {
   return out;
 }
 
-/** The trailer's fields. */
+/**
+ * The trailer's fields.
+ * @category Tree archives
+ */
 export interface TreeTrailer {
   /** Position of the root entry record in the metadata stream (≥ 16). */
   readonly rootEntryOffset: number;

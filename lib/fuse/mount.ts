@@ -23,7 +23,10 @@ import Fuse from 'fuse-native';
 import { CairnError, isCairnError, type Datastore, type Snapshot, type SnapshotReader } from '../index.js';
 import { InodeTable, datastoreRoot, snapshotRoot, type NodeAttr, type ReaderSource, type ViewModes, type VNode } from './vfs.js';
 
-/** Options of {@link mountSnapshot} and {@link mountDatastore}. */
+/**
+ * Options of {@link mountSnapshot} and {@link mountDatastore}.
+ * @category Mount
+ */
 export interface MountOptions {
   /**
    * Let other users reach the mount (`allow_other`; root needs no fuse.conf entry). What they may
@@ -63,7 +66,10 @@ export interface MountOptions {
   readonly debug?: boolean;
 }
 
-/** Options of {@link mountDatastore}. */
+/**
+ * Options of {@link mountDatastore}.
+ * @category Mount
+ */
 export interface MountDatastoreOptions extends MountOptions {
   /**
    * Show this namespace (and those below it) instead of the whole datastore.
@@ -89,6 +95,7 @@ export interface MountDatastoreOptions extends MountOptions {
  * A mounted snapshot or datastore. It ends with {@link Mount.unmount}, or with the datastore it was
  * made on: `Datastore.close()` unmounts it first (plainly; a busy mount makes that close fail with
  * `ERR_LOCKED` naming the mountpoint, and stay up).
+ * @category Mount
  */
 export interface Mount {
   /** Absolute path of the mountpoint. */
@@ -457,6 +464,7 @@ function makeMount(abs: string, fuse: Fuse, release: () => Promise<void>, onClos
  * @throws `ERR_NOT_FOUND` (the snapshot, or the mountpoint: `details.path`), `ERR_LOCKED` (the
  *   snapshot is being removed), `ERR_IO` (mount failed), `ERR_INVALID_ARGUMENT` (the mountpoint is
  *   not a directory; an `imageMode` or `dirMode` with bits other than read/search)
+ * @category Mount
  */
 export async function mountSnapshot(snapshot: Snapshot, mountpoint: string, options: MountOptions = {}): Promise<Mount> {
   const modes = viewModes(options, 0o555);
@@ -607,6 +615,7 @@ class ReaderPool {
  * @throws `ERR_NOT_FOUND` (the namespace, or the mountpoint: `details.path`), `ERR_IO` (mount
  *   failed), `ERR_INVALID_ARGUMENT` (the mountpoint is not a directory; an `imageMode` or `dirMode`
  *   with bits other than read/search, a negative `idleCloseMs`)
+ * @category Mount
  */
 export async function mountDatastore(ds: Datastore, mountpoint: string, options: MountDatastoreOptions = {}): Promise<Mount> {
   const modes = viewModes(options, 0o500);

@@ -84,10 +84,16 @@ import type { SnapshotReader } from '../datastore/snapshot-reader.js';
 import { splitPath } from '../datastore/tree-reader.js';
 import type { TreeEntryKind } from '../format/tree.js';
 
-/** Version of the catalog's key layout; a catalog written with another version is rebuilt. */
+/**
+ * Version of the catalog's key layout; a catalog written with another version is rebuilt.
+ * @category Catalog
+ */
 export const CATALOG_LAYOUT_VERSION = 1;
 
-/** Directory of the catalog under the datastore root. */
+/**
+ * Directory of the catalog under the datastore root.
+ * @category Catalog
+ */
 export const CATALOG_DIR = '.catalog';
 
 /** Path entries per chained batch. */
@@ -96,7 +102,10 @@ const BATCH_ENTRIES = 10_000;
 /** Default wait for a catalog held by another process, ms. */
 const DEFAULT_LOCK_TIMEOUT_MS = 5000;
 
-/** Options of {@link Catalog.open}. */
+/**
+ * Options of {@link Catalog.open}.
+ * @category Catalog
+ */
 export interface CatalogOpenOptions {
   /** Stops waiting for a catalog that another process holds. */
   readonly signal?: AbortSignal;
@@ -107,7 +116,10 @@ export interface CatalogOpenOptions {
   readonly lockTimeoutMs?: number;
 }
 
-/** Which snapshots an operation covers. */
+/**
+ * Which snapshots an operation covers.
+ * @category Catalog
+ */
 export interface CatalogScope {
   /** The namespace. @defaultValue `''` (the root) */
   readonly namespace?: string;
@@ -120,7 +132,10 @@ export interface CatalogScope {
   readonly group?: string;
 }
 
-/** Progress of {@link Catalog.update}, reported after each batch and at the end of each archive. */
+/**
+ * Progress of {@link Catalog.update}, reported after each batch and at the end of each archive.
+ * @category Catalog
+ */
 export interface CatalogProgress {
   /** Namespace of the snapshot being indexed. */
   readonly namespace: string;
@@ -132,7 +147,10 @@ export interface CatalogProgress {
   readonly entries: number;
 }
 
-/** Options of {@link Catalog.update}. */
+/**
+ * Options of {@link Catalog.update}.
+ * @category Catalog
+ */
 export interface CatalogUpdateOptions extends CatalogScope {
   /** Stops the update; archives not finished are indexed again by the next update. */
   readonly signal?: AbortSignal;
@@ -140,7 +158,10 @@ export interface CatalogUpdateOptions extends CatalogScope {
   readonly onProgress?: (p: CatalogProgress) => void;
 }
 
-/** A snapshot that an update could not read. */
+/**
+ * A snapshot that an update could not read.
+ * @category Catalog
+ */
 export interface CatalogSkip {
   /** Namespace path. */
   readonly namespace: string;
@@ -154,7 +175,10 @@ export interface CatalogSkip {
   readonly message: string;
 }
 
-/** What {@link Catalog.update} did. */
+/**
+ * What {@link Catalog.update} did.
+ * @category Catalog
+ */
 export interface CatalogUpdateReport {
   /** Snapshots whose tree archives were indexed (newly, or again after an interruption). */
   readonly indexed: number;
@@ -168,7 +192,10 @@ export interface CatalogUpdateReport {
   readonly skipped: readonly CatalogSkip[];
 }
 
-/** Options of {@link Catalog.findPath}. */
+/**
+ * Options of {@link Catalog.findPath}.
+ * @category Catalog
+ */
 export interface CatalogFindOptions extends CatalogScope {
   /** Only hits in the tree archive of this name (`etc.tree`). */
   readonly archive?: string;
@@ -176,7 +203,10 @@ export interface CatalogFindOptions extends CatalogScope {
   readonly signal?: AbortSignal;
 }
 
-/** One snapshot archive that holds the path searched for. */
+/**
+ * One snapshot archive that holds the path searched for.
+ * @category Catalog
+ */
 export interface CatalogHit {
   /** Namespace path (`''` for the root). */
   readonly namespace: string;
@@ -375,6 +405,7 @@ const idKey = (a: ArchiveId): string => `${a.namespace}\0${a.group}\0${a.time}\0
  *   console.log(hit.snapshot, hit.archive, hit.size, new Date(Number(hit.mtimeNs / 1_000_000n)));
  * }
  * ```
+ * @category Catalog
  */
 export class Catalog {
   private closed = false;

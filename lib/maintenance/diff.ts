@@ -34,7 +34,10 @@ import type { Snapshot } from '../datastore/snapshot.js';
 import type { SnapshotReader } from '../datastore/snapshot-reader.js';
 import type { TreeItem, TreeReader } from '../datastore/tree-reader.js';
 
-/** A snapshot as named in a diff. */
+/**
+ * A snapshot as named in a diff.
+ * @category Inspect
+ */
 export interface DiffSnapshotId {
   /** Namespace path (`''` for the root). */
   readonly namespace: string;
@@ -46,7 +49,10 @@ export interface DiffSnapshotId {
   readonly snapshot: string;
 }
 
-/** What happened to a tree entry. */
+/**
+ * What happened to a tree entry.
+ * @category Inspect
+ */
 export type TreeChangeKind = 'added' | 'removed' | 'modified' | 'metadata' | 'type';
 
 /**
@@ -54,10 +60,14 @@ export type TreeChangeKind = 'added' | 'removed' | 'modified' | 'metadata' | 'ty
  * (device numbers) make the change `modified`; the others alone make it `metadata`. `link`: a
  * hardlink now shares its content with another path, or a file became a hardlink or the other way
  * round (the content itself is compared separately).
+ * @category Inspect
  */
 export type TreeChangeField = 'content' | 'target' | 'rdev' | 'mode' | 'uid' | 'gid' | 'mtime' | 'xattrs' | 'link';
 
-/** One difference between two tree archives. */
+/**
+ * One difference between two tree archives.
+ * @category Inspect
+ */
 export interface TreeChange {
   /** What happened. */
   readonly change: TreeChangeKind;
@@ -75,7 +85,10 @@ export interface TreeChange {
   readonly after?: TreeItem;
 }
 
-/** Counts of a tree archive diff. */
+/**
+ * Counts of a tree archive diff.
+ * @category Inspect
+ */
 export interface TreeDiffCounts {
   /** Entries only in the newer archive. */
   added: number;
@@ -97,7 +110,10 @@ export interface TreeDiffCounts {
   bytesRead: number;
 }
 
-/** A byte range of an image. */
+/**
+ * A byte range of an image.
+ * @category Inspect
+ */
 export interface DiffRange {
   /** First byte. */
   readonly offset: number;
@@ -112,7 +128,10 @@ interface ArchiveDiffBase {
   readonly kind: ArchiveKind;
 }
 
-/** An archive present in one snapshot only, or whose kind changed. */
+/**
+ * An archive present in one snapshot only, or whose kind changed.
+ * @category Inspect
+ */
 export interface ArchiveDiffPresence extends ArchiveDiffBase {
   /** `added`: only in the newer snapshot; `removed`: only in the older; `replaced`: in both, of different kinds. */
   readonly status: 'added' | 'removed' | 'replaced';
@@ -124,7 +143,10 @@ export interface ArchiveDiffPresence extends ArchiveDiffBase {
   readonly sizeAfter?: number;
 }
 
-/** A tree archive in both snapshots. */
+/**
+ * A tree archive in both snapshots.
+ * @category Inspect
+ */
 export interface TreeArchiveDiff extends ArchiveDiffBase {
   /** Always `tree`. */
   readonly kind: 'tree';
@@ -136,7 +158,10 @@ export interface TreeArchiveDiff extends ArchiveDiffBase {
   readonly counts: TreeDiffCounts;
 }
 
-/** An image archive in both snapshots. */
+/**
+ * An image archive in both snapshots.
+ * @category Inspect
+ */
 export interface ImageArchiveDiff extends ArchiveDiffBase {
   /** Always `image`. */
   readonly kind: 'image';
@@ -162,7 +187,10 @@ export interface ImageArchiveDiff extends ArchiveDiffBase {
   readonly changedBytes: number;
 }
 
-/** A blob archive in both snapshots. */
+/**
+ * A blob archive in both snapshots.
+ * @category Inspect
+ */
 export interface BlobArchiveDiff extends ArchiveDiffBase {
   /** Always `blob`. */
   readonly kind: 'blob';
@@ -174,10 +202,16 @@ export interface BlobArchiveDiff extends ArchiveDiffBase {
   readonly sizeAfter: number;
 }
 
-/** The difference of one archive name between two snapshots. */
+/**
+ * The difference of one archive name between two snapshots.
+ * @category Inspect
+ */
 export type ArchiveDiff = ArchiveDiffPresence | TreeArchiveDiff | ImageArchiveDiff | BlobArchiveDiff;
 
-/** The result of {@link diffSnapshots}. */
+/**
+ * The result of {@link diffSnapshots}.
+ * @category Inspect
+ */
 export interface SnapshotDiff {
   /** The older side (the first argument). */
   readonly from: DiffSnapshotId;
@@ -187,7 +221,10 @@ export interface SnapshotDiff {
   readonly archives: readonly ArchiveDiff[];
 }
 
-/** Progress of {@link diffSnapshots}: after every 256 tree entries, every image piece read, and at each archive's end. */
+/**
+ * Progress of {@link diffSnapshots}: after every 256 tree entries, every image piece read, and at each archive's end.
+ * @category Inspect
+ */
 export interface DiffProgress {
   /** The archive being compared. */
   readonly archive: string;
@@ -201,7 +238,10 @@ export interface DiffProgress {
   readonly bytesTotal?: number;
 }
 
-/** Options of {@link diffSnapshots}. */
+/**
+ * Options of {@link diffSnapshots}.
+ * @category Inspect
+ */
 export interface DiffOptions {
   /** Only these archive names (each must be in at least one of the snapshots: else `ERR_NOT_FOUND`). */
   readonly archives?: readonly string[];
@@ -218,7 +258,10 @@ export interface DiffOptions {
   readonly onArchive?: (diff: ArchiveDiff) => void;
 }
 
-/** How a snapshot is named in a diff. */
+/**
+ * How a snapshot is named in a diff.
+ * @category Inspect
+ */
 export function diffSnapshotId(s: Snapshot): DiffSnapshotId {
   return { namespace: s.namespace, group: `${s.type}/${s.id}`, time: s.time, snapshot: s.name };
 }
@@ -238,6 +281,7 @@ export function diffSnapshotId(s: Snapshot): DiffSnapshotId {
  * @throws `ERR_NOT_FOUND` for an archive of `options.archives` in neither snapshot, or a snapshot
  *   removed meanwhile; `ERR_ABORTED`; the read errors of a damaged archive
  *   (`ERR_INDEX_CORRUPT`, `ERR_TREE_CORRUPT`, `ERR_CHUNK_CORRUPT`, ...)
+ * @category Inspect
  */
 export async function diffSnapshots(a: Snapshot, b: Snapshot, options: DiffOptions = {}): Promise<SnapshotDiff> {
   const names = archiveNames(a, b, options.archives);

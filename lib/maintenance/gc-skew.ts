@@ -49,10 +49,14 @@ import type { Datastore } from '../datastore/datastore.js';
 /**
  * Skew of the GC on a network filesystem, and where the filesystem type cannot be told or the
  * measurement fails, ms (at least this; more when the measured lag is larger).
+ * @category Garbage collection
  */
 export const DEFAULT_GC_SKEW_MS = 60_000;
 
-/** Margin added to the measured granularity and lag on a local filesystem, ms. */
+/**
+ * Margin added to the measured granularity and lag on a local filesystem, ms.
+ * @category Garbage collection
+ */
 export const LOCAL_SKEW_MARGIN_MS = 100;
 
 /** Rounds of {@link measureTimestampSkew} by default. */
@@ -69,12 +73,16 @@ const NETWORK_TYPES = new Set(['nfs', 'nfs4', 'cifs', 'smb3', 'smbfs', 'smb2', '
  * True when timestamps on a filesystem of this type (as `/proc/self/mountinfo` names it) may come
  * from another machine's or process's clock: NFS, SMB/CIFS, 9p, virtiofs, every FUSE type, and
  * cluster and distributed filesystems (Ceph, GlusterFS, Lustre, GPFS, BeeGFS, OCFS2, GFS2, …).
+ * @category Garbage collection
  */
 export function isNetworkFilesystem(fsType: string): boolean {
   return NETWORK_TYPES.has(fsType) || fsType.startsWith('fuse.') || fsType.startsWith('nfs');
 }
 
-/** What {@link measureTimestampSkew} found. Times in ms unless named otherwise. */
+/**
+ * What {@link measureTimestampSkew} found. Times in ms unless named otherwise.
+ * @category Garbage collection
+ */
 export interface TimestampMeasurement {
   /** The directory probed (the first chunk shard, or the datastore root). */
   readonly directory: string;
@@ -97,7 +105,10 @@ export interface TimestampMeasurement {
   readonly elapsedMs: number;
 }
 
-/** Options of {@link measureTimestampSkew}. */
+/**
+ * Options of {@link measureTimestampSkew}.
+ * @category Garbage collection
+ */
 export interface MeasureOptions {
   /** Directory for the probe file. @defaultValue the datastore's first chunk shard */
   readonly directory?: string;
@@ -113,6 +124,7 @@ export interface MeasureOptions {
  * before this returns. Costs about a dozen system calls (well under a millisecond on a local disk).
  * @throws `ERR_IO` when the probe cannot be written or read (a full or read-only filesystem);
  *   `ERR_INVALID_ARGUMENT` for bad rounds.
+ * @category Garbage collection
  */
 export function measureTimestampSkew(ds: Datastore, options: MeasureOptions = {}): TimestampMeasurement {
   const rounds = options.rounds ?? PROBE_ROUNDS;
@@ -190,7 +202,10 @@ function round3(ms: number): number {
   return Math.round(ms * 1000) / 1000;
 }
 
-/** The mount a path is on, from `/proc/self/mountinfo`. */
+/**
+ * The mount a path is on, from `/proc/self/mountinfo`.
+ * @category Garbage collection
+ */
 export interface MountEntry {
   /** Where it is mounted. */
   readonly mountPoint: string;
@@ -203,6 +218,7 @@ export interface MountEntry {
 /**
  * Parses `/proc/self/mountinfo` text: one entry per line, mount points unescaped (`\040` is a
  * space). Lines that do not parse are skipped.
+ * @internal
  */
 export function parseMountInfo(text: string): MountEntry[] {
   const out: MountEntry[] = [];
@@ -224,6 +240,7 @@ function unescapeMount(s: string): string {
  * point that contains it, the last one listed when several share it (a later mount hides an earlier
  * one). Undefined when there is no mount table to read (not Linux) or no entry fits.
  * @param mountInfo - the text of `/proc/self/mountinfo` (read when omitted)
+ * @internal
  */
 export function mountOf(p: string, mountInfo?: string): MountEntry | undefined {
   let text = mountInfo;
@@ -248,10 +265,16 @@ export function mountOf(p: string, mountInfo?: string): MountEntry | undefined {
   return best;
 }
 
-/** Why the GC used the skew it used. */
+/**
+ * Why the GC used the skew it used.
+ * @category Garbage collection
+ */
 export type GcSkewReason = 'option' | 'local' | 'network' | 'unknown';
 
-/** The skew a GC run used and why; plain JSON (part of the GC report). */
+/**
+ * The skew a GC run used and why; plain JSON (part of the GC report).
+ * @category Garbage collection
+ */
 export interface GcSkew {
   /** The skew, ms. */
   readonly ms: number;
@@ -273,7 +296,10 @@ export interface GcSkew {
   readonly summary: string;
 }
 
-/** Inputs of {@link chooseGcSkew}. */
+/**
+ * Inputs of {@link chooseGcSkew}.
+ * @category Garbage collection
+ */
 export interface GcSkewInput {
   /** Filesystem type, undefined when it could not be told. */
   readonly fsType?: string | undefined;
@@ -292,6 +318,7 @@ export interface GcSkewInput {
  * filesystem granularity + largest lag (never below 0) + {@link LOCAL_SKEW_MARGIN_MS}, rounded up
  * to a millisecond; on a network filesystem, an unknown one or without a measurement, at least
  * `networkSkewMs`.
+ * @category Garbage collection
  */
 export function chooseGcSkew(input: GcSkewInput): GcSkew {
   const networkMs = input.networkSkewMs ?? DEFAULT_GC_SKEW_MS;
@@ -333,7 +360,10 @@ function secs(ms: number): string {
   return ms >= 10_000 ? `${Math.round(ms / 1000)} s` : `${(ms / 1000).toFixed(3).replace(/\.?0+$/, '')} s`;
 }
 
-/** Options of {@link gcSkewFor}. */
+/**
+ * Options of {@link gcSkewFor}.
+ * @category Garbage collection
+ */
 export interface GcSkewOptions {
   /** Skew on network and unknown filesystems, ms. @defaultValue {@link DEFAULT_GC_SKEW_MS} */
   readonly networkSkewMs?: number | undefined;
@@ -343,8 +373,9 @@ export interface GcSkewOptions {
 
 /**
  * Measures and chooses the skew for a datastore's chunk directory ({@link measureTimestampSkew},
- * {@link mountOf}, {@link chooseGcSkew}). A failed measurement does not throw: the skew is then the
+ * the mount table in /proc/self/mountinfo, {@link chooseGcSkew}). A failed measurement does not throw: the skew is then the
  * network skew, with the failure named.
+ * @category Garbage collection
  */
 export function gcSkewFor(ds: Datastore, options: GcSkewOptions = {}): GcSkew {
   const dir = probeDirectory(ds);

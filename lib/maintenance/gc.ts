@@ -28,9 +28,15 @@ import type { Datastore } from '../datastore/datastore.js';
 import type { BackupGroup } from '../datastore/group.js';
 import type { Snapshot } from '../datastore/snapshot.js';
 
-/** Backend key of the GC lock file. */
+/**
+ * Backend key of the GC lock file.
+ * @category Garbage collection
+ */
 export const GC_LOCK_KEY = '.locks/gc';
-/** Backend key of the last GC report. */
+/**
+ * Backend key of the last GC report.
+ * @category Garbage collection
+ */
 export const GC_STATUS_KEY = '.gc-status.json';
 export { DEFAULT_GC_SKEW_MS } from './gc-skew.js';
 
@@ -39,10 +45,14 @@ export { DEFAULT_GC_SKEW_MS } from './gc-skew.js';
  * writers that do not register (manifest updates by verify, notes, protect, move markers) are not
  * covered by the writer cutoff; a minute leaves them the time a slow fsync can take. Nothing waits
  * for their removal. With an explicit skew the cutoff applies to them as well (as before).
+ * @category Garbage collection
  */
 export const STALE_TEMP_MIN_AGE_MS = 60_000;
 
-/** Progress of a GC run: snapshots marked (no total), then shard directories swept (of 256). */
+/**
+ * Progress of a GC run: snapshots marked (no total), then shard directories swept (of 256).
+ * @category Garbage collection
+ */
 export interface GcProgress {
   /** `mark` or `sweep`. */
   readonly phase: 'mark' | 'sweep';
@@ -52,7 +62,10 @@ export interface GcProgress {
   readonly total?: number;
 }
 
-/** Options of {@link GarbageCollector.run}. */
+/**
+ * Options of {@link GarbageCollector.run}.
+ * @category Garbage collection
+ */
 export interface GcOptions {
   /**
    * Allowance for timestamps recorded earlier than the datastore clock read, ms (≥ 0): the cutoff
@@ -79,6 +92,7 @@ export interface GcOptions {
   /**
    * **Test only**: interleaving hooks used by the test suite to force races. Not part of the
    * supported API; do not use in production code.
+   * @internal
    */
   readonly hooks?: {
     /** Called after a group's snapshots were listed, before any of them is read. */
@@ -90,7 +104,10 @@ export interface GcOptions {
   };
 }
 
-/** What a GC run found and did; plain JSON (also written to `.gc-status.json`). */
+/**
+ * What a GC run found and did; plain JSON (also written to `.gc-status.json`).
+ * @category Garbage collection
+ */
 export interface GcReport {
   /** True for a dry run (counts are what would have been removed). */
   readonly dryRun: boolean;
@@ -223,6 +240,7 @@ interface DigestList {
  * const report = await new GarbageCollector(ds).run();
  * console.log(`removed ${report.removedChunks} chunks, ${report.pendingChunks} pending`);
  * ```
+ * @category Garbage collection
  */
 export class GarbageCollector {
   /** @param ds - an open datastore */

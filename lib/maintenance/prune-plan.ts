@@ -8,6 +8,7 @@ import { CairnError } from '../errors.js';
 /**
  * Retention counts, each a non-negative integer. A count of 0 (or an absent option) disables the
  * rule; when every rule is disabled, nothing is removed.
+ * @category Prune
  */
 export interface KeepOptions {
   /** Keep the newest N snapshots. */
@@ -24,13 +25,19 @@ export interface KeepOptions {
   keepYearly?: number;
 }
 
-/** {@link KeepOptions} plus the IANA time zone the hour/day/week/month/year periods are computed in. */
+/**
+ * {@link KeepOptions} plus the IANA time zone the hour/day/week/month/year periods are computed in.
+ * @category Prune
+ */
 export interface PrunePlanOptions extends KeepOptions {
   /** IANA time zone name, e.g. `Europe/Berlin` (default: the process's local zone). */
   timeZone?: string;
 }
 
-/** Keep options with the time zone resolved, as a plan records them. */
+/**
+ * Keep options with the time zone resolved, as a plan records them.
+ * @category Prune
+ */
 export interface ResolvedPruneOptions extends KeepOptions {
   /** The IANA time zone the periods were computed in. */
   timeZone: string;
@@ -40,10 +47,14 @@ export interface ResolvedPruneOptions extends KeepOptions {
  * What prune does with a snapshot: `keep` (selected by a rule), `keep-partial` (the newest
  * unfinished snapshot, newer than every finished one), `protected` (never removed, uses no slot),
  * `remove`.
+ * @category Prune
  */
 export type PruneMark = 'keep' | 'keep-partial' | 'protected' | 'remove';
 
-/** One snapshot directory of a group, as {@link planPrune} sees it. */
+/**
+ * One snapshot directory of a group, as {@link planPrune} sees it.
+ * @category Prune
+ */
 export interface PruneCandidate {
   /** RFC 3339 UTC time, `YYYY-MM-DDTHH:MM:SSZ`. */
   time: string;
@@ -53,7 +64,10 @@ export interface PruneCandidate {
   protected: boolean;
 }
 
-/** One line of a plan: a candidate's time and its mark. */
+/**
+ * One line of a plan: a candidate's time and its mark.
+ * @category Prune
+ */
 export interface PrunePlanEntry {
   /** The candidate's time. */
   time: string;
@@ -64,7 +78,10 @@ export interface PrunePlanEntry {
 const KEEP_KEYS = ['keepLast', 'keepHourly', 'keepDaily', 'keepWeekly', 'keepMonthly', 'keepYearly'] as const;
 const TIME_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
 
-/** The local time zone of this process. */
+/**
+ * The local time zone of this process.
+ * @category Prune
+ */
 export function localTimeZone(): string {
   return Intl.DateTimeFormat().resolvedOptions().timeZone;
 }
@@ -72,6 +89,7 @@ export function localTimeZone(): string {
 /**
  * Validates keep options and a time zone; returns the zone to use.
  * @throws `ERR_INVALID_ARGUMENT`
+ * @category Prune
  */
 export function checkPruneOptions(options: PrunePlanOptions): string {
   if (typeof options !== 'object' || options === null) throw new CairnError('ERR_INVALID_ARGUMENT', 'prune options must be an object');
@@ -87,7 +105,10 @@ export function checkPruneOptions(options: PrunePlanOptions): string {
   return zone;
 }
 
-/** True when at least one keep rule has a count above 0. */
+/**
+ * True when at least one keep rule has a count above 0.
+ * @category Prune
+ */
 export function keepsSomething(options: KeepOptions): boolean {
   return KEEP_KEYS.some((k) => (options[k] ?? 0) > 0);
 }
@@ -122,7 +143,10 @@ function localTime(ms: number, zone: string): LocalTime {
 
 const pad = (n: number, w = 2): string => String(n).padStart(w, '0');
 
-/** An ISO 8601 week. */
+/**
+ * An ISO 8601 week.
+ * @category Prune
+ */
 export interface IsoWeek {
   /** ISO week-year (`%G`). */
   year: number;
@@ -130,7 +154,10 @@ export interface IsoWeek {
   week: number;
 }
 
-/** ISO 8601 week-year and week (`%G/%V`) of a calendar date. */
+/**
+ * ISO 8601 week-year and week (`%G/%V`) of a calendar date.
+ * @category Prune
+ */
 export function isoWeek(y: number, m: number, d: number): IsoWeek {
   const day = Date.UTC(y, m - 1, d);
   const dow = (new Date(day).getUTCDay() + 6) % 7; // Monday = 0
@@ -169,6 +196,7 @@ interface Parsed {
  * ```ts
  * planPrune([{ time: '2024-05-01T10:00:00Z', finished: true, protected: false }], { keepDaily: 7, timeZone: 'UTC' });
  * ```
+ * @category Prune
  */
 export function planPrune(candidates: readonly PruneCandidate[], options: PrunePlanOptions): PrunePlanEntry[] {
   const zone = checkPruneOptions(options);

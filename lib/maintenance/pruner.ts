@@ -8,7 +8,10 @@ import type { Datastore } from '../datastore/datastore.js';
 import type { BackupGroup } from '../datastore/group.js';
 import { checkPruneOptions, planPrune, type PruneMark, type ResolvedPruneOptions, type PrunePlanOptions } from './prune-plan.js';
 
-/** What {@link Pruner.plan} looks at. */
+/**
+ * What {@link Pruner.plan} looks at.
+ * @category Prune
+ */
 export interface PruneScope {
   /** One group, `type/id`, in `namespace`. Without it: every group of the namespace and below. */
   group?: string;
@@ -18,7 +21,10 @@ export interface PruneScope {
   maxDepth?: number;
 }
 
-/** One snapshot directory of a plan or report. Plain JSON. */
+/**
+ * One snapshot directory of a plan or report. Plain JSON.
+ * @category Prune
+ */
 export interface PruneEntry {
   /** Namespace path (`''` for the root). */
   namespace: string;
@@ -36,7 +42,10 @@ export interface PruneEntry {
   skipped?: string;
 }
 
-/** The marks for every snapshot directory in scope. Plain JSON. */
+/**
+ * The marks for every snapshot directory in scope. Plain JSON.
+ * @category Prune
+ */
 export interface PrunePlan {
   /** The keep options and the time zone used. */
   options: ResolvedPruneOptions;
@@ -44,7 +53,10 @@ export interface PrunePlan {
   entries: PruneEntry[];
 }
 
-/** Progress of {@link Pruner.apply}: after each `remove` entry was handled. */
+/**
+ * Progress of {@link Pruner.apply}: after each `remove` entry was handled.
+ * @category Prune
+ */
 export interface PruneProgress {
   /** The entry just handled. */
   entry: PruneEntry;
@@ -54,7 +66,10 @@ export interface PruneProgress {
   total: number;
 }
 
-/** Options of {@link Pruner.apply}. */
+/**
+ * Options of {@link Pruner.apply}.
+ * @category Prune
+ */
 export interface PruneApplyOptions {
   /** Only report what would be removed. */
   dryRun?: boolean;
@@ -64,7 +79,10 @@ export interface PruneApplyOptions {
   onProgress?: (p: PruneProgress) => void;
 }
 
-/** Counts of a {@link PruneReport}. */
+/**
+ * Counts of a {@link PruneReport}.
+ * @category Prune
+ */
 export interface PruneTotals {
   /** Snapshot directories in scope. */
   snapshots: number;
@@ -82,7 +100,10 @@ export interface PruneTotals {
   skipped: number;
 }
 
-/** The result of {@link Pruner.apply}. Plain JSON. */
+/**
+ * The result of {@link Pruner.apply}. Plain JSON.
+ * @category Prune
+ */
 export interface PruneReport {
   /** True for a dry run. */
   dryRun: boolean;
@@ -111,6 +132,7 @@ const SKIP_CODES = new Set<string>(['ERR_LOCKED', 'ERR_PROTECTED', 'ERR_NOT_FOUN
  * const report = await pruner.apply(plan);
  * console.log(report.totals.removed);
  * ```
+ * @category Prune
  */
 export class Pruner {
   /** A pruner for an open datastore. */

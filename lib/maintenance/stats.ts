@@ -20,7 +20,10 @@ import type { Datastore } from '../datastore/datastore.js';
 import type { BackupGroup } from '../datastore/group.js';
 import type { Snapshot } from '../datastore/snapshot.js';
 
-/** Which part of the datastore {@link datastoreStats} counts. */
+/**
+ * Which part of the datastore {@link datastoreStats} counts.
+ * @category Inspect
+ */
 export interface StatsScope {
   /**
    * Namespace path to start from.
@@ -36,7 +39,10 @@ export interface StatsScope {
   readonly group?: string;
 }
 
-/** Progress of {@link datastoreStats}: snapshots read so far, of how many listed. */
+/**
+ * Progress of {@link datastoreStats}: snapshots read so far, of how many listed.
+ * @category Inspect
+ */
 export interface StatsProgress {
   /** Snapshots whose indexes were read. */
   readonly snapshotsDone: number;
@@ -44,7 +50,10 @@ export interface StatsProgress {
   readonly snapshotsTotal: number;
 }
 
-/** Options of {@link datastoreStats}. */
+/**
+ * Options of {@link datastoreStats}.
+ * @category Inspect
+ */
 export interface StatsOptions {
   /** Stops the count with `ERR_ABORTED`. */
   readonly signal?: AbortSignal;
@@ -52,7 +61,10 @@ export interface StatsOptions {
   readonly onProgress?: (p: StatsProgress) => void;
 }
 
-/** The counts of one part of the datastore (a group, a namespace, or all of the scope). */
+/**
+ * The counts of one part of the datastore (a group, a namespace, or all of the scope).
+ * @category Inspect
+ */
 export interface SpaceStats {
   /** Snapshots counted. */
   readonly snapshots: number;
@@ -68,7 +80,10 @@ export interface SpaceStats {
   readonly dedupFactor: number;
 }
 
-/** The counts of one group. */
+/**
+ * The counts of one group.
+ * @category Inspect
+ */
 export interface GroupSpaceStats extends SpaceStats {
   /** Namespace path (`''` for the root). */
   readonly namespace: string;
@@ -76,7 +91,10 @@ export interface GroupSpaceStats extends SpaceStats {
   readonly group: string;
 }
 
-/** The counts of the groups directly in one namespace (not those of namespaces below it). */
+/**
+ * The counts of the groups directly in one namespace (not those of namespaces below it).
+ * @category Inspect
+ */
 export interface NamespaceSpaceStats extends SpaceStats {
   /** Namespace path (`''` for the root). */
   readonly namespace: string;
@@ -84,7 +102,10 @@ export interface NamespaceSpaceStats extends SpaceStats {
   readonly groups: number;
 }
 
-/** A snapshot not counted because it vanished or was being removed while the count ran. */
+/**
+ * A snapshot not counted because it vanished or was being removed while the count ran.
+ * @category Inspect
+ */
 export interface StatsSkipped {
   /** Namespace path. */
   readonly namespace: string;
@@ -94,7 +115,10 @@ export interface StatsSkipped {
   readonly reason: string;
 }
 
-/** What {@link datastoreStats} found. Plain JSON. */
+/**
+ * What {@link datastoreStats} found. Plain JSON.
+ * @category Inspect
+ */
 export interface DatastoreStats {
   /** One entry per group with at least one snapshot directory, in listing order. */
   readonly groups: GroupSpaceStats[];
@@ -148,6 +172,7 @@ class Tally {
  * ```
  * @throws `ERR_NOT_FOUND` for a namespace or group that does not exist; `ERR_INVALID_ARGUMENT` for
  *   a bad `maxDepth`; `ERR_ABORTED`; index and I/O errors.
+ * @category Inspect
  */
 export async function datastoreStats(ds: Datastore, scope: StatsScope = {}, options: StatsOptions = {}): Promise<DatastoreStats> {
   ds.assertOpen();

@@ -25,7 +25,10 @@ import type { DamagedSnapshot } from '../datastore/group.js';
 import type { SnapshotReader } from '../datastore/snapshot-reader.js';
 import type { ChunkStore } from '../store/chunk-store.js';
 
-/** Which snapshots {@link Verifier.verify} checks. */
+/**
+ * Which snapshots {@link Verifier.verify} checks.
+ * @category Verify
+ */
 export interface VerifyScope {
   /**
    * Namespace path to start from.
@@ -45,7 +48,10 @@ export interface VerifyScope {
   readonly snapshot?: string;
 }
 
-/** Progress of a verify run, reported after each snapshot and every 256 chunks. */
+/**
+ * Progress of a verify run, reported after each snapshot and every 256 chunks.
+ * @category Verify
+ */
 export interface VerifyProgress {
   /** The snapshot being checked (`type/id/time`). */
   readonly snapshot: string;
@@ -61,7 +67,10 @@ export interface VerifyProgress {
   readonly bytesChecked: number;
 }
 
-/** Options of {@link Verifier.verify}. */
+/**
+ * Options of {@link Verifier.verify}.
+ * @category Verify
+ */
 export interface VerifyOptions {
   /**
    * Skip snapshots whose verify state is `ok` (and, with `outdatedAfter`, not older than that).
@@ -94,7 +103,10 @@ export interface VerifyOptions {
   readonly onProgress?: (p: VerifyProgress) => void;
 }
 
-/** A problem found in a snapshot. */
+/**
+ * A problem found in a snapshot.
+ * @category Verify
+ */
 export interface VerifyProblem {
   /** The archive, when the problem is in one. */
   readonly archive?: string;
@@ -106,7 +118,10 @@ export interface VerifyProblem {
   readonly message: string;
 }
 
-/** The result for one snapshot. */
+/**
+ * The result for one snapshot.
+ * @category Verify
+ */
 export interface VerifySnapshotResult {
   /** Namespace path. */
   readonly namespace: string;
@@ -124,7 +139,10 @@ export interface VerifySnapshotResult {
   readonly problems: VerifyProblem[];
 }
 
-/** A chunk that failed verification. */
+/**
+ * A chunk that failed verification.
+ * @category Verify
+ */
 export interface VerifyFailedChunk {
   /** Hex digest. */
   readonly digest: string;
@@ -138,7 +156,10 @@ export interface VerifyFailedChunk {
   readonly snapshots: string[];
 }
 
-/** What {@link Verifier.verify} did; plain JSON. */
+/**
+ * What {@link Verifier.verify} did; plain JSON.
+ * @category Verify
+ */
 export interface VerifyReport {
   /** Id of the run (also written to the manifests). */
   readonly run: string;
@@ -197,6 +218,7 @@ const MAX_PROBLEMS = 100;
  * const report = await new Verifier(ds).verify({ namespace: 'prod' }, { ignoreVerified: true, outdatedAfter: 30 });
  * if (report.failed.length > 0) console.error(report.failedChunks);
  * ```
+ * @category Verify
  */
 export class Verifier {
   /** @param ds - an open datastore */

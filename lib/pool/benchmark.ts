@@ -12,10 +12,16 @@ import { Chunker } from '../codec/chunker.js';
 import { throwIfAborted } from '../errors.js';
 import { WorkerPool } from './worker-pool.js';
 
-/** What is measured. */
+/**
+ * What is measured.
+ * @category Benchmark
+ */
 export type BenchmarkId = 'blake3' | 'lz4-compress' | 'lz4-decompress' | 'chunker' | 'verify' | 'pool-encode';
 
-/** One measurement. */
+/**
+ * One measurement.
+ * @category Benchmark
+ */
 export interface BenchmarkResult {
   /** Which. */
   readonly id: BenchmarkId;
@@ -29,7 +35,10 @@ export interface BenchmarkResult {
   readonly percentOfReference: number;
 }
 
-/** A machine whose numbers are the 100 % of {@link runBenchmark}. */
+/**
+ * A machine whose numbers are the 100 % of {@link runBenchmark}.
+ * @category Benchmark
+ */
 export interface BenchmarkMachine {
   /** CPU model. */
   readonly cpu: string;
@@ -41,13 +50,19 @@ export interface BenchmarkMachine {
   readonly node: string;
 }
 
-/** The reference machine with its numbers. */
+/**
+ * The reference machine with its numbers.
+ * @category Benchmark
+ */
 export interface BenchmarkReference extends BenchmarkMachine {
   /** MB/s of each measurement. */
   readonly mbPerSecond: Readonly<Record<BenchmarkId, number>>;
 }
 
-/** This machine's CPU. */
+/**
+ * This machine's CPU.
+ * @category Benchmark
+ */
 export interface BenchmarkCpu {
   /** Model of the first CPU. */
   readonly model: string;
@@ -55,7 +70,10 @@ export interface BenchmarkCpu {
   readonly count: number;
 }
 
-/** What {@link runBenchmark} found. Plain JSON. */
+/**
+ * What {@link runBenchmark} found. Plain JSON.
+ * @category Benchmark
+ */
 export interface BenchmarkReport {
   /** This machine's CPU. */
   readonly cpu: BenchmarkCpu;
@@ -67,7 +85,10 @@ export interface BenchmarkReport {
   readonly results: BenchmarkResult[];
 }
 
-/** Options of {@link runBenchmark}. */
+/**
+ * Options of {@link runBenchmark}.
+ * @category Benchmark
+ */
 export interface BenchmarkOptions {
   /**
    * Seconds spent on each measurement (after a short warm-up).
@@ -88,6 +109,7 @@ export interface BenchmarkOptions {
 /**
  * The reference machine: the 2-core VM Cairn is developed on (AMD EPYC, Node 20), measured with
  * `cairn benchmark --seconds 3` on 2026-11-26. Percentages compare against these.
+ * @category Benchmark
  */
 export const BENCHMARK_REFERENCE: BenchmarkReference = {
   cpu: 'AMD EPYC (2 vCPUs, Firecracker VM)',
@@ -159,6 +181,7 @@ async function measure(seconds: number, bytes: number, step: () => void | Promis
  * const report = await runBenchmark({ seconds: 1 });
  * for (const r of report.results) console.log(r.label, r.mbPerSecond.toFixed(0), `${r.percentOfReference.toFixed(0)} %`);
  * ```
+ * @category Benchmark
  */
 export async function runBenchmark(options: BenchmarkOptions = {}): Promise<BenchmarkReport> {
   const seconds = options.seconds ?? 1;

@@ -20,7 +20,10 @@ export interface EncodeTask {
   readonly known: SharedArrayBuffer | null;
 }
 
-/** Result of an encode task. */
+/**
+ * Result of an encode task.
+ * @category Building blocks
+ */
 export interface EncodeResult {
   /** BLAKE3 of the chunk. */
   readonly digest: Uint8Array;
@@ -87,7 +90,10 @@ export interface HashTask {
   readonly data: Uint8Array;
 }
 
-/** Result of a hash task. */
+/**
+ * Result of a hash task.
+ * @category Building blocks
+ */
 export interface HashResult {
   /** BLAKE3 of the bytes. */
   readonly digest: Uint8Array;

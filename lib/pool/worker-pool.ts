@@ -14,7 +14,10 @@ import { initHash } from '../codec/hash.js';
 import type { DecodeResult, EncodeResult, HashResult, PoolTask } from './protocol.js';
 import { runTask } from './tasks.js';
 
-/** Options of {@link WorkerPool}. */
+/**
+ * Options of {@link WorkerPool}.
+ * @category Building blocks
+ */
 export interface WorkerPoolOptions {
   /**
    * Worker threads. 0 runs every task inline on the calling thread (handy for small jobs and
@@ -29,7 +32,10 @@ export interface WorkerPoolOptions {
   readonly idleTimeout?: number;
 }
 
-/** The outcome of encoding one chunk. */
+/**
+ * The outcome of encoding one chunk.
+ * @category Building blocks
+ */
 export type EncodedChunk = Omit<EncodeResult, 'error'>;
 
 const workerUrl = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url);
@@ -44,6 +50,7 @@ const workerUrl = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './w
  * const { digest, header, payload } = await pool.encode(chunk, { compress: true, known: null });
  * await pool.close();
  * ```
+ * @category Building blocks
  */
 export class WorkerPool {
   /** Number of worker threads (0: inline). */

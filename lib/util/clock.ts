@@ -2,7 +2,10 @@
  * The clock (layer L0): the only place in lib/ that reads the wall clock, so tests can inject time.
  */
 
-/** A source of the current time. */
+/**
+ * A source of the current time.
+ * @category Building blocks
+ */
 export interface Clock {
   /** Milliseconds since the Unix epoch. */
   now(): number;

@@ -3,7 +3,8 @@
  *
  * BLAKE3 is the official Rust implementation (SIMD: SSE4.1, AVX2, AVX-512 or NEON, chosen at run
  * time) in prebuilt N-API binaries that npm installs as an optional dependency for the platform,
- * with no install script. Until 0.1 it was blake3-wasm 3.0.0, which gives the same digests
+ * with no install script. Pinned to 1.3.4: 1.3.6 was published with binaries for linux-x64 only,
+ * and its missing optional packages make `npm ci` fail. Until 0.1 it was blake3-wasm 3.0.0, which gives the same digests
  * (test/codec/blake3-vectors.test.ts pins them with the reference vectors) but cannot be
  * installed as a dependency (it names an internal package version that was never published), was
  * several times slower and gave wrong digests for single updates of 2 MiB or more.
@@ -54,6 +55,11 @@ export function isHashReady(): boolean {
   return binding !== undefined;
 }
 
+/** A Buffer view of the same bytes (no copy): the binding's types ask for Buffers. */
+function asBuffer(data: Uint8Array): Buffer {
+  return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}
+
 function assertReady(): Binding {
   if (binding === undefined) throw new Error('BLAKE3 is not initialised in this thread: await initHash() first');
   return binding;
@@ -66,7 +72,7 @@ function assertReady(): Binding {
 export function blake3(data: Uint8Array): Uint8Array {
   const b = assertReady();
   const out = new Uint8Array(DIGEST_SIZE);
-  out.set(b.blake3(data));
+  out.set(b.blake3(asBuffer(data)));
   return out;
 }
 
@@ -94,7 +100,7 @@ export function createBlake3(): Blake3Hasher {
   };
   const hasher: Blake3Hasher = {
     update(data: Uint8Array) {
-      live().update(data);
+      live().update(asBuffer(data));
       return this;
     },
     digest() {

@@ -2,10 +2,10 @@
  * Prune (layer L5): applies a retention policy ({@link planPrune}) to the backup groups of a
  * group, or of a namespace and the namespaces below it, and removes what the plan marks `remove`.
  */
-import { CairnError, isCairnError, throwIfAborted } from '../errors.js';
-import { MAX_NAMESPACE_DEPTH, parseNamespace } from '../types.js';
+import { CairnError, throwIfAborted } from '../errors.js';
 import type { Datastore } from '../datastore/datastore.js';
 import type { BackupGroup } from '../datastore/group.js';
+import { groupsInScope } from './scope.js';
 import { checkPruneOptions, planPrune, type PruneMark, type ResolvedPruneOptions, type PrunePlanOptions } from './prune-plan.js';
 
 /**
@@ -227,30 +227,7 @@ export class Pruner {
     return this.apply(await this.plan(scope, options), applyOptions);
   }
 
-  private async groups(scope: PruneScope): Promise<BackupGroup[]> {
-    const namespace = scope.namespace ?? '';
-    parseNamespace(namespace);
-    const maxDepth = scope.maxDepth ?? MAX_NAMESPACE_DEPTH;
-    if (!Number.isInteger(maxDepth) || maxDepth < 0 || maxDepth > MAX_NAMESPACE_DEPTH) {
-      throw new CairnError('ERR_INVALID_ARGUMENT', `maxDepth must be an integer from 0 to ${MAX_NAMESPACE_DEPTH}`, { datastore: this.ds.root });
-    }
-    const ns = this.ds.namespace(namespace);
-    await ns.assertExists();
-    if (scope.group !== undefined) {
-      const g = ns.group(scope.group);
-      if (!(await g.exists())) {
-        throw new CairnError('ERR_NOT_FOUND', `backup group ${g.name} does not exist${namespace ? ` in namespace '${namespace}'` : ''}`, { datastore: this.ds.root, namespace, group: g.name });
-      }
-      return [g];
-    }
-    const out: BackupGroup[] = [];
-    for (const n of await ns.descendants(maxDepth)) {
-      try {
-        out.push(...(await n.groups()));
-      } catch (e) {
-        if (!isCairnError(e, 'ERR_NOT_FOUND')) throw e; // removed while listing
-      }
-    }
-    return out;
+  private groups(scope: PruneScope): Promise<BackupGroup[]> {
+    return groupsInScope(this.ds, scope);
   }
 }

@@ -12,13 +12,14 @@
  * Read-only: every snapshot is read under its shared lock (as a restore would), chunk files are
  * only looked at (`stat`), nothing is written.
  */
-import { CairnError, isCairnError, throwIfAborted } from '../errors.js';
-import { MAX_NAMESPACE_DEPTH, parseNamespace } from '../types.js';
+import { isCairnError, throwIfAborted } from '../errors.js';
+import type { MAX_NAMESPACE_DEPTH } from '../types.js';
 import { toHex } from '../util/bytes.js';
 import { chunkKey } from '../store/chunk-store.js';
 import type { Datastore } from '../datastore/datastore.js';
 import type { BackupGroup } from '../datastore/group.js';
 import type { Snapshot } from '../datastore/snapshot.js';
+import { groupsInScope } from './scope.js';
 
 /**
  * Which part of the datastore {@link datastoreStats} counts.
@@ -232,33 +233,6 @@ export async function datastoreStats(ds: Datastore, scope: StatsScope = {}, opti
   };
 }
 
-/** The groups of the scope, checked as prune checks them. */
-async function groupsInScope(ds: Datastore, scope: StatsScope): Promise<BackupGroup[]> {
-  const namespace = scope.namespace ?? '';
-  parseNamespace(namespace);
-  const maxDepth = scope.maxDepth ?? MAX_NAMESPACE_DEPTH;
-  if (!Number.isInteger(maxDepth) || maxDepth < 0 || maxDepth > MAX_NAMESPACE_DEPTH) {
-    throw new CairnError('ERR_INVALID_ARGUMENT', `maxDepth must be an integer from 0 to ${MAX_NAMESPACE_DEPTH}`, { datastore: ds.root });
-  }
-  const ns = ds.namespace(namespace);
-  await ns.assertExists();
-  if (scope.group !== undefined) {
-    const g = ns.group(scope.group);
-    if (!(await g.exists())) {
-      throw new CairnError('ERR_NOT_FOUND', `backup group ${g.name} does not exist${namespace ? ` in namespace '${namespace}'` : ''}`, { datastore: ds.root, namespace, group: g.name });
-    }
-    return [g];
-  }
-  const out: BackupGroup[] = [];
-  for (const n of await ns.descendants(maxDepth)) {
-    try {
-      out.push(...(await n.groups()));
-    } catch (e) {
-      if (!isCairnError(e, 'ERR_NOT_FOUND')) throw e; // removed while listing
-    }
-  }
-  return out;
-}
 
 /** The distinct chunk digests (hex) of a snapshot's image and tree indexes, read under its shared lock. */
 async function snapshotDigests(snap: Snapshot): Promise<Set<string>> {

@@ -31,6 +31,7 @@ export { SnapshotReader, type TreeIndexes, type SnapshotReaderOptions, type Rest
 export { TreeReader, type TreeItem } from './datastore/tree-reader.js';
 export type { AddTreeOptions, TreeStats, TreeProblem, TreeProgress, TreeScanStats } from './datastore/tree-writer.js';
 export { scanTree } from './datastore/tree-writer.js';
+export { BackupDryRun, type BackupDryRunOptions, type DryRunChunks, type DryRunTotals, type ImageDryRunStats, type TreeDryRunStats, type BlobDryRunStats } from './datastore/dry-run.js';
 export type { RestoreTreeOptions, RestoreTreeStats } from './datastore/tree-restore.js';
 export type { TreeTarOptions, TreeTarStats, TreeTarStream } from './datastore/tree-tar.js';
 export type { ChunkStreamStats } from './datastore/chunk-stream.js';

@@ -56,8 +56,8 @@ import {
 } from '../codec/native.js';
 import type { ChunkStream } from './chunk-stream.js';
 
-/** What the walk writes its two streams into: a {@link ChunkStream}, or a counter for a dry run. */
-type TreeSink = Pick<ChunkStream, 'offset' | 'write' | 'cut' | 'preferCut' | 'appendChunk'>;
+/** What the walk writes its two streams into: a {@link ChunkStream}, or a sink of a dry run (counting, or hashing: lib/datastore/dry-run.ts). */
+export type TreeSink = Pick<ChunkStream, 'offset' | 'write' | 'cut' | 'preferCut' | 'appendChunk'>;
 import type { TreeItem, TreeReader } from './tree-reader.js';
 
 /**
@@ -977,7 +977,7 @@ export interface TreeScanStats extends TreeStats {
  * same excludes, `.cairnignore` files, one-file-system rule; files opened and read, so unreadable
  * ones are reported), and writes nothing anywhere. With `base` (the same archive of the group's
  * newest snapshot) unchanged files are not read, as in an incremental backup. It does not chunk,
- * so it does not tell how many bytes are new to the datastore.
+ * so it does not tell how many bytes are new to the datastore: {@link BackupDryRun.addTree} does.
  *
  * @param archive - the archive name (for progress and messages)
  * @param dir - the directory

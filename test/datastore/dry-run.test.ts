@@ -8,7 +8,7 @@
 import t from 'tap';
 import { promises as fsp, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { BackupDryRun, Datastore, type ArchiveStats, type TreeArchiveStats } from '../../lib/index.js';
+import { BackupDryRun, Datastore, type ArchiveStats, type DryRunTotals, type ImageDryRunStats, type TreeArchiveStats, type TreeDryRunStats } from '../../lib/index.js';
 import { parseEnvelope } from '../../lib/format/chunk-envelope.js';
 import { seededBytes, tempDir } from '../helpers/fixtures.js';
 
@@ -52,9 +52,9 @@ async function listing(root: string): Promise<string[]> {
 }
 
 interface Round {
-  tree: { chunks: number; newChunks: number; newBytes: number };
-  image: { chunks: number; newChunks: number; newBytes: number; chunksKnown: number; chunksReused: number };
-  totals: { chunks: number; newChunks: number; newBytes: number };
+  tree: TreeDryRunStats;
+  image: ImageDryRunStats;
+  totals: DryRunTotals;
 }
 
 t.test('dry runs predict the new chunks of first, unchanged and changed backups exactly', async (t) => {

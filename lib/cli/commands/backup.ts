@@ -7,7 +7,7 @@
  */
 import type { Command } from 'commander';
 import { promises as fsp } from 'node:fs';
-import { CairnError, MAX_BLOB_SIZE, isCairnError, readBlobSource, scanTree, type BackupProgress, type ChangedMap, Datastore, type ImageSource, type SnapshotReader, type TreeArchiveStats, type TreeReader, type TreeScanStats } from '../../index.js';
+import { BackupDryRun, CairnError, MAX_BLOB_SIZE, isCairnError, readBlobSource, type BackupProgress, type ChangedMap, Datastore, type DryRunChunks, type ImageSource, type TreeArchiveStats, type TreeDryRunStats } from '../../index.js';
 import { print, storePath, withStore, type CliContext } from '../context.js';
 import { humanBytes } from '../format.js';
 import { Progress, progressMode, treeProgress } from '../progress.js';
@@ -66,47 +66,45 @@ function byteCount(v: string): number {
   return n;
 }
 
+/** `N chunks, K new (X uncompressed)`: a dry run's count of an archive's chunks. */
+function chunkLine(c: DryRunChunks): string {
+  return `${c.chunks} chunks, ${c.newChunks} new (${humanBytes(c.newBytes)})`;
+}
+
 /**
- * `backup --dry-run`: walks the trees and sizes the images and blobs as the backup would, on a
- * datastore opened read-only, and prints per archive what would be backed up. Unchanged files of
- * the group's newest snapshot are not read (as in the backup).
+ * `backup --dry-run`: reads the sources as the backup would (walks the trees with their excludes,
+ * reads images and blobs; unchanged files of the base are not read), cuts and hashes the chunks as
+ * the backup would, and asks the datastore, opened read-only, which of them it has: prints per
+ * archive what would be backed up and how much of it is new, and the total.
  */
 async function dryRun(
   ds: Datastore,
   cli: CliContext,
   group: string,
   parsed: readonly { name: string; file: string }[],
-  o: { exclude: string[]; oneFileSystem: boolean; signal: AbortSignal; progress: Progress; sourceSize?: number },
+  o: { exclude: string[]; oneFileSystem: boolean; signal: AbortSignal; progress: Progress; imageSource: (file: string) => ImageSource; changed?: ChangedMap; chunkSize?: number },
 ): Promise<void> {
   const g = cli.globals();
-  let base: SnapshotReader | undefined;
-  try {
-    base = await (await ds.snapshot(group, { namespace: cli.ns() })).open();
-  } catch (e) {
-    if (!isCairnError(e, 'ERR_NOT_FOUND')) throw e; // no snapshot yet: everything is new
-  }
+  const dry = await BackupDryRun.start(ds, group, { namespace: cli.ns() });
+  const base = dry.base;
   try {
     const archives: Record<string, unknown> = {};
     const lines = [`dry run: would create a snapshot of ${group}${cli.ns() ? ` in namespace ${cli.ns()}` : ''}${base === undefined ? '' : ` (base ${base.name})`}; nothing was written`];
     let incompleteTrees = false;
     for (const p of parsed) {
       if (p.name.endsWith('.tree')) {
-        let prev: TreeReader | undefined;
-        if (base !== undefined && base.files.some((f) => f.name === p.name && f.kind === 'tree')) prev = await base.tree(p.name);
-        const t: TreeScanStats = await scanTree(p.name, p.file, { exclude: o.exclude, oneFileSystem: o.oneFileSystem, signal: o.signal, onProgress: treeProgress(o.progress) }, prev);
+        const t: TreeDryRunStats = await dry.addTree(p.name, p.file, { exclude: o.exclude, oneFileSystem: o.oneFileSystem, signal: o.signal, onProgress: treeProgress(o.progress) });
         o.progress.end();
         archives[p.name] = { kind: 'tree', source: p.file, ...t };
-        lines.push(`  ${p.name}: ${t.entries} entries (${t.files} files, ${t.dirs} directories, ${t.symlinks} symlinks, ${t.hardlinks} hardlinks, ${t.specials} special), ${humanBytes(t.bytes)}; ${t.filesRead} files read, ${t.filesReused} unchanged (not read)`);
+        lines.push(`  ${p.name}: ${t.entries} entries (${t.files} files, ${t.dirs} directories, ${t.symlinks} symlinks, ${t.hardlinks} hardlinks, ${t.specials} special), ${humanBytes(t.bytes)}; ${t.filesRead} files read, ${t.filesReused} unchanged (not read); ${chunkLine(t)}`);
         for (const pr of t.problems) lines.push(`  warning: ${p.name}: ${pr.path}: ${pr.code}: ${pr.message}`);
         if (t.problemCount > t.problems.length) lines.push(`  warning: ${p.name}: ${t.problemCount - t.problems.length} more problems`);
         if (t.problems.some((x) => x.code !== 'BASE') || t.problemCount > t.problems.length) incompleteTrees = true;
         continue;
       }
       const kind = p.name.endsWith('.img') ? 'image' : 'blob';
-      let size: number | undefined = kind === 'image' ? o.sourceSize : undefined;
-      if (p.file === '-') {
-        lines.push(`  ${p.name}: ${kind} from stdin, ${size === undefined ? 'size known only when read' : humanBytes(size)}`);
-      } else {
+      let what = 'stdin';
+      if (p.file !== '-') {
         let st;
         try {
           st = await fsp.stat(p.file);
@@ -116,17 +114,32 @@ async function dryRun(
           throw new CairnError('ERR_IO', `cannot stat ${kind} source ${p.file}: ${(e as Error).message}`, { archive: p.name, path: p.file, ...(code === undefined ? {} : { syscallCode: code }) }, e);
         }
         if (st.isDirectory()) throw new CairnError('ERR_INVALID_ARGUMENT', `${kind} source ${p.file} is a directory (a tree is <name>.tree:<directory>)`, { archive: p.name, path: p.file });
-        if (size === undefined && st.isFile()) size = st.size;
-        if (kind === 'blob' && size !== undefined && size > MAX_BLOB_SIZE) throw new CairnError('ERR_INVALID_ARGUMENT', `blob source ${p.file} has ${size} bytes, more than ${MAX_BLOB_SIZE}`, { archive: p.name, path: p.file });
-        const what = st.isFile() ? 'file' : st.isBlockDevice() ? 'block device' : st.isCharacterDevice() ? 'character device' : st.isFIFO() ? 'pipe' : 'special file';
-        lines.push(`  ${p.name}: ${kind} from ${what} ${p.file}, ${size === undefined ? 'size known only when read' : humanBytes(size)}`);
+        if (kind === 'blob' && st.isFile() && st.size > MAX_BLOB_SIZE) throw new CairnError('ERR_INVALID_ARGUMENT', `blob source ${p.file} has ${st.size} bytes, more than ${MAX_BLOB_SIZE}`, { archive: p.name, path: p.file });
+        what = `${st.isFile() ? 'file' : st.isBlockDevice() ? 'block device' : st.isCharacterDevice() ? 'character device' : st.isFIFO() ? 'pipe' : 'special file'} ${p.file}`;
       }
-      archives[p.name] = { kind, source: p.file, ...(size === undefined ? {} : { bytes: size }) };
+      if (kind === 'image') {
+        const s = await dry.addImage(p.name, o.imageSource(p.file), {
+          signal: o.signal,
+          onProgress: (x: BackupProgress) => o.progress.update(x.archive, x.bytesDone, x.bytesTotal),
+          ...(o.changed === undefined ? {} : { changed: o.changed }),
+          ...(o.chunkSize === undefined ? {} : { chunkSize: o.chunkSize }),
+        });
+        o.progress.end();
+        archives[p.name] = { kind, source: p.file, ...s };
+        lines.push(`  ${p.name}: image from ${what}, ${humanBytes(s.bytes)}; ${chunkLine(s)}${s.chunksKnown + s.chunksReused > 0 ? `, ${s.chunksKnown + s.chunksReused} from the previous snapshot` : ''}`);
+      } else {
+        const data = await readBlobSource(p.file, { maxSize: MAX_BLOB_SIZE, signal: o.signal });
+        const s = dry.addBlob(p.name, data);
+        archives[p.name] = { kind, source: p.file, ...s };
+        lines.push(`  ${p.name}: blob from ${what}, ${humanBytes(s.bytes)}; stored whole with the snapshot (1 new chunk)`);
+      }
     }
-    print(g, { dryRun: true, group, namespace: cli.ns(), base: base?.name ?? null, archives }, lines.join('\n'));
+    const total = dry.totals;
+    lines.push(`would store about ${humanBytes(total.newBytes)} new bytes in ${total.newChunks} chunks (uncompressed; LZ4 may store less), of ${total.chunks} chunks, ${humanBytes(total.bytes)}`);
+    print(g, { dryRun: true, group, namespace: cli.ns(), base: base?.name ?? null, archives, total }, lines.join('\n'));
     if (incompleteTrees) process.exitCode = EXIT_INCOMPLETE;
   } finally {
-    await base?.close();
+    await dry.close();
   }
 }
 
@@ -139,7 +152,7 @@ export function registerBackup(program: Command, cli: CliContext): void {
     .argument('<archives...>', '<name>.img:<file-or-device>, <name>.tree:<directory> or <name>.blob:<file>; an image or blob may be a FIFO or pipe (/dev/stdin), and an image - for stdin')
     .option('--exclude <glob>', 'leave out paths of tree archives matching this gitignore-style pattern (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--exclude-file <file>', 'read --exclude patterns from this file, one per line (# comments; repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
-    .option('--dry-run', 'read the sources as a backup would (walk trees with their excludes, read their files, size images and blobs) and print what would be backed up; writes nothing and takes no lock on the group; does not chunk, so it does not tell how much is new')
+    .option('--dry-run', 'read, chunk and hash the sources as a backup would and print what would be backed up and how much of it the datastore does not have yet; writes nothing and takes no lock')
     .option('--one-file-system', 'do not descend into other filesystems in tree archives')
     .option('--changed <ranges-file>', 'changed byte ranges of the image since the previous backup ("<offset> <length>" per line)')
     .option('--time <rfc3339>', 'snapshot time, e.g. 2026-11-26T09:35:01Z (default: now)')
@@ -147,7 +160,7 @@ export function registerBackup(program: Command, cli: CliContext): void {
     .option('--source-size <bytes>', 'bytes to read from the one image source: required for a character device (which may never end), checked for a pipe', byteCount)
     .addHelpText(
       'after',
-      '\nA file is read up to its size when it is opened. Entries of a tree that cannot be read, or that are replaced or\nchange while the backup reads them, are listed as warnings; the snapshot is committed and the exit status is 7.\nSIGINT or SIGTERM stops the backup (nothing of it is kept); a second one ends the process at once.\n--dry-run walks and reads the sources (unchanged files of the newest snapshot are not read) and prints entries and\nbytes per archive; it writes nothing, takes no lock and does not chunk, so it does not estimate the new bytes.\n\nExamples:\n  cairn --store ./cairn-store backup vm/100 drive-scsi0.img:/dev/vg0/vm-100-disk-0 qemu-server.conf.blob:/etc/pve/qemu-server/100.conf\n  cairn --store ./cairn-store backup host/web etc.tree:/etc home.tree:/home --exclude "*.cache" --one-file-system',
+      '\nA file is read up to its size when it is opened. Entries of a tree that cannot be read, or that are replaced or\nchange while the backup reads them, are listed as warnings; the snapshot is committed and the exit status is 7.\nSIGINT or SIGTERM stops the backup (nothing of it is kept); a second one ends the process at once.\n--dry-run reads the sources as the backup would (unchanged files of the newest snapshot are not read, --changed\nand --chunk-size apply), cuts them into the same chunks, hashes them and asks the datastore which it has; per\narchive it prints entries and bytes, chunks, new chunks and their bytes, then "would store about N new bytes in K\nchunks". New bytes are uncompressed: what LZ4 stores may be smaller. A blob is stored whole with each snapshot\n(one new chunk). It writes nothing, touches no chunk and takes no lock.\n\nExamples:\n  cairn --store ./cairn-store backup vm/100 drive-scsi0.img:/dev/vg0/vm-100-disk-0 qemu-server.conf.blob:/etc/pve/qemu-server/100.conf\n  cairn --store ./cairn-store backup host/web etc.tree:/etc home.tree:/home --exclude "*.cache" --one-file-system',
     )
     .action(async (group: string, specs: string[], o: { changed?: string; time?: string; chunkSize?: number; sourceSize?: number; exclude: string[]; excludeFile: string[]; dryRun?: boolean; oneFileSystem?: boolean }) => {
       const g = cli.globals();
@@ -190,7 +203,15 @@ export function registerBackup(program: Command, cli: CliContext): void {
         const ds = await Datastore.open(storePath(g), { readOnly: true });
         const progress = new Progress(progressMode(g));
         try {
-          await dryRun(ds, cli, group, parsed, { exclude, oneFileSystem: o.oneFileSystem === true, signal, progress, ...(o.sourceSize === undefined ? {} : { sourceSize: o.sourceSize }) });
+          await dryRun(ds, cli, group, parsed, {
+            exclude,
+            oneFileSystem: o.oneFileSystem === true,
+            signal,
+            progress,
+            imageSource,
+            ...(changed === undefined ? {} : { changed }),
+            ...(o.chunkSize === undefined ? {} : { chunkSize: o.chunkSize }),
+          });
         } finally {
           progress.end();
           await ds.close();

@@ -46,17 +46,18 @@ export interface StoreContext {
 }
 
 /**
- * Takes a lock whose file is at backend key `key`. On a read-only datastore a shared lock is a
- * stand-in that holds nothing (readers run without locks), and an exclusive one, which only
- * writers take, fails with `ERR_READ_ONLY`.
+ * Takes a lock whose file is at backend key `key`, waiting up to `timeoutMs`; `signal` ends the
+ * wait with `ERR_ABORTED`. On a read-only datastore a shared lock is a stand-in that holds nothing
+ * (readers run without locks), and an exclusive one, which only writers take, fails with
+ * `ERR_READ_ONLY`.
  */
-export function lockAt(ctx: StoreContext, key: string, mode: LockMode, what: string, details: ErrorDetails, timeoutMs = ctx.lockTimeoutMs): Promise<FileLock> {
+export function lockAt(ctx: StoreContext, key: string, mode: LockMode, what: string, details: ErrorDetails, timeoutMs = ctx.lockTimeoutMs, signal?: AbortSignal): Promise<FileLock> {
   const file = path.join(ctx.root, key);
   if (ctx.readOnly) {
     if (mode === 'shared') return Promise.resolve(FileLock.none(file, mode));
     return Promise.reject(readOnlyError(ctx, what, details));
   }
-  return acquireLock(file, mode, { timeoutMs, what, details: { datastore: ctx.root, ...details } });
+  return acquireLock(file, mode, { timeoutMs, what, details: { datastore: ctx.root, ...details }, ...(signal === undefined ? {} : { signal }) });
 }
 
 /** The `ERR_READ_ONLY` error of an operation that would write to a read-only datastore. */

@@ -353,7 +353,7 @@ export class BackupGroup {
     if (nsKey !== '' && nsStat === undefined) {
       throw new CairnError('ERR_NOT_FOUND', `namespace '${this.namespace}' does not exist`, this.details());
     }
-    const groupLock = await lockAt(this.ctx, groupLockKey(this.nsParts, this.group), 'exclusive', `backup group ${this.name}`, this.details());
+    const groupLock = await lockAt(this.ctx, groupLockKey(this.nsParts, this.group), 'exclusive', `backup group ${this.name}`, this.details(), this.ctx.lockTimeoutMs, options.signal);
     let baseLock: FileLock | undefined;
     let created = false;
     try {

@@ -35,7 +35,7 @@
 import { promises as fsp, constants as fsc } from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import { CairnError, ioError, type ErrorDetails } from '../errors.js';
+import { CairnError, abortError, ioError, throwIfAborted, type ErrorDetails } from '../errors.js';
 import { nativeFlock, nativeFlockWait } from '../codec/native.js';
 import { DIR_MODE, FILE_MODE } from '../backend/local.js';
 
@@ -55,7 +55,18 @@ export interface LockOptions {
   readonly what?: string;
   /** The operation recorded as the holder of an exclusive lock (default: {@link setLockHolderName}'s). */
   readonly operation?: string;
+  /**
+   * Ends the wait with `ERR_ABORTED`, within {@link LOCK_WAIT_SLICE_MS} of the abort (an aborted
+   * signal fails at once, before any attempt).
+   */
+  readonly signal?: AbortSignal;
 }
+
+/**
+ * The longest single native wait of {@link acquireLock}, in ms: a wait is made of slices this
+ * long, with the signal checked between them.
+ */
+export const LOCK_WAIT_SLICE_MS = 200;
 
 /** The longest holder record read from a lock file, in bytes. */
 export const LOCK_RECORD_MAX_BYTES = 512;
@@ -212,8 +223,10 @@ export function lockFileName(id: string): string {
 }
 
 /**
- * Takes a lock on `file` (created when missing).
- * @throws `ERR_LOCKED` when it is held in a conflicting mode after the timeout.
+ * Takes a lock on `file` (created when missing), waiting up to `options.timeoutMs` for it; the
+ * wait ends early when `options.signal` fires.
+ * @throws `ERR_LOCKED` when it is held in a conflicting mode after the timeout; `ERR_ABORTED` when
+ *   the signal fired first.
  */
 export async function acquireLock(file: string, mode: LockMode, options: LockOptions = {}): Promise<FileLock> {
   let fh: fsp.FileHandle;
@@ -225,10 +238,10 @@ export async function acquireLock(file: string, mode: LockMode, options: LockOpt
   }
   let ok: boolean;
   try {
-    const timeout = options.timeoutMs ?? 0;
-    ok = timeout > 0 ? await nativeFlockWait(fh.fd, mode, timeout) : nativeFlock(fh.fd, mode);
+    ok = await lockWait(fh, mode, options.timeoutMs ?? 0, options.signal);
   } catch (e) {
     await fh.close();
+    if (e instanceof CairnError && e.code === 'ERR_ABORTED') throw abortError(options.signal, { ...options.details, path: file });
     throw ioError(e, `cannot lock ${file}`, { ...options.details, path: file });
   }
   if (!ok) {
@@ -258,6 +271,29 @@ export async function acquireLock(file: string, mode: LockMode, options: LockOpt
     // The record is a courtesy to whoever waits: the lock is held all the same.
   }
   return new FileLock(fh, file, mode);
+}
+
+/**
+ * Takes the flock on `fh`, waiting up to `timeoutMs`; false when the wait ran out. The wait goes in
+ * slices of at most {@link LOCK_WAIT_SLICE_MS} with `signal` checked between them, so an abort
+ * ends it within a slice. The native wait cannot be cancelled, and it must end before `fh` is
+ * closed (a closed descriptor's number may be reused by another file, which the wait would then
+ * lock), so racing it against the signal would not be shorter: the slice has to finish anyway.
+ * A lock taken in the slice during which the signal fired is let go again (closing `fh` does).
+ * @throws `ERR_ABORTED` (without details) when `signal` fires
+ */
+async function lockWait(fh: fsp.FileHandle, mode: LockMode, timeoutMs: number, signal: AbortSignal | undefined): Promise<boolean> {
+  throwIfAborted(signal);
+  if (!(timeoutMs > 0)) return nativeFlock(fh.fd, mode);
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const left = deadline - performance.now();
+    const slice = signal === undefined ? Math.max(left, 0) : Math.min(Math.max(left, 0), LOCK_WAIT_SLICE_MS);
+    const ok = await nativeFlockWait(fh.fd, mode, slice);
+    throwIfAborted(signal);
+    if (ok) return true;
+    if (left <= slice) return false;
+  }
 }
 
 /**

@@ -100,10 +100,11 @@ export interface MoveJournal {
  * Runs `fn` under the shared journal lock. A mover takes this lock **before** the locks of the
  * snapshot it moves, so while GC drains the journal no snapshot is locked by a move (a drain that
  * finds a snapshot locked knows it is being removed, not moved).
- * @throws `ERR_LOCKED` when a GC holds the journal longer than the wait; whatever `fn` throws.
+ * @throws `ERR_LOCKED` when a GC holds the journal longer than the wait; `ERR_ABORTED` when
+ *   `signal` fires during the wait; whatever `fn` throws.
  */
-export async function withMoveJournal<T>(ctx: StoreContext, fn: (journal: MoveJournal) => Promise<T>): Promise<T> {
-  const lock = await lockAt(ctx, MOVE_JOURNAL_LOCK_KEY, 'shared', 'the move journal', {}, Math.max(ctx.lockTimeoutMs, MOVE_JOURNAL_WAIT_MS));
+export async function withMoveJournal<T>(ctx: StoreContext, fn: (journal: MoveJournal) => Promise<T>, signal?: AbortSignal): Promise<T> {
+  const lock = await lockAt(ctx, MOVE_JOURNAL_LOCK_KEY, 'shared', 'the move journal', {}, Math.max(ctx.lockTimeoutMs, MOVE_JOURNAL_WAIT_MS), signal);
   const file = ctx.backend.pathOf(MOVE_JOURNAL_KEY);
   const journal: MoveJournal = {
     async record(to) {
@@ -128,11 +129,11 @@ export async function withMoveJournal<T>(ctx: StoreContext, fn: (journal: MoveJo
 /**
  * For garbage collection: under the exclusive journal lock, calls `visit` for every snapshot the
  * journal names (in order, duplicates included), then empties the journal.
- * @throws `ERR_LOCKED` when movers hold the lock longer than the wait; whatever `visit` throws (the
- *   journal is then kept).
+ * @throws `ERR_LOCKED` when movers hold the lock longer than the wait; `ERR_ABORTED` when `signal`
+ *   fires during the wait; whatever `visit` throws (the journal is then kept).
  */
-export async function drainMoveJournal(ctx: StoreContext, visit: (moved: MovedSnapshot) => Promise<void>): Promise<number> {
-  const lock = await lockAt(ctx, MOVE_JOURNAL_LOCK_KEY, 'exclusive', 'the move journal', {}, Math.max(ctx.lockTimeoutMs, MOVE_JOURNAL_WAIT_MS));
+export async function drainMoveJournal(ctx: StoreContext, visit: (moved: MovedSnapshot) => Promise<void>, signal?: AbortSignal): Promise<number> {
+  const lock = await lockAt(ctx, MOVE_JOURNAL_LOCK_KEY, 'exclusive', 'the move journal', {}, Math.max(ctx.lockTimeoutMs, MOVE_JOURNAL_WAIT_MS), signal);
   try {
     const file = ctx.backend.pathOf(MOVE_JOURNAL_KEY);
     const fh = await openJournal(file, fsc.O_RDWR);

@@ -229,7 +229,7 @@ export async function moveGroup(ctx: StoreContext, fromNs: string, group: GroupI
         await withMoveJournal(ctx, async (journal) => {
           const snapLock = await lockAt(ctx, snapshotLockKey(fromParts, group, time), 'exclusive', `snapshot ${name}/${time}`, { ...details, snapshot: `${name}/${time}` }, 0);
           try {
-            const manLock = await lockAt(ctx, manifestLockKey(fromParts, group, time), 'exclusive', `manifest of ${name}/${time}`, { ...details, snapshot: `${name}/${time}` }, Math.max(ctx.lockTimeoutMs, 5000));
+            const manLock = await lockAt(ctx, manifestLockKey(fromParts, group, time), 'exclusive', `manifest of ${name}/${time}`, { ...details, snapshot: `${name}/${time}` }, Math.max(ctx.lockTimeoutMs, 5000), options.signal);
             try {
               await options.hooks?.beforeRename?.(time);
               await journal.record({ namespace: toNs, group, time });
@@ -240,7 +240,7 @@ export async function moveGroup(ctx: StoreContext, fromNs: string, group: GroupI
           } finally {
             await snapLock.release();
           }
-        });
+        }, options.signal);
         moved.push(time);
       } catch (e) {
         if (!isCairnError(e, 'ERR_LOCKED')) throw e;

@@ -83,6 +83,8 @@ export interface SnapshotReaderOptions {
    * @defaultValue 2 × the pool's threads + 2
    */
   readonly readAhead?: number;
+  /** Ends the wait for the snapshot's lock ({@link Snapshot.open}) with `ERR_ABORTED`. */
+  readonly signal?: AbortSignal;
 }
 
 /**

@@ -159,7 +159,10 @@ export const TREE_META_CDC: Readonly<CdcParams> = Object.freeze({ min: 16 * 1024
 export interface BackupOptions {
   /** Snapshot time, RFC 3339 UTC (`2026-11-26T09:35:01Z`) or Unix seconds. @defaultValue now */
   readonly time?: string | number;
-  /** Cancels waiting for the clock (the archives take their own signals). */
+  /**
+   * Cancels waiting for the group's lock and for the clock, with `ERR_ABORTED` (the archives take
+   * their own signals).
+   */
   readonly signal?: AbortSignal;
   /** Owner recorded on the group when the backup creates it. */
   readonly owner?: string;

@@ -141,11 +141,12 @@ export class Snapshot {
 
   /**
    * Opens a reader; it holds a shared lock on the snapshot (so prune skips it) until closed.
-   * @throws `ERR_LOCKED` when the snapshot is being removed.
+   * @throws `ERR_LOCKED` when the snapshot is being removed; `ERR_ABORTED` when `options.signal`
+   *   fires while it waits for the lock.
    */
   async open(options: SnapshotReaderOptions = {}): Promise<SnapshotReader> {
     this.ctx.assertOpen();
-    const lock = await lockAt(this.ctx, snapshotLockKey(this.ref.nsParts, this.ref.group, this.ref.time), 'shared', `snapshot ${this.name}`, snapshotDetails(this.ref));
+    const lock = await lockAt(this.ctx, snapshotLockKey(this.ref.nsParts, this.ref.group, this.ref.time), 'shared', `snapshot ${this.name}`, snapshotDetails(this.ref), this.ctx.lockTimeoutMs, options.signal);
     try {
       // It may have been removed between listing and locking.
       const fresh = await loadSnapshot(this.ctx, this.ref);
@@ -190,14 +191,17 @@ export class Snapshot {
     return this.reload();
   }
 
-  private manifestLock(): Promise<FileLock> {
-    return lockAt(this.ctx, manifestLockKey(this.ref.nsParts, this.ref.group, this.ref.time), 'exclusive', `manifest of ${this.name}`, snapshotDetails(this.ref), Math.max(this.ctx.lockTimeoutMs, 5000));
+  private manifestLock(signal?: AbortSignal): Promise<FileLock> {
+    return lockAt(this.ctx, manifestLockKey(this.ref.nsParts, this.ref.group, this.ref.time), 'exclusive', `manifest of ${this.name}`, snapshotDetails(this.ref), Math.max(this.ctx.lockTimeoutMs, 5000), signal);
   }
 
-  /** Applies `change` to the manifest under the manifest lock (unprotected part only). */
-  async updateManifest(change: (m: Manifest) => Manifest): Promise<Snapshot> {
+  /**
+   * Applies `change` to the manifest under the manifest lock (unprotected part only).
+   * `options.signal` ends the wait for the lock with `ERR_ABORTED`.
+   */
+  async updateManifest(change: (m: Manifest) => Manifest, options: { readonly signal?: AbortSignal } = {}): Promise<Snapshot> {
     this.ctx.assertOpen();
-    const lock = await this.manifestLock();
+    const lock = await this.manifestLock(options.signal);
     try {
       const cur = await this.reload();
       const next = change(cur.manifest);
@@ -222,16 +226,17 @@ export class Snapshot {
   /**
    * Removes the snapshot: the manifest goes first (the snapshot is then unfinished and invisible),
    * then its files. Its chunks stay until garbage collection.
+   * `options.signal` ends the wait for the manifest lock with `ERR_ABORTED`.
    * @throws `ERR_PROTECTED` for a protected snapshot; `ERR_LOCKED` while it is read or is the base
    *   of a running backup.
    */
-  async remove(): Promise<void> {
+  async remove(options: { readonly signal?: AbortSignal } = {}): Promise<void> {
     this.ctx.assertOpen();
     const lock = await lockAt(this.ctx, snapshotLockKey(this.ref.nsParts, this.ref.group, this.ref.time), 'exclusive', `snapshot ${this.name}`, snapshotDetails(this.ref), 0);
     try {
       // The manifest lock keeps notes, verify state and the protected flag from being written
       // into a snapshot while it is taken apart.
-      const manifestLock = await this.manifestLock();
+      const manifestLock = await this.manifestLock(options.signal);
       try {
         const cur = await loadSnapshot(this.ctx, this.ref);
         if (cur === undefined) return;

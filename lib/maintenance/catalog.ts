@@ -661,7 +661,7 @@ export class Catalog {
       throwIfAborted(signal, this.details());
       let reader: SnapshotReader;
       try {
-        reader = await snapshot.open();
+        reader = await snapshot.open(signal === undefined ? {} : { signal });
       } catch (e) {
         if (isCairnError(e, 'ERR_NOT_FOUND') || isCairnError(e, 'ERR_LOCKED') || isCairnError(e, 'ERR_MANIFEST_CORRUPT')) {
           skipped.push({ namespace: snapshot.namespace, snapshot: snapshot.name, code: e.code, message: e.message });

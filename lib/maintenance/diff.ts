@@ -286,9 +286,10 @@ export function diffSnapshotId(s: Snapshot): DiffSnapshotId {
 export async function diffSnapshots(a: Snapshot, b: Snapshot, options: DiffOptions = {}): Promise<SnapshotDiff> {
   const names = archiveNames(a, b, options.archives);
   throwIfAborted(options.signal, { snapshot: b.name });
-  const ra = await a.open();
+  const lockOptions = options.signal === undefined ? {} : { signal: options.signal };
+  const ra = await a.open(lockOptions);
   try {
-    const rb = await b.open();
+    const rb = await b.open(lockOptions);
     try {
       const archives: ArchiveDiff[] = [];
       for (const name of names) {

@@ -305,8 +305,8 @@ export class GarbageCollector {
           if (isCairnError(e, 'ERR_NOT_FOUND')) return undefined;
           throw e;
         });
-        if (snap !== undefined) await this.markSnapshot(snap, marks, mark);
-      });
+        if (snap !== undefined) await this.markSnapshot(snap, marks, mark, signal);
+      }, signal);
       marks.seal();
       const tMark = performance.now();
 
@@ -391,7 +391,7 @@ export class GarbageCollector {
       for (const snap of listed) {
         if (seen.has(snap.time)) continue;
         throwIfAborted(options.signal);
-        if (await this.markSnapshot(snap, marks, mark)) {
+        if (await this.markSnapshot(snap, marks, mark, options.signal)) {
           seen.add(snap.time);
           options.onProgress?.({ phase: 'mark', done: mark.snapshots });
         } else {
@@ -410,10 +410,10 @@ export class GarbageCollector {
    * Marks one snapshot's chunks. False when it vanished (or is locked by a removal) before it could
    * be opened; every other failure (a corrupt or missing index under the shared lock) throws.
    */
-  private async markSnapshot(snap: Snapshot, marks: MarkSet, mark: { snapshots: number; indexFiles: number; indexDataBytes: number }): Promise<boolean> {
+  private async markSnapshot(snap: Snapshot, marks: MarkSet, mark: { snapshots: number; indexFiles: number; indexDataBytes: number }, signal: AbortSignal | undefined): Promise<boolean> {
     let reader;
     try {
-      reader = await snap.open();
+      reader = await snap.open(signal === undefined ? {} : { signal });
     } catch (e) {
       // Only `remove()` takes a snapshot's lock exclusively: ERR_LOCKED means it is being removed.
       if (isCairnError(e, 'ERR_NOT_FOUND') || isCairnError(e, 'ERR_LOCKED')) return false;

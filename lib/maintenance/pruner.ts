@@ -191,7 +191,7 @@ export class Pruner {
         try {
           if (e.finished) {
             const snap = await g.snapshot(e.time);
-            await snap.remove();
+            await snap.remove(options.signal === undefined ? {} : { signal: options.signal });
             e.removed = true;
           } else {
             e.removed = await g.removeUnfinished(e.time);

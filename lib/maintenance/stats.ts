@@ -202,7 +202,7 @@ export async function datastoreStats(ds: Datastore, scope: StatsScope = {}, opti
     nt.groups++;
     for (const snap of snaps) {
       throwIfAborted(signal, { datastore: ds.root });
-      const digests = await snapshotDigests(snap).catch((e: unknown) => {
+      const digests = await snapshotDigests(snap, signal).catch((e: unknown) => {
         // Only a removal takes a snapshot's lock exclusively; NOT_FOUND: removed meanwhile.
         if (isCairnError(e, 'ERR_NOT_FOUND') || isCairnError(e, 'ERR_LOCKED')) {
           skipped.push({ namespace: snap.namespace, snapshot: snap.name, reason: `${e.code}: ${e.message}` });
@@ -234,10 +234,10 @@ export async function datastoreStats(ds: Datastore, scope: StatsScope = {}, opti
 }
 
 
-/** The distinct chunk digests (hex) of a snapshot's image and tree indexes, read under its shared lock. */
-async function snapshotDigests(snap: Snapshot): Promise<Set<string>> {
+/** The distinct chunk digests (hex) of a snapshot's image and tree indexes, read under its shared lock (`signal` ends the wait for it). */
+async function snapshotDigests(snap: Snapshot, signal: AbortSignal | undefined): Promise<Set<string>> {
   const out = new Set<string>();
-  const reader = await snap.open();
+  const reader = await snap.open(signal === undefined ? {} : { signal });
   try {
     const add = (idx: { readonly count: number; digestAt(i: number): Uint8Array }): void => {
       for (let i = 0; i < idx.count; i++) out.add(toHex(idx.digestAt(i)));

@@ -286,7 +286,7 @@ export class Verifier {
       }
       let reader: SnapshotReader;
       try {
-        reader = await snap.open();
+        reader = await snap.open(signal === undefined ? {} : { signal });
       } catch (e) {
         if (isCairnError(e, 'ERR_LOCKED') || isCairnError(e, 'ERR_NOT_FOUND') || isCairnError(e, 'ERR_MANIFEST_CORRUPT')) {
           skip(`${e.code}: ${e.message}`);
@@ -382,7 +382,7 @@ export class Verifier {
         if (result !== 'sampled' && !ds.readOnly) {
           const state = result === 'failed' ? 'failed' : 'ok';
           const time = formatSnapshotTime(Math.floor(ds.clock.now() / 1000));
-          await snap.updateManifest((m) => ({ ...m, unprotected: { ...m.unprotected, verify: { state, time, run } } }));
+          await snap.updateManifest((m) => ({ ...m, unprotected: { ...m.unprotected, verify: { state, time, run } } }), signal === undefined ? {} : { signal });
         }
         out.push({ namespace: snap.namespace, snapshot: snap.name, result, problems });
       } finally {

@@ -31,7 +31,7 @@ export function registerCat(program: Command, cli: CliContext): void {
         );
       }
       await withStore(g, async (ds) => {
-        const r = await (await ds.snapshot(ref, { namespace: cli.ns() })).open();
+        const r = await (await ds.snapshot(ref, { namespace: cli.ns() })).open({ signal });
         try {
           const f = r.file(archive);
           if (f.kind === 'tree') {

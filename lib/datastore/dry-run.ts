@@ -321,7 +321,10 @@ export class BackupDryRun {
    */
   static async start(ds: Datastore, group: string, options: BackupDryRunOptions = {}): Promise<BackupDryRun> {
     ds.assertOpen();
-    const newest = await ds.group(group, options.namespace === undefined ? {} : { namespace: options.namespace }).newest();
+    const ns = ds.namespace(options.namespace ?? '');
+    const g = ns.group(group);
+    await ns.assertExists(); // as the backup: a missing namespace is not created, it is an error
+    const newest = await g.newest();
     const base = newest !== undefined && newest.verifyState !== 'failed' ? newest : undefined;
     let reader: SnapshotReader | undefined;
     const baseIndexes = new Map<string, FixedIndex>();

@@ -162,6 +162,14 @@ if (requireBuilt(t)) {
     t.equal(d3.archives['d.img']!.newChunks, 1, 'one changed block: one new image chunk');
     t.ok(d3.archives['t.tree']!.newChunks >= 2, 'one changed file: new payload and metadata chunks');
     agree('changed', d3, await real());
+
+    // A blob is stored whole with every snapshot: one new chunk of its size, in the total too.
+    writeFileSync(path.join(dir, 'vm.conf'), 'memory: 2048\n');
+    const b = await cairn(['--store', store, '--json', ...args, `c.blob:${path.join(dir, 'vm.conf')}`, '--dry-run']);
+    t.equal(b.code, 0, b.err);
+    const bj = JSON.parse(b.out) as DryJson;
+    t.match(bj.archives['c.blob'], { kind: 'blob', bytes: 13, chunks: 1, newChunks: 1, newBytes: 13 });
+    t.match(bj.total, { newChunks: 1, newBytes: 13 }, 'unchanged tree and image: only the blob is new');
   });
 
   t.test('bad input: one coded line, the right exit code, no snapshot', async (t) => {

@@ -177,6 +177,8 @@ t.test('copies within one dry run are new once; blobs; no chunk is touched', asy
   utimesSync(file, 1_000_000, 1_000_000);
 
   ds = await Datastore.open(store, { readOnly: true, threads: 0 });
+  await t.rejects(BackupDryRun.start(ds, 'host/a', { namespace: 'nope' }), { code: 'ERR_NOT_FOUND' }, 'a missing namespace, as for a backup');
+  await t.rejects(BackupDryRun.start(ds, 'host'), { code: 'ERR_INVALID_NAME' });
   const dry = await BackupDryRun.start(ds, 'host/a');
   t.equal(dry.base, undefined, 'no base in a new group');
   const sa = await dry.addImage('a.img', a);

@@ -1,5 +1,5 @@
 /** Text and JSON formatting shared by several commands of the `cairn` command line. */
-import type { Snapshot, TreeItem } from '../index.js';
+import { snapshotIdentity, type MoveGroupReport, type RemoveGroupReport, type RemoveNamespaceReport, type Snapshot, type SnapshotIdentity, type TreeItem } from '../index.js';
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
 
@@ -65,4 +65,53 @@ export function logicalBytes(s: Snapshot): number {
 export function storedNewBytes(s: Snapshot): number | undefined {
   const v = s.manifest.unprotected.stats?.['bytesStored'];
   return typeof v === 'number' ? v : undefined;
+}
+
+/**
+ * A count with its noun in the right number: `count(1, 'file')` is `1 file`, `count(2, 'file')`
+ * and `count(0, 'file')` are `2 files` and `0 files`; `plural` for nouns that do not just take an
+ * `s` (`count(n, 'entry', 'entries')`).
+ */
+export function count(n: number, noun: string, plural = `${noun}s`): string {
+  return `${n} ${n === 1 ? noun : plural}`;
+}
+
+/**
+ * A group move report as printed by `--json` (`group move`, `ns move`): the report, plus
+ * `movedSnapshots`, the identity of each moved snapshot in the target namespace, and on each
+ * skipped snapshot its identity in the source namespace, where it stays.
+ */
+export function moveGroupJson(r: MoveGroupReport): Record<string, unknown> {
+  return {
+    ...r,
+    movedSnapshots: r.moved.map((time) => snapshotIdentity(r.to, r.group, time)),
+    skipped: r.skipped.map((x) => ({ ...snapshotIdentity(r.from, r.group, x.time), ...x })),
+  };
+}
+
+/** What a removal did to one snapshot, in `snapshots` of the `--json` of `group remove` and `ns remove`. */
+export type RemovedSnapshotResult = 'removed' | 'kept-protected' | 'kept-in-use';
+
+/**
+ * A group removal report as printed by `--json` (`group remove`): the report, plus `snapshots`,
+ * each snapshot's identity with what became of it.
+ */
+export function removeGroupJson(namespace: string, group: string, r: RemoveGroupReport): Record<string, unknown> {
+  const one = (result: RemovedSnapshotResult) => (time: string) => ({ ...snapshotIdentity(namespace, group, time), result });
+  return { ...r, snapshots: [...r.removedSnapshots.map(one('removed')), ...r.keptProtected.map(one('kept-protected')), ...r.keptLocked.map(one('kept-in-use'))] };
+}
+
+/**
+ * A namespace removal report as printed by `--json` (`ns remove`): the report, plus `snapshots`,
+ * each snapshot's identity with what became of it. The report names snapshots `ns:type/id/time`
+ * (a namespace has no `:`).
+ */
+export function removeNamespaceJson(r: RemoveNamespaceReport): Record<string, unknown> {
+  const one =
+    (result: RemovedSnapshotResult) =>
+    (label: string): SnapshotIdentity & { result: RemovedSnapshotResult } => {
+      const cut = label.indexOf(':');
+      return { ...snapshotIdentity(label.slice(0, cut), label.slice(cut + 1)), result };
+    };
+  return { ...r, snapshots: [...r.removedSnapshots.map(one('removed')), ...r.keptProtected.map(one('kept-protected')), ...r.keptLocked.map(one('kept-in-use'))] };
 }

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { CairnError } from '../../index.js';
 import { print, withStore, type CliContext } from '../context.js';
+import { count, moveGroupJson, removeGroupJson } from '../format.js';
 import { moveGroupLines } from '../move-lines.js';
 
 /** Adds `group` and its subcommands to the program. */
@@ -22,8 +23,9 @@ export function registerGroup(program: Command, cli: CliContext): void {
       const to = o.targetNs ?? target;
       if (to === undefined) throw new CairnError('ERR_INVALID_ARGUMENT', 'group move needs a target namespace (--target-ns <namespace>)');
       await withStore(g, async (ds) => {
-        const r = await ds.moveGroup(group, { from: cli.ns(), to });
-        print(g, r, moveGroupLines(r).join('\n'));
+        // SIGINT and SIGTERM stop the move between snapshots (what moved stays moved; run it again).
+        const r = await ds.moveGroup(group, { from: cli.ns(), to }, { signal: cli.signal() });
+        print(g, moveGroupJson(r), moveGroupLines(r).join('\n'));
         if (r.skipped.length > 0) process.exitCode = 4;
       });
     });
@@ -36,10 +38,10 @@ export function registerGroup(program: Command, cli: CliContext): void {
       const g = cli.globals();
       await withStore(g, async (ds) => {
         const r = await ds.group(group, { namespace: cli.ns() }).remove();
-        const lines = [`${r.removed ? 'removed group' : 'kept group'} ${group}: ${r.removedSnapshots.length} snapshots removed`];
+        const lines = [`${r.removed ? 'removed group' : 'kept group'} ${group}: ${count(r.removedSnapshots.length, 'snapshot')} removed`];
         for (const t of r.keptProtected) lines.push(`kept protected ${group}/${t}`);
         for (const t of r.keptLocked) lines.push(`kept in-use ${group}/${t}`);
-        print(g, r, lines.join('\n'));
+        print(g, removeGroupJson(cli.ns(), group, r), lines.join('\n'));
       });
     });
 }

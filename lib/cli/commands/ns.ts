@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { CairnError, isCairnError } from '../../index.js';
 import { print, withStore, type CliContext } from '../context.js';
+import { count, moveGroupJson, removeNamespaceJson } from '../format.js';
 import { moveGroupLines } from '../move-lines.js';
 
 /** Adds `ns` and its subcommands to the program. */
@@ -62,10 +63,10 @@ export function registerNs(program: Command, cli: CliContext): void {
       await withStore(g, async (ds) => {
         const r = await ds.removeNamespace(name, { recursive: o.recursive === true });
         const lines = [r.removed ? `removed namespace ${name}` : `namespace ${name} kept`];
-        if (r.removedSnapshots.length > 0) lines.push(`removed ${r.removedSnapshots.length} snapshots`);
+        if (r.removedSnapshots.length > 0) lines.push(`removed ${count(r.removedSnapshots.length, 'snapshot')}`);
         for (const s of r.keptProtected) lines.push(`kept protected ${s}`);
         for (const s of r.keptLocked) lines.push(`kept in-use ${s}`);
-        print(g, r, lines.join('\n'));
+        print(g, removeNamespaceJson(r), lines.join('\n'));
       });
     });
 
@@ -88,12 +89,14 @@ export function registerNs(program: Command, cli: CliContext): void {
           mergeGroups: o.mergeGroups !== false,
           deleteSource: o.keepSource !== true,
           ...(o.maxDepth === undefined ? {} : { maxDepth: o.maxDepth }),
+          // SIGINT and SIGTERM stop the move between snapshots (what moved stays moved; run it again).
+          signal: cli.signal(),
         });
         const lines = r.groups.flatMap(moveGroupLines);
         for (const f of r.failedGroups) lines.push(`not moved: ${f.namespace === '' ? '' : `${f.namespace}:`}${f.group}: ${f.code}: ${f.reason}`);
         for (const n of r.createdNamespaces) lines.push(`created namespace ${n}`);
         for (const n of r.removedNamespaces) lines.push(`removed namespace ${n}`);
-        print(g, r, lines.join('\n'));
+        print(g, { ...r, groups: r.groups.map(moveGroupJson) }, lines.join('\n'));
         if (r.failedGroups.length > 0 || r.groups.some((x) => x.skipped.length > 0)) process.exitCode = 4;
       });
     });

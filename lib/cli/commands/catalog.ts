@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { Catalog, snapshotIdentity, type CatalogHit, type CatalogProgress, type CatalogUpdateReport, type Datastore } from '../../index.js';
 import { print, withStore, type CliContext, type GlobalOptions } from '../context.js';
-import { humanBytes, mtimeString } from '../format.js';
+import { count, humanBytes, mtimeString } from '../format.js';
 import { Progress, progressMode } from '../progress.js';
 
 /** One line of `catalog find` output. */
@@ -85,7 +85,7 @@ export function registerCatalog(program: Command, cli: CliContext): void {
           const onProgress = catalogProgress(g, progress);
           const r = await c.rebuild({ signal, ...(onProgress === undefined ? {} : { onProgress }) });
           progress.end();
-          print(g, r, [`catalog rebuilt: ${r.indexed} snapshots, ${r.archives} tree archives, ${r.entries} entries`, ...catalogWarnings(r)].join('\n'));
+          print(g, r, [`catalog rebuilt: ${count(r.indexed, 'snapshot')}, ${count(r.archives, 'tree archive')}, ${count(r.entries, 'entry', 'entries')}`, ...catalogWarnings(r)].join('\n'));
         });
       });
     });

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { GarbageCollector } from '../../index.js';
 import { print, withStore, type CliContext } from '../context.js';
-import { humanBytes } from '../format.js';
+import { count, humanBytes } from '../format.js';
 import { Progress, progressMode } from '../progress.js';
 
 /** Adds `gc` to the program. */
@@ -27,8 +27,8 @@ export function registerGc(program: Command, cli: CliContext): void {
         });
         progress.end();
         const lines = [
-          `${r.dryRun ? 'would remove' : 'removed'} ${r.removedChunks} chunks (${humanBytes(r.removedBytes)}); ${r.pendingChunks} pending (${humanBytes(r.pendingBytes)}, newer than the cutoff)`,
-          `kept ${r.diskChunks} chunks (${humanBytes(r.diskBytes)}) for ${r.snapshots} snapshots; deduplication ${r.dedupFactor.toFixed(2)}x; ${r.badChunks} bad`,
+          `${r.dryRun ? 'would remove' : 'removed'} ${count(r.removedChunks, 'chunk')} (${humanBytes(r.removedBytes)}); ${r.pendingChunks} pending (${humanBytes(r.pendingBytes)}, newer than the cutoff)`,
+          `kept ${count(r.diskChunks, 'chunk')} (${humanBytes(r.diskBytes)}) for ${count(r.snapshots, 'snapshot')}; deduplication ${r.dedupFactor.toFixed(2)}x; ${r.badChunks} bad`,
           r.skew.summary,
         ];
         print(g, r, lines.join('\n'));

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { snapshotIdentity } from '../../index.js';
 import { print, withStore, type CliContext } from '../context.js';
+import { count } from '../format.js';
 
 /** Adds `prune` to the program. */
 export function registerPrune(program: Command, cli: CliContext): void {
@@ -36,7 +37,7 @@ export function registerPrune(program: Command, cli: CliContext): void {
             (e) => `${e.namespace === '' ? '' : `${e.namespace}:`}${e.group}/${e.time} ${e.mark}${e.skipped === undefined ? '' : ` (skipped: ${e.skipped})`}`,
           );
           const t = report.totals;
-          lines.push(`${report.dryRun ? 'dry run: would remove' : 'removed'} ${report.dryRun ? t.remove : t.removed} of ${t.snapshots} snapshots${t.skipped > 0 ? `, skipped ${t.skipped}` : ''}`);
+          lines.push(`${report.dryRun ? 'dry run: would remove' : 'removed'} ${report.dryRun ? t.remove : t.removed} of ${count(t.snapshots, 'snapshot')}${t.skipped > 0 ? `, skipped ${t.skipped}` : ''}`);
           print(g, { ...report, entries: report.entries.map((e) => ({ ...snapshotIdentity(e.namespace, e.group, e.time), ...e })) }, lines.join('\n'));
         }
       });

@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import type { RestoreProgress, TreeProblem } from '../../index.js';
 import { print, withStore, type CliContext } from '../context.js';
-import { humanBytes } from '../format.js';
+import { count, humanBytes } from '../format.js';
 import { Progress, progressMode, treeProgress } from '../progress.js';
 
 /** Warning lines for problems (on stderr when stdout carries data). */
@@ -38,7 +38,7 @@ export function registerRestore(program: Command, cli: CliContext): void {
       const signal = cli.signal();
       await withStore(g, async (ds) => {
         const s = await ds.snapshot(ref, { namespace: cli.ns() });
-        const r = await s.open();
+        const r = await s.open({ signal });
         const progress = new Progress(progressMode(g));
         try {
           const f = r.file(archive);
@@ -51,7 +51,7 @@ export function registerRestore(program: Command, cli: CliContext): void {
             // stdout is the tar: the summary (and warnings) go to stderr.
             if (g.json === true) process.stderr.write(`${JSON.stringify({ archive, target, ...st })}\n`);
             else {
-              if (g.verbose === true) lines.push(`restored ${archive} as tar: ${st.entries} entries, ${humanBytes(st.bytes)} in ${st.seconds.toFixed(2)} s`);
+              if (g.verbose === true) lines.push(`restored ${archive} as tar: ${count(st.entries, 'entry', 'entries')}, ${humanBytes(st.bytes)} in ${st.seconds.toFixed(2)} s`);
               if (lines.length > 0) process.stderr.write(`${lines.map((l) => `cairn: ${l}`).join('\n')}\n`);
             }
             return;
@@ -60,7 +60,7 @@ export function registerRestore(program: Command, cli: CliContext): void {
             const rs = await r.restoreTree(archive, target, { overwrite: o.overwrite === true, include: o.include, exclude: o.exclude, signal, onProgress: treeProgress(progress) });
             progress.end();
             const rate = rs.seconds > 0 ? ` (${humanBytes(Math.round(rs.bytes / rs.seconds))}/s)` : '';
-            const lines = [`restored ${archive}: ${rs.entries} entries, ${humanBytes(rs.bytes)} to ${target} in ${rs.seconds.toFixed(2)} s${rate}`, ...warnings(rs.problems)];
+            const lines = [`restored ${archive}: ${count(rs.entries, 'entry', 'entries')}, ${humanBytes(rs.bytes)} to ${target} in ${rs.seconds.toFixed(2)} s${rate}`, ...warnings(rs.problems)];
             print(g, { archive, target, ...rs }, lines.join('\n'));
             return;
           }

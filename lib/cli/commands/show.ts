@@ -1,7 +1,7 @@
 /** `cairn show`: show a snapshot's manifest, its backup's stats and its group's owner and notes. */
 import type { Command } from 'commander';
 import { print, withStore, type CliContext } from '../context.js';
-import { humanBytes, logicalBytes, storedNewBytes } from '../format.js';
+import { count, humanBytes, logicalBytes, storedNewBytes } from '../format.js';
 
 /** Adds `show` to the program. */
 export function registerShow(program: Command, cli: CliContext): void {
@@ -24,7 +24,7 @@ export function registerShow(program: Command, cli: CliContext): void {
         const stored = storedNewBytes(s);
         const lines = [
           `snapshot ${s.name}${s.namespace ? ` (namespace ${s.namespace})` : ''}`,
-          `size: ${humanBytes(logicalBytes(s))} in ${s.files.length} archive${s.files.length === 1 ? '' : 's'}`,
+          `size: ${humanBytes(logicalBytes(s))} in ${count(s.files.length, 'archive')}`,
           `protected: ${s.isProtected ? 'yes' : 'no'}`,
           `verify: ${s.verifyState ?? 'not verified'}${s.manifest.unprotected.verify ? ` (${s.manifest.unprotected.verify.time})` : ''}`,
         ];
@@ -33,7 +33,7 @@ export function registerShow(program: Command, cli: CliContext): void {
           const parts = [
             n('bytes') !== undefined || n('tree.bytes') !== undefined ? `${humanBytes((n('bytes') ?? 0) + (n('tree.bytes') ?? 0))} read` : '',
             stored !== undefined ? `${humanBytes(stored)} stored new` : '',
-            n('chunks') !== undefined ? `${n('chunks')} chunks` : '',
+            n('chunks') !== undefined ? count(n('chunks')!, 'chunk') : '',
             n('chunksWritten') !== undefined ? `${n('chunksWritten')} new` : '',
             n('seconds') !== undefined ? `${n('seconds')!.toFixed(2)} s` : '',
           ].filter(Boolean);

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { datastoreStats, type SpaceStats } from '../../index.js';
 import { print, withStore, type CliContext } from '../context.js';
-import { humanBytes, table } from '../format.js';
+import { count, humanBytes, table } from '../format.js';
 import { Progress, progressMode } from '../progress.js';
 
 /** The table cells of one line: logical, stored, dedup factor, chunks, snapshots. */
@@ -44,7 +44,7 @@ export function registerStats(program: Command, cli: CliContext): void {
         for (const x of r.namespaces) rows.push([`namespace ${nsName(x.namespace)}`, ...cells(x)]);
         rows.push(['total', ...cells(r.total)]);
         const lines = [table(['', 'logical', 'stored', 'dedup', 'chunks', 'snapshots'], rows, [false, true, true, true, true, true])];
-        if (r.total.missingChunks > 0) lines.push(`warning: ${r.total.missingChunks} referenced chunks are missing (counted as 0 bytes); run cairn verify`);
+        if (r.total.missingChunks > 0) lines.push(`warning: ${count(r.total.missingChunks, 'referenced chunk')} ${r.total.missingChunks === 1 ? 'is' : 'are'} missing (counted as 0 bytes); run cairn verify`);
         for (const s of r.skipped) lines.push(`skipped ${s.namespace === '' ? '' : `${s.namespace}:`}${s.snapshot}: ${s.reason}`);
         print(g, r, lines.join('\n'));
       });

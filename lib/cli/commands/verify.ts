@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { CairnError, Verifier, snapshotIdentity } from '../../index.js';
 import { print, withStore, type CliContext } from '../context.js';
-import { humanBytes } from '../format.js';
+import { count, humanBytes } from '../format.js';
 import { Progress, progressMode } from '../progress.js';
 
 /** Adds `verify` to the program. */
@@ -39,7 +39,7 @@ export function registerVerify(program: Command, cli: CliContext): void {
         });
         progress.end();
         const lines = [
-          `verified ${report.ok.length + report.failed.length} snapshots: ${report.ok.length} ok, ${report.failed.length} failed${report.skipped.length > 0 ? `, ${report.skipped.length} skipped` : ''}; ${report.chunksChecked} chunks, ${humanBytes(report.bytesChecked)} in ${report.seconds.toFixed(2)} s (${report.mbPerSecond.toFixed(0)} MB/s)`,
+          `verified ${count(report.ok.length + report.failed.length, 'snapshot')}: ${report.ok.length} ok, ${report.failed.length} failed${report.skipped.length > 0 ? `, ${report.skipped.length} skipped` : ''}; ${count(report.chunksChecked, 'chunk')}, ${humanBytes(report.bytesChecked)} in ${report.seconds.toFixed(2)} s (${report.mbPerSecond.toFixed(0)} MB/s)`,
         ];
         if (report.readOnly) lines.push('read-only datastore: everything was checked, but no verify state was recorded and no damaged chunk was moved aside');
         for (const f of report.failed) lines.push(`failed: ${f}`);

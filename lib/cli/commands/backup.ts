@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import { promises as fsp } from 'node:fs';
 import { BackupDryRun, CairnError, MAX_BLOB_SIZE, isCairnError, readBlobSource, type BackupProgress, type ChangedMap, Datastore, type DryRunChunks, type ImageSource, type TreeArchiveStats, type TreeDryRunStats } from '../../index.js';
 import { print, storePath, withStore, type CliContext } from '../context.js';
-import { humanBytes } from '../format.js';
+import { count, humanBytes } from '../format.js';
 import { Progress, progressMode, treeProgress } from '../progress.js';
 
 /** Parses a changed-ranges file: one `<offset> <length>` per line (decimal or 0x hex), `#` comments. */
@@ -250,7 +250,7 @@ export function registerBackup(program: Command, cli: CliContext): void {
           const lines = [`created snapshot ${snap.name}${snap.namespace ? ` in namespace ${snap.namespace}` : ''}`];
           for (const [name, t] of Object.entries(trees)) {
             lines.push(
-              `  ${name}: ${t.entries} entries, ${humanBytes(t.bytes)} in ${t.seconds.toFixed(2)} s; ${t.filesRead} files read, ${t.filesReused} unchanged (not opened); ${t.payload.chunksWritten + t.meta.chunksWritten} new chunks (${humanBytes(t.payload.bytesStored + t.meta.bytesStored)} stored)`,
+              `  ${name}: ${count(t.entries, 'entry', 'entries')}, ${humanBytes(t.bytes)} in ${t.seconds.toFixed(2)} s; ${count(t.filesRead, 'file')} read, ${t.filesReused} unchanged (not opened); ${count(t.payload.chunksWritten + t.meta.chunksWritten, 'new chunk')} (${humanBytes(t.payload.bytesStored + t.meta.bytesStored)} stored)`,
             );
             for (const pr of t.problems) lines.push(`  warning: ${name}: ${pr.path}: ${pr.code}: ${pr.message}`);
             if (t.problemCount > t.problems.length) lines.push(`  warning: ${name}: ${t.problemCount - t.problems.length} more problems`);
@@ -259,7 +259,7 @@ export function registerBackup(program: Command, cli: CliContext): void {
             const rate = s.seconds > 0 ? `${humanBytes(s.bytes / s.seconds)}/s` : '';
             // The parts add up to the chunks (ArchiveStats); zero chunks are counted within them.
             const { chunksDuplicate, chunksZero } = s as unknown as { chunksDuplicate: number; chunksZero: number };
-            lines.push(`  ${name}: ${humanBytes(s.bytes)} in ${s.seconds.toFixed(2)} s ${rate}; ${s.chunks} chunks, ${s.chunksWritten} new (${humanBytes(s.bytesStored)} stored), ${chunksDuplicate} already stored, ${s.chunksKnown + s.chunksReused} from the previous snapshot${chunksZero > 0 ? ` (${chunksZero} of them all-zero)` : ''}`);
+            lines.push(`  ${name}: ${humanBytes(s.bytes)} in ${s.seconds.toFixed(2)} s ${rate}; ${count(s.chunks, 'chunk')}, ${s.chunksWritten} new (${humanBytes(s.bytesStored)} stored), ${chunksDuplicate} already stored, ${s.chunksKnown + s.chunksReused} from the previous snapshot${chunksZero > 0 ? ` (${chunksZero} of them all-zero)` : ''}`);
           }
           print(g, { ...snap.toJSON(), stats: { ...stats, ...trees } }, lines.join('\n'));
           if (Object.values(trees).some(incomplete)) process.exitCode = EXIT_INCOMPLETE;

@@ -45,31 +45,31 @@ export interface FinishedStream {
   readonly size: number;
 }
 
-/** Writes one chunked stream. Call {@link ChunkStream.finish} exactly once at the end. */
-export class ChunkStream {
+/**
+ * The cutting of a chunked stream, the same wherever a stream is cut: by the content-defined
+ * chunker, or earlier at a preferred cut when the chunk is long enough, or wherever a chunk is
+ * appended by digest. Each chunk cut goes to {@link ChunkCutter.process} in stream order, with the
+ * bytes in flight bounded. {@link ChunkStream} stores the chunks; the dry run of a backup
+ * (dry-run.ts) only hashes and counts them, and cuts exactly where a backup would because it is
+ * this code.
+ */
+export abstract class ChunkCutter {
   private readonly chunker: Chunker;
-  private cur: Uint8Array;
+  private readonly cur: Uint8Array;
   private curLen = 0;
   private pos = 0;
-  private readonly slots: { length: number; digest: Uint8Array | undefined }[] = [];
   private readonly inFlight = new Set<Promise<void>>();
   private readonly gate: ByteGate;
   private failure: unknown;
-  /** Counters. */
-  readonly stats: ChunkStreamStats = { chunks: 0, chunksWritten: 0, chunksDuplicate: 0, chunksKnown: 0, chunksReused: 0, bytesStored: 0 };
 
   /**
-   * @param ctx - the datastore
    * @param params - chunker sizes
-   * @param known - digests of the base snapshot (shared with the workers), or null
    * @param details - ids for errors
    * @param signal - cancels
    */
   constructor(
-    private readonly ctx: StoreContext,
     params: Partial<CdcParams>,
-    private readonly known: SharedArrayBuffer | null,
-    private readonly details: ErrorDetails,
+    protected readonly details: ErrorDetails,
     private readonly signal?: AbortSignal,
   ) {
     this.chunker = Chunker.contentDefined(params);
@@ -129,23 +129,27 @@ export class ChunkStream {
   async appendChunk(digest: Uint8Array, length: number): Promise<void> {
     this.check();
     await this.cut();
-    this.slots.push({ length, digest });
-    this.stats.chunks++;
-    this.stats.chunksReused++;
+    this.appended(digest, length);
     this.pos += length;
   }
+
+  /** Records a chunk appended by digest, in stream order. */
+  protected abstract appended(digest: Uint8Array, length: number): void;
+
+  /**
+   * Starts the work on one chunk cut (its own copy, which may be transferred to a worker: read
+   * its length first), called in stream order; the bytes stay counted in flight until the
+   * returned promise settles, and a rejection fails the stream.
+   */
+  protected abstract process(chunk: Uint8Array): Promise<void>;
 
   private async emit(): Promise<void> {
     const len = this.curLen;
     const chunk = this.cur.slice(0, len);
     this.curLen = 0;
-    const slot = { length: len, digest: undefined as Uint8Array | undefined };
-    this.slots.push(slot);
-    this.stats.chunks++;
     await this.gate.acquire(len);
-    const p: Promise<void> = this.store(chunk).then(
-      (digest) => {
-        slot.digest = digest;
+    const p: Promise<void> = this.process(chunk).then(
+      () => {
         this.inFlight.delete(p);
         this.gate.release(len);
       },
@@ -156,6 +160,58 @@ export class ChunkStream {
       },
     );
     this.inFlight.add(p);
+  }
+
+  /** Cuts the last chunk and waits for every chunk in flight; throws the first failure. */
+  protected async settle(): Promise<void> {
+    await this.cut();
+    await Promise.all(this.inFlight);
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  /** Waits for chunks in flight and drops the stream (on abort or failure). */
+  async discard(): Promise<void> {
+    await Promise.allSettled(this.inFlight);
+  }
+}
+
+/** Writes one chunked stream. Call {@link ChunkStream.finish} exactly once at the end. */
+export class ChunkStream extends ChunkCutter {
+  private readonly slots: { length: number; digest: Uint8Array | undefined }[] = [];
+  /** Counters. */
+  readonly stats: ChunkStreamStats = { chunks: 0, chunksWritten: 0, chunksDuplicate: 0, chunksKnown: 0, chunksReused: 0, bytesStored: 0 };
+
+  /**
+   * @param ctx - the datastore
+   * @param params - chunker sizes
+   * @param known - digests of the base snapshot (shared with the workers), or null
+   * @param details - ids for errors
+   * @param signal - cancels
+   */
+  constructor(
+    private readonly ctx: StoreContext,
+    params: Partial<CdcParams>,
+    private readonly known: SharedArrayBuffer | null,
+    details: ErrorDetails,
+    signal?: AbortSignal,
+  ) {
+    super(params, details, signal);
+  }
+
+  protected appended(digest: Uint8Array, length: number): void {
+    this.slots.push({ length, digest });
+    this.stats.chunks++;
+    this.stats.chunksReused++;
+  }
+
+  protected process(chunk: Uint8Array): Promise<void> {
+    // The length is taken before the chunk's buffer is transferred to a worker.
+    const slot = { length: chunk.byteLength, digest: undefined as Uint8Array | undefined };
+    this.slots.push(slot);
+    this.stats.chunks++;
+    return this.store(chunk).then((digest) => {
+      slot.digest = digest;
+    });
   }
 
   private async store(chunk: Uint8Array): Promise<Uint8Array> {
@@ -173,10 +229,8 @@ export class ChunkStream {
 
   /** Cuts the last chunk, waits for every chunk to be stored, and encodes the index. */
   async finish(ctimeSecs: number, uuid: Uint8Array): Promise<FinishedStream> {
-    await this.cut();
     await initHash();
-    await Promise.all(this.inFlight);
-    if (this.failure !== undefined) throw this.failure;
+    await this.settle();
     const b = new DynamicIndexBuilder();
     for (const s of this.slots) {
       if (s.digest === undefined) throw new CairnError('ERR_IO', 'chunk stream: a chunk was not stored', this.details);
@@ -184,11 +238,6 @@ export class ChunkStream {
     }
     const index = b.finish({ uuid, ctime: ctimeSecs });
     return { index, checksum: decodeDynamicIndex(index, this.details).checksum, size: b.size };
-  }
-
-  /** Waits for chunks in flight and drops the stream (on abort). */
-  async discard(): Promise<void> {
-    await Promise.allSettled(this.inFlight);
   }
 }
 

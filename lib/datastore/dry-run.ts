@@ -23,7 +23,7 @@
  * is the set of new digests (one entry per new chunk), and the base's known set, as in the writer.
  */
 import { CairnError, isCairnError, throwIfAborted, type ErrorDetails } from '../errors.js';
-import { Chunker, type CdcParams } from '../codec/chunker.js';
+import type { CdcParams } from '../codec/chunker.js';
 import { buildKnownSet, knownHas } from '../pool/known-set.js';
 import { ByteGate } from '../util/byte-gate.js';
 import { BufferPool } from '../util/buffer-pool.js';
@@ -36,6 +36,7 @@ import type { Datastore } from './datastore.js';
 import type { SnapshotReader } from './snapshot-reader.js';
 import type { FixedIndex } from '../format/fixed-index.js';
 import type { TreeReader } from './tree-reader.js';
+import { ChunkCutter } from './chunk-stream.js';
 
 /**
  * What a dry run found for the chunks of one archive (or one stream of a tree archive).
@@ -165,14 +166,7 @@ class NewChunkCounter {
  * preferred cuts at file ends, the same cuts before appended chunks), each chunk hashed on the
  * worker pool and counted, never stored. The bytes in flight are bounded as in ChunkStream.
  */
-class HashingSink implements TreeSink {
-  private readonly chunker: Chunker;
-  private readonly cur: Uint8Array;
-  private curLen = 0;
-  private pos = 0;
-  private readonly inFlight = new Set<Promise<void>>();
-  private readonly gate: ByteGate;
-  private failure: unknown;
+class HashingSink extends ChunkCutter implements TreeSink {
   /** The stream's chunks. */
   readonly stats: DryRunChunks = { chunks: 0, newChunks: 0, newBytes: 0 };
 
@@ -187,96 +181,30 @@ class HashingSink implements TreeSink {
     private readonly ctx: StoreContext,
     private readonly counter: NewChunkCounter,
     params: Partial<CdcParams>,
-    private readonly details: ErrorDetails,
-    private readonly signal?: AbortSignal,
+    details: ErrorDetails,
+    signal?: AbortSignal,
   ) {
-    this.chunker = Chunker.contentDefined(params);
-    this.cur = new Uint8Array(this.chunker.params.max);
-    this.gate = new ByteGate(Math.max(16 * 1024 * 1024, 4 * this.chunker.params.max));
-  }
-
-  /** Stream position. */
-  get offset(): number {
-    return this.pos;
-  }
-
-  private check(): void {
-    if (this.failure !== undefined) throw this.failure;
-    throwIfAborted(this.signal, this.details);
-  }
-
-  /** Appends bytes (copied). */
-  async write(data: Uint8Array): Promise<void> {
-    this.check();
-    let off = 0;
-    while (off < data.byteLength) {
-      const view = off === 0 ? data : data.subarray(off);
-      const n = this.chunker.next(view);
-      const take = n < 0 ? view.byteLength : n;
-      this.cur.set(view.subarray(0, take), this.curLen);
-      this.curLen += take;
-      off += take;
-      this.pos += take;
-      if (n >= 0) await this.emit();
-    }
-  }
-
-  /** A file ends here: cut when the chunk is long enough. */
-  async preferCut(): Promise<void> {
-    if (this.curLen >= this.chunker.params.min) {
-      this.chunker.reset();
-      await this.emit();
-    }
-  }
-
-  /** Cuts here whatever the chunk's length. */
-  async cut(): Promise<void> {
-    this.chunker.reset();
-    if (this.curLen > 0) await this.emit();
+    super(params, details, signal);
   }
 
   /** A reused chunk of the base: a chunk, never a new one. */
-  async appendChunk(_digest: Uint8Array, length: number): Promise<void> {
-    this.check();
-    await this.cut();
+  protected appended(): void {
     this.stats.chunks++;
     this.counter.totals.chunks++;
-    this.pos += length;
   }
 
-  private async emit(): Promise<void> {
-    const len = this.curLen;
-    const chunk = this.cur.slice(0, len);
-    this.curLen = 0;
-    await this.gate.acquire(len);
-    const p: Promise<void> = this.ctx
+  protected process(chunk: Uint8Array): Promise<void> {
+    // Read the length first: the chunk's buffer is transferred to the worker.
+    const len = chunk.byteLength;
+    return this.ctx
       .pool()
       .hash(chunk)
-      .then((r) => this.counter.count(r.digest, len, this.stats))
-      .then(
-        () => {
-          this.inFlight.delete(p);
-          this.gate.release(len);
-        },
-        (e: unknown) => {
-          this.failure ??= e;
-          this.inFlight.delete(p);
-          this.gate.release(len);
-        },
-      );
-    this.inFlight.add(p);
+      .then((r) => this.counter.count(r.digest, len, this.stats));
   }
 
   /** Cuts the last chunk and waits for every chunk to be counted. */
-  async finish(): Promise<void> {
-    await this.cut();
-    await Promise.all(this.inFlight);
-    if (this.failure !== undefined) throw this.failure;
-  }
-
-  /** Waits for the chunks in flight (on failure). */
-  async discard(): Promise<void> {
-    await Promise.allSettled(this.inFlight);
+  finish(): Promise<void> {
+    return this.settle();
   }
 }
 

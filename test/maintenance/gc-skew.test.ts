@@ -95,17 +95,21 @@ t.test('a datastore clock ahead of the filesystem is compensated: a fresh chunk 
   const ds = await store(t, path.join(dir, 'store'), () => Date.now() + ahead);
   const m = measureTimestampSkew(ds);
   t.ok(m.writeLagMs > ahead - 10 && m.writeLagMs < ahead + 100, `writes lag the clock by its offset: ${m.writeLagMs} ms`);
-  const s = await backup(ds, dir, 'vm/1', 1000, seededBytes(4 * CS, 3));
-  await s.remove();
+  // A backup still running: its chunks are written after it registered, so however long this
+  // takes on a loaded machine, they are newer than the cutoff (its registration less the skew).
+  const src = await writeTemp(dir, 'running.raw', seededBytes(4 * CS, 3));
+  const w = await ds.group('vm/1').backup({ time: 1000 });
+  await w.addImage('disk', src);
   const r = await new GarbageCollector(ds).run();
   t.equal(r.skew.reason, 'local');
   t.ok(r.skewMs >= ahead + LOCAL_SKEW_MARGIN_MS, `skew covers the offset: ${r.skewMs} ms`);
-  t.equal(r.removedChunks, 0, 'chunks written a moment ago are not taken for old');
+  t.equal(r.removedChunks, 0, "a running backup's fresh chunks are not taken for old");
   t.equal(r.pendingChunks, 4);
-  // What a fixed skew below the offset would do: the same chunks look old.
+  // What a fixed skew below the offset would do: the clock's 5 s lead makes them look old.
   const fixed = await new GarbageCollector(ds).run({ dryRun: true, skewMs: 1000 });
   t.equal(fixed.removedChunks, 4, 'a skew of 1 s would take them (dry run)');
   t.equal(fixed.skew.reason, 'option');
+  await w.abort();
 
   const behind = await Datastore.open(path.join(dir, 'store'), { clock: { now: () => Date.now() - ahead } });
   t.teardown(() => behind.close());

@@ -30,7 +30,6 @@ export { SnapshotWriter, MIN_IMAGE_CHUNK, MAX_IMAGE_CHUNK, MAX_BLOB_SIZE, MAX_PA
 export { SnapshotReader, type TreeIndexes, type SnapshotReaderOptions, type RestoreOptions, type RestoreProgress, type RestoreStats } from './datastore/snapshot-reader.js';
 export { TreeReader, type TreeItem } from './datastore/tree-reader.js';
 export type { AddTreeOptions, TreeStats, TreeProblem, TreeProgress, TreeScanStats } from './datastore/tree-writer.js';
-export { scanTree } from './datastore/tree-writer.js';
 export { BackupDryRun, type BackupDryRunOptions, type DryRunChunks, type DryRunTotals, type ImageDryRunStats, type TreeDryRunStats, type BlobDryRunStats } from './datastore/dry-run.js';
 export type { RestoreTreeOptions, RestoreTreeStats } from './datastore/tree-restore.js';
 export type { TreeTarOptions, TreeTarStats, TreeTarStream } from './datastore/tree-tar.js';

@@ -939,28 +939,6 @@ export class TreeWalker {
   }
 }
 
-/** Counts what would be written, stores nothing (a dry run). */
-class CountingSink implements TreeSink {
-  private pos = 0;
-  get offset(): number {
-    return this.pos;
-  }
-  write(data: Uint8Array): Promise<void> {
-    this.pos += data.byteLength;
-    return Promise.resolve();
-  }
-  cut(): Promise<void> {
-    return Promise.resolve();
-  }
-  preferCut(): Promise<void> {
-    return Promise.resolve();
-  }
-  appendChunk(_digest: Uint8Array, length: number): Promise<void> {
-    this.pos += length;
-    return Promise.resolve();
-  }
-}
-
 /**
  * What a dry run of a tree backup found.
  * @category Tree archives
@@ -970,26 +948,4 @@ export interface TreeScanStats extends TreeStats {
   metaBytes: number;
   /** Seconds taken. */
   seconds: number;
-}
-
-/**
- * A dry run of a tree backup: walks `dir` exactly as {@link SnapshotWriter.addTree} would (the
- * same excludes, `.cairnignore` files, one-file-system rule; files opened and read, so unreadable
- * ones are reported), and writes nothing anywhere. With `base` (the same archive of the group's
- * newest snapshot) unchanged files are not read, as in an incremental backup. It does not chunk,
- * so it does not tell how many bytes are new to the datastore: {@link BackupDryRun.addTree} does.
- *
- * @param archive - the archive name (for progress and messages)
- * @param dir - the directory
- * @param options - as for addTree
- * @param base - the previous archive, for metadata-mode reuse
- * @throws `ERR_NOT_FOUND` (no such directory), `ERR_INVALID_ARGUMENT` (not a directory)
- * @category Tree archives
- */
-export async function scanTree(archive: string, dir: string, options: AddTreeOptions = {}, base?: TreeReader): Promise<TreeScanStats> {
-  const t0 = performance.now();
-  const meta = new CountingSink();
-  const walker = new TreeWalker(archive, meta, new CountingSink(), options, { archive }, base);
-  await walker.run(dir);
-  return { ...walker.stats, metaBytes: meta.offset, seconds: (performance.now() - t0) / 1000 };
 }

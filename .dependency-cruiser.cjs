@@ -1,6 +1,6 @@
 /**
  * The layers of DESIGN.md §2, enforced by test/layers.test.ts:
- * L0 errors/types/util < L1 format/codec < L2 backend < L3 store/pool < L4 datastore
+ * L0 errors/types/util < L1 format/codec < L2 backend < L3 store/pool/host < L4 datastore
  * < L5 maintenance < L6 cli/fuse (which may use lib/index.ts only). No cycles.
  */
 const higher = (from, ...to) => ({
@@ -13,10 +13,10 @@ const higher = (from, ...to) => ({
 module.exports = {
   forbidden: [
     { name: 'no-circular', severity: 'error', from: {}, to: { circular: true, viaOnly: { dependencyTypesNot: ['type-only'] } } },
-    higher({ name: 'L0', path: '^lib/(errors|types)\\.ts$|^lib/util/' }, 'format', 'codec', 'backend', 'store', 'pool', 'datastore', 'maintenance', 'cli', 'fuse'),
-    higher({ name: 'L1', path: '^lib/(format|codec)/' }, 'backend', 'store', 'pool', 'datastore', 'maintenance', 'cli', 'fuse'),
-    higher({ name: 'L2', path: '^lib/backend/' }, 'store', 'pool', 'datastore', 'maintenance', 'cli', 'fuse'),
-    higher({ name: 'L3', path: '^lib/(store|pool)/' }, 'datastore', 'maintenance', 'cli', 'fuse'),
+    higher({ name: 'L0', path: '^lib/(errors|types)\\.ts$|^lib/util/' }, 'format', 'codec', 'backend', 'store', 'pool', 'host', 'datastore', 'maintenance', 'cli', 'fuse'),
+    higher({ name: 'L1', path: '^lib/(format|codec)/' }, 'backend', 'store', 'pool', 'host', 'datastore', 'maintenance', 'cli', 'fuse'),
+    higher({ name: 'L2', path: '^lib/backend/' }, 'store', 'pool', 'host', 'datastore', 'maintenance', 'cli', 'fuse'),
+    higher({ name: 'L3', path: '^lib/(store|pool|host)/' }, 'datastore', 'maintenance', 'cli', 'fuse'),
     higher({ name: 'L4', path: '^lib/datastore/' }, 'maintenance', 'cli', 'fuse'),
     higher({ name: 'L5', path: '^lib/maintenance/' }, 'cli', 'fuse'),
     {

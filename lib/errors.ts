@@ -73,6 +73,8 @@ export interface ErrorDetails {
   readonly path?: string;
   /** The OS error code (`ENOENT`, `ENOSPC`, ...) when the error came from a system call. */
   readonly syscallCode?: string;
+  /** True on an `ERR_IO` that the same call may not meet again if repeated (a timeout, a busy resource). */
+  readonly retryable?: boolean;
   /** Anything else worth reporting, as plain JSON values. */
   readonly [key: string]: string | number | boolean | undefined;
 }
@@ -185,8 +187,20 @@ export function ioError(e: unknown, what: string, details: ErrorDetails = {}): C
   if (e instanceof CairnError) return e;
   const code = syscallCode(e);
   const msg = e instanceof Error ? e.message : String(e);
-  const extra: ErrorDetails = code === undefined ? details : { ...details, syscallCode: code };
+  const extra: ErrorDetails = code === undefined ? details : RETRYABLE_CODES.has(code) ? { ...details, syscallCode: code, retryable: true } : { ...details, syscallCode: code };
   return new CairnError('ERR_IO', `${what}: ${msg}`, extra, e);
+}
+
+/** OS codes of failures that a repeated call may not meet again. */
+const RETRYABLE_CODES = new Set(['EAGAIN', 'EBUSY', 'EINTR', 'ETIMEDOUT', 'ECONNRESET', 'ECONNREFUSED', 'EPIPE']);
+
+/**
+ * True when `e` is an `ERR_IO` marked retryable (`details.retryable`): the same call may succeed
+ * if repeated.
+ * @category Errors
+ */
+export function isRetryable(e: unknown): boolean {
+  return isCairnError(e, 'ERR_IO') && e.details.retryable === true;
 }
 
 /** Throws `ERR_ABORTED` when the signal is aborted. */

@@ -25,7 +25,7 @@ export { Datastore, DEFAULT_IMAGE_CHUNK_SIZE, type DatastoreOpenOptions, type Da
 export { Namespace, type RemoveNamespaceReport } from './datastore/namespace.js';
 export { BackupGroup, type GroupEntry, type GroupScan, type DamagedSnapshot, type RemoveGroupReport } from './datastore/group.js';
 export { Snapshot, snapshotIdentity, type SnapshotIdentity, type SnapshotRef } from './datastore/snapshot.js';
-export { setLockHolderName, lockHolder, type LockHolder } from './datastore/locks.js';
+export { setLockHolderName, lockHolder, type LockHolder } from './host/locks.js';
 export { SnapshotWriter, MIN_IMAGE_CHUNK, MAX_IMAGE_CHUNK, MAX_BLOB_SIZE, MAX_PADDING, TREE_META_CDC, type AddImageOptions, type ArchiveStats, type BackupOptions, type BackupProgress, type TreeArchiveStats } from './datastore/snapshot-writer.js';
 export { SnapshotReader, type TreeIndexes, type SnapshotReaderOptions, type RestoreOptions, type RestoreProgress, type RestoreStats } from './datastore/snapshot-reader.js';
 export { TreeReader, type TreeItem } from './datastore/tree-reader.js';

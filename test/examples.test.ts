@@ -80,7 +80,7 @@ async function checkQuickstart(t: Test, out: string, store: string, cwd: string)
       const before = new Set(prev);
       const fresh = new Set(next.filter((d) => !before.has(d)));
       let bytes = 0;
-      for (const d of fresh) bytes += statSync(ds.backend.pathOf(chunkKey(d))).size;
+      for (const d of fresh) bytes += statSync(ds.backend.locate(chunkKey(d))).size;
       return { count: fresh.size, bytes };
     };
 

@@ -1,55 +1,102 @@
 /**
- * The storage contract (layer L2): bytes at keys.
+ * The storage contract (layer L2): bytes at keys, shaped like an object store.
  *
  * A backend knows nothing of chunks or snapshots. Keys are relative paths with `/` separators and
- * safe components (no `..`, no empty components); the layers above build them.
+ * safe components (no `..`, no `.`, no empty components); the layers above build them (see
+ * FORMAT.md, "Datastore layout"). Read BACKENDS.md beside this file before adding a backend.
  *
- * Contract every implementation keeps:
- * - `put` is atomic: a reader sees the old value, or the whole new value, never a part. With
- *   `sync`, the value is on stable storage when `put` resolves (file and directory entry).
- * - `touch` sets the modification time of an existing key and reports a missing one with `false`
- *   (never by creating it): the chunk store's dedup protocol depends on that.
- * - `rename` replaces the target atomically; `link` never replaces (fails with `ERR_EXISTS`).
+ * The contract every implementation keeps (test/backend/conformance.ts checks it for each one):
+ * - `put` stores a whole value. With the `atomicPut` capability a reader sees the old value or the
+ *   whole new value, never a part; with `sync`, the value is on stable storage when `put` resolves.
+ * - `get` reads a value or a byte range of it (a range past the end is cut at the end).
+ * - `stat` reports a key's size and modification time; undefined when the key does not exist.
+ * - `touch` sets the modification time of an existing key and reports a missing one with `false`,
+ *   never by creating it: the chunk store's dedup protocol and the GC depend on that.
+ * - `delete` removes a key; false when it did not exist.
+ * - `list(prefix)` yields every key below the prefix (`prefix/…`, recursively, flat) once, with
+ *   its size and modification time, in no promised order; a missing prefix yields nothing.
+ * - `close` releases what the backend holds; no call is made after it.
  * - Errors are {@link CairnError}s: `ERR_NOT_FOUND` for a missing key where one is required, and
- *   `ERR_IO` with the OS code (`syscallCode`) for everything else.
- * - Nothing is followed through a symlink: `stat` reports the key itself, `get` reads regular files
- *   only, `list` and `removeTree` refuse a prefix that is a symlink, and a key whose directories on
- *   the way include a symlink fails with `ERR_UNSAFE_PATH` (something was planted in the datastore).
+ *   `ERR_IO` for everything else, with `details.retryable` true when the same call may succeed if
+ *   repeated (a timeout, a throttled request) and the OS code (`syscallCode`) where there is one.
+ *
+ * What a backend can do beyond that it declares in {@link BackendCapabilities}; the two optional
+ * interfaces ({@link LocalFilesBackend}, {@link RenamingBackend}) are reached through
+ * {@link localFilesOf} and {@link renamingOf}, and the code above has a path for backends without
+ * them (lib/datastore/keyspace.ts).
  */
 
 import type { ErrorCode } from '../errors.js';
 
-/** What {@link Backend.stat} reports (of the key itself: a symlink is reported, never followed). */
+/**
+ * What {@link Backend.stat} reports.
+ * @category Building blocks
+ */
 export interface BackendStat {
   /** Size in bytes. */
   readonly size: number;
   /** Modification time, milliseconds since the epoch. */
   readonly mtimeMs: number;
-  /** True for a real directory (a key prefix); false for a symlink to one. */
+  /** True for a real directory (a key prefix of a backend with local files); false otherwise. */
   readonly isDirectory: boolean;
-  /** What the key is: a regular file, a real directory, a symlink, or anything else (FIFO, device, socket). */
+  /**
+   * What the key is: `file` for a stored value. A backend with local files also reports a real
+   * directory, a symlink (never followed) or anything else (FIFO, device, socket).
+   */
   readonly type: 'file' | 'directory' | 'symlink' | 'other';
 }
 
-/** Options of {@link Backend.get}. */
+/**
+ * One key yielded by {@link Backend.list}.
+ * @category Building blocks
+ */
+export interface ListEntry {
+  /** The whole key. */
+  readonly key: string;
+  /** Size in bytes. */
+  readonly size: number;
+  /** Modification time, milliseconds since the epoch. */
+  readonly mtimeMs: number;
+}
+
+/**
+ * Options of {@link Backend.list}.
+ * @category Building blocks
+ */
+export interface ListOptions {
+  /** Stops the listing with `ERR_ABORTED`. */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Options of {@link Backend.get}.
+ * @category Building blocks
+ */
 export interface GetOptions {
-  /** Fail when the stored value is larger than this (the format's maximum size), before reading it. */
+  /** Fail when the stored value (or the range asked for) is larger than this, before reading it. */
   readonly maxBytes?: number;
   /**
-   * The code of the error for a key that is not a regular file (a symlink, FIFO, device or
-   * directory) or is larger than `maxBytes`: the corrupt code of the file kind the caller reads.
+   * The code of the error for a key that is not a stored value (a symlink, FIFO, device or
+   * directory of a local backend) or is larger than `maxBytes`: the corrupt code of the file kind
+   * the caller reads.
    * @defaultValue 'ERR_IO'
    */
   readonly code?: ErrorCode;
 }
 
-/** Options of {@link Backend.put}. */
+/**
+ * Options of {@link Backend.put}.
+ * @category Building blocks
+ */
 export interface PutOptions {
-  /** Push the data and the directory entry to stable storage before resolving. */
+  /** Push the data (and a local directory entry) to stable storage before resolving. */
   readonly sync?: boolean;
 }
 
-/** A byte range. */
+/**
+ * A byte range.
+ * @category Building blocks
+ */
 export interface ByteRange {
   /** First byte. */
   readonly offset: number;
@@ -57,44 +104,111 @@ export interface ByteRange {
   readonly length: number;
 }
 
-/** Bytes at keys. See the module comment for the contract. */
+/**
+ * What a backend can do beyond the contract's minimum.
+ * @category Building blocks
+ */
+export interface BackendCapabilities {
+  /** `put` replaces a value atomically (readers see the old or the whole new value). */
+  readonly atomicPut: boolean;
+  /** `touch` sets the modification time that `stat` and `list` report (the GC's protocol needs it). */
+  readonly touch: boolean;
+  /** Keys are files in a local directory: the backend is a {@link LocalFilesBackend}. */
+  readonly localFiles: boolean;
+  /** A key or a whole prefix can be renamed in one step: the backend is a {@link RenamingBackend}. */
+  readonly rename: boolean;
+}
+
+/**
+ * Bytes at keys. See the module comment for the contract.
+ * @category Building blocks
+ */
 export interface Backend {
   /** A human-readable location (a directory path for the local backend). */
   readonly location: string;
-  /** Atomically stores `data` (one buffer or several, written in order) at `key`. */
+  /** What this backend can do beyond the contract's minimum. */
+  readonly capabilities: BackendCapabilities;
+  /** A human-readable location of one key, for messages (a file path for the local backend). */
+  locate(key: string): string;
+  /** Stores `data` (one buffer or several, in order) at `key`, replacing what was there. */
   put(key: string, data: Uint8Array | readonly Uint8Array[], options?: PutOptions): Promise<void>;
   /**
-   * Reads a key, or a range of it. Only a regular file is read, never through a symlink.
-   * @throws `ERR_NOT_FOUND` when missing; `options.code` when the key is not a regular file or is
-   *   larger than `options.maxBytes`; `ERR_UNSAFE_PATH` when a directory on the way is a symlink.
+   * Reads a key, or a range of it.
+   * @throws `ERR_NOT_FOUND` when missing; `options.code` when the key is not a stored value or is
+   *   larger than `options.maxBytes`.
    */
   get(key: string, range?: ByteRange, options?: GetOptions): Promise<Uint8Array>;
   /** Stats a key; undefined when missing. */
   stat(key: string): Promise<BackendStat | undefined>;
-  /** Sets the modification time of an existing key; false when the key does not exist. */
+  /** Sets the modification time of an existing key; false when the key does not exist (never creates it). */
   touch(key: string, timeMs: number): Promise<boolean>;
-  /** Names directly below a prefix (not recursive); empty when the prefix does not exist. */
-  list(prefix: string): Promise<string[]>;
   /** Deletes a key; false when it did not exist. */
   delete(key: string): Promise<boolean>;
-  /**
-   * Removes a prefix and everything below it. Nothing below is followed: the whole tree is checked
-   * first, and a symlink, FIFO, device or socket anywhere in it fails the call with
-   * `ERR_UNSAFE_PATH` naming it, before anything in that directory is removed. False when the
-   * prefix did not exist.
-   */
-  removeTree(prefix: string): Promise<boolean>;
-  /**
-   * The local file path of a key when this backend keeps keys as local files, else undefined
-   * (readers then fall back to {@link Backend.get}).
-   */
-  localPath(key: string): string | undefined;
-  /** Renames a key, replacing the target atomically. */
-  rename(from: string, to: string, options?: { sync?: boolean }): Promise<void>;
+  /** Every key below `prefix` (`''`: every key), recursively, with size and modification time. */
+  list(prefix: string, options?: ListOptions): AsyncIterable<ListEntry>;
+  /** Releases what the backend holds. */
+  close(): Promise<void>;
+}
+
+/**
+ * The directory operations of a backend whose keys are files in a local directory (capability
+ * `localFiles`). Code above the backend uses them only through {@link localFilesOf}, with a path
+ * for backends without them.
+ * @category Building blocks
+ */
+export interface LocalFilesBackend extends Backend {
+  /** The file path of a key. */
+  pathOf(key: string): string;
   /** Creates a directory prefix and its parents. */
   mkdir(prefix: string): Promise<void>;
   /** Removes an empty directory prefix; false when it was missing or not empty. */
   rmdir(prefix: string): Promise<boolean>;
-  /** Pushes everything written so far to stable storage. */
+  /** Names directly below a directory prefix (not recursive), sorted; empty when it does not exist. */
+  listNames(prefix: string): Promise<string[]>;
+  /** Removes a directory prefix and everything below it, following nothing; false when missing. */
+  removeTree(prefix: string): Promise<boolean>;
+  /**
+   * Removes a directory that holds only files, `first` first; false when missing or when something
+   * appeared in it meanwhile.
+   */
+  removeFileDir(prefix: string, first?: string): Promise<boolean>;
+  /** Pushes everything written so far to stable storage (one syncfs). */
   syncAll(): Promise<void>;
+}
+
+/**
+ * A backend that renames a key or a whole prefix in one step (capability `rename`).
+ * @category Building blocks
+ */
+export interface RenamingBackend extends Backend {
+  /** Renames a key or a directory prefix, replacing a value (or an empty directory) at `to`. */
+  rename(from: string, to: string, options?: { sync?: boolean }): Promise<void>;
+}
+
+/**
+ * The backend as a {@link LocalFilesBackend} when it declares local files, else undefined.
+ * @category Building blocks
+ */
+export function localFilesOf(backend: Backend): LocalFilesBackend | undefined {
+  return backend.capabilities.localFiles ? (backend as LocalFilesBackend) : undefined;
+}
+
+/**
+ * The backend as a {@link RenamingBackend} when it declares renames, else undefined.
+ * @category Building blocks
+ */
+export function renamingOf(backend: Backend): RenamingBackend | undefined {
+  return backend.capabilities.rename ? (backend as RenamingBackend) : undefined;
+}
+
+/**
+ * Checks a backend key: relative, `/`-separated, no empty, `.` or `..` component.
+ * @throws TypeError for a key that is not (keys are built by Cairn: a bad one is a bug)
+ * @category Building blocks
+ */
+export function assertKey(key: string, allowEmpty = false): void {
+  if (key === '' && allowEmpty) return;
+  if (key === '' || key.startsWith('/') || key.endsWith('/') || key.split('/').some((c) => c === '' || c === '.' || c === '..')) {
+    throw new TypeError(`unsafe backend key '${key}'`);
+  }
 }

@@ -30,10 +30,10 @@
  */
 import { closeSync, promises as fsp, constants as fsc, type Stats } from 'node:fs';
 import path from 'node:path';
-import { CairnError, ioError, syscallCode, type ErrorCode, type ErrorDetails } from '../errors.js';
+import { CairnError, ioError, syscallCode, throwIfAborted, type ErrorCode, type ErrorDetails } from '../errors.js';
 import { AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, nativeFstat, nativeFstatat, nativeOpenat, nativeReaddir, nativeSyncfs, nativeUnlinkat, type NativeStat } from '../codec/native.js';
 import { tempFileName, isTempFileName } from '../util/temp-name.js';
-import type { Backend, BackendStat, ByteRange, GetOptions, PutOptions } from './backend.js';
+import type { BackendCapabilities, BackendStat, ByteRange, GetOptions, ListEntry, ListOptions, LocalFilesBackend, PutOptions, RenamingBackend } from './backend.js';
 
 export { tempFileName, isTempFileName };
 
@@ -129,10 +129,16 @@ export async function readRegularFile(p: string, options: ReadRegularOptions = {
   }
 }
 
-/** A {@link Backend} over a directory. */
-export class LocalBackend implements Backend {
+/**
+ * A {@link Backend} over a directory: every key is a file below it. The reference backend, and the
+ * only one with the `localFiles` and `rename` capabilities.
+ * @category Building blocks
+ */
+export class LocalBackend implements LocalFilesBackend, RenamingBackend {
   /** The root directory. */
   readonly location: string;
+  /** Atomic puts, touch, local files and renames. */
+  readonly capabilities: BackendCapabilities = { atomicPut: true, touch: true, localFiles: true, rename: true };
   private realRoot: string | undefined;
   /** Shard directories already found to be real directories (checked once). */
   private readonly checkedShards = new Set<string>();
@@ -148,10 +154,13 @@ export class LocalBackend implements Backend {
     return key === '' ? this.location : path.join(this.location, key);
   }
 
-  /** Every key is a local file: {@link LocalBackend.pathOf}. */
-  localPath(key: string): string {
+  /** The file path of a key ({@link LocalBackend.pathOf}). */
+  locate(key: string): string {
     return this.pathOf(key);
   }
+
+  /** Nothing to release: every call opens and closes what it uses. */
+  async close(): Promise<void> {}
 
   /**
    * Checks that no directory on the way from the root to `key` (the root itself excepted, which may
@@ -258,8 +267,38 @@ export class LocalBackend implements Backend {
     }
   }
 
-  /** @throws `ERR_UNSAFE_PATH` when the prefix is a symlink or not a directory. */
-  async list(prefix: string): Promise<string[]> {
+  /**
+   * Every file below a directory prefix, recursively (temp files of atomic puts left out). Nothing
+   * is followed: the prefix must be a real directory, subdirectories are entered only when `lstat`
+   * says directory, and a symlink, FIFO, device or socket below fails with `ERR_UNSAFE_PATH` naming
+   * it (something was planted in the datastore).
+   */
+  async *list(prefix: string, options: ListOptions = {}): AsyncGenerator<ListEntry> {
+    const names = await this.listNames(prefix);
+    const base = prefix === '' ? '' : `${prefix}/`;
+    for (const name of names) {
+      throwIfAborted(options.signal);
+      if (isTempFileName(name)) continue;
+      const key = `${base}${name}`;
+      const p = this.pathOf(key);
+      let st: Stats;
+      try {
+        st = await fsp.lstat(p);
+      } catch (e) {
+        if (syscallCode(e) === 'ENOENT') continue; // removed since the listing
+        throw callError(e, 'stat', p);
+      }
+      if (st.isDirectory()) yield* this.list(key, options);
+      else if (st.isFile()) yield { key, size: st.size, mtimeMs: st.mtimeMs };
+      else throw unsafeEntry(p, st.isSymbolicLink() ? 'a symlink' : 'not a regular file (a FIFO, device or socket)');
+    }
+  }
+
+  /**
+   * Names directly below a directory prefix, sorted; empty when it does not exist.
+   * @throws `ERR_UNSAFE_PATH` when the prefix is a symlink or not a directory.
+   */
+  async listNames(prefix: string): Promise<string[]> {
     const p = this.pathOf(prefix);
     await this.checkPath(prefix);
     try {
@@ -449,6 +488,7 @@ export class LocalBackend implements Backend {
     }
   }
 
+  /** One syncfs of the filesystem holding the datastore. */
   async syncAll(): Promise<void> {
     let fh: fsp.FileHandle | undefined;
     try {

@@ -4,21 +4,24 @@
  * receive it, so they never import the Datastore class (no import cycles).
  */
 import path from 'node:path';
-import type { LocalBackend } from '../backend/local.js';
+import type { Backend } from '../backend/backend.js';
 import type { DatastoreConfig } from '../format/config.js';
 import type { ChunkStore } from '../store/chunk-store.js';
 import type { ChunkReader } from '../store/chunk-reader.js';
 import type { WorkerPool } from '../pool/worker-pool.js';
 import type { Clock } from '../util/clock.js';
-import { acquireLock, FileLock, type LockMode } from './locks.js';
+import { acquireLock, FileLock, type LockMode } from '../host/locks.js';
 import { CairnError, type ErrorDetails } from '../errors.js';
 
 /** The shared state of an open datastore. */
 export interface StoreContext {
-  /** Absolute path of the datastore root. */
+  /**
+   * Absolute path of the datastore's local directory: host-local state (locks, writer registry,
+   * move journal) lives below it; on the local backend it is also where the content is.
+   */
   readonly root: string;
-  /** The storage. */
-  readonly backend: LocalBackend;
+  /** The storage of everything the datastore holds: every read and write of its content goes through it. */
+  readonly backend: Backend;
   /** The datastore's config. */
   readonly config: DatastoreConfig;
   /** The chunk files. */
@@ -46,7 +49,7 @@ export interface StoreContext {
 }
 
 /**
- * Takes a lock whose file is at backend key `key`, waiting up to `timeoutMs`; `signal` ends the
+ * Takes a lock whose file is at `key` below the datastore's local directory, waiting up to `timeoutMs`; `signal` ends the
  * wait with `ERR_ABORTED`. On a read-only datastore a shared lock is a stand-in that holds nothing
  * (readers run without locks), and an exclusive one, which only writers take, fails with
  * `ERR_READ_ONLY`.

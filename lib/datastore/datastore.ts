@@ -9,14 +9,14 @@
  * - groups, snapshots and the GC are coordinated by OS file locks under `.locks/` (see locks.ts);
  * - nothing below is reachable through a name that did not pass the checks of types.ts.
  */
-import { promises as fsp, constants as fsc } from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { CairnError, ioError, isCairnError, syscallCode } from '../errors.js';
-import { LocalBackend, DIR_MODE, readRegularFile } from '../backend/local.js';
+import type { Backend } from '../backend/backend.js';
+import { LocalBackend } from '../backend/local.js';
 import { CONFIG_FILE_MAX_BYTES } from '../format/limits.js';
 import { decodeConfig, encodeConfig, type DatastoreConfig } from '../format/config.js';
-import { ChunkStore, CHUNK_DIR, shardKeys } from '../store/chunk-store.js';
+import { ChunkStore } from '../store/chunk-store.js';
 import { ChunkReader } from '../store/chunk-reader.js';
 import { WorkerPool } from '../pool/worker-pool.js';
 import { systemClock, type Clock } from '../util/clock.js';
@@ -24,11 +24,11 @@ import { parseNamespace, parseSnapshotTime, formatSnapshotTime, MAX_NAMESPACE_DE
 import { DEFAULT_CDC_PARAMS, type CdcParams } from '../codec/chunker.js';
 import { assertNativeAddon } from '../codec/native.js';
 import { CONFIG_FILE } from './layout.js';
-import { LOCK_DIR } from './locks.js';
+import { findEnclosingDatastore, localDirEntries, prepareLocalDir, unwritable } from '../host/host-dir.js';
 import { Namespace, type RemoveNamespaceReport } from './namespace.js';
 import type { BackupGroup } from './group.js';
 import type { Snapshot } from './snapshot.js';
-import { removeTree } from './snapshot-writer.js';
+import { makeNamespaceFolder, removeFolder } from './keyspace.js';
 import { moveGroup, moveNamespace, type MoveGroupOptions, type MoveGroupReport, type MoveNamespaceOptions, type MoveNamespaceReport } from './move.js';
 
 /**
@@ -54,6 +54,13 @@ export interface DatastoreOpenOptions {
    * @defaultValue the available cores
    */
   readonly threads?: number;
+  /**
+   * Where the datastore's content (config, chunks, namespaces, groups, snapshots) is stored. The
+   * directory given to `open`/`create` then only holds host-local state (the `.locks/` tree); the
+   * backend is not closed with the datastore.
+   * @defaultValue a {@link LocalBackend} over that directory: everything in one directory
+   */
+  readonly backend?: Backend;
   /** Use this pool instead of starting one (it is not closed with the datastore). */
   readonly pool?: WorkerPool;
   /** Source of time (tests). @defaultValue the system clock */
@@ -123,10 +130,13 @@ export interface ListNamespacesOptions {
  * @category Datastore
  */
 export class Datastore {
-  /** Absolute path of the root directory. */
+  /**
+   * Absolute path of the root directory: the whole datastore on the local backend, its host-local
+   * state (locks) when {@link DatastoreOpenOptions.backend} holds the content elsewhere.
+   */
   readonly root: string;
   /** @internal */
-  readonly backend: LocalBackend;
+  readonly backend: Backend;
   /** The config as read at open. */
   readonly config: DatastoreConfig;
   /** @internal */
@@ -157,11 +167,11 @@ export class Datastore {
   private readonly children = new Set<{ close(): Promise<void> }>();
   private readonly closeHooks = new Set<() => Promise<void>>();
 
-  private constructor(root: string, config: DatastoreConfig, options: DatastoreOpenOptions, readOnlyReason: string | undefined) {
+  private constructor(root: string, backend: Backend, config: DatastoreConfig, options: DatastoreOpenOptions, readOnlyReason: string | undefined) {
     this.root = root;
     this.readOnly = readOnlyReason !== undefined;
     this.readOnlyReason = readOnlyReason;
-    this.backend = new LocalBackend(root);
+    this.backend = backend;
     this.config = config;
     this.clock = options.clock ?? systemClock;
     this.chunks = new ChunkStore(this.backend, config.syncLevel, this.clock);
@@ -186,16 +196,17 @@ export class Datastore {
     // A missing or unloadable native addon is said here, with what to do, not at the first lock.
     assertNativeAddon();
     const root = path.resolve(dir);
-    const outer = await findEnclosingDatastore(path.dirname(root));
+    const outer = await findEnclosingDatastore(path.dirname(root), CONFIG_FILE, CONFIG_FILE_MAX_BYTES);
     if (outer !== undefined) {
       throw new CairnError('ERR_NESTED_DATASTORE', `cannot create a datastore inside the datastore at ${outer}`, { datastore: outer, path: root });
     }
-    const entries = await fsp.readdir(root).catch((e: unknown) => {
-      if (syscallCode(e) === 'ENOENT') return undefined;
-      throw ioError(e, `cannot read ${root}`, { path: root });
-    });
+    const entries = await localDirEntries(root);
     if (entries !== undefined && entries.length > 0) {
       throw new CairnError('ERR_DATASTORE_EXISTS', `${root} is not empty${entries.includes(CONFIG_FILE) ? ' (a datastore is already there)' : ''}`, { path: root });
+    }
+    const backend = backendOf(root, options);
+    if ((await backend.stat(CONFIG_FILE)) !== undefined) {
+      throw new CairnError('ERR_DATASTORE_EXISTS', `${backend.location} holds a datastore already`, { path: backend.locate(CONFIG_FILE) });
     }
     const clock = options.clock ?? systemClock;
     const config: DatastoreConfig = {
@@ -214,15 +225,9 @@ export class Datastore {
     } catch (e) {
       throw new CairnError('ERR_INVALID_ARGUMENT', `bad datastore options: ${(e as Error).message}`, { path: root }, e);
     }
-    try {
-      await fsp.mkdir(root, { recursive: true, mode: DIR_MODE });
-      await fsp.mkdir(path.join(root, CHUNK_DIR), { mode: DIR_MODE });
-      await fsp.mkdir(path.join(root, LOCK_DIR), { mode: DIR_MODE });
-      await Promise.all(shardKeys().map((k) => fsp.mkdir(path.join(root, k), { mode: DIR_MODE })));
-    } catch (e) {
-      throw ioError(e, `cannot create datastore at ${root}`, { path: root });
-    }
-    await new LocalBackend(root).put(CONFIG_FILE, bytes, { sync: config.syncLevel !== 'none' });
+    await prepareLocalDir(root);
+    await ChunkStore.prepare(backend);
+    await backend.put(CONFIG_FILE, bytes, { sync: config.syncLevel !== 'none' });
     return Datastore.open(root, options);
   }
 
@@ -263,21 +268,22 @@ export class Datastore {
   static async open(dir: string, options: DatastoreOpenOptions = {}): Promise<Datastore> {
     assertNativeAddon();
     const root = path.resolve(dir);
+    const backend = backendOf(root, options);
     let bytes: Uint8Array;
     try {
       // Bounded, regular files only: a config that is a symlink to /dev/zero or a FIFO fails at once.
-      bytes = await readRegularFile(path.join(root, CONFIG_FILE), { maxBytes: CONFIG_FILE_MAX_BYTES, code: 'ERR_CONFIG_CORRUPT', details: { datastore: root } });
+      bytes = await backend.get(CONFIG_FILE, undefined, { maxBytes: CONFIG_FILE_MAX_BYTES, code: 'ERR_CONFIG_CORRUPT' });
     } catch (e) {
-      if (isCairnError(e, 'ERR_CONFIG_CORRUPT')) throw e;
+      if (isCairnError(e, 'ERR_CONFIG_CORRUPT')) throw new CairnError('ERR_CONFIG_CORRUPT', e.message, { datastore: root, ...e.details }, e.cause);
       const c = isCairnError(e, 'ERR_NOT_FOUND') ? 'ENOENT' : isCairnError(e) ? e.details.syscallCode : syscallCode(e);
       if (c === 'ENOENT' || c === 'ENOTDIR') {
         throw new CairnError('ERR_NOT_A_DATASTORE', `${root} is not a Cairn datastore (no ${CONFIG_FILE}); create one with \`cairn init ${dir}\``, { path: root }, e);
       }
       throw ioError(e, `cannot read the config of ${root}`, { path: root });
     }
-    const config = decodeConfig(bytes, { datastore: root, path: path.join(root, CONFIG_FILE) });
+    const config = decodeConfig(bytes, { datastore: root, path: backend.locate(CONFIG_FILE) });
     const readOnly = options.readOnly === true ? 'option' : await unwritable(root);
-    return new Datastore(root, config, options, readOnly);
+    return new Datastore(root, backend, config, options, readOnly);
   }
 
   /**
@@ -375,7 +381,7 @@ export class Datastore {
     await new Namespace(this, n.parentPath!).assertExists().catch((e: unknown) => {
       throw isCairnError(e, 'ERR_NOT_FOUND') ? new CairnError('ERR_NOT_FOUND', `cannot create namespace '${ns}': parent '${n.parentPath}' does not exist`, { namespace: ns }) : e;
     });
-    await this.backend.mkdir(n.key);
+    await makeNamespaceFolder(this.backend, n.key);
     return n;
   }
 
@@ -437,7 +443,7 @@ export class Datastore {
             }
           }
         }
-        if (!keep) await removeTree(this, `${sub.key}/${g.type}/${g.id}`);
+        if (!keep) await removeFolder(this.backend, `${sub.key}/${g.type}/${g.id}`);
       }
       if (!keep) await sub.removeDirsIfEmpty();
     }
@@ -540,30 +546,7 @@ export class Datastore {
   }
 }
 
-/**
- * Why this process cannot write the datastore at `root`, or undefined when it can: `EROFS` (read-only
- * media or mount) or `EACCES` (this user may read but not write the lock tree, or the root when
- * the lock tree is missing). access(2) reports both without writing anything.
- */
-async function unwritable(root: string): Promise<string | undefined> {
-  for (const dir of [path.join(root, LOCK_DIR), root]) {
-    try {
-      await fsp.access(dir, fsc.W_OK);
-      return undefined;
-    } catch (e) {
-      const c = syscallCode(e);
-      if (c === 'EROFS' || c === 'EACCES' || c === 'EPERM') return c;
-      if (c !== 'ENOENT') return undefined; // let the operation itself report it
-    }
-  }
-  return undefined;
-}
-
-/** The nearest directory at or above `dir` that holds a Cairn datastore config, if any. */
-async function findEnclosingDatastore(dir: string): Promise<string | undefined> {
-  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
-    const text = await readRegularFile(path.join(d, CONFIG_FILE), { maxBytes: CONFIG_FILE_MAX_BYTES }).then((b) => Buffer.from(b).toString('utf8'), () => '');
-    if (text.includes('"cairn-datastore"')) return d;
-    if (path.dirname(d) === d) return undefined;
-  }
+/** The backend of a datastore opened at `root`: the one given, or the local directory itself. */
+function backendOf(root: string, options: DatastoreOpenOptions): Backend {
+  return options.backend ?? new LocalBackend(root);
 }

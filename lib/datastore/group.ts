@@ -7,10 +7,11 @@ import { formatGroup, parseSnapshotTime, type BackupType, type GroupId } from '.
 import { sleep } from '../util/clock.js';
 import { lockAt, readOnlyError, type StoreContext } from './context.js';
 import { MANIFEST_FILE, NOTES_FILE, OWNER_FILE, PROTECTED_FILE, groupKey, groupLockKey, manifestLockKey, namespaceKey, snapshotKey, snapshotLockKey } from './layout.js';
-import { registerWriter } from './writer-registry.js';
+import { registerWriter } from '../host/writer-registry.js';
 import { loadSnapshot, removeSnapshotDir, type Snapshot, type SnapshotRef } from './snapshot.js';
-import { SnapshotWriter, removeNewGroupDir, removeTree, snapshotTimeOf, type BackupOptions } from './snapshot-writer.js';
-import type { FileLock } from './locks.js';
+import { SnapshotWriter, removeNewGroupDir, snapshotTimeOf, type BackupOptions } from './snapshot-writer.js';
+import { childNames, folderExists, makeFolder, removeFolder } from './keyspace.js';
+import type { FileLock } from '../host/locks.js';
 import { unsafeEntry } from '../backend/local.js';
 import { TEXT_FILE_MAX_BYTES } from '../format/limits.js';
 
@@ -123,14 +124,12 @@ export class BackupGroup {
    */
   async exists(): Promise<boolean> {
     this.ctx.assertOpen();
-    const st = await this.ctx.backend.stat(this.key);
-    if (st !== undefined && st.type !== 'directory') throw unsafeEntry(this.ctx.backend.pathOf(this.key), st.type === 'symlink' ? 'a symlink' : 'not a directory', this.details());
-    return st !== undefined;
+    return folderExists(this.ctx.backend, this.key, this.details());
   }
 
   /** Times of all snapshot directories, finished or not, oldest first. @internal */
   async times(): Promise<string[]> {
-    return (await this.ctx.backend.list(this.key)).filter((n) => TIME_DIR.test(n));
+    return (await childNames(this.ctx.backend, this.key)).filter((n) => TIME_DIR.test(n));
   }
 
   private ref(time: string): SnapshotRef {
@@ -229,9 +228,9 @@ export class BackupGroup {
     const lock = await lockAt(this.ctx, groupLockKey(this.nsParts, this.group), 'exclusive', `backup group ${this.name}`, this.details(), 0);
     try {
       const key = snapshotKey(this.nsParts, this.group, time);
-      if ((await this.ctx.backend.stat(key))?.isDirectory !== true) return false;
+      if (!(await folderExists(this.ctx.backend, key, this.details()))) return false;
       if ((await loadSnapshot(this.ctx, this.ref(time))) !== undefined) return false;
-      await removeTree(this.ctx, key);
+      await removeFolder(this.ctx.backend, key);
       return true;
     } finally {
       await lock.release();
@@ -251,7 +250,7 @@ export class BackupGroup {
       const report = { removed: false, removedSnapshots: [] as string[], keptProtected: [] as string[], keptLocked: [] as string[], removedUnfinished: [] as string[] };
       for (const { time, snapshot } of await this.entries()) {
         if (snapshot === undefined) {
-          await removeTree(this.ctx, snapshotKey(this.nsParts, this.group, time));
+          await removeFolder(this.ctx.backend, snapshotKey(this.nsParts, this.group, time));
           report.removedUnfinished.push(time);
         } else if (snapshot.isProtected) {
           report.keptProtected.push(time);
@@ -267,7 +266,7 @@ export class BackupGroup {
         }
       }
       if (report.keptProtected.length === 0 && report.keptLocked.length === 0) {
-        await removeTree(this.ctx, this.key);
+        await removeFolder(this.ctx.backend, this.key);
         report.removed = !(await this.exists());
       }
       return report;
@@ -348,9 +347,7 @@ export class BackupGroup {
   async backup(options: BackupOptions = {}): Promise<SnapshotWriter> {
     this.ctx.assertOpen();
     const nsKey = namespaceKey(this.nsParts);
-    const nsStat = nsKey === '' ? undefined : await this.ctx.backend.stat(nsKey);
-    if (nsStat !== undefined && nsStat.type !== 'directory') throw unsafeEntry(this.ctx.backend.pathOf(nsKey), nsStat.type === 'symlink' ? 'a symlink' : 'not a directory', this.details());
-    if (nsKey !== '' && nsStat === undefined) {
+    if (nsKey !== '' && !(await folderExists(this.ctx.backend, nsKey, this.details()))) {
       throw new CairnError('ERR_NOT_FOUND', `namespace '${this.namespace}' does not exist`, this.details());
     }
     const groupLock = await lockAt(this.ctx, groupLockKey(this.nsParts, this.group), 'exclusive', `backup group ${this.name}`, this.details(), this.ctx.lockTimeoutMs, options.signal);
@@ -358,7 +355,7 @@ export class BackupGroup {
     let created = false;
     try {
       const existed = await this.exists();
-      await this.ctx.backend.mkdir(this.key);
+      await makeFolder(this.ctx.backend, this.key);
       created = !existed;
       if (!existed && options.owner !== undefined) await this.setOwner(options.owner);
       // Holding the group lock, no other writer is in this group: a directory without a manifest
@@ -372,7 +369,7 @@ export class BackupGroup {
       const times = (await this.times()).sort();
       for (let i = times.length - 1; i >= 0 && newest === undefined; i--) {
         const dir = snapshotKey(this.nsParts, this.group, times[i]!);
-        if ((await this.ctx.backend.stat(`${dir}/${MANIFEST_FILE}`)) === undefined) await removeTree(this.ctx, dir);
+        if ((await this.ctx.backend.stat(`${dir}/${MANIFEST_FILE}`)) === undefined) await removeFolder(this.ctx.backend, dir);
         // A manifest removed since the stat (a prune) is skipped: the next older one is the newest.
         else newest = await loadSnapshot(this.ctx, this.ref(times[i]!));
       }
@@ -393,7 +390,7 @@ export class BackupGroup {
       }
       const writer = await registerWriter(this.ctx.root, this.ctx.clock.now());
       try {
-        await this.ctx.backend.mkdir(snapshotKey(this.nsParts, this.group, time));
+        await makeFolder(this.ctx.backend, snapshotKey(this.nsParts, this.group, time));
       } catch (e) {
         await writer.release();
         throw e;

@@ -13,7 +13,7 @@
  * ```
  */
 import type { GroupId } from '../types.js';
-import { lockFileName, LOCK_DIR } from './locks.js';
+import { lockFileName, LOCK_DIR } from '../host/locks.js';
 
 /** The config file at the datastore root. */
 export const CONFIG_FILE = 'cairn.json';

@@ -23,25 +23,23 @@
  * that is gone at drain time was removed (prune or forget): its chunks are garbage unless another
  * snapshot references them, and that one is marked on its own.
  *
- * The journal is a text file of JSON lines under `.locks/`; lines are appended with `O_APPEND`, so
- * concurrent movers do not interleave. A line cut short by a crash is skipped (its rename never
- * happened: the line is written, in full, before the rename).
- *
- * The journal is opened `O_NOFOLLOW|O_NONBLOCK` and must be a regular file of at most
- * {@link MOVE_JOURNAL_MAX_BYTES}: a symlink planted in its place (to a file outside the datastore,
- * or to `/dev/zero`) or a FIFO is refused with `ERR_UNSAFE_PATH`, never appended to, read or
- * truncated through.
+ * The journal is a text file of JSON lines under `.locks/` in the datastore's local directory (its
+ * file handling, with its refusal of planted symlinks and FIFOs, is lib/host/journal-file.ts). A
+ * line cut short by a crash is skipped (its rename never happened: the line is written, in full,
+ * before the rename).
  */
-import { promises as fsp, constants as fsc } from 'node:fs';
-import { CairnError, ioError, syscallCode } from '../errors.js';
-import { FILE_MODE } from '../backend/local.js';
+import path from 'node:path';
+import { CairnError } from '../errors.js';
 import { parseGroup, parseNamespace, parseSnapshotTime, type GroupId } from '../types.js';
+import { appendJournalLine, consumeJournal, MOVE_JOURNAL_MAX_BYTES } from '../host/journal-file.js';
 import { lockAt, type StoreContext } from './context.js';
-import { LOCK_DIR } from './locks.js';
+import { LOCK_DIR } from '../host/locks.js';
 
-/** Backend key of the journal. */
+export { MOVE_JOURNAL_MAX_BYTES };
+
+/** Key of the journal below the datastore's local directory. */
 export const MOVE_JOURNAL_KEY = `${LOCK_DIR}/move-journal`;
-/** Backend key of the journal's lock file. */
+/** Key of the journal's lock file below the datastore's local directory. */
 export const MOVE_JOURNAL_LOCK_KEY = `${LOCK_DIR}/move-journal.lock`;
 /**
  * How long a mover waits for a GC that is reading the journal, ms (at least; the datastore's own
@@ -49,36 +47,6 @@ export const MOVE_JOURNAL_LOCK_KEY = `${LOCK_DIR}/move-journal.lock`;
  * GC's mark phase, which takes seconds.
  */
 export const MOVE_JOURNAL_WAIT_MS = 120_000;
-/**
- * Largest journal a GC reads, bytes. A line is under 200 bytes and the journal is emptied by every
- * GC, so this is hundreds of thousands of moves between two GCs.
- */
-export const MOVE_JOURNAL_MAX_BYTES = 64 * 1024 * 1024;
-
-/**
- * Opens the journal without following a symlink or blocking on a FIFO, and checks that it is a
- * regular file. Undefined when it does not exist and `flags` does not create it.
- */
-async function openJournal(file: string, flags: number): Promise<fsp.FileHandle | undefined> {
-  let fh: fsp.FileHandle;
-  try {
-    fh = await fsp.open(file, flags | fsc.O_NOFOLLOW | fsc.O_NONBLOCK, FILE_MODE);
-  } catch (e) {
-    const c = syscallCode(e);
-    if (c === 'ENOENT' && (flags & fsc.O_CREAT) === 0) return undefined;
-    if (c === 'ELOOP') throw new CairnError('ERR_UNSAFE_PATH', `the move journal ${file} is a symlink; remove it by hand`, { path: file }, e);
-    throw ioError(e, `cannot open the move journal ${file}`, { path: file });
-  }
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) throw new CairnError('ERR_UNSAFE_PATH', `the move journal ${file} is not a regular file; remove it by hand`, { path: file });
-    if (st.size > MOVE_JOURNAL_MAX_BYTES) throw new CairnError('ERR_UNSAFE_PATH', `the move journal ${file} is ${st.size} bytes, more than the ${MOVE_JOURNAL_MAX_BYTES} a journal can reach`, { path: file });
-    return fh;
-  } catch (e) {
-    await fh.close();
-    throw e;
-  }
-}
 
 /** Where a moved snapshot now is. */
 export interface MovedSnapshot {
@@ -105,18 +73,10 @@ export interface MoveJournal {
  */
 export async function withMoveJournal<T>(ctx: StoreContext, fn: (journal: MoveJournal) => Promise<T>, signal?: AbortSignal): Promise<T> {
   const lock = await lockAt(ctx, MOVE_JOURNAL_LOCK_KEY, 'shared', 'the move journal', {}, Math.max(ctx.lockTimeoutMs, MOVE_JOURNAL_WAIT_MS), signal);
-  const file = ctx.backend.pathOf(MOVE_JOURNAL_KEY);
+  const file = path.join(ctx.root, MOVE_JOURNAL_KEY);
   const journal: MoveJournal = {
     async record(to) {
-      const line = `${JSON.stringify({ ns: to.namespace, group: `${to.group.type}/${to.group.id}`, time: to.time })}\n`;
-      const fh = await openJournal(file, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT);
-      try {
-        await fh!.write(line);
-      } catch (e) {
-        throw ioError(e, `cannot write the move journal ${file}`, { path: file });
-      } finally {
-        await fh!.close();
-      }
+      await appendJournalLine(file, `${JSON.stringify({ ns: to.namespace, group: `${to.group.type}/${to.group.id}`, time: to.time })}\n`);
     },
   };
   try {
@@ -135,30 +95,17 @@ export async function withMoveJournal<T>(ctx: StoreContext, fn: (journal: MoveJo
 export async function drainMoveJournal(ctx: StoreContext, visit: (moved: MovedSnapshot) => Promise<void>, signal?: AbortSignal): Promise<number> {
   const lock = await lockAt(ctx, MOVE_JOURNAL_LOCK_KEY, 'exclusive', 'the move journal', {}, Math.max(ctx.lockTimeoutMs, MOVE_JOURNAL_WAIT_MS), signal);
   try {
-    const file = ctx.backend.pathOf(MOVE_JOURNAL_KEY);
-    const fh = await openJournal(file, fsc.O_RDWR);
-    if (fh === undefined) return 0;
-    try {
-      let text: string;
-      try {
-        text = await fh.readFile('utf8');
-      } catch (e) {
-        throw ioError(e, `cannot read the move journal ${file}`, { path: file });
-      }
-      let n = 0;
+    const n = await consumeJournal(path.join(ctx.root, MOVE_JOURNAL_KEY), async (text) => {
+      let count = 0;
       for (const line of text.split('\n')) {
         const moved = parseLine(line);
         if (moved === undefined) continue;
         await visit(moved);
-        n++;
+        count++;
       }
-      await fh.truncate(0).catch((e: unknown) => {
-        throw ioError(e, `cannot empty the move journal ${file}`, { path: file });
-      });
-      return n;
-    } finally {
-      await fh.close();
-    }
+      return count;
+    });
+    return n ?? 0;
   } finally {
     await lock.release();
   }

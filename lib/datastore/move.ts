@@ -20,8 +20,8 @@ import { lockAt, type StoreContext } from './context.js';
 import { MANIFEST_FILE, MOVE_MARKER_FILE, NOTES_FILE, OWNER_FILE, groupKey, groupLockKey, manifestLockKey, snapshotKey, snapshotLockKey } from './layout.js';
 import { withMoveJournal } from './move-journal.js';
 import { Namespace } from './namespace.js';
-import { removeTree } from './snapshot-writer.js';
-import type { FileLock } from './locks.js';
+import { folderExists, makeFolder, makeNamespaceFolder, moveFolder, removeEmptyFolder, removeFolder } from './keyspace.js';
+import type { FileLock } from '../host/locks.js';
 
 /**
  * Progress of a move: snapshots moved so far of the group being moved.
@@ -182,11 +182,16 @@ export async function moveGroup(ctx: StoreContext, fromNs: string, group: GroupI
     const removedUnfinished: string[] = [];
     for (const t of await src.times()) {
       if ((await ctx.backend.stat(`${srcKey}/${t}/${MANIFEST_FILE}`)) === undefined) {
-        await removeTree(ctx, `${srcKey}/${t}`);
+        await removeFolder(ctx.backend, `${srcKey}/${t}`);
         removedUnfinished.push(t);
       } else {
         times.push(t);
       }
+    }
+    // Holding the target's group lock too: what lies there without a manifest is what a crashed
+    // backup, or a move cut short while it copied a snapshot (backends without renames), left.
+    for (const t of await dst.times()) {
+      if ((await ctx.backend.stat(`${dstKey}/${t}/${MANIFEST_FILE}`)) === undefined) await removeFolder(ctx.backend, `${dstKey}/${t}`);
     }
 
     const marker = await readMarker(ctx, srcKey);
@@ -212,7 +217,7 @@ export async function moveGroup(ctx: StoreContext, fromNs: string, group: GroupI
       if (srcNotes !== '' && dstNotes === '') await dst.setNotes(srcNotes);
       else notesConflict = srcNotes !== '' && srcNotes !== dstNotes;
     } else {
-      await ctx.backend.mkdir(dstKey);
+      await makeFolder(ctx.backend, dstKey);
       if (srcOwner !== undefined) await dst.setOwner(srcOwner);
       const srcNotes = await src.notes();
       if (srcNotes !== '') await dst.setNotes(srcNotes);
@@ -233,7 +238,7 @@ export async function moveGroup(ctx: StoreContext, fromNs: string, group: GroupI
             try {
               await options.hooks?.beforeRename?.(time);
               await journal.record({ namespace: toNs, group, time });
-              await ctx.backend.rename(snapshotKey(fromParts, group, time), snapshotKey(toParts, group, time), { sync });
+              await moveFolder(ctx.backend, snapshotKey(fromParts, group, time), snapshotKey(toParts, group, time), { sync, last: MANIFEST_FILE });
             } finally {
               await manLock.release();
             }
@@ -252,7 +257,7 @@ export async function moveGroup(ctx: StoreContext, fromNs: string, group: GroupI
     let sourceRemoved = false;
     if (skipped.length === 0) {
       for (const f of [MOVE_MARKER_FILE, OWNER_FILE, NOTES_FILE]) await ctx.backend.delete(`${srcKey}/${f}`);
-      sourceRemoved = await ctx.backend.rmdir(srcKey);
+      sourceRemoved = await removeEmptyFolder(ctx.backend, srcKey);
     }
     return { group: name, from: fromNs, to: toNs, merged: targetExists, moved, skipped, removedUnfinished, sourceRemoved, notesConflict };
   } finally {
@@ -292,11 +297,11 @@ export async function moveNamespace(ctx: StoreContext, fromNs: string, toNs: str
     throwIfAborted(options.signal);
     const t = new Namespace(ctx, target);
     if (!(await t.exists())) {
-      await ctx.backend.mkdir(t.key);
+      await makeNamespaceFolder(ctx.backend, t.key);
       report.createdNamespaces.push(target);
     }
     for (const g of await ns.groups()) {
-      if (options.mergeGroups === false && (await ctx.backend.stat(groupKey(t.parts, g.group)))?.isDirectory === true) {
+      if (options.mergeGroups === false && (await folderExists(ctx.backend, groupKey(t.parts, g.group)))) {
         report.failedGroups.push({ namespace: ns.path, group: g.name, code: 'ERR_EXISTS', reason: `backup group ${g.name} exists in '${target}' and merging is off` });
         continue;
       }

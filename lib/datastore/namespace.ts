@@ -7,7 +7,7 @@ import { BACKUP_TYPES, parseGroup, parseNamespace, MAX_NAMESPACE_DEPTH, type Gro
 import type { StoreContext } from './context.js';
 import { namespaceKey } from './layout.js';
 import { BackupGroup } from './group.js';
-import { unsafeEntry } from '../backend/local.js';
+import { childNames, folderExists, removeEmptyFolder } from './keyspace.js';
 
 const SAFE = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
 
@@ -76,9 +76,7 @@ export class Namespace {
   async exists(): Promise<boolean> {
     this.ctx.assertOpen();
     if (this.parts.length === 0) return true;
-    const st = await this.ctx.backend.stat(this.key);
-    if (st !== undefined && st.type !== 'directory') throw unsafeEntry(this.ctx.backend.pathOf(this.key), st.type === 'symlink' ? 'a symlink' : 'not a directory', this.details());
-    return st !== undefined;
+    return folderExists(this.ctx.backend, this.key, this.details());
   }
 
   /** @throws `ERR_NOT_FOUND` unless the namespace exists. */
@@ -98,7 +96,7 @@ export class Namespace {
     const out: BackupGroup[] = [];
     const prefix = this.key === '' ? '' : `${this.key}/`;
     for (const type of BACKUP_TYPES) {
-      for (const id of await this.ctx.backend.list(`${prefix}${type}`)) {
+      for (const id of await childNames(this.ctx.backend, `${prefix}${type}`)) {
         if (SAFE.test(id)) out.push(this.group({ type, id }));
       }
     }
@@ -110,7 +108,7 @@ export class Namespace {
     await this.assertExists();
     if (this.depth >= MAX_NAMESPACE_DEPTH) return [];
     const prefix = this.key === '' ? 'ns' : `${this.key}/ns`;
-    return (await this.ctx.backend.list(prefix)).filter((n) => SAFE.test(n)).map((n) => new Namespace(this.ctx, this.path === '' ? n : `${this.path}/${n}`));
+    return (await childNames(this.ctx.backend, prefix)).filter((n) => SAFE.test(n)).map((n) => new Namespace(this.ctx, this.path === '' ? n : `${this.path}/${n}`));
   }
 
   /**
@@ -132,9 +130,9 @@ export class Namespace {
    */
   async removeDirsIfEmpty(): Promise<boolean> {
     if (this.depth === 0) return false;
-    for (const type of BACKUP_TYPES) await this.ctx.backend.rmdir(`${this.key}/${type}`);
-    await this.ctx.backend.rmdir(`${this.key}/ns`);
-    return this.ctx.backend.rmdir(this.key);
+    for (const type of BACKUP_TYPES) await removeEmptyFolder(this.ctx.backend, `${this.key}/${type}`);
+    await removeEmptyFolder(this.ctx.backend, `${this.key}/ns`);
+    return removeEmptyFolder(this.ctx.backend, this.key);
   }
 
   /** A plain summary for JSON output. */

@@ -14,7 +14,7 @@ import { toHex } from '../util/bytes.js';
 import { zeroDigestHex } from '../store/chunk-reader.js';
 import { ARCHIVE_SUFFIX, formatGroup } from '../types.js';
 import type { StoreContext } from './context.js';
-import type { FileLock } from './locks.js';
+import type { FileLock } from '../host/locks.js';
 import { archiveFileKey, snapshotKey, treeIndexKeys } from './layout.js';
 import { dynamicIndexMaxBytes, envelopeMaxBytes, fixedIndexMaxBytes } from '../format/limits.js';
 import { decodeDynamicIndex, type DynamicIndex } from '../format/dynamic-index.js';
@@ -224,7 +224,7 @@ export class SnapshotReader {
 
   private async loadIndex(f: ManifestFile): Promise<FixedIndex> {
     const key = archiveFileKey(snapshotKey(this.ref.nsParts, this.ref.group, this.ref.time), f.name);
-    const details = { ...this.details(f.name), path: this.ctx.backend.pathOf(key) };
+    const details = { ...this.details(f.name), path: this.ctx.backend.locate(key) };
     let bytes: Uint8Array;
     try {
       bytes = await this.ctx.backend.get(key, undefined, { maxBytes: fixedIndexMaxBytes(f.size), code: 'ERR_INDEX_CORRUPT' });
@@ -430,7 +430,7 @@ export class SnapshotReader {
       p = (async () => {
         const keys = treeIndexKeys(snapshotKey(this.ref.nsParts, this.ref.group, this.ref.time), name);
         const load = async (key: string, size: number | undefined): Promise<DynamicIndex> => {
-          const details = { ...this.details(name), path: this.ctx.backend.pathOf(key) };
+          const details = { ...this.details(name), path: this.ctx.backend.locate(key) };
           let bytes: Uint8Array;
           try {
             bytes = await this.ctx.backend.get(key, undefined, { maxBytes: dynamicIndexMaxBytes(size), code: 'ERR_INDEX_CORRUPT' });
@@ -498,7 +498,7 @@ export class SnapshotReader {
     if (f.kind !== 'blob') throw new CairnError('ERR_INVALID_ARGUMENT', `archive '${f.name}' of ${this.name} is a ${f.kind}, not a blob`, this.details(f.name));
     name = f.name;
     const key = archiveFileKey(snapshotKey(this.ref.nsParts, this.ref.group, this.ref.time), name);
-    const details = { ...this.details(name), path: this.ctx.backend.pathOf(key) };
+    const details = { ...this.details(name), path: this.ctx.backend.locate(key) };
     let bytes: Uint8Array;
     try {
       bytes = await this.ctx.backend.get(key, undefined, { maxBytes: envelopeMaxBytes(f.size), code: 'ERR_BLOB_CORRUPT' });

@@ -25,8 +25,9 @@ import { BufferPool } from '../util/buffer-pool.js';
 import { buildKnownSet } from '../pool/known-set.js';
 import { archiveName, formatGroup, formatSnapshotTime, parseSnapshotTime } from '../types.js';
 import type { StoreContext } from './context.js';
-import type { FileLock } from './locks.js';
-import type { WriterRegistration } from './writer-registry.js';
+import type { FileLock } from '../host/locks.js';
+import type { WriterRegistration } from '../host/writer-registry.js';
+import { childNames, removeFileFolder, removeFolder, syncBackend } from './keyspace.js';
 import { MANIFEST_FILE, OWNER_FILE, archiveFileKey, groupKey, snapshotKey, treeIndexKeys } from './layout.js';
 import { ChunkStream, treeChecksum, type ChunkStreamStats } from './chunk-stream.js';
 import type { CdcParams } from '../codec/chunker.js';
@@ -585,7 +586,7 @@ export class SnapshotWriter {
         files: [...this.files].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
         unprotected: Object.keys(problems).length > 0 ? { stats: roundStats(totals), problems } : { stats: roundStats(totals) },
       };
-      if (this.ctx.config.syncLevel === 'filesystem') await this.ctx.backend.syncAll();
+      if (this.ctx.config.syncLevel === 'filesystem') await syncBackend(this.ctx.backend);
       await this.ctx.backend.put(`${this.dirKey}/${MANIFEST_FILE}`, encodeManifest(manifest), { sync: this.ctx.config.syncLevel !== 'none' });
       this.state = 'committed';
     } catch (e) {
@@ -607,7 +608,7 @@ export class SnapshotWriter {
     if (this.state === 'aborted' || this.state === 'committed') return;
     this.state = 'aborted';
     try {
-      await removeTree(this.ctx, this.dirKey);
+      await removeFolder(this.ctx.backend, this.dirKey);
       if (this.createdGroup) await removeNewGroupDir(this.ctx, groupKey(this.ref.nsParts, this.ref.group));
     } finally {
       await this.release();
@@ -634,28 +635,19 @@ function roundStats(totals: Record<string, number>): Record<string, number> {
 }
 
 /**
- * Removes a directory key and everything under it, following no symlink: a symlink, FIFO or device
- * anywhere below fails with `ERR_UNSAFE_PATH` before anything in its directory is removed
- * (`Backend.removeTree`).
- */
-export async function removeTree(ctx: StoreContext, key: string): Promise<void> {
-  await ctx.backend.removeTree(key);
-}
-
-/**
  * Removes the directory of a group that a first backup created and that holds nothing but what
  * that backup wrote there (the owner file): no snapshot directory, no notes. The caller holds the
  * group's lock, so no other backup of the group runs; emptiness is checked anyway, and the removal
- * works through directory descriptors, following no symlink (`Backend.removeFileDir`). Best effort:
+ * works through directory descriptors on local files, following no symlink (keyspace.ts). Best effort:
  * a directory that cannot be removed stays, as before.
  * @returns true when removed
  * @internal
  */
 export async function removeNewGroupDir(ctx: StoreContext, key: string): Promise<boolean> {
   try {
-    const entries = await ctx.backend.list(key);
+    const entries = await childNames(ctx.backend, key);
     if (entries.some((n) => n !== OWNER_FILE)) return false;
-    return await ctx.backend.removeFileDir(key, OWNER_FILE);
+    return await removeFileFolder(ctx.backend, key, OWNER_FILE);
   } catch {
     return false;
   }

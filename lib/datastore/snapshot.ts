@@ -5,7 +5,8 @@ import { CairnError, isCairnError, type ErrorDetails } from '../errors.js';
 import { decodeManifest, encodeManifest, type Manifest, type ManifestFile } from '../format/manifest.js';
 import { formatGroup, parseSnapshotTime, type BackupType, type GroupId } from '../types.js';
 import { lockAt, type StoreContext } from './context.js';
-import type { FileLock } from './locks.js';
+import type { FileLock } from '../host/locks.js';
+import { removeFileFolder } from './keyspace.js';
 import { MANIFEST_FILE, PROTECTED_FILE, manifestLockKey, snapshotKey, snapshotLockKey } from './layout.js';
 import { SnapshotReader, findArchive, type SnapshotReaderOptions } from './snapshot-reader.js';
 import { MANIFEST_MAX_BYTES } from '../format/limits.js';
@@ -273,7 +274,7 @@ export async function removeSnapshotDir(ctx: StoreContext, dir: string): Promise
   // a directory) stops the removal with ERR_UNSAFE_PATH while the snapshot is still whole. Temp
   // files a concurrent writer may have left since the listing go too. All of it works through
   // directory descriptors, so a directory swapped for a symlink meanwhile cannot lead it outside.
-  await ctx.backend.removeFileDir(dir, MANIFEST_FILE);
+  await removeFileFolder(ctx.backend, dir, MANIFEST_FILE);
 }
 
 /** Loads a snapshot; undefined when its directory or manifest does not exist (unfinished). */
@@ -286,7 +287,7 @@ export async function loadSnapshot(ctx: StoreContext, ref: SnapshotRef): Promise
     if (isCairnError(e, 'ERR_NOT_FOUND')) return undefined;
     throw e;
   }
-  const details = { ...snapshotDetails(ref), datastore: ctx.root, path: ctx.backend.pathOf(`${dir}/${MANIFEST_FILE}`) };
+  const details = { ...snapshotDetails(ref), datastore: ctx.root, path: ctx.backend.locate(`${dir}/${MANIFEST_FILE}`) };
   const manifest = decodeManifest(bytes, details);
   // The manifest's namespace is where the snapshot was made; a move to another namespace keeps it
   // (FORMAT.md §5), so only the group and time must agree with the location.

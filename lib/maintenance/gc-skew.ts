@@ -42,6 +42,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { nativeFutimens } from '../codec/native.js';
 import { CairnError } from '../errors.js';
+import { localFilesOf } from '../backend/backend.js';
 import { shardKeys } from '../store/chunk-store.js';
 import { tempFileName } from '../util/temp-name.js';
 import type { Datastore } from '../datastore/datastore.js';
@@ -183,7 +184,7 @@ export function measureTimestampSkew(ds: Datastore, options: MeasureOptions = {}
 
 /** The first chunk shard when it is a real directory, else the datastore root. */
 function probeDirectory(ds: Datastore): string {
-  const shard = ds.backend.pathOf(shardKeys()[0]!);
+  const shard = localFilesOf(ds.backend)!.pathOf(shardKeys()[0]!);
   const st = fs.lstatSync(shard, { throwIfNoEntry: false });
   return st?.isDirectory() === true ? shard : ds.root;
 }

@@ -18,8 +18,9 @@ import path from 'node:path';
 import { CairnError, isCairnError, throwIfAborted } from '../errors.js';
 import { ioError, syscallCode } from '../errors.js';
 import { isTempFileName, unsafeEntry } from '../backend/local.js';
+import { localFilesOf } from '../backend/backend.js';
 import { lockAt } from '../datastore/context.js';
-import { oldestLiveWriter } from '../datastore/writer-registry.js';
+import { oldestLiveWriter } from '../host/writer-registry.js';
 import { drainMoveJournal } from '../datastore/move-journal.js';
 import { shardKeys } from '../store/chunk-store.js';
 import { sleep } from '../util/clock.js';
@@ -318,7 +319,7 @@ export class GarbageCollector {
         try {
           for (const shard of shards) {
             throwIfAborted(signal);
-            await sweepShard(ds.backend.pathOf(shard), marks, cutoffMs, tempCutoffMs, dryRun, sweep, unlinker, signal);
+            await sweepShard(localFilesOf(ds.backend)!.pathOf(shard), marks, cutoffMs, tempCutoffMs, dryRun, sweep, unlinker, signal);
             options.onProgress?.({ phase: 'sweep', done: ++done, total: shards.length });
           }
         } finally {
@@ -327,7 +328,7 @@ export class GarbageCollector {
         await unlinker.drain();
         for (const key of tidy) {
           throwIfAborted(signal);
-          removeStaleTemp(ds.backend.pathOf(key), tempCutoffMs, dryRun, sweep);
+          removeStaleTemp(localFilesOf(ds.backend)!.pathOf(key), tempCutoffMs, dryRun, sweep);
         }
       } catch (e) {
         // The sweep makes its file-system calls directly: give their errors the datastore's code.

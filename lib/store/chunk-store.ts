@@ -16,7 +16,7 @@
  *   verify, never deleted by the store.
  */
 import { toHex } from '../util/bytes.js';
-import type { Backend } from '../backend/backend.js';
+import { localFilesOf, renamingOf, type Backend } from '../backend/backend.js';
 import { CairnError, isCairnError } from '../errors.js';
 import type { Clock } from '../util/clock.js';
 import type { SyncLevel } from '../types.js';
@@ -53,6 +53,17 @@ export class ChunkStore {
     readonly syncLevel: SyncLevel,
     private readonly clock: Clock,
   ) {}
+
+  /**
+   * Prepares a new datastore's chunk area: on a backend with local files, the `.chunks` directory
+   * and its 256 shard directories (see the module comment); nothing elsewhere.
+   */
+  static async prepare(backend: Backend): Promise<void> {
+    const local = localFilesOf(backend);
+    if (local === undefined) return;
+    await local.mkdir(CHUNK_DIR);
+    await Promise.all(shardKeys().map((k) => local.mkdir(k)));
+  }
 
   /**
    * Stores a chunk unless it exists, in which case its mtime is touched.
@@ -93,8 +104,15 @@ export class ChunkStore {
         break;
       }
     }
+    const renaming = renamingOf(this.backend);
     try {
-      await this.backend.rename(key, target);
+      if (renaming !== undefined) {
+        await renaming.rename(key, target);
+      } else {
+        // Without renames: a copy aside, then the chunk goes (a reader meanwhile sees it or nothing).
+        await this.backend.put(target, await this.backend.get(key));
+        await this.backend.delete(key);
+      }
     } catch (e) {
       if (isCairnError(e, 'ERR_NOT_FOUND')) return undefined;
       throw e;
@@ -104,7 +122,7 @@ export class ChunkStore {
 
   /** The local path of a chunk file, when the backend keeps files (for reading it on a worker). */
   localPathOf(digest: Uint8Array): string | undefined {
-    return this.backend.localPath(chunkKey(toHex(digest)));
+    return localFilesOf(this.backend)?.pathOf(chunkKey(toHex(digest)));
   }
 
   /**

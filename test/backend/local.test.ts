@@ -172,16 +172,28 @@ t.test('list, delete, rename', async (t) => {
   const dir = tempDir(t);
   const b = new LocalBackend(dir);
   for (const k of ['p/c', 'p/a', 'p/B', 'p/b', 'p/sub/x', 'p/.hidden', 'p/10', 'p/9']) await b.put(k, Buffer.from(k));
-  t.same(await b.list('p'), ['.hidden', '10', '9', 'B', 'a', 'b', 'c', 'sub'], 'sorted, not recursive');
-  t.same(await b.list('p/sub'), ['x']);
-  t.same(await b.list('missing'), [], 'missing prefix: []');
-  await rejectsCode(t, b.list('p/c'), 'ERR_UNSAFE_PATH', 'a file where a prefix belongs is reported');
-  t.ok((await b.list('')).includes('p'), 'root listing');
+  t.same(await b.listNames('p'), ['.hidden', '10', '9', 'B', 'a', 'b', 'c', 'sub'], 'sorted, not recursive');
+  t.same(await b.listNames('p/sub'), ['x']);
+  t.same(await b.listNames('missing'), [], 'missing prefix: []');
+  await rejectsCode(t, b.listNames('p/c'), 'ERR_UNSAFE_PATH', 'a file where a prefix belongs is reported');
+  t.ok((await b.listNames('')).includes('p'), 'root listing');
+
+  const flat = async (prefix: string): Promise<string[]> => {
+    const out: string[] = [];
+    for await (const e of b.list(prefix)) out.push(e.key);
+    return out.sort();
+  };
+  t.same(await flat('p'), ['p/.hidden', 'p/10', 'p/9', 'p/B', 'p/a', 'p/b', 'p/c', 'p/sub/x'], 'list: flat and recursive, whole keys');
+  await writeFile(path.join(dir, 'p', 'sub', `.x${TMP_MARKER}1-1`), 'partial');
+  t.same(await flat('p/sub'), ['p/sub/x'], 'list leaves temp files of puts out');
+  await symlink('/etc', path.join(dir, 'p', 'sub', 'planted'));
+  await rejectsCode(t, flat('p'), 'ERR_UNSAFE_PATH', 'a symlink below a listed prefix is reported, never followed');
+  await b.delete('p/sub/planted');
 
   t.equal(await b.delete('p/c'), true);
   t.equal(await b.delete('p/c'), false, 'second delete: false');
   t.equal(await b.delete('nodir/x'), false);
-  t.notOk((await b.list('p')).includes('c'));
+  t.notOk((await b.listNames('p')).includes('c'));
   await rejectsCode(t, b.delete('p/sub'), 'ERR_IO', 'deleting a directory');
 
   await b.rename('p/a', 'p/z');
@@ -216,7 +228,7 @@ t.test('OS errors other than "missing" are ERR_IO with the OS code', async (t) =
   await symlink('loop', path.join(dir, 'loop')); // a symlink to itself: ELOOP on every access
   await b.put('file', Buffer.from('x'));
   t.equal((await b.stat('loop'))?.type, 'symlink', 'stat of a symlink loop: the link itself (lstat)');
-  const l = await rejectsCode(t, b.list('loop'), 'ERR_UNSAFE_PATH', 'list of a symlink loop');
+  const l = await rejectsCode(t, b.listNames('loop'), 'ERR_UNSAFE_PATH', 'list of a symlink loop');
   t.equal(l?.details.path, path.join(dir, 'loop'));
   t.equal(await b.touch('loop', 1_000_000), true, 'touch of a symlink loop: the link itself (lutimes)');
   const g = await rejectsCode(t, b.get('loop', { offset: 0, length: 1 }), 'ERR_IO', 'range get of a symlink loop');

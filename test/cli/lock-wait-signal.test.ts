@@ -12,7 +12,7 @@ import { groupLockKey, snapshotLockKey } from '../../lib/datastore/layout.js';
 import { seededBytes, tempDir, writeTemp } from '../helpers/fixtures.js';
 import { CLI, cairn, requireBuilt } from './run-cli.js';
 
-const LOCKS = new URL('../../dist/datastore/locks.js', import.meta.url).href;
+const LOCKS = new URL('../../dist/host/locks.js', import.meta.url).href;
 const T1 = '2026-01-01T00:00:00Z';
 
 function childEnv(): NodeJS.ProcessEnv {

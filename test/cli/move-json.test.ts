@@ -14,7 +14,7 @@ import { parseNamespace } from '../../lib/types.js';
 import { tempDir, writeTemp } from '../helpers/fixtures.js';
 import { cairn, requireBuilt } from './run-cli.js';
 
-const LOCKS = new URL('../../dist/datastore/locks.js', import.meta.url).href;
+const LOCKS = new URL('../../dist/host/locks.js', import.meta.url).href;
 const T1 = '2026-01-01T00:00:00Z';
 const T2 = '2026-01-02T00:00:00Z';
 const T3 = '2026-01-03T00:00:00Z';

@@ -10,7 +10,7 @@ import t from 'tap';
 import path from 'node:path';
 import { readdir } from 'node:fs/promises';
 import { Datastore } from '../../lib/index.js';
-import { acquireLock, LOCK_WAIT_SLICE_MS } from '../../lib/datastore/locks.js';
+import { acquireLock, LOCK_WAIT_SLICE_MS } from '../../lib/host/locks.js';
 import { groupLockKey, snapshotLockKey } from '../../lib/datastore/layout.js';
 import { tempDir } from '../helpers/fixtures.js';
 

@@ -8,10 +8,10 @@ import { writeFile, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { once } from 'node:events';
 import { tempDir } from '../helpers/fixtures.js';
-import { acquireLock, lockHolder, parseLockHolder } from '../../lib/datastore/locks.js';
+import { acquireLock, lockHolder, parseLockHolder } from '../../lib/host/locks.js';
 import { requireBuilt } from '../cli/run-cli.js';
 
-const LOCKS = new URL('../../dist/datastore/locks.js', import.meta.url).href;
+const LOCKS = new URL('../../dist/host/locks.js', import.meta.url).href;
 
 /** A child process that takes `mode` on `file` and holds it until its stdin closes. */
 async function holder(file: string, mode: 'shared' | 'exclusive'): Promise<ChildProcess> {

@@ -4,7 +4,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Datastore } from '../../lib/index.js';
-import { acquireLock } from '../../lib/datastore/locks.js';
+import { acquireLock } from '../../lib/host/locks.js';
 import { manifestLockKey } from '../../lib/datastore/layout.js';
 import { seededBytes, tempDir, writeTemp } from '../helpers/fixtures.js';
 
@@ -140,12 +140,12 @@ t.test('protect, notes and remove of one snapshot are serialised by the manifest
     await w.addBlob('a', 'a');
     const snap = await w.commit();
     // All three wait on the manifest lock, then run in whatever order the kernel wakes them.
-    const held = await acquireLock(ds.backend.pathOf(manifestLockKey([], snap.ref.group, snap.time)), 'exclusive');
+    const held = await acquireLock(ds.backend.locate(manifestLockKey([], snap.ref.group, snap.time)), 'exclusive');
     const pending = [snap.remove(), snap.setProtected(true), snap.setNotes('x')] as const;
     await new Promise((r) => setTimeout(r, 30));
     await held.release();
     const [removed, protectedFlag, notes] = await Promise.allSettled(pending);
-    const left = await readdir(ds.backend.pathOf(`vm/7/${snap.time}`)).catch(() => undefined);
+    const left = await readdir(ds.backend.locate(`vm/7/${snap.time}`)).catch(() => undefined);
     if (removed.status === 'fulfilled') {
       outcomes.add('removed');
       t.equal(left, undefined, 'removed: no directory (with a stray .protected or manifest) is left behind');

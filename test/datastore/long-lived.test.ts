@@ -7,6 +7,7 @@ import t from 'tap';
 import path from 'node:path';
 import { Datastore, Pruner } from '../../lib/index.js';
 import { MANIFEST_FILE } from '../../lib/datastore/layout.js';
+import type { LocalBackend } from '../../lib/backend/local.js';
 import { tempDir } from '../helpers/fixtures.js';
 
 t.test('the work of one backup does not grow with the snapshots of its group', async (t) => {
@@ -64,11 +65,11 @@ t.test('a backup removes the unfinished directories newer than its base; prune r
   // (as a crashed backup leaves it): both are unfinished now.
   for (const s of [snaps[1]!, snaps[3]!]) await ds.backend.delete(`vm/1/${s.time}/${MANIFEST_FILE}`);
   const w = await ds.group('vm/1').backup({ time: 9000 });
-  t.same((await ds.backend.list('vm/1')).sort(), [snaps[0]!.time, snaps[1]!.time, snaps[2]!.time, w.ref.time].sort(), 'the unfinished directory newer than the base is gone, the older one stays');
+  t.same((await (ds.backend as LocalBackend).listNames('vm/1')).sort(), [snaps[0]!.time, snaps[1]!.time, snaps[2]!.time, w.ref.time].sort(), 'the unfinished directory newer than the base is gone, the older one stays');
   t.equal(w.base?.time, snaps[2]!.time, 'the newest finished snapshot is the base');
   await w.addBlob('conf', 'n=9');
   await w.commit();
   const pruner = new Pruner(ds);
   await pruner.apply(await pruner.plan({}, { keepLast: 10 }));
-  t.same((await ds.backend.list('vm/1')).sort(), [snaps[0]!.time, snaps[2]!.time, w.ref.time].sort(), 'prune removed the older unfinished directory');
+  t.same((await (ds.backend as LocalBackend).listNames('vm/1')).sort(), [snaps[0]!.time, snaps[2]!.time, w.ref.time].sort(), 'prune removed the older unfinished directory');
 });

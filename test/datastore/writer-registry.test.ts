@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { oldestLiveWriter, registerWriter, registrationHooks, WRITERS_DIR } from '../../lib/datastore/writer-registry.js';
+import { oldestLiveWriter, registerWriter, registrationHooks, WRITERS_DIR } from '../../lib/host/writer-registry.js';
 import { Datastore, GarbageCollector, Verifier } from '../../lib/index.js';
 import { isTempFileName } from '../../lib/util/temp-name.js';
 import { seededBytes, tempDir, writeTemp } from '../helpers/fixtures.js';
@@ -22,7 +22,7 @@ t.test('live writers are found; a dead writer\'s registration is removed', async
 
   // A writer in another process that dies without cleaning up.
   const script = `
-    import { registerWriter } from ${JSON.stringify(path.join(root, 'dist/datastore/writer-registry.js'))};
+    import { registerWriter } from ${JSON.stringify(path.join(root, 'dist/host/writer-registry.js'))};
     await registerWriter(${JSON.stringify(dir)}, 1000);
     process.stdout.write('ready\\n');
     setInterval(() => {}, 1000);
@@ -82,7 +82,7 @@ for (const step of ['created', 'locked', 'written', 'renamed'] as const) {
   t.test(`a writer SIGKILLed after '${step}' blocks no GC and leaves no file`, async (t) => {
     const dir = tempDir(t);
     const script = `
-      import { registerWriter, registrationHooks } from ${JSON.stringify(path.join(root, 'dist/datastore/writer-registry.js'))};
+      import { registerWriter, registrationHooks } from ${JSON.stringify(path.join(root, 'dist/host/writer-registry.js'))};
       registrationHooks.step = async (s) => {
         if (s !== ${JSON.stringify(step)}) return;
         process.stdout.write('at ' + s + '\\n');

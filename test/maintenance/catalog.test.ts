@@ -4,7 +4,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Level } from 'level';
 import { CATALOG_DIR, Catalog, Datastore, isCairnError, type CatalogHit } from '../../lib/index.js';
-import { acquireLock } from '../../lib/datastore/locks.js';
+import { acquireLock } from '../../lib/host/locks.js';
 import { snapshotLockKey } from '../../lib/datastore/layout.js';
 import { tempDir } from '../helpers/fixtures.js';
 import { REPO, cairn, requireBuilt, runScript } from '../cli/run-cli.js';

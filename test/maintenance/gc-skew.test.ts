@@ -44,7 +44,7 @@ async function digestsOf(snap: Snapshot): Promise<Set<string>> {
 }
 
 function chunkFiles(ds: Datastore): string[] {
-  const dir = ds.backend.pathOf('.chunks');
+  const dir = ds.backend.locate('.chunks');
   return fs.readdirSync(dir).flatMap((shard) => fs.readdirSync(path.join(dir, shard)));
 }
 
@@ -53,7 +53,7 @@ const have = (tool: string): boolean => spawnSync(tool, ['--version'], { stdio: 
 t.test('the tmp filesystem: granularity as coreutils sees it, lag within a tick, the probe gone, in milliseconds', async (t) => {
   const dir = tempDir(t);
   const ds = await store(t, path.join(dir, 'store'));
-  const shard = ds.backend.pathOf('.chunks/00');
+  const shard = ds.backend.locate('.chunks/00');
   const before = fs.readdirSync(shard);
   const m = measureTimestampSkew(ds);
   t.equal(m.directory, shard, 'probed where the chunks live');

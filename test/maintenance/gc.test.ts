@@ -2,7 +2,7 @@ import t, { type Test } from 'tap';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Datastore, GarbageCollector, type Snapshot } from '../../lib/index.js';
-import { registerWriter } from '../../lib/datastore/writer-registry.js';
+import { registerWriter } from '../../lib/host/writer-registry.js';
 import { CHUNK_DIR, chunkKey } from '../../lib/store/chunk-store.js';
 import { fromHex, toHex } from '../../lib/util/bytes.js';
 import { seededBytes, writeTemp } from '../helpers/fixtures.js';
@@ -157,8 +157,8 @@ t.test('a chunk touched after the cutoff is kept as pending', async (t) => {
   const r = await new GarbageCollector(env.ds).run(SKEW);
   t.equal(r.pendingChunks, 1);
   t.equal(r.removedChunks, 3);
-  t.ok(await exists(env.ds.backend.pathOf(chunkKey(ds[0]!))), 'touched chunk kept');
-  t.notOk(await exists(env.ds.backend.pathOf(chunkKey(ds[1]!))));
+  t.ok(await exists(env.ds.backend.locate(chunkKey(ds[0]!))), 'touched chunk kept');
+  t.notOk(await exists(env.ds.backend.locate(chunkKey(ds[1]!))));
 });
 
 t.test('a live writer holds the cutoff back', async (t) => {
@@ -216,8 +216,8 @@ t.test('.bad copies: kept while needed, removed when a good copy exists or nothi
   const env = await setup(t);
   const sa = await backup(env, 'vm/1', 1000, seededBytes(3 * CS, 61));
   const [d0, d1] = [...(await digestsOf(sa))] as [string, string];
-  const key0 = env.ds.backend.pathOf(chunkKey(d0));
-  const key1 = env.ds.backend.pathOf(chunkKey(d1));
+  const key0 = env.ds.backend.locate(chunkKey(d0));
+  const key1 = env.ds.backend.locate(chunkKey(d1));
   t.equal(await env.ds.chunks.quarantine(fromHex(d0)), `${chunkKey(d0)}.0.bad`);
   env.clock.t += FAR;
   const gc = new GarbageCollector(env.ds);
@@ -254,15 +254,15 @@ t.test('stale temp files and leftovers of a killed GC', async (t) => {
   const hour = (Date.now() - 3_600_000) / 1000;
   await fsp.utimes(stale, hour, hour);
   // A killed GC left a marked chunk and an unmarked old chunk renamed aside.
-  const mk = env.ds.backend.pathOf(chunkKey(m0));
+  const mk = env.ds.backend.locate(chunkKey(m0));
   await fsp.rename(mk, `${mk}.gc-4242`);
   await sa.remove();
-  const uk = env.ds.backend.pathOf(chunkKey(u0));
+  const uk = env.ds.backend.locate(chunkKey(u0));
   await fsp.utimes(uk, hour, hour);
   await fsp.rename(uk, `${uk}.gc-4242`);
 
   // Killed manifest, protect and move writers leave temp files in snapshot, group and root directories.
-  const snapDir = env.ds.backend.pathOf(`vm/2/${sb.time}`);
+  const snapDir = env.ds.backend.locate(`vm/2/${sb.time}`);
   const elsewhere = [
     path.join(snapDir, `.manifest.blob.tmp-999999-3`),
     path.join(snapDir, `..protected.tmp-999999-4`),

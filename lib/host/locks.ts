@@ -1,5 +1,7 @@
 /**
- * Host-local locks (layer L4): OS `flock` locks on files in the datastore's `.locks/` tree.
+ * Host-local locks (lib/host, layer L3: host-local coordination over a local directory, never
+ * through a backend): OS `flock` locks on files in the `.locks/` tree of the datastore's local
+ * directory (the datastore root on the local backend; the local state directory of any other).
  *
  * The kernel releases a lock when its process dies, so a crashed backup never leaves a group
  * locked. Lock files live apart from the data (`.locks/`) so they never keep a snapshot directory

@@ -1,5 +1,6 @@
 /**
- * Live writers (layer L4). Every backup registers itself for its whole life: a file
+ * Live writers (lib/host, layer L3: host-local coordination over a local directory, never through a
+ * backend). Every backup registers itself for its whole life: a file
  * `.locks/writers/<pid>-<random>` holding its start time, locked exclusively. The garbage
  * collector's cutoff is the start of the oldest live writer (DESIGN.md §5); a registration whose
  * lock can be taken belongs to a dead process and is removed.

@@ -46,7 +46,7 @@ export type { FixedIndex, ByteSpan } from './format/fixed-index.js';
 export type { EnvelopeCorruptCode } from './format/chunk-envelope.js';
 export type { EncodeResult, HashResult } from './pool/protocol.js';
 export type { DatastoreConfig } from './format/config.js';
-export type { Clock } from './util/clock.js';
+export { systemClock, type Clock } from './util/clock.js';
 export { Catalog, CATALOG_DIR, CATALOG_LAYOUT_VERSION, type CatalogOpenOptions, type CatalogScope, type CatalogUpdateOptions, type CatalogUpdateReport, type CatalogFindOptions, type CatalogHit, type CatalogSkip, type CatalogProgress } from './maintenance/catalog.js';
 export { planPrune, isoWeek, type IsoWeek, keepsSomething, checkPruneOptions, localTimeZone, type KeepOptions, type PrunePlanOptions, type ResolvedPruneOptions, type PruneMark, type PruneCandidate, type PrunePlanEntry } from './maintenance/prune-plan.js';
 export { Pruner, type PruneScope, type PruneEntry, type PrunePlan, type PruneProgress, type PruneApplyOptions, type PruneTotals, type PruneReport } from './maintenance/pruner.js';

@@ -1,16 +1,19 @@
 /**
- * Where things live inside a datastore (layer L4). Every path is built here from validated names.
+ * Where things live inside a datastore (layer L4): the backend keys of its content, each built here
+ * from validated names (FORMAT.md §8 has the whole scheme, the same on every backend), and the keys
+ * of the host-local lock files below the datastore's local directory (never in a backend).
  *
  * ```
- * <root>/cairn.json                                   config (format version, uuid, defaults)
- * <root>/.chunks/<2 hex>/<64 hex>                     chunk files
- * <root>/.locks/                                      lock files (never deleted), writer registrations,
- *                                                     move-journal (see move-journal.ts)
- * <root>/.gc-status.json                              the last GC report
- * <root>/[ns/<a>/[ns/<b>/…]]<type>/<id>/              a backup group (owner, notes; .move-target while a move is unfinished)
- * <root>/…/<type>/<id>/<time>/                        a snapshot: manifest.blob, <name>.img.fidx, <name>.blob,
- *                                                     <name>.tree.meta.didx + <name>.tree.payload.didx, .protected
+ * cairn.json                                   config (format version, uuid, defaults)
+ * .chunks/<2 hex>/<64 hex>                     chunks (lib/store/chunk-store.ts)
+ * .gc-status.json                              the last GC report
+ * [ns/<a>/[ns/<b>/…]]<type>/<id>/              a backup group (owner, notes; .move-target while a move is unfinished)
+ * …/<type>/<id>/<time>/                        a snapshot: manifest.blob, <name>.img.fidx, <name>.blob,
+ *                                              <name>.tree.meta.didx + <name>.tree.payload.didx, .protected
+ * ns/<a>/.namespace                            an empty namespace, on backends without directories only
  * ```
+ * Host-local, in the local directory: `.locks/` (lock files, writer registrations, move journal;
+ * lib/host) and `.catalog/`.
  */
 import type { GroupId } from '../types.js';
 import { lockFileName, LOCK_DIR } from '../host/locks.js';

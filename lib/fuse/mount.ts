@@ -20,7 +20,7 @@ import { promises as fsp } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import Fuse from 'fuse-native';
-import { CairnError, isCairnError, type Datastore, type Snapshot, type SnapshotReader } from '../index.js';
+import { CairnError, isCairnError, systemClock, type Datastore, type Snapshot, type SnapshotReader } from '../index.js';
 import { InodeTable, datastoreRoot, snapshotRoot, type NodeAttr, type ReaderSource, type ViewModes, type VNode } from './vfs.js';
 
 /**
@@ -169,7 +169,7 @@ class Handlers {
   /** Resolves a path from the root, component by component, through the cache. */
   resolve(p: string): Promise<VNode | undefined> {
     if (p === '/') return Promise.resolve(this.root);
-    const now = Date.now();
+    const now = systemClock.now();
     const hit = this.cache.get(p, now);
     if (hit !== undefined) return hit;
     const slash = p.lastIndexOf('/');
@@ -533,7 +533,7 @@ class ReaderPool {
     const entry = (): PoolEntry => {
       let e = this.open.get(key);
       if (e === undefined) {
-        const made: PoolEntry = { reader: snap.open(), used: Date.now(), holds: 0 };
+        const made: PoolEntry = { reader: snap.open(), used: systemClock.now(), holds: 0 };
         e = made;
         this.open.set(key, made);
         made.reader.catch(() => {
@@ -541,7 +541,7 @@ class ReaderPool {
         });
         this.evict(key);
       }
-      e.used = Date.now();
+      e.used = systemClock.now();
       return e;
     };
     return {
@@ -554,7 +554,7 @@ class ReaderPool {
           if (released) return;
           released = true;
           e.holds--;
-          e.used = Date.now(); // the idle clock starts when the last handle is closed
+          e.used = systemClock.now(); // the idle clock starts when the last handle is closed
         };
         try {
           await e.reader;
@@ -583,7 +583,7 @@ class ReaderPool {
   }
 
   private closeIdle(): void {
-    const now = Date.now();
+    const now = systemClock.now();
     for (const [k, e] of this.open) if (e.holds === 0 && now - e.used > this.idleMs) this.closeKey(k);
   }
 

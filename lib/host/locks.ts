@@ -40,6 +40,7 @@ import { createHash } from 'node:crypto';
 import { CairnError, abortError, ioError, throwIfAborted, type ErrorDetails } from '../errors.js';
 import { nativeFlock, nativeFlockWait } from '../codec/native.js';
 import { DIR_MODE, FILE_MODE } from '../backend/local.js';
+import { systemClock } from '../util/clock.js';
 
 /** Folder of the lock files inside a datastore. */
 export const LOCK_DIR = '.locks';
@@ -110,7 +111,7 @@ function sanitizeText(s: string): string {
 
 /** The holder record written into an exclusively held lock file. */
 function holderRecord(operation: string | undefined): Buffer {
-  const since = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const since = new Date(systemClock.now()).toISOString().replace(/\.\d{3}Z$/, 'Z');
   return Buffer.from(`${JSON.stringify({ pid: process.pid, operation: sanitizeText(operation ?? holderName) || holderName, since })}\n`, 'utf8');
 }
 

@@ -67,16 +67,13 @@
  * at process exit (`process.on('exit')`, so not after a kill). {@link Catalog.rebuild} refuses with
  * `ERR_READ_ONLY`: a rebuilt copy could not be kept.
  */
-import { constants as fsc, readFileSync, rmSync } from 'node:fs';
-import { chmod, lstat, mkdir, mkdtemp, open as openFile, readdir, realpath, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Level } from 'level';
 import { CairnError, ioError, isCairnError, throwIfAborted, type ErrorDetails } from '../errors.js';
-import { DIR_MODE } from '../backend/local.js';
+import { copyCatalog, emptyDir, makeTemporaryDir, prepareCatalogDir, realDir, relaxUmask, removeTemporary, tightenModes, tightenUmask, CATALOG_FILE_MODE_MAX, TEMPORARY_FILE_MODE_MAX } from '../host/catalog-files.js';
 import { MAX_NAMESPACE_DEPTH, parseNamespace } from '../types.js';
 import { fromHex, toHex } from '../util/bytes.js';
-import { sleep } from '../util/clock.js';
+import { sleep, systemClock } from '../util/clock.js';
 import type { Datastore } from '../datastore/datastore.js';
 import type { BackupGroup } from '../datastore/group.js';
 import type { Snapshot } from '../datastore/snapshot.js';
@@ -256,120 +253,6 @@ const REGISTRY_KEY = Symbol.for('cairn.catalog.registry');
 const registry: Registry = ((globalThis as Record<symbol, unknown>)[REGISTRY_KEY] as Registry | undefined) ??
   ((globalThis as Record<symbol, unknown>)[REGISTRY_KEY] = { open: new Map(), closing: new Map() } satisfies Registry);
 
-/** The process umask while a catalog is open, shared across copies of this module like the registry. */
-interface UmaskState {
-  holders: number;
-  /** The umask to put back, when this module changed it. */
-  restore: number | undefined;
-  /** The umask this module set. */
-  set: number | undefined;
-}
-const UMASK_KEY = Symbol.for('cairn.catalog.umask');
-const umaskState: UmaskState = ((globalThis as Record<symbol, unknown>)[UMASK_KEY] as UmaskState | undefined) ??
-  ((globalThis as Record<symbol, unknown>)[UMASK_KEY] = { holders: 0, restore: undefined, set: undefined } satisfies UmaskState);
-
-/** The temporary copies of this process, removed at exit (shared across copies of this module). */
-interface TemporaryState {
-  readonly dirs: Set<string>;
-  hooked: boolean;
-}
-const TEMPORARY_KEY = Symbol.for('cairn.catalog.temporary');
-const temporaryState: TemporaryState = ((globalThis as Record<symbol, unknown>)[TEMPORARY_KEY] as TemporaryState | undefined) ??
-  ((globalThis as Record<symbol, unknown>)[TEMPORARY_KEY] = { dirs: new Set(), hooked: false } satisfies TemporaryState);
-
-/** Remembers a temporary copy so that it is removed at process exit even when it is never closed. */
-function trackTemporary(dir: string): void {
-  temporaryState.dirs.add(dir);
-  if (temporaryState.hooked) return;
-  temporaryState.hooked = true;
-  process.on('exit', () => {
-    for (const d of temporaryState.dirs) {
-      try {
-        rmSync(d, { recursive: true, force: true });
-      } catch {
-        // best effort at exit
-      }
-    }
-    temporaryState.dirs.clear();
-  });
-}
-
-async function removeTemporary(dir: string): Promise<void> {
-  await rm(dir, { recursive: true, force: true }).catch(() => undefined);
-  temporaryState.dirs.delete(dir);
-}
-
-/** Name prefix of the temporary copies in `os.tmpdir()`. */
-const TEMPORARY_PREFIX = 'cairn-catalog-';
-/** Directory mode of a temporary copy. */
-const TEMPORARY_DIR_MODE = 0o700;
-/** The most a file of a temporary copy may grant. */
-const TEMPORARY_FILE_MODE_MAX = 0o600;
-/** Attempts at a copy that no concurrent write of the source changed. */
-const COPY_ATTEMPTS = 3;
-/** LevelDB files not copied: the lock (held by whoever writes the source) and the info logs. */
-const NOT_COPIED = new Set(['LOCK', 'LOG', 'LOG.old']);
-
-/** Write bits for group and others: never set on a file LevelDB creates while a catalog is open. */
-const CATALOG_UMASK_BITS = 0o022;
-/** The most a catalog file may grant (as the datastore's other files). */
-const CATALOG_FILE_MODE_MAX = 0o640;
-
-/** The process umask, read without changing it where the system tells it (Linux). */
-function currentUmask(): number {
-  try {
-    const m = /^Umask:\s*([0-7]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
-    if (m !== null) return parseInt(m[1]!, 8);
-  } catch {
-    // no /proc: fall through
-  }
-  return process.umask();
-}
-
-function tightenUmask(): void {
-  if (umaskState.holders++ > 0) return;
-  try {
-    const cur = currentUmask();
-    if ((cur & CATALOG_UMASK_BITS) === CATALOG_UMASK_BITS) return;
-    const want = cur | CATALOG_UMASK_BITS;
-    process.umask(want);
-    umaskState.restore = cur;
-    umaskState.set = want;
-  } catch {
-    // Worker threads cannot set the umask: the chmod passes cover it.
-  }
-}
-
-function relaxUmask(): void {
-  if (--umaskState.holders > 0) return;
-  const { restore, set } = umaskState;
-  umaskState.restore = undefined;
-  umaskState.set = undefined;
-  if (restore === undefined) return;
-  try {
-    if (currentUmask() === set) process.umask(restore);
-  } catch {
-    // as above
-  }
-}
-
-/** Takes group write and every bit for others (or, with `max` 0o600, every bit but the owner's) off the catalog's files. */
-async function tightenModes(dir: string, max = CATALOG_FILE_MODE_MAX): Promise<void> {
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch {
-    return;
-  }
-  for (const name of names) {
-    const p = path.join(dir, name);
-    const st = await lstat(p).catch(() => undefined);
-    if (st === undefined || !st.isFile()) continue;
-    const mode = st.mode & 0o7777;
-    if ((mode & ~max) !== 0) await chmod(p, mode & max).catch(() => undefined);
-  }
-}
-
 const KINDS: readonly TreeEntryKind[] = ['file', 'dir', 'symlink', 'hardlink', 'chardev', 'blockdev', 'fifo', 'socket'];
 const KIND_CODE = new Map<TreeEntryKind, number>(KINDS.map((k, i) => [k, i + 1]));
 
@@ -449,7 +332,7 @@ export class Catalog {
   static async open(ds: Datastore, options: CatalogOpenOptions = {}): Promise<Catalog> {
     ds.assertOpen();
     // A read-only datastore gets a temporary copy, one per datastore and process like the catalog.
-    const real = await realpath(ds.root).catch(() => ds.root);
+    const real = await realDir(ds.root);
     const key = ds.readOnly ? `${real}\0temporary` : real;
     for (;;) {
       throwIfAborted(options.signal, { datastore: ds.root });
@@ -813,16 +696,11 @@ function notFoundAsEmpty(e: unknown): never[] {
 async function openShared(key: string, ds: Datastore, options: CatalogOpenOptions): Promise<SharedDb> {
   const dir = path.join(ds.root, CATALOG_DIR);
   const details: ErrorDetails = { datastore: ds.root, path: dir };
-  const deadline = Date.now() + (options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS);
+  const deadline = systemClock.now() + (options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS);
   // The directory keeps the paths the catalog lists from other users, like the rest of the
   // datastore (catalogs made before were 0755, hence the chmod). LevelDB's own files: see the
   // module comment (umask while open, chmod passes).
-  try {
-    await mkdir(dir, { recursive: true, mode: DIR_MODE });
-    await chmod(dir, DIR_MODE);
-  } catch (e) {
-    throw ioError(e, `cannot create the catalog ${dir}`, details);
-  }
+  await prepareCatalogDir(dir, details);
   tightenUmask();
   try {
     const shared = await openLevel(key, ds, dir, details, deadline, options);
@@ -840,17 +718,10 @@ async function openShared(key: string, ds: Datastore, options: CatalogOpenOption
  */
 async function openTemporary(key: string, ds: Datastore, options: CatalogOpenOptions): Promise<SharedDb> {
   const src = path.join(ds.root, CATALOG_DIR);
-  let dir: string;
-  try {
-    dir = await mkdtemp(path.join(tmpdir(), TEMPORARY_PREFIX));
-  } catch (e) {
-    throw ioError(e, `cannot make a temporary copy of the catalog of ${ds.root} in ${tmpdir()}`, { datastore: ds.root, path: tmpdir() });
-  }
-  trackTemporary(dir);
+  const dir = await makeTemporaryDir(`the catalog of ${ds.root}`, { datastore: ds.root });
   const details: ErrorDetails = { datastore: ds.root, path: dir };
   tightenUmask();
   try {
-    await chmod(dir, TEMPORARY_DIR_MODE);
     const copied = await copyCatalog(src, dir, options.signal);
     throwIfAborted(options.signal, details);
     let shared: SharedDb;
@@ -871,75 +742,6 @@ async function openTemporary(key: string, ds: Datastore, options: CatalogOpenOpt
   }
 }
 
-/** The copied files of a catalog directory, each with its size and mtime; undefined when it cannot be listed. */
-async function catalogFiles(src: string): Promise<Map<string, string> | undefined> {
-  let names: string[];
-  try {
-    names = await readdir(src);
-  } catch {
-    return undefined;
-  }
-  const out = new Map<string, string>();
-  for (const name of names.sort()) {
-    if (NOT_COPIED.has(name)) continue;
-    const st = await lstat(path.join(src, name), { bigint: true }).catch(() => undefined);
-    if (st === undefined) return undefined;
-    if (st.isFile()) out.set(name, `${st.size}:${st.mtimeNs}:${st.ino}`);
-  }
-  return out;
-}
-
-const sameFiles = (a: Map<string, string>, b: Map<string, string>): boolean => a.size === b.size && [...a].every(([k, v]) => b.get(k) === v);
-
-/**
- * Copies the regular files of the catalog directory `src` into the empty `dst` (mode 0600), so that
- * no file of `src` changed meanwhile. False (and `dst` empty) when there is no catalog, it cannot be
- * read, it kept changing, or `signal` aborted (the caller then throws `ERR_ABORTED`).
- */
-async function copyCatalog(src: string, dst: string, signal: AbortSignal | undefined): Promise<boolean> {
-  for (let attempt = 0; attempt < COPY_ATTEMPTS; attempt++) {
-    const before = await catalogFiles(src);
-    if (before === undefined || before.size === 0) return false;
-    try {
-      for (const name of before.keys()) await copyRegularFile(path.join(src, name), path.join(dst, name), signal);
-    } catch {
-      await emptyDir(dst);
-      return false;
-    }
-    const after = await catalogFiles(src);
-    if (after !== undefined && sameFiles(before, after)) return true;
-    await emptyDir(dst);
-  }
-  return false;
-}
-
-/** Copies one regular file, opened without following a symbolic link, to a new file of mode 0600. */
-async function copyRegularFile(from: string, to: string, signal: AbortSignal | undefined): Promise<void> {
-  const input = await openFile(from, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
-  try {
-    if (!(await input.stat()).isFile()) throw new Error(`${from} is not a regular file`);
-    const output = await openFile(to, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, TEMPORARY_FILE_MODE_MAX);
-    try {
-      const buf = Buffer.allocUnsafe(1 << 20);
-      for (;;) {
-        if (signal?.aborted === true) throw new Error('aborted');
-        const { bytesRead } = await input.read(buf, 0, buf.length, null);
-        if (bytesRead === 0) break;
-        for (let at = 0; at < bytesRead; ) at += (await output.write(buf, at, bytesRead - at)).bytesWritten;
-      }
-    } finally {
-      await output.close();
-    }
-  } finally {
-    await input.close();
-  }
-}
-
-/** Removes everything in `dir` (a temporary copy), keeping the directory. */
-async function emptyDir(dir: string): Promise<void> {
-  for (const name of await readdir(dir).catch(() => [] as string[])) await rm(path.join(dir, name), { recursive: true, force: true });
-}
-
 async function openLevel(key: string, ds: Datastore, dir: string, details: ErrorDetails, deadline: number, options: CatalogOpenOptions, temporary = false): Promise<SharedDb> {
   for (;;) {
     // Binary keys and values everywhere (trap 24: sublevels would need the same; none are used).
@@ -948,7 +750,7 @@ async function openLevel(key: string, ds: Datastore, dir: string, details: Error
       await db.open();
     } catch (e) {
       if (lockedByOther(e)) {
-        if (Date.now() < deadline) {
+        if (systemClock.now() < deadline) {
           try {
             await sleep(100, options.signal);
           } catch {

@@ -2,12 +2,12 @@
  * Cairn: an embeddable, deduplicating backup store.
  *
  * The public API: named exports only. The command line (lib/cli) and the FUSE adapter use nothing
- * else. On-disk formats: lib/format/FORMAT.md; the safety protocol: lib/datastore/locks.ts and
- * lib/store/chunk-store.ts.
+ * else. On-disk formats: lib/format/FORMAT.md; the safety protocol: lib/datastore/SAFETY.md; the
+ * storage seam: lib/backend/BACKENDS.md.
  *
  * @packageDocumentation
  */
-export { CairnError, ERROR_CODES, isCairnError, errorFromJSON, type ErrorCode, type ErrorDetails, type CairnErrorJSON } from './errors.js';
+export { CairnError, ERROR_CODES, isCairnError, isRetryable, errorFromJSON, type ErrorCode, type ErrorDetails, type CairnErrorJSON } from './errors.js';
 export {
   BACKUP_TYPES,
   MAX_NAMESPACE_DEPTH,
@@ -22,6 +22,23 @@ export {
   type SyncLevel,
 } from './types.js';
 export { Datastore, DEFAULT_IMAGE_CHUNK_SIZE, type DatastoreOpenOptions, type DatastoreCreateOptions, type ListNamespacesOptions } from './datastore/datastore.js';
+export {
+  localFilesOf,
+  renamingOf,
+  assertKey,
+  type Backend,
+  type BackendCapabilities,
+  type BackendStat,
+  type ByteRange,
+  type GetOptions,
+  type ListEntry,
+  type ListOptions,
+  type LocalFilesBackend,
+  type PutOptions,
+  type RenamingBackend,
+} from './backend/backend.js';
+export { LocalBackend } from './backend/local.js';
+export { MemoryBackend, type MemoryBackendOptions } from './backend/memory.js';
 export { Namespace, type RemoveNamespaceReport } from './datastore/namespace.js';
 export { BackupGroup, type GroupEntry, type GroupScan, type DamagedSnapshot, type RemoveGroupReport } from './datastore/group.js';
 export { Snapshot, snapshotIdentity, type SnapshotIdentity, type SnapshotRef } from './datastore/snapshot.js';

@@ -30,7 +30,7 @@ import type { ErrorCode } from '../errors.js';
 
 /**
  * What {@link Backend.stat} reports.
- * @category Building blocks
+ * @category Backends
  */
 export interface BackendStat {
   /** Size in bytes. */
@@ -48,7 +48,7 @@ export interface BackendStat {
 
 /**
  * One key yielded by {@link Backend.list}.
- * @category Building blocks
+ * @category Backends
  */
 export interface ListEntry {
   /** The whole key. */
@@ -61,7 +61,7 @@ export interface ListEntry {
 
 /**
  * Options of {@link Backend.list}.
- * @category Building blocks
+ * @category Backends
  */
 export interface ListOptions {
   /** Stops the listing with `ERR_ABORTED`. */
@@ -70,7 +70,7 @@ export interface ListOptions {
 
 /**
  * Options of {@link Backend.get}.
- * @category Building blocks
+ * @category Backends
  */
 export interface GetOptions {
   /** Fail when the stored value (or the range asked for) is larger than this, before reading it. */
@@ -86,7 +86,7 @@ export interface GetOptions {
 
 /**
  * Options of {@link Backend.put}.
- * @category Building blocks
+ * @category Backends
  */
 export interface PutOptions {
   /** Push the data (and a local directory entry) to stable storage before resolving. */
@@ -95,7 +95,7 @@ export interface PutOptions {
 
 /**
  * A byte range.
- * @category Building blocks
+ * @category Backends
  */
 export interface ByteRange {
   /** First byte. */
@@ -106,7 +106,7 @@ export interface ByteRange {
 
 /**
  * What a backend can do beyond the contract's minimum.
- * @category Building blocks
+ * @category Backends
  */
 export interface BackendCapabilities {
   /** `put` replaces a value atomically (readers see the old or the whole new value). */
@@ -121,7 +121,7 @@ export interface BackendCapabilities {
 
 /**
  * Bytes at keys. See the module comment for the contract.
- * @category Building blocks
+ * @category Backends
  */
 export interface Backend {
   /** A human-readable location (a directory path for the local backend). */
@@ -154,7 +154,7 @@ export interface Backend {
  * The directory operations of a backend whose keys are files in a local directory (capability
  * `localFiles`). Code above the backend uses them only through {@link localFilesOf}, with a path
  * for backends without them.
- * @category Building blocks
+ * @category Backends
  */
 export interface LocalFilesBackend extends Backend {
   /** The file path of a key. */
@@ -178,7 +178,7 @@ export interface LocalFilesBackend extends Backend {
 
 /**
  * A backend that renames a key or a whole prefix in one step (capability `rename`).
- * @category Building blocks
+ * @category Backends
  */
 export interface RenamingBackend extends Backend {
   /** Renames a key or a directory prefix, replacing a value (or an empty directory) at `to`. */
@@ -187,7 +187,7 @@ export interface RenamingBackend extends Backend {
 
 /**
  * The backend as a {@link LocalFilesBackend} when it declares local files, else undefined.
- * @category Building blocks
+ * @category Backends
  */
 export function localFilesOf(backend: Backend): LocalFilesBackend | undefined {
   return backend.capabilities.localFiles ? (backend as LocalFilesBackend) : undefined;
@@ -195,7 +195,7 @@ export function localFilesOf(backend: Backend): LocalFilesBackend | undefined {
 
 /**
  * The backend as a {@link RenamingBackend} when it declares renames, else undefined.
- * @category Building blocks
+ * @category Backends
  */
 export function renamingOf(backend: Backend): RenamingBackend | undefined {
   return backend.capabilities.rename ? (backend as RenamingBackend) : undefined;
@@ -204,7 +204,7 @@ export function renamingOf(backend: Backend): RenamingBackend | undefined {
 /**
  * Checks a backend key: relative, `/`-separated, no empty, `.` or `..` component.
  * @throws TypeError for a key that is not (keys are built by Cairn: a bad one is a bug)
- * @category Building blocks
+ * @category Backends
  */
 export function assertKey(key: string, allowEmpty = false): void {
   if (key === '' && allowEmpty) return;

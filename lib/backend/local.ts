@@ -132,7 +132,7 @@ export async function readRegularFile(p: string, options: ReadRegularOptions = {
 /**
  * A {@link Backend} over a directory: every key is a file below it. The reference backend, and the
  * only one with the `localFiles` and `rename` capabilities.
- * @category Building blocks
+ * @category Backends
  */
 export class LocalBackend implements LocalFilesBackend, RenamingBackend {
   /** The root directory. */

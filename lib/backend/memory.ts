@@ -18,7 +18,7 @@ interface Stored {
 
 /**
  * Options of {@link MemoryBackend}.
- * @category Building blocks
+ * @category Backends
  */
 export interface MemoryBackendOptions {
   /** Source of the modification times. @defaultValue the system clock */
@@ -38,7 +38,7 @@ let instances = 0;
  * // locks and other host-local state go to ./state; chunks and metadata stay in memory
  * await using ds = await Datastore.create('./state', { backend: new MemoryBackend() });
  * ```
- * @category Building blocks
+ * @category Backends
  */
 export class MemoryBackend implements Backend {
   readonly location: string;

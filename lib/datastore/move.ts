@@ -157,6 +157,20 @@ interface Marker {
   after: string | null;
 }
 
+/** What the phases of one group move share. */
+interface GroupMove {
+  readonly ctx: StoreContext;
+  readonly group: GroupId;
+  readonly name: string;
+  readonly fromNs: string;
+  readonly toNs: string;
+  readonly fromParts: readonly string[];
+  readonly toParts: readonly string[];
+  readonly srcKey: string;
+  readonly dstKey: string;
+  readonly details: ErrorDetails;
+}
+
 /** Moves one group; see {@link Datastore.moveGroup}. */
 export async function moveGroup(ctx: StoreContext, fromNs: string, group: GroupId, toNs: string, options: MoveGroupOptions = {}): Promise<MoveGroupReport> {
   ctx.assertOpen();
@@ -166,103 +180,124 @@ export async function moveGroup(ctx: StoreContext, fromNs: string, group: GroupI
   const details: ErrorDetails = { datastore: ctx.root, namespace: fromNs, group: name, path: toNs };
   if (fromNs === toNs) throw new CairnError('ERR_INVALID_ARGUMENT', `backup group ${name} is already in namespace '${toNs}'`, details);
   if (!(await new Namespace(ctx, toNs).exists())) throw new CairnError('ERR_NOT_FOUND', `target namespace '${toNs}' does not exist`, { ...details, namespace: toNs });
-  const srcKey = groupKey(fromParts, group);
-  const dstKey = groupKey(toParts, group);
-  const src = new Namespace(ctx, fromNs).group(group);
-  const dst = new Namespace(ctx, toNs).group(group);
-  if (!(await src.exists())) throw new CairnError('ERR_NOT_FOUND', `backup group ${name} does not exist in namespace '${fromNs}'`, details);
+  const m: GroupMove = { ctx, group, name, fromNs, toNs, fromParts, toParts, srcKey: groupKey(fromParts, group), dstKey: groupKey(toParts, group), details };
+  if (!(await new Namespace(ctx, fromNs).group(group).exists())) throw new CairnError('ERR_NOT_FOUND', `backup group ${name} does not exist in namespace '${fromNs}'`, details);
 
   const held: FileLock[] = [];
   try {
     held.push(await lockAt(ctx, groupLockKey(fromParts, group), 'exclusive', `backup group ${name} in '${fromNs}'`, details, 0));
     held.push(await lockAt(ctx, groupLockKey(toParts, group), 'exclusive', `backup group ${name} in '${toNs}'`, { ...details, namespace: toNs }, 0));
-
-    // Holding the group lock, directories without a manifest are what crashed backups left.
-    const times: string[] = [];
-    const removedUnfinished: string[] = [];
-    for (const t of await src.times()) {
-      if ((await ctx.backend.stat(`${srcKey}/${t}/${MANIFEST_FILE}`)) === undefined) {
-        await removeFolder(ctx.backend, `${srcKey}/${t}`);
-        removedUnfinished.push(t);
-      } else {
-        times.push(t);
-      }
-    }
-    // Holding the target's group lock too: what lies there without a manifest is what a crashed
-    // backup, or a move cut short while it copied a snapshot (backends without renames), left.
-    for (const t of await dst.times()) {
-      if ((await ctx.backend.stat(`${dstKey}/${t}/${MANIFEST_FILE}`)) === undefined) await removeFolder(ctx.backend, `${dstKey}/${t}`);
-    }
-
-    const marker = await readMarker(ctx, srcKey);
-    const targetExists = await dst.exists();
-    const srcOwner = await src.owner();
-    let after: string | null = null;
-    let notesConflict = false;
-    if (targetExists) {
-      const resuming = marker?.target === toNs;
-      const dstOwner = await dst.owner();
-      if (!resuming && srcOwner !== dstOwner) {
-        throw new CairnError('ERR_CONFLICT', `cannot merge backup group ${name} into '${toNs}': the owners differ (${srcOwner ?? 'none'} vs ${dstOwner ?? 'none'})`, details);
-      }
-      const dstTimes = await dst.times();
-      after = resuming ? marker.after : (dstTimes.at(-1) ?? null);
-      const taken = new Set(dstTimes);
-      const clash = times.find((t) => taken.has(t) || (after !== null && t <= after));
-      if (clash !== undefined) {
-        throw new CairnError('ERR_TIME_ORDER', `cannot merge backup group ${name} into '${toNs}': snapshot ${clash} is not newer than the target's newest (${after ?? clash})`, { ...details, snapshot: `${name}/${clash}` });
-      }
-      const srcNotes = await src.notes();
-      const dstNotes = await dst.notes();
-      if (srcNotes !== '' && dstNotes === '') await dst.setNotes(srcNotes);
-      else notesConflict = srcNotes !== '' && srcNotes !== dstNotes;
-    } else {
-      await makeFolder(ctx.backend, dstKey);
-      if (srcOwner !== undefined) await dst.setOwner(srcOwner);
-      const srcNotes = await src.notes();
-      if (srcNotes !== '') await dst.setNotes(srcNotes);
-    }
+    const { times, removedUnfinished } = await removeUnfinished(m);
+    const { merged, notesConflict, after } = await prepareTarget(m, times);
     const markerText = `${JSON.stringify({ target: toNs, after } satisfies Marker)}\n`;
-    await ctx.backend.put(`${srcKey}/${MOVE_MARKER_FILE}`, Buffer.from(markerText, 'utf8'), { sync: ctx.config.syncLevel !== 'none' });
-
-    const moved: string[] = [];
-    const skipped: MoveSkipped[] = [];
-    const sync = ctx.config.syncLevel !== 'none';
-    for (const time of times) {
-      throwIfAborted(options.signal);
-      try {
-        await withMoveJournal(ctx, async (journal) => {
-          const snapLock = await lockAt(ctx, snapshotLockKey(fromParts, group, time), 'exclusive', `snapshot ${name}/${time}`, { ...details, snapshot: `${name}/${time}` }, 0);
-          try {
-            const manLock = await lockAt(ctx, manifestLockKey(fromParts, group, time), 'exclusive', `manifest of ${name}/${time}`, { ...details, snapshot: `${name}/${time}` }, Math.max(ctx.lockTimeoutMs, 5000), options.signal);
-            try {
-              await options.hooks?.beforeRename?.(time);
-              await journal.record({ namespace: toNs, group, time });
-              await moveFolder(ctx.backend, snapshotKey(fromParts, group, time), snapshotKey(toParts, group, time), { sync, last: MANIFEST_FILE });
-            } finally {
-              await manLock.release();
-            }
-          } finally {
-            await snapLock.release();
-          }
-        }, options.signal);
-        moved.push(time);
-      } catch (e) {
-        if (!isCairnError(e, 'ERR_LOCKED')) throw e;
-        skipped.push({ time, reason: e.message });
-      }
-      options.onProgress?.({ group: name, from: fromNs, to: toNs, done: moved.length + skipped.length, total: times.length });
-    }
-
+    await ctx.backend.put(`${m.srcKey}/${MOVE_MARKER_FILE}`, Buffer.from(markerText, 'utf8'), { sync: ctx.config.syncLevel !== 'none' });
+    const { moved, skipped } = await moveSnapshots(m, times, options);
     let sourceRemoved = false;
     if (skipped.length === 0) {
-      for (const f of [MOVE_MARKER_FILE, OWNER_FILE, NOTES_FILE]) await ctx.backend.delete(`${srcKey}/${f}`);
-      sourceRemoved = await removeEmptyFolder(ctx.backend, srcKey);
+      for (const f of [MOVE_MARKER_FILE, OWNER_FILE, NOTES_FILE]) await ctx.backend.delete(`${m.srcKey}/${f}`);
+      sourceRemoved = await removeEmptyFolder(ctx.backend, m.srcKey);
     }
-    return { group: name, from: fromNs, to: toNs, merged: targetExists, moved, skipped, removedUnfinished, sourceRemoved, notesConflict };
+    return { group: name, from: fromNs, to: toNs, merged, moved, skipped, removedUnfinished, sourceRemoved, notesConflict };
   } finally {
     for (const l of held.reverse()) await l.release();
   }
+}
+
+/**
+ * With both group locks held, snapshot folders without a manifest are what crashed backups (or, on
+ * backends without renames, a move cut short while it copied a snapshot) left: they go, in the
+ * source and in the target. @returns the finished source snapshots' times and the removed ones
+ */
+async function removeUnfinished(m: GroupMove): Promise<{ times: string[]; removedUnfinished: string[] }> {
+  const { ctx } = m;
+  const times: string[] = [];
+  const removedUnfinished: string[] = [];
+  for (const t of await new Namespace(ctx, m.fromNs).group(m.group).times()) {
+    if ((await ctx.backend.stat(`${m.srcKey}/${t}/${MANIFEST_FILE}`)) === undefined) {
+      await removeFolder(ctx.backend, `${m.srcKey}/${t}`);
+      removedUnfinished.push(t);
+    } else {
+      times.push(t);
+    }
+  }
+  for (const t of await new Namespace(ctx, m.toNs).group(m.group).times()) {
+    if ((await ctx.backend.stat(`${m.dstKey}/${t}/${MANIFEST_FILE}`)) === undefined) await removeFolder(ctx.backend, `${m.dstKey}/${t}`);
+  }
+  return { times, removedUnfinished };
+}
+
+/**
+ * Checks a merge into an existing target group (same owner, every moved snapshot newer than the
+ * target's newest or the bound a resumed move recorded) and merges the notes; or creates the target
+ * group with the source's owner and notes.
+ * @throws `ERR_CONFLICT` (owners differ), `ERR_TIME_ORDER`
+ */
+async function prepareTarget(m: GroupMove, times: readonly string[]): Promise<{ merged: boolean; notesConflict: boolean; after: string | null }> {
+  const { ctx, name, toNs, details } = m;
+  const src = new Namespace(ctx, m.fromNs).group(m.group);
+  const dst = new Namespace(ctx, toNs).group(m.group);
+  const marker = await readMarker(ctx, m.srcKey);
+  const srcOwner = await src.owner();
+  const srcNotes = await src.notes();
+  if (!(await dst.exists())) {
+    await makeFolder(ctx.backend, m.dstKey);
+    if (srcOwner !== undefined) await dst.setOwner(srcOwner);
+    if (srcNotes !== '') await dst.setNotes(srcNotes);
+    return { merged: false, notesConflict: false, after: null };
+  }
+  const resuming = marker?.target === toNs;
+  const dstOwner = await dst.owner();
+  if (!resuming && srcOwner !== dstOwner) {
+    throw new CairnError('ERR_CONFLICT', `cannot merge backup group ${name} into '${toNs}': the owners differ (${srcOwner ?? 'none'} vs ${dstOwner ?? 'none'})`, details);
+  }
+  const dstTimes = await dst.times();
+  const after = resuming ? marker.after : (dstTimes.at(-1) ?? null);
+  const taken = new Set(dstTimes);
+  const clash = times.find((t) => taken.has(t) || (after !== null && t <= after));
+  if (clash !== undefined) {
+    throw new CairnError('ERR_TIME_ORDER', `cannot merge backup group ${name} into '${toNs}': snapshot ${clash} is not newer than the target's newest (${after ?? clash})`, { ...details, snapshot: `${name}/${clash}` });
+  }
+  const dstNotes = await dst.notes();
+  if (srcNotes !== '' && dstNotes === '') await dst.setNotes(srcNotes);
+  return { merged: true, notesConflict: srcNotes !== '' && dstNotes !== '' && srcNotes !== dstNotes, after };
+}
+
+/**
+ * Moves the snapshots oldest first, each under the shared journal lock and its own locks: journal
+ * line first, then the folder (one rename, or copy then delete: keyspace.ts). A snapshot in use
+ * (`ERR_LOCKED`) stays and is reported.
+ */
+async function moveSnapshots(m: GroupMove, times: readonly string[], options: MoveGroupOptions): Promise<{ moved: string[]; skipped: MoveSkipped[] }> {
+  const { ctx, group, name, details } = m;
+  const moved: string[] = [];
+  const skipped: MoveSkipped[] = [];
+  const sync = ctx.config.syncLevel !== 'none';
+  for (const time of times) {
+    throwIfAborted(options.signal);
+    try {
+      await withMoveJournal(ctx, async (journal) => {
+        const snapLock = await lockAt(ctx, snapshotLockKey(m.fromParts, group, time), 'exclusive', `snapshot ${name}/${time}`, { ...details, snapshot: `${name}/${time}` }, 0);
+        try {
+          const manLock = await lockAt(ctx, manifestLockKey(m.fromParts, group, time), 'exclusive', `manifest of ${name}/${time}`, { ...details, snapshot: `${name}/${time}` }, Math.max(ctx.lockTimeoutMs, 5000), options.signal);
+          try {
+            await options.hooks?.beforeRename?.(time);
+            await journal.record({ namespace: m.toNs, group, time });
+            await moveFolder(ctx.backend, snapshotKey(m.fromParts, group, time), snapshotKey(m.toParts, group, time), { sync, last: MANIFEST_FILE });
+          } finally {
+            await manLock.release();
+          }
+        } finally {
+          await snapLock.release();
+        }
+      }, options.signal);
+      moved.push(time);
+    } catch (e) {
+      if (!isCairnError(e, 'ERR_LOCKED')) throw e;
+      skipped.push({ time, reason: e.message });
+    }
+    options.onProgress?.({ group: name, from: m.fromNs, to: m.toNs, done: moved.length + skipped.length, total: times.length });
+  }
+  return { moved, skipped };
 }
 
 /** Moves a namespace and what is below it; see {@link Datastore.moveNamespace}. */

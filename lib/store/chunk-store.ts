@@ -21,6 +21,7 @@ import { CairnError, isCairnError } from '../errors.js';
 import type { Clock } from '../util/clock.js';
 import type { SyncLevel } from '../types.js';
 import { ENVELOPE_MAX_BYTES } from '../format/limits.js';
+import { parseEnvelope } from '../format/chunk-envelope.js';
 
 /** Folder of the chunk files inside a datastore. */
 export const CHUNK_DIR = '.chunks';
@@ -78,6 +79,36 @@ export class ChunkStore {
     return 'written';
   }
 
+  /**
+   * Stores an already-encoded envelope as-is (a chunk copied from another datastore without
+   * decoding it: sync, remote uploads) unless the digest exists, in which case its mtime is touched.
+   * The protocol is {@link ChunkStore.insert}'s: touch first (a successful touch is the dedup hit),
+   * else one atomic put.
+   *
+   * The envelope is checked before anything is touched or stored: its header is parsed and the
+   * CRC-32 of its payload compared (a damaged copy is refused, never stored), and it may be no
+   * larger than what {@link ChunkStore.readRaw} reads back. What is **not** checked is that the
+   * envelope decodes to plaintext whose BLAKE3 is `digest`: that needs decompressing and hashing the
+   * whole chunk, and it is the importer's choice (decode and hash before calling this, or trust the
+   * source datastore, which wrote the chunk under that digest). A verify run of this datastore
+   * checks it later either way.
+   * @param digest - BLAKE3 of the plaintext (the chunk's name)
+   * @param envelope - the stored bytes, as {@link ChunkStore.readRaw} returns them
+   * @throws `ERR_CHUNK_CORRUPT` (with the digest) for a damaged or oversized envelope;
+   *   `ERR_FORMAT_VERSION` for an envelope version newer than this code reads.
+   */
+  async insertRaw(digest: Uint8Array, envelope: Uint8Array): Promise<InsertOutcome> {
+    const hex = toHex(digest);
+    if (envelope.byteLength > ENVELOPE_MAX_BYTES) {
+      throw new CairnError('ERR_CHUNK_CORRUPT', `chunk ${hex} is corrupt: an envelope of ${envelope.byteLength} bytes is more than the ${ENVELOPE_MAX_BYTES} its format allows`, { digest: hex });
+    }
+    parseEnvelope(envelope, { code: 'ERR_CHUNK_CORRUPT', details: { digest: hex } });
+    const key = chunkKey(hex);
+    if (await this.backend.touch(key, this.clock.now())) return 'duplicate';
+    await this.backend.put(key, envelope, { sync: this.syncLevel === 'file' });
+    return 'written';
+  }
+
   /** Touches a chunk's mtime; false when the chunk file does not exist. */
   async touch(digest: Uint8Array): Promise<boolean> {
     return this.backend.touch(chunkKey(toHex(digest)), this.clock.now());
@@ -131,6 +162,17 @@ export class ChunkStore {
    *   when it is not a regular file (a symlink, FIFO, directory) or is too large.
    */
   async read(digest: Uint8Array): Promise<Uint8Array> {
+    return this.readRaw(digest);
+  }
+
+  /**
+   * The stored envelope of a chunk, byte for byte, not decoded nor checked (for copying it to
+   * another datastore with {@link ChunkStore.insertRaw}, which checks it); bounded as
+   * {@link ChunkStore.read} (the same call under the name that says what it returns).
+   * @throws `ERR_CHUNK_MISSING` naming the digest when the chunk does not exist; `ERR_CHUNK_CORRUPT`
+   *   when it is not a regular file (a symlink, FIFO, directory) or is too large.
+   */
+  async readRaw(digest: Uint8Array): Promise<Uint8Array> {
     const hex = toHex(digest);
     try {
       return await this.backend.get(chunkKey(hex), undefined, { maxBytes: ENVELOPE_MAX_BYTES, code: 'ERR_CHUNK_CORRUPT' });

@@ -13,7 +13,11 @@
  *   dedup hit, and ENOENT on the touch means "write it". The garbage collector relies on this: a
  *   chunk a writer reused after the GC started has a fresh mtime and is not swept.
  * - Chunk files are never modified in place; damaged ones are renamed aside (`<digest>.N.bad`) by
- *   verify, never deleted by the store.
+ *   verify, and deleted only by the sweep, once a good copy exists or no snapshot needs the digest.
+ *
+ * The store owns the chunk lifecycle (DESIGN.md §8): insert, touch, has, read, raw read and insert
+ * for copies between datastores, quarantine, and the garbage collector's sweep
+ * ({@link ChunkStore.sweep}, chunk-sweep.ts), whose way is chosen by the backend's capabilities.
  */
 import { toHex } from '../util/bytes.js';
 import { localFilesOf, renamingOf, type Backend } from '../backend/backend.js';
@@ -22,19 +26,11 @@ import type { Clock } from '../util/clock.js';
 import type { SyncLevel } from '../types.js';
 import { ENVELOPE_MAX_BYTES } from '../format/limits.js';
 import { parseEnvelope } from '../format/chunk-envelope.js';
+import { chunkKey, shardKeys, CHUNK_DIR } from './chunk-keys.js';
+import { sweepChunks, type SweepOptions, type SweepReport } from './chunk-sweep.js';
 
-/** Folder of the chunk files inside a datastore. */
-export const CHUNK_DIR = '.chunks';
-
-/** The backend key of a chunk. */
-export function chunkKey(digestHex: string): string {
-  return `${CHUNK_DIR}/${digestHex.slice(0, 2)}/${digestHex}`;
-}
-
-/** The shard directories (`.chunks/00` … `.chunks/ff`). */
-export function shardKeys(): string[] {
-  return Array.from({ length: 256 }, (_, i) => `${CHUNK_DIR}/${i.toString(16).padStart(2, '0')}`);
-}
+export { CHUNK_DIR, chunkKey, shardKeys } from './chunk-keys.js';
+export type { SweepOptions, SweepProgress, SweepReport } from './chunk-sweep.js';
 
 /** How many renamed-aside copies of one digest are kept (`<digest>.0.bad` … `<digest>.9.bad`). */
 export const MAX_BAD_COPIES = 10;
@@ -149,6 +145,19 @@ export class ChunkStore {
       throw e;
     }
     return target;
+  }
+
+  /**
+   * The garbage collector's sweep: removes the chunks `isMarked` does not claim whose mtime is older
+   * than the cutoff, with the backend's safe protocol (chunk-sweep.ts: rename aside, re-check, delete
+   * or link back on local files; re-stat then delete elsewhere, with the window documented there),
+   * and the `.bad` copies, aside files and stale temp files that are no longer needed. The caller
+   * (../maintenance/gc.ts) holds the GC lock and owns the argument that the mark and the cutoff are
+   * safe.
+   * @throws `ERR_ABORTED`; `ERR_UNSAFE_PATH` for a shard that is not a real directory; I/O errors
+   */
+  async sweep(options: SweepOptions): Promise<SweepReport> {
+    return sweepChunks(this.backend, options);
   }
 
   /** The local path of a chunk file, when the backend keeps files (for reading it on a worker). */

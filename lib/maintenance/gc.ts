@@ -26,7 +26,7 @@ import { oldestLiveWriter } from '../host/writer-registry.js';
 import { drainMoveJournal } from '../datastore/move-journal.js';
 import type { ChunkStore, SweepReport } from '../store/chunk-store.js';
 import { sleep } from '../util/clock.js';
-import { gcSkewFor, type GcSkew } from './gc-skew.js';
+import { gcSkewOf, type GcSkew } from './gc-skew.js';
 import type { Datastore } from '../datastore/datastore.js';
 import type { BackupGroup } from '../datastore/group.js';
 import type { Snapshot } from '../datastore/snapshot.js';
@@ -74,7 +74,7 @@ export interface GcOptions {
   /**
    * Allowance for timestamps recorded earlier than the datastore clock read, ms (≥ 0): the cutoff
    * is this far below the GC start (or the oldest live writer's start).
-   * @defaultValue measured at each run ({@link gcSkewFor}): granularity + lag + 0.1 s on a local
+   * @defaultValue measured at each run ({@link gcSkewOf}): granularity + lag + 0.1 s on a local
    *   filesystem; at least {@link GcOptions.networkSkewMs} on a network or unknown one
    */
   readonly skewMs?: number;
@@ -267,7 +267,7 @@ export class GarbageCollector {
       const t0 = performance.now();
       const skew: GcSkew =
         options.skewMs === undefined
-          ? gcSkewFor(ds, { networkSkewMs: options.networkSkewMs, fsType: options.hooks?.fsType })
+          ? await gcSkewOf(ds, { networkSkewMs: options.networkSkewMs, fsType: options.hooks?.fsType })
           : { ms: options.skewMs, reason: 'option', summary: `skew ${options.skewMs / 1000} s: given by the caller (--skew, skewMs)` };
       const skewMs = skew.ms;
       const startMs = ds.clock.now();

@@ -351,7 +351,7 @@ let probes = 0;
  *   `ERR_INVALID_ARGUMENT` for bad rounds.
  * @category Garbage collection
  */
-export async function measureBackendTimestamps(ds: Datastore, options: { readonly rounds?: number } = {}): Promise<TimestampMeasurement> {
+export async function measureBackendTimestamps(ds: Datastore, options: Pick<MeasureOptions, 'rounds'> = {}): Promise<TimestampMeasurement> {
   const rounds = options.rounds ?? PROBE_ROUNDS;
   if (!(Number.isInteger(rounds) && rounds >= 1 && rounds <= 100)) throw new CairnError('ERR_INVALID_ARGUMENT', 'rounds must be an integer from 1 to 100', { rounds });
   const backend = ds.backend;

@@ -9,7 +9,7 @@
  *   and the lag of its clock behind the datastore clock; it is measured at each run (gc-skew.ts has
  *   the argument): about 0.1 s on a local filesystem, at least a minute on a network one.
  * - Mark: the digests of every index of every finished snapshot go into a compact in-memory set.
- * - Sweep, by the chunk store ({@link ChunkStore.sweep}, store/chunk-sweep.ts), given the mark and
+ * - Sweep, by the chunk store (`ChunkStore.sweep`, store/chunk-sweep.ts), given the mark and
  *   the cutoff: on local files an unmarked chunk whose mtime is older than the cutoff is renamed
  *   aside, its mtime is checked again (a writer may have touched it just before the rename), and it
  *   is then deleted, or put back with link() (never overwriting a chunk a writer re-created
@@ -24,7 +24,7 @@ import { removeStaleTempFiles } from '../backend/local-sweep.js';
 import { lockAt } from '../datastore/context.js';
 import { oldestLiveWriter } from '../host/writer-registry.js';
 import { drainMoveJournal } from '../datastore/move-journal.js';
-import type { ChunkStore, SweepReport } from '../store/chunk-store.js';
+import type { SweepReport } from '../store/chunk-store.js';
 import { sleep } from '../util/clock.js';
 import { gcSkewOf, type GcSkew } from './gc-skew.js';
 import type { Datastore } from '../datastore/datastore.js';

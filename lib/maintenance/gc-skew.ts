@@ -36,16 +36,24 @@
  *
  * The probe is one temp file named as every temp file (`.gc-clock-probe.tmp-<pid>-<n>`) in the
  * first chunk shard, where the chunks live; it is removed at once, and a GC killed meanwhile leaves
- * it to the next GC's stale temp sweep.
+ * it to the next GC's stale temp sweep. Its file-system calls are the local backend's adapter
+ * (../backend/local-clock-probe.ts).
+ *
+ * A backend without local files (an object store, the memory backend) stamps its times with its
+ * own clock (an object store's server): as on a network filesystem, that clock may drift from this
+ * host's after the measurement, so the skew is at least the network skew there. The same three
+ * quantities are measured through the backend ({@link measureBackendTimestamps}): a probe key under
+ * {@link GC_PROBE_PREFIX} is touched with a time just below a 2-second boundary and stat'ed back,
+ * written (its mtime against the clock read before the put), touched with the clock's time and
+ * stat'ed back, then deleted; probe keys a killed GC left are deleted by the next measurement.
  */
-import fs from 'node:fs';
-import path from 'node:path';
-import { nativeFutimens } from '../codec/native.js';
 import { CairnError } from '../errors.js';
 import { localFilesOf } from '../backend/backend.js';
+import { isRealDirectory, mountOf, probeLocalTimestamps } from '../backend/local-clock-probe.js';
 import { shardKeys } from '../store/chunk-store.js';
-import { tempFileName } from '../util/temp-name.js';
 import type { Datastore } from '../datastore/datastore.js';
+
+export { mountOf, parseMountInfo, type MountEntry } from '../backend/local-clock-probe.js';
 
 /**
  * Skew of the GC on a network filesystem, and where the filesystem type cannot be told or the
@@ -85,7 +93,10 @@ export function isNetworkFilesystem(fsType: string): boolean {
  * @category Garbage collection
  */
 export interface TimestampMeasurement {
-  /** The directory probed (the first chunk shard, or the datastore root). */
+  /**
+   * The directory probed (the first chunk shard, or the datastore root); on a backend without
+   * local files, the location of the probe key's prefix.
+   */
   readonly directory: string;
   /**
    * Coarsest timestamp step seen, ns: the largest truncation of an explicit time (set just below a
@@ -132,138 +143,32 @@ export function measureTimestampSkew(ds: Datastore, options: MeasureOptions = {}
   if (!(Number.isInteger(rounds) && rounds >= 1 && rounds <= 100)) throw new CairnError('ERR_INVALID_ARGUMENT', 'rounds must be an integer from 1 to 100', { rounds });
   const dir = options.directory ?? probeDirectory(ds);
   const t0 = performance.now();
-  const probe = path.join(dir, tempFileName('gc-clock-probe'));
-  let fd: number;
-  try {
-    fd = fs.openSync(probe, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
-  } catch (e) {
-    throw probeError(e, probe);
-  }
-  let truncNs = 0n;
-  let writeLag = -Infinity;
-  let touchLag = -Infinity;
-  const one = new Uint8Array([0x63]);
-  try {
-    for (let i = 0; i < rounds; i++) {
-      // 1. Granularity: an odd second + 999 999 999 ns lies just below a boundary of every step of
-      //    1 ns … 2 s; what the filesystem keeps of it shows the step. It also moves the mtime back,
-      //    so the write below certainly stamps a new one.
-      const sec = (BigInt(Math.floor(ds.clock.now() / 1000)) - 10n - 2n * BigInt(i)) | 1n;
-      const set = sec * 1_000_000_000n + 999_999_999n;
-      nativeFutimens(fd, set, set);
-      const got = fs.fstatSync(fd, { bigint: true }).mtimeNs;
-      if (set - got > truncNs) truncNs = set - got;
-      // 2. A write, stamped by the filesystem's clock.
-      const before = ds.clock.now();
-      fs.writeSync(fd, one, 0, 1, i);
-      writeLag = Math.max(writeLag, before - nsToMs(fs.fstatSync(fd, { bigint: true }).mtimeNs));
-      // 3. A touch as LocalBackend.touch makes it: the clock's ms as float seconds.
-      const t = ds.clock.now();
-      fs.futimesSync(fd, t / 1000, t / 1000);
-      touchLag = Math.max(touchLag, t - nsToMs(fs.fstatSync(fd, { bigint: true }).mtimeNs));
-    }
-  } catch (e) {
-    throw probeError(e, probe);
-  } finally {
-    fs.closeSync(fd);
-    try {
-      fs.unlinkSync(probe);
-    } catch {
-      // Left to the next GC's stale temp sweep.
-    }
-  }
+  const p = probeLocalTimestamps(dir, rounds, () => ds.clock.now());
   return {
     directory: dir,
-    granularityNs: Number(truncNs) + 1,
-    writeLagMs: round3(writeLag),
-    touchLagMs: round3(touchLag),
+    granularityNs: Number(p.truncNs) + 1,
+    writeLagMs: round3(p.writeLagMs),
+    touchLagMs: round3(p.touchLagMs),
     rounds,
     elapsedMs: round3(performance.now() - t0),
   };
 }
 
-/** The first chunk shard when it is a real directory, else the datastore root. */
+/**
+ * The first chunk shard when it is a real directory, else the datastore root.
+ * @throws `ERR_INVALID_ARGUMENT` for a datastore whose backend keeps no local files
+ */
 function probeDirectory(ds: Datastore): string {
-  const shard = localFilesOf(ds.backend)!.pathOf(shardKeys()[0]!);
-  const st = fs.lstatSync(shard, { throwIfNoEntry: false });
-  return st?.isDirectory() === true ? shard : ds.root;
-}
-
-function probeError(e: unknown, p: string): CairnError {
-  if (e instanceof CairnError) return e;
-  const code = (e as NodeJS.ErrnoException | undefined)?.code;
-  return new CairnError('ERR_IO', `cannot measure the timestamps of ${p}: ${e instanceof Error ? e.message : String(e)}`, { path: p, ...(code === undefined ? {} : { syscallCode: code }) }, e);
-}
-
-function nsToMs(ns: bigint): number {
-  return Number(ns / 1000n) / 1000;
+  const local = localFilesOf(ds.backend);
+  if (local === undefined) {
+    throw new CairnError('ERR_INVALID_ARGUMENT', `${ds.backend.location} keeps no local files: measure its timestamps with measureBackendTimestamps`, { datastore: ds.root });
+  }
+  const shard = local.pathOf(shardKeys()[0]!);
+  return isRealDirectory(shard) ? shard : ds.root;
 }
 
 function round3(ms: number): number {
   return Math.round(ms * 1000) / 1000;
-}
-
-/**
- * The mount a path is on, from `/proc/self/mountinfo`.
- * @category Garbage collection
- */
-export interface MountEntry {
-  /** Where it is mounted. */
-  readonly mountPoint: string;
-  /** Filesystem type (`ext4`, `nfs4`, `fuse.sshfs`, …). */
-  readonly fsType: string;
-  /** The mount source (`/dev/sda1`, `server:/export`, …). */
-  readonly source: string;
-}
-
-/**
- * Parses `/proc/self/mountinfo` text: one entry per line, mount points unescaped (`\040` is a
- * space). Lines that do not parse are skipped.
- * @internal
- */
-export function parseMountInfo(text: string): MountEntry[] {
-  const out: MountEntry[] = [];
-  for (const line of text.split('\n')) {
-    const fields = line.split(' ');
-    const dash = fields.indexOf('-', 6);
-    if (fields.length < 10 || dash < 0 || dash + 2 >= fields.length) continue;
-    out.push({ mountPoint: unescapeMount(fields[4]!), fsType: fields[dash + 1]!, source: unescapeMount(fields[dash + 2]!) });
-  }
-  return out;
-}
-
-function unescapeMount(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-}
-
-/**
- * The mount that holds `p` (an existing path; symlinks resolved): the entry with the longest mount
- * point that contains it, the last one listed when several share it (a later mount hides an earlier
- * one). Undefined when there is no mount table to read (not Linux) or no entry fits.
- * @param mountInfo - the text of `/proc/self/mountinfo` (read when omitted)
- * @internal
- */
-export function mountOf(p: string, mountInfo?: string): MountEntry | undefined {
-  let text = mountInfo;
-  if (text === undefined) {
-    try {
-      text = fs.readFileSync('/proc/self/mountinfo', 'utf8');
-    } catch {
-      return undefined;
-    }
-  }
-  let real: string;
-  try {
-    real = fs.realpathSync(p);
-  } catch {
-    real = path.resolve(p);
-  }
-  let best: MountEntry | undefined;
-  for (const m of parseMountInfo(text)) {
-    const inside = m.mountPoint === '/' || real === m.mountPoint || real.startsWith(`${m.mountPoint}/`);
-    if (inside && (best === undefined || m.mountPoint.length >= best.mountPoint.length)) best = m;
-  }
-  return best;
 }
 
 /**
@@ -281,10 +186,12 @@ export interface GcSkew {
   readonly ms: number;
   /**
    * `option`: given by the caller; `local`: measured on a local filesystem; `network`: a network
-   * filesystem (at least the network skew); `unknown`: the filesystem type could not be told or the
+   * filesystem or a backend without local files (at least the network skew); `unknown`: the filesystem type could not be told or the
    * measurement failed (at least the network skew).
    */
   readonly reason: GcSkewReason;
+  /** The location of a backend without local files (its clock stamps the times), when it is one. */
+  readonly backend?: string;
   /** Filesystem type of the chunk directory, when known. */
   readonly fsType?: string;
   /** Its mount point, when known. */
@@ -304,6 +211,11 @@ export interface GcSkew {
 export interface GcSkewInput {
   /** Filesystem type, undefined when it could not be told. */
   readonly fsType?: string | undefined;
+  /**
+   * The location of a backend without local files, when the datastore is on one: its clock stamps
+   * the times, so it counts as a network filesystem (`fsType` is then not looked at).
+   */
+  readonly backend?: string | undefined;
   /** Its mount point. */
   readonly mountPoint?: string | undefined;
   /** The measurement, undefined when it failed. */
@@ -324,16 +236,17 @@ export interface GcSkewInput {
 export function chooseGcSkew(input: GcSkewInput): GcSkew {
   const networkMs = input.networkSkewMs ?? DEFAULT_GC_SKEW_MS;
   const m = input.measurement;
-  const fs = input.fsType === undefined ? {} : { fsType: input.fsType, ...(input.mountPoint === undefined ? {} : { mountPoint: input.mountPoint }) };
+  const backend = input.backend;
+  const fs = backend !== undefined ? { backend } : input.fsType === undefined ? {} : { fsType: input.fsType, ...(input.mountPoint === undefined ? {} : { mountPoint: input.mountPoint }) };
   const measured = m === undefined ? undefined : measuredNeedMs(m);
   const why = m === undefined ? `timestamps not measured (${input.failure ?? 'no measurement'})` : describe(m);
   const on = input.fsType === undefined ? 'filesystem type unknown' : `${input.fsType} at ${input.mountPoint ?? '?'}`;
-  if (input.fsType !== undefined && m !== undefined && !isNetworkFilesystem(input.fsType)) {
+  if (backend === undefined && input.fsType !== undefined && m !== undefined && !isNetworkFilesystem(input.fsType)) {
     return { ms: measured!, reason: 'local', ...fs, measurement: m, summary: `skew ${secs(measured!)}: local ${on}; ${why} + ${secs(LOCAL_SKEW_MARGIN_MS)} margin` };
   }
   const ms = Math.max(networkMs, measured ?? 0);
-  const reason: GcSkewReason = input.fsType !== undefined && isNetworkFilesystem(input.fsType) ? 'network' : 'unknown';
-  const kind = reason === 'network' ? `network filesystem ${on}` : on;
+  const reason: GcSkewReason = backend !== undefined || (input.fsType !== undefined && isNetworkFilesystem(input.fsType)) ? 'network' : 'unknown';
+  const kind = backend !== undefined ? `backend ${backend} without local files` : reason === 'network' ? `network filesystem ${on}` : on;
   return {
     ms,
     reason,
@@ -379,6 +292,10 @@ export interface GcSkewOptions {
  * @category Garbage collection
  */
 export function gcSkewFor(ds: Datastore, options: GcSkewOptions = {}): GcSkew {
+  if (localFilesOf(ds.backend) === undefined) {
+    // Measuring through a backend takes awaited calls: gcSkewOf does it.
+    return chooseGcSkew({ backend: ds.backend.location, failure: 'a backend without local files is measured by gcSkewOf only', networkSkewMs: options.networkSkewMs });
+  }
   const dir = probeDirectory(ds);
   let measurement: TimestampMeasurement | undefined;
   let failure: string | undefined;
@@ -390,4 +307,94 @@ export function gcSkewFor(ds: Datastore, options: GcSkewOptions = {}): GcSkew {
   const mount = options.fsType === undefined ? mountOf(dir) : undefined;
   const fsType = options.fsType === undefined ? mount?.fsType : options.fsType === '' ? undefined : options.fsType;
   return chooseGcSkew({ fsType, mountPoint: options.fsType === undefined ? mount?.mountPoint : undefined, measurement, failure, networkSkewMs: options.networkSkewMs });
+}
+
+/**
+ * {@link gcSkewFor} for any backend: on local files the same (synchronous) measurement; on a
+ * backend without local files the measurement through the backend ({@link measureBackendTimestamps})
+ * and at least the network skew. A failed measurement does not throw: the skew is then the network
+ * skew, with the failure named.
+ * @category Garbage collection
+ */
+export async function gcSkewOf(ds: Datastore, options: GcSkewOptions = {}): Promise<GcSkew> {
+  if (localFilesOf(ds.backend) !== undefined) return gcSkewFor(ds, options);
+  let measurement: TimestampMeasurement | undefined;
+  let failure: string | undefined;
+  try {
+    measurement = await measureBackendTimestamps(ds);
+  } catch (e) {
+    failure = e instanceof Error ? e.message : String(e);
+  }
+  return chooseGcSkew({ backend: ds.backend.location, measurement, failure, networkSkewMs: options.networkSkewMs });
+}
+
+/**
+ * Prefix of the probe keys of {@link measureBackendTimestamps} (reserved: no datastore content is
+ * stored below it).
+ * @category Garbage collection
+ */
+export const GC_PROBE_PREFIX = '.gc-probe';
+
+/** Probe keys older than this are leftovers of a killed measurement, ms. */
+const STALE_PROBE_MS = 10 * 60_000;
+
+let probes = 0;
+
+/**
+ * {@link measureTimestampSkew} through the datastore's backend, for any backend (the one way for a
+ * backend without local files): a probe key under {@link GC_PROBE_PREFIX} is, a few times, touched
+ * with a time just below a 2-second boundary and stat'ed back (the truncation: the granularity),
+ * written (its mtime against the datastore clock read before the put) and touched with the clock's
+ * time (read back). The key is deleted before this returns, and probe keys older than ten minutes
+ * (left by a killed process) are deleted first. Costs about four backend calls a round.
+ * @throws `ERR_IO` and other backend errors when the probe cannot be written or read;
+ *   `ERR_INVALID_ARGUMENT` for bad rounds.
+ * @category Garbage collection
+ */
+export async function measureBackendTimestamps(ds: Datastore, options: Pick<MeasureOptions, 'rounds'> = {}): Promise<TimestampMeasurement> {
+  const rounds = options.rounds ?? PROBE_ROUNDS;
+  if (!(Number.isInteger(rounds) && rounds >= 1 && rounds <= 100)) throw new CairnError('ERR_INVALID_ARGUMENT', 'rounds must be an integer from 1 to 100', { rounds });
+  const backend = ds.backend;
+  const t0 = performance.now();
+  for await (const e of backend.list(GC_PROBE_PREFIX)) {
+    if (e.mtimeMs < ds.clock.now() - STALE_PROBE_MS) await backend.delete(e.key);
+  }
+  const key = `${GC_PROBE_PREFIX}/${process.pid}-${++probes}-${Math.random().toString(36).slice(2, 10)}`;
+  const mtimeOf = async (): Promise<number> => {
+    const st = await backend.stat(key);
+    if (st === undefined) throw new CairnError('ERR_IO', `the timestamp probe ${backend.locate(key)} vanished while it was measured`, { path: backend.locate(key) });
+    return st.mtimeMs;
+  };
+  let truncMs = 0;
+  let writeLag = -Infinity;
+  let touchLag = -Infinity;
+  const one = new Uint8Array([0x63]);
+  try {
+    await backend.put(key, one);
+    for (let i = 0; i < rounds; i++) {
+      // 1. Granularity: an odd second + 999 ms lies just below a boundary of every step of 1 ms … 2 s.
+      const sec = Math.floor(ds.clock.now() / 1000) - 10 - 2 * i;
+      const set = (sec % 2 === 0 ? sec + 1 : sec) * 1000 + 999;
+      if (!(await backend.touch(key, set))) await mtimeOf(); // throws: vanished
+      truncMs = Math.max(truncMs, set - (await mtimeOf()));
+      // 2. A write, stamped by the backend's clock.
+      const before = ds.clock.now();
+      await backend.put(key, one);
+      writeLag = Math.max(writeLag, before - (await mtimeOf()));
+      // 3. A touch as the chunk store makes it: the clock's time.
+      const t = ds.clock.now();
+      await backend.touch(key, t);
+      touchLag = Math.max(touchLag, t - (await mtimeOf()));
+    }
+  } finally {
+    await backend.delete(key).catch(() => undefined); // else left to the next measurement
+  }
+  return {
+    directory: backend.locate(GC_PROBE_PREFIX),
+    granularityNs: Math.round(truncMs * 1e6) + 1,
+    writeLagMs: round3(writeLag),
+    touchLagMs: round3(touchLag),
+    rounds,
+    elapsedMs: round3(performance.now() - t0),
+  };
 }

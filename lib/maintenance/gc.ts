@@ -9,22 +9,24 @@
  *   and the lag of its clock behind the datastore clock; it is measured at each run (gc-skew.ts has
  *   the argument): about 0.1 s on a local filesystem, at least a minute on a network one.
  * - Mark: the digests of every index of every finished snapshot go into a compact in-memory set.
- * - Sweep: an unmarked chunk whose mtime is older than the cutoff is renamed aside, its mtime is
- *   checked again (a writer may have touched it just before the rename), and it is then deleted, or
- *   put back with link() (never overwriting a chunk a writer re-created meanwhile).
+ * - Sweep, by the chunk store (`ChunkStore.sweep`, store/chunk-sweep.ts), given the mark and
+ *   the cutoff: on local files an unmarked chunk whose mtime is older than the cutoff is renamed
+ *   aside, its mtime is checked again (a writer may have touched it just before the rename), and it
+ *   is then deleted, or put back with link() (never overwriting a chunk a writer re-created
+ *   meanwhile); on a backend without local files it is stat'ed again and deleted if still older
+ *   (chunk-sweep.ts documents the window that leaves). Stale temp files in the other directories
+ *   of a local datastore go too (backend/local-sweep.ts).
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { CairnError, isCairnError, throwIfAborted } from '../errors.js';
-import { ioError, syscallCode } from '../errors.js';
-import { isTempFileName, unsafeEntry } from '../backend/local.js';
+import { ioError } from '../errors.js';
 import { localFilesOf } from '../backend/backend.js';
+import { removeStaleTempFiles } from '../backend/local-sweep.js';
 import { lockAt } from '../datastore/context.js';
 import { oldestLiveWriter } from '../host/writer-registry.js';
 import { drainMoveJournal } from '../datastore/move-journal.js';
-import { shardKeys } from '../store/chunk-store.js';
+import type { SweepReport } from '../store/chunk-store.js';
 import { sleep } from '../util/clock.js';
-import { gcSkewFor, type GcSkew } from './gc-skew.js';
+import { gcSkewOf, type GcSkew } from './gc-skew.js';
 import type { Datastore } from '../datastore/datastore.js';
 import type { BackupGroup } from '../datastore/group.js';
 import type { Snapshot } from '../datastore/snapshot.js';
@@ -51,15 +53,16 @@ export { DEFAULT_GC_SKEW_MS } from './gc-skew.js';
 export const STALE_TEMP_MIN_AGE_MS = 60_000;
 
 /**
- * Progress of a GC run: snapshots marked (no total), then shard directories swept (of 256).
+ * Progress of a GC run: snapshots marked (no total), then shard directories swept (of 256), or on a
+ * backend without local files chunk keys looked at (no total).
  * @category Garbage collection
  */
 export interface GcProgress {
   /** `mark` or `sweep`. */
   readonly phase: 'mark' | 'sweep';
-  /** Snapshots marked, or shard directories swept. */
+  /** Snapshots marked, or shard directories swept (chunk keys looked at without local files). */
   readonly done: number;
-  /** 256 in the sweep; absent in the mark. */
+  /** 256 in the sweep on local files; absent in the mark and elsewhere. */
   readonly total?: number;
 }
 
@@ -71,7 +74,7 @@ export interface GcOptions {
   /**
    * Allowance for timestamps recorded earlier than the datastore clock read, ms (≥ 0): the cutoff
    * is this far below the GC start (or the oldest live writer's start).
-   * @defaultValue measured at each run ({@link gcSkewFor}): granularity + lag + 0.1 s on a local
+   * @defaultValue measured at each run ({@link gcSkewOf}): granularity + lag + 0.1 s on a local
    *   filesystem; at least {@link GcOptions.networkSkewMs} on a network or unknown one
    */
   readonly skewMs?: number;
@@ -166,9 +169,6 @@ export interface GcReport {
   readonly sweepSeconds: number;
 }
 
-const CHUNK_NAME = /^[0-9a-f]{64}$/;
-const BAD_NAME = /^([0-9a-f]{64})\.\d+\.bad$/;
-const ASIDE_NAME = /^([0-9a-f]{64})\.gc-\d+$/;
 /** Passes over one group before the GC gives up on a snapshot that stays locked for removal. */
 const MAX_GROUP_PASSES = 1000;
 
@@ -267,7 +267,7 @@ export class GarbageCollector {
       const t0 = performance.now();
       const skew: GcSkew =
         options.skewMs === undefined
-          ? gcSkewFor(ds, { networkSkewMs: options.networkSkewMs, fsType: options.hooks?.fsType })
+          ? await gcSkewOf(ds, { networkSkewMs: options.networkSkewMs, fsType: options.hooks?.fsType })
           : { ms: options.skewMs, reason: 'option', summary: `skew ${options.skewMs / 1000} s: given by the caller (--skew, skewMs)` };
       const skewMs = skew.ms;
       const startMs = ds.clock.now();
@@ -311,27 +311,27 @@ export class GarbageCollector {
       marks.seal();
       const tMark = performance.now();
 
-      const sweep = { diskChunks: 0, diskBytes: 0, removedChunks: 0, removedBytes: 0, pendingChunks: 0, pendingBytes: 0, badChunks: 0, removedBad: 0, removedTemp: 0 };
-      const shards = shardKeys();
-      let done = 0;
-      const unlinker = new Unlinker(UNLINK_CONCURRENCY);
+      let sweep: SweepReport;
       try {
-        try {
-          for (const shard of shards) {
+        sweep = await ds.chunks.sweep({
+          isMarked: (hex) => marks.has(hex),
+          cutoffMs,
+          tempCutoffMs,
+          dryRun,
+          ...(signal === undefined ? {} : { signal }),
+          onProgress: (p) => options.onProgress?.({ phase: 'sweep', ...p }),
+        });
+        // Stale temp files of writers that do not register (manifest, notes, protect, move
+        // markers) in the other directories; only local files have temp files.
+        const local = localFilesOf(ds.backend);
+        if (local !== undefined) {
+          for (const key of tidy) {
             throwIfAborted(signal);
-            await sweepShard(localFilesOf(ds.backend)!.pathOf(shard), marks, cutoffMs, tempCutoffMs, dryRun, sweep, unlinker, signal);
-            options.onProgress?.({ phase: 'sweep', done: ++done, total: shards.length });
+            sweep.removedTemp += removeStaleTempFiles(local, key, tempCutoffMs, dryRun);
           }
-        } finally {
-          await unlinker.below(0);
-        }
-        await unlinker.drain();
-        for (const key of tidy) {
-          throwIfAborted(signal);
-          removeStaleTemp(localFilesOf(ds.backend)!.pathOf(key), tempCutoffMs, dryRun, sweep);
         }
       } catch (e) {
-        // The sweep makes its file-system calls directly: give their errors the datastore's code.
+        // The local sweep makes its file-system calls directly: give their errors the datastore's code.
         throw ioError(e, 'garbage collection sweep', { datastore: ds.root });
       }
 
@@ -442,278 +442,4 @@ export class GarbageCollector {
       await reader.close();
     }
   }
-}
-
-interface SweepCounts {
-  diskChunks: number;
-  diskBytes: number;
-  removedChunks: number;
-  removedBytes: number;
-  pendingChunks: number;
-  pendingBytes: number;
-  badChunks: number;
-  removedBad: number;
-  removedTemp: number;
-}
-
-/**
- * The sweep uses synchronous file system calls, one shard directory at a time, yielding to the event
- * loop every {@link SWEEP_BATCH} files: on a VM an awaited `fs.promises` call costs a thread-pool
- * round trip (≈ 50 µs measured) against ≈ 3 µs for `statSync`, and a sweep makes one to four calls
- * per chunk file. A batch holds the event loop for a few milliseconds at most.
- */
-const SWEEP_BATCH = 512;
-
-/** lstat (a planted symlink is never followed); undefined when missing. */
-function statOrUndefined(p: string): { size: number; mtimeMs: number; isFile: boolean } | undefined {
-  const st = fs.lstatSync(p, { throwIfNoEntry: false });
-  return st === undefined ? undefined : { size: st.size, mtimeMs: st.mtimeMs, isFile: st.isFile() };
-}
-
-/**
- * The names in a directory the sweep walks, or undefined when it does not exist (or is not a
- * directory on the way). A directory that is a symlink is never listed: it is not the datastore's
- * (the chunk shards are created with it), and following it would delete files elsewhere.
- * @throws `ERR_UNSAFE_PATH` for a symlink (or other non-directory) where a directory belongs.
- */
-function listRealDir(dir: string): string[] | undefined {
-  const st = fs.lstatSync(dir, { throwIfNoEntry: false });
-  if (st === undefined) return undefined;
-  if (!st.isDirectory()) throw unsafeEntry(dir, st.isSymbolicLink() ? 'a symlink' : 'not a directory');
-  try {
-    return fs.readdirSync(dir);
-  } catch (e) {
-    if (syscallCode(e) === 'ENOENT' || syscallCode(e) === 'ENOTDIR') return undefined;
-    throw e;
-  }
-}
-
-function unlinkQuiet(p: string): void {
-  try {
-    fs.unlinkSync(p);
-  } catch (e) {
-    if (syscallCode(e) !== 'ENOENT') throw e;
-  }
-}
-
-/** Puts an aside file back under its chunk name without overwriting, then removes the aside name. */
-function putBack(aside: string, original: string): void {
-  try {
-    fs.linkSync(aside, original);
-  } catch (e) {
-    // EEXIST: a writer re-created the chunk meanwhile; its copy wins.
-    if (syscallCode(e) !== 'EEXIST') throw e;
-  }
-  unlinkQuiet(aside);
-}
-
-/**
- * Removes the temp files older than the cutoff directly in `dir`: regular files whose names
- * {@link isTempFileName} recognises (`.<name>.tmp-<pid>-<n>`), never a committed file whose legal
- * name merely contains `.tmp-` (`disk.tmp-1.img.fidx`). A directory that is a symlink is skipped:
- * the mark phase has already failed on it, or it is not the datastore's.
- */
-function removeStaleTemp(dir: string, cutoffMs: number, dryRun: boolean, c: SweepCounts): void {
-  let names: string[] | undefined;
-  try {
-    names = listRealDir(dir);
-  } catch (e) {
-    if (isCairnError(e, 'ERR_UNSAFE_PATH')) return;
-    throw e;
-  }
-  for (const name of names ?? []) {
-    if (!isTempFileName(name)) continue;
-    const p = path.join(dir, name);
-    const st = statOrUndefined(p);
-    if (st !== undefined && st.isFile && st.mtimeMs < cutoffMs) {
-      if (!dryRun) unlinkQuiet(p);
-      c.removedTemp++;
-    }
-  }
-}
-
-interface ShardEntry {
-  chunk: boolean;
-  bads: string[];
-  asides: string[];
-}
-
-async function sweepShard(dir: string, marks: MarkSet, cutoffMs: number, tempCutoffMs: number, dryRun: boolean, c: SweepCounts, unlinker: Unlinker, signal: AbortSignal | undefined): Promise<void> {
-  const names = listRealDir(dir);
-  if (names === undefined) return;
-  const byHex = new Map<string, ShardEntry>();
-  const entry = (hex: string): ShardEntry => {
-    let x = byHex.get(hex);
-    if (x === undefined) byHex.set(hex, (x = { chunk: false, bads: [], asides: [] }));
-    return x;
-  };
-  for (const name of names) {
-    let m: RegExpExecArray | null;
-    if (CHUNK_NAME.test(name)) entry(name).chunk = true;
-    else if ((m = BAD_NAME.exec(name)) !== null) entry(m[1]!).bads.push(name);
-    else if ((m = ASIDE_NAME.exec(name)) !== null) entry(m[1]!).asides.push(name);
-    else if (isTempFileName(name)) {
-      // A temp file of a crashed writer (a live writer's temp file is newer than the cutoff).
-      const p = path.join(dir, name);
-      const st = statOrUndefined(p);
-      if (st !== undefined && st.isFile && st.mtimeMs < tempCutoffMs) {
-        if (!dryRun) unlinkQuiet(p);
-        c.removedTemp++;
-      }
-    }
-  }
-  let n = 0;
-  for (const [hex, e] of byHex) {
-    if (++n % SWEEP_BATCH === 0) {
-      await yieldToLoop();
-      if (unlinker.pending > UNLINK_BACKLOG) await unlinker.below(UNLINK_BACKLOG / 2);
-      throwIfAborted(signal);
-    }
-    sweepEntry(dir, hex, e, marks.has(hex), cutoffMs, dryRun, c, unlinker);
-  }
-}
-
-function sweepEntry(dir: string, hex: string, e: ShardEntry, marked: boolean, cutoffMs: number, dryRun: boolean, c: SweepCounts, unlinker: Unlinker): void {
-  const original = path.join(dir, hex);
-  let chunk = e.chunk;
-
-  // Leftovers of a GC killed between rename and delete/put-back.
-  for (const name of e.asides) {
-    const aside = path.join(dir, name);
-    const st = statOrUndefined(aside);
-    if (st === undefined) continue;
-    if (!chunk && (marked || st.mtimeMs >= cutoffMs)) {
-      if (!dryRun) putBack(aside, original);
-      chunk = true;
-    } else {
-      if (!dryRun) unlinkQuiet(aside);
-      if (!chunk) {
-        c.removedChunks++;
-        c.removedBytes += st.size;
-      }
-    }
-  }
-
-  let good = false;
-  if (chunk) {
-    const st = statOrUndefined(original);
-    if (st !== undefined) {
-      if (marked) {
-        c.diskChunks++;
-        c.diskBytes += st.size;
-        good = true;
-      } else if (st.mtimeMs >= cutoffMs) {
-        c.pendingChunks++;
-        c.pendingBytes += st.size;
-      } else if (dryRun) {
-        c.removedChunks++;
-        c.removedBytes += st.size;
-      } else {
-        removeChunk(dir, hex, cutoffMs, c, unlinker);
-      }
-    }
-  }
-
-  for (const name of e.bads) {
-    const p = path.join(dir, name);
-    const st = statOrUndefined(p);
-    if (st === undefined) continue;
-    if (marked && !good) {
-      c.badChunks++;
-    } else {
-      if (!dryRun) unlinkQuiet(p);
-      c.removedBad++;
-    }
-  }
-}
-
-/** Renames an unmarked old chunk aside, re-checks its mtime, and deletes it or puts it back. */
-function removeChunk(dir: string, hex: string, cutoffMs: number, c: SweepCounts, unlinker: Unlinker): void {
-  const original = path.join(dir, hex);
-  const aside = path.join(dir, `${hex}.gc-${process.pid}`);
-  try {
-    fs.renameSync(original, aside);
-  } catch (e) {
-    if (syscallCode(e) === 'ENOENT') return; // quarantined or removed meanwhile
-    throw e;
-  }
-  const st = statOrUndefined(aside);
-  if (st === undefined) return;
-  if (st.mtimeMs >= cutoffMs) {
-    // A writer touched it (a dedup hit) just before the rename.
-    putBack(aside, original);
-    c.pendingChunks++;
-    c.pendingBytes += st.size;
-    return;
-  }
-  unlinker.add(aside);
-  c.removedChunks++;
-  c.removedBytes += st.size;
-}
-
-/**
- * Deletes files on the thread pool, a bounded number at a time, while the sweep goes on. Measured on
- * ext4 (2-core VM): an `unlinkSync` of a chunk file costs ≈ 110 µs, most of it waiting, against
- * ≈ 45 µs each with 16 in flight; the sweep's other calls (stat, rename) stay synchronous and overlap
- * with the deletes. A delete that fails leaves an aside file the next GC removes; the first such
- * error is reported when the sweep ends.
- */
-class Unlinker {
-  private queue: string[] = [];
-  private head = 0;
-  private inFlight = 0;
-  private error: unknown;
-  private waiters: (() => void)[] = [];
-
-  constructor(private readonly limit: number) {}
-
-  get pending(): number {
-    return this.queue.length - this.head + this.inFlight;
-  }
-
-  add(p: string): void {
-    this.queue.push(p);
-    this.pump();
-  }
-
-  private pump(): void {
-    while (this.inFlight < this.limit && this.head < this.queue.length) {
-      const p = this.queue[this.head++]!;
-      if (this.head > 4096 && this.head * 2 > this.queue.length) {
-        this.queue = this.queue.slice(this.head);
-        this.head = 0;
-      }
-      this.inFlight++;
-      fs.promises
-        .unlink(p)
-        .catch((e: unknown) => {
-          if (syscallCode(e) !== 'ENOENT' && this.error === undefined) this.error = e;
-        })
-        .finally(() => {
-          this.inFlight--;
-          this.pump();
-          for (const w of this.waiters.splice(0)) w();
-        });
-    }
-  }
-
-  /** Waits until at most `n` deletes are pending. */
-  async below(n: number): Promise<void> {
-    while (this.pending > n) await new Promise<void>((resolve) => this.waiters.push(resolve));
-  }
-
-  /** Waits for every delete; throws the first failure. */
-  async drain(): Promise<void> {
-    await this.below(0);
-    if (this.error !== undefined) throw this.error;
-  }
-}
-
-/** Deletes in flight during the sweep. */
-const UNLINK_CONCURRENCY = 16;
-/** Deletes queued before the sweep waits for them (bounds the queue's memory). */
-const UNLINK_BACKLOG = 8192;
-
-function yieldToLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
 }

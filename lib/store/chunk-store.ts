@@ -13,7 +13,11 @@
  *   dedup hit, and ENOENT on the touch means "write it". The garbage collector relies on this: a
  *   chunk a writer reused after the GC started has a fresh mtime and is not swept.
  * - Chunk files are never modified in place; damaged ones are renamed aside (`<digest>.N.bad`) by
- *   verify, never deleted by the store.
+ *   verify, and deleted only by the sweep, once a good copy exists or no snapshot needs the digest.
+ *
+ * The store owns the chunk lifecycle (DESIGN.md §8): insert, touch, has, read, raw read and insert
+ * for copies between datastores, quarantine, and the garbage collector's sweep
+ * ({@link ChunkStore.sweep}, chunk-sweep.ts), whose way is chosen by the backend's capabilities.
  */
 import { toHex } from '../util/bytes.js';
 import { localFilesOf, renamingOf, type Backend } from '../backend/backend.js';
@@ -21,19 +25,12 @@ import { CairnError, isCairnError } from '../errors.js';
 import type { Clock } from '../util/clock.js';
 import type { SyncLevel } from '../types.js';
 import { ENVELOPE_MAX_BYTES } from '../format/limits.js';
+import { parseEnvelope } from '../format/chunk-envelope.js';
+import { chunkKey, shardKeys, CHUNK_DIR } from './chunk-keys.js';
+import { sweepChunks, type SweepOptions, type SweepReport } from './chunk-sweep.js';
 
-/** Folder of the chunk files inside a datastore. */
-export const CHUNK_DIR = '.chunks';
-
-/** The backend key of a chunk. */
-export function chunkKey(digestHex: string): string {
-  return `${CHUNK_DIR}/${digestHex.slice(0, 2)}/${digestHex}`;
-}
-
-/** The shard directories (`.chunks/00` … `.chunks/ff`). */
-export function shardKeys(): string[] {
-  return Array.from({ length: 256 }, (_, i) => `${CHUNK_DIR}/${i.toString(16).padStart(2, '0')}`);
-}
+export { CHUNK_DIR, chunkKey, shardKeys } from './chunk-keys.js';
+export type { SweepOptions, SweepProgress, SweepReport } from './chunk-sweep.js';
 
 /** How many renamed-aside copies of one digest are kept (`<digest>.0.bad` … `<digest>.9.bad`). */
 export const MAX_BAD_COPIES = 10;
@@ -75,6 +72,36 @@ export class ChunkStore {
     const key = chunkKey(toHex(digest));
     if (await this.backend.touch(key, this.clock.now())) return 'duplicate';
     await this.backend.put(key, [header, payload], { sync: this.syncLevel === 'file' });
+    return 'written';
+  }
+
+  /**
+   * Stores an already-encoded envelope as-is (a chunk copied from another datastore without
+   * decoding it: sync, remote uploads) unless the digest exists, in which case its mtime is touched.
+   * The protocol is {@link ChunkStore.insert}'s: touch first (a successful touch is the dedup hit),
+   * else one atomic put.
+   *
+   * The envelope is checked before anything is touched or stored: its header is parsed and the
+   * CRC-32 of its payload compared (a damaged copy is refused, never stored), and it may be no
+   * larger than what {@link ChunkStore.readRaw} reads back. What is **not** checked is that the
+   * envelope decodes to plaintext whose BLAKE3 is `digest`: that needs decompressing and hashing the
+   * whole chunk, and it is the importer's choice (decode and hash before calling this, or trust the
+   * source datastore, which wrote the chunk under that digest). A verify run of this datastore
+   * checks it later either way.
+   * @param digest - BLAKE3 of the plaintext (the chunk's name)
+   * @param envelope - the stored bytes, as {@link ChunkStore.readRaw} returns them
+   * @throws `ERR_CHUNK_CORRUPT` (with the digest) for a damaged or oversized envelope;
+   *   `ERR_FORMAT_VERSION` for an envelope version newer than this code reads.
+   */
+  async insertRaw(digest: Uint8Array, envelope: Uint8Array): Promise<InsertOutcome> {
+    const hex = toHex(digest);
+    if (envelope.byteLength > ENVELOPE_MAX_BYTES) {
+      throw new CairnError('ERR_CHUNK_CORRUPT', `chunk ${hex} is corrupt: an envelope of ${envelope.byteLength} bytes is more than the ${ENVELOPE_MAX_BYTES} its format allows`, { digest: hex });
+    }
+    parseEnvelope(envelope, { code: 'ERR_CHUNK_CORRUPT', details: { digest: hex } });
+    const key = chunkKey(hex);
+    if (await this.backend.touch(key, this.clock.now())) return 'duplicate';
+    await this.backend.put(key, envelope, { sync: this.syncLevel === 'file' });
     return 'written';
   }
 
@@ -120,6 +147,19 @@ export class ChunkStore {
     return target;
   }
 
+  /**
+   * The garbage collector's sweep: removes the chunks `isMarked` does not claim whose mtime is older
+   * than the cutoff, with the backend's safe protocol (chunk-sweep.ts: rename aside, re-check, delete
+   * or link back on local files; re-stat then delete elsewhere, with the window documented there),
+   * and the `.bad` copies, aside files and stale temp files that are no longer needed. The caller
+   * (../maintenance/gc.ts) holds the GC lock and owns the argument that the mark and the cutoff are
+   * safe.
+   * @throws `ERR_ABORTED`; `ERR_UNSAFE_PATH` for a shard that is not a real directory; I/O errors
+   */
+  async sweep(options: SweepOptions): Promise<SweepReport> {
+    return sweepChunks(this.backend, options);
+  }
+
   /** The local path of a chunk file, when the backend keeps files (for reading it on a worker). */
   localPathOf(digest: Uint8Array): string | undefined {
     return localFilesOf(this.backend)?.pathOf(chunkKey(toHex(digest)));
@@ -131,6 +171,17 @@ export class ChunkStore {
    *   when it is not a regular file (a symlink, FIFO, directory) or is too large.
    */
   async read(digest: Uint8Array): Promise<Uint8Array> {
+    return this.readRaw(digest);
+  }
+
+  /**
+   * The stored envelope of a chunk, byte for byte, not decoded nor checked (for copying it to
+   * another datastore with {@link ChunkStore.insertRaw}, which checks it); bounded as
+   * {@link ChunkStore.read} (the same call under the name that says what it returns).
+   * @throws `ERR_CHUNK_MISSING` naming the digest when the chunk does not exist; `ERR_CHUNK_CORRUPT`
+   *   when it is not a regular file (a symlink, FIFO, directory) or is too large.
+   */
+  async readRaw(digest: Uint8Array): Promise<Uint8Array> {
     const hex = toHex(digest);
     try {
       return await this.backend.get(chunkKey(hex), undefined, { maxBytes: ENVELOPE_MAX_BYTES, code: 'ERR_CHUNK_CORRUPT' });

@@ -218,9 +218,10 @@ export async function moveGroup(ctx: StoreContext, fromNs: string, group: GroupI
       else notesConflict = srcNotes !== '' && srcNotes !== dstNotes;
     } else {
       await makeFolder(ctx.backend, dstKey);
-      if (srcOwner !== undefined) await dst.setOwner(srcOwner);
+      // Not setOwner/setNotes: on a backend without directories the new group has no key yet.
+      if (srcOwner !== undefined) await dst.writeOwner(srcOwner, false);
       const srcNotes = await src.notes();
-      if (srcNotes !== '') await dst.setNotes(srcNotes);
+      if (srcNotes !== '') await dst.writeNotes(srcNotes, false);
     }
     const markerText = `${JSON.stringify({ target: toNs, after } satisfies Marker)}\n`;
     await ctx.backend.put(`${srcKey}/${MOVE_MARKER_FILE}`, Buffer.from(markerText, 'utf8'), { sync: ctx.config.syncLevel !== 'none' });

@@ -33,7 +33,7 @@ import path from 'node:path';
 import { CairnError, ioError, syscallCode, throwIfAborted, type ErrorCode, type ErrorDetails } from '../errors.js';
 import { AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, nativeFstat, nativeFstatat, nativeOpenat, nativeReaddir, nativeSyncfs, nativeUnlinkat, type NativeStat } from '../codec/native.js';
 import { tempFileName, isTempFileName } from '../util/temp-name.js';
-import type { BackendCapabilities, BackendStat, ByteRange, GetOptions, ListEntry, ListOptions, LocalFilesBackend, PutOptions, RenamingBackend } from './backend.js';
+import { assertKey, type BackendCapabilities, type BackendStat, type ByteRange, type GetOptions, type ListEntry, type ListOptions, type LocalFilesBackend, type PutOptions, type RenamingBackend } from './backend.js';
 
 export { tempFileName, isTempFileName };
 
@@ -207,6 +207,7 @@ export class LocalBackend implements LocalFilesBackend, RenamingBackend {
   }
 
   async put(key: string, data: Uint8Array | readonly Uint8Array[], options: PutOptions = {}): Promise<void> {
+    assertKey(key);
     const target = this.pathOf(key);
     await this.checkPath(key);
     const dir = path.dirname(target);
@@ -236,12 +237,14 @@ export class LocalBackend implements LocalFilesBackend, RenamingBackend {
   }
 
   async get(key: string, range?: ByteRange, options: GetOptions = {}): Promise<Uint8Array> {
+    assertKey(key);
     const p = this.pathOf(key);
     await this.checkPath(key);
     return readRegularFile(p, { ...options, ...(range === undefined ? {} : { range }) });
   }
 
   async stat(key: string): Promise<BackendStat | undefined> {
+    assertKey(key);
     const p = this.pathOf(key);
     await this.checkPath(key);
     try {
@@ -254,6 +257,7 @@ export class LocalBackend implements LocalFilesBackend, RenamingBackend {
   }
 
   async touch(key: string, timeMs: number): Promise<boolean> {
+    assertKey(key);
     const p = this.pathOf(key);
     await this.checkPath(key);
     const t = timeMs / 1000;
@@ -274,6 +278,7 @@ export class LocalBackend implements LocalFilesBackend, RenamingBackend {
    * it (something was planted in the datastore).
    */
   async *list(prefix: string, options: ListOptions = {}): AsyncGenerator<ListEntry> {
+    assertKey(prefix, true);
     const names = await this.listNames(prefix);
     const base = prefix === '' ? '' : `${prefix}/`;
     for (const name of names) {
@@ -313,6 +318,7 @@ export class LocalBackend implements LocalFilesBackend, RenamingBackend {
   }
 
   async delete(key: string): Promise<boolean> {
+    assertKey(key);
     const p = this.pathOf(key);
     await this.checkPath(key);
     try {

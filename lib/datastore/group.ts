@@ -302,10 +302,19 @@ export class BackupGroup {
 
   /** Records the group's owner. */
   async setOwner(owner: string): Promise<void> {
+    await this.writeOwner(owner, true);
+  }
+
+  /**
+   * Records the owner; `mustExist`: fail when the group does not exist. A first backup or a move
+   * into a new group passes false: on a backend without directories the group exists only once a
+   * key is in it. @internal
+   */
+  async writeOwner(owner: string, mustExist: boolean): Promise<void> {
     if (typeof owner !== 'string' || owner.length === 0 || owner.length > 256 || /[\r\n]/.test(owner)) {
       throw new CairnError('ERR_INVALID_ARGUMENT', 'owner must be a non-empty single line of at most 256 characters', this.details());
     }
-    await this.writeText(OWNER_FILE, `${owner}\n`);
+    await this.writeText(OWNER_FILE, `${owner}\n`, mustExist);
   }
 
   /** The group notes ('' when none). */
@@ -318,6 +327,11 @@ export class BackupGroup {
     await this.writeText(NOTES_FILE, notes);
   }
 
+  /** Sets the notes of a group that may have no key yet (see {@link BackupGroup.writeOwner}). @internal */
+  async writeNotes(notes: string, mustExist: boolean): Promise<void> {
+    await this.writeText(NOTES_FILE, notes, mustExist);
+  }
+
   private async readText(file: string): Promise<string | undefined> {
     this.ctx.assertOpen();
     try {
@@ -328,10 +342,10 @@ export class BackupGroup {
     }
   }
 
-  private async writeText(file: string, text: string): Promise<void> {
+  private async writeText(file: string, text: string, mustExist = true): Promise<void> {
     this.ctx.assertOpen();
     if (this.ctx.readOnly) throw readOnlyError(this.ctx, `the ${file} of backup group ${this.name}`, this.details());
-    if (!(await this.exists())) throw new CairnError('ERR_NOT_FOUND', `backup group ${this.name} does not exist`, this.details());
+    if (mustExist && !(await this.exists())) throw new CairnError('ERR_NOT_FOUND', `backup group ${this.name} does not exist`, this.details());
     await this.ctx.backend.put(`${this.key}/${file}`, Buffer.from(text, 'utf8'), { sync: this.ctx.config.syncLevel !== 'none' });
   }
 
@@ -357,7 +371,8 @@ export class BackupGroup {
       const existed = await this.exists();
       await makeFolder(this.ctx.backend, this.key);
       created = !existed;
-      if (!existed && options.owner !== undefined) await this.setOwner(options.owner);
+      // Not setOwner: on a backend without directories the group exists only once a key is in it.
+      if (!existed && options.owner !== undefined) await this.writeOwner(options.owner, false);
       // Holding the group lock, no other writer is in this group: a directory without a manifest
       // newer than the newest finished snapshot is what a crashed backup left, and is removed.
       // The walk goes from the newest back and stops at the first finished snapshot, so a backup

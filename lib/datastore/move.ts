@@ -241,8 +241,9 @@ async function prepareTarget(m: GroupMove, times: readonly string[]): Promise<{ 
   const srcNotes = await src.notes();
   if (!(await dst.exists())) {
     await makeFolder(ctx.backend, m.dstKey);
-    if (srcOwner !== undefined) await dst.setOwner(srcOwner);
-    if (srcNotes !== '') await dst.setNotes(srcNotes);
+    // Not setOwner/setNotes: on a backend without directories the new group has no key yet.
+    if (srcOwner !== undefined) await dst.writeOwner(srcOwner, false);
+    if (srcNotes !== '') await dst.writeNotes(srcNotes, false);
     return { merged: false, notesConflict: false, after: null };
   }
   const resuming = marker?.target === toNs;

@@ -9,8 +9,6 @@
  *   files, shard directories, group directories); with a MemoryBackend they are not there.
  * - CHILD: a child process (the CLI, a script, a process killed mid-backup) opens the same
  *   datastore; a MemoryBackend lives in one process.
- * - SWEEP: the GC's sweep still walks shard directories with node:fs; needs the generic sweep (in
- *   progress).
  */
 
 /** Test files (relative to the repository) the memory run runs. */
@@ -42,8 +40,8 @@ export const SKIPPED_FILES: Readonly<Record<string, string>> = {
   'test/datastore/locks-crash.test.ts': 'CHILD: its point is a backup process killed with SIGKILL and the datastore reopened by the next process',
   'test/datastore/writer-registry.test.ts': 'CHILD: live and dead writers are other processes',
   'test/maintenance/concurrency.test.ts': 'CHILD: backups, prunes and GCs run as concurrent child processes',
-  'test/maintenance/gc.test.ts': 'SWEEP: needs the generic sweep (in progress); most cases also plant or inspect chunk files (DISK)',
-  'test/maintenance/gc-skew.test.ts': "DISK: measures the filesystem's timestamp granularity and plants stale temp files; SWEEP for the GC runs",
+  'test/maintenance/gc.test.ts': 'DISK: the cases plant, age or inspect chunk and temp files on disk (the GC on a MemoryBackend has its own file, test/maintenance/gc-memory.test.ts)',
+  'test/maintenance/gc-skew.test.ts': "DISK: measures the filesystem's timestamp granularity and plants stale temp files (the skew through a MemoryBackend is in gc-memory.test.ts)",
   'test/store/chunk-reader.test.ts': 'opens no Datastore (it builds a ChunkStore over a LocalBackend itself, and has its own MemoryBackend case)',
   'test/store/chunk-store.test.ts': 'opens no Datastore (a ChunkStore over a LocalBackend); DISK: checks shard files and mtimes',
 };
@@ -68,7 +66,6 @@ export const SKIPPED_SUBTESTS: Readonly<Record<string, Readonly<Record<string, s
   },
   'test/datastore/move.test.ts': {
     'a snapshot in use stays; running the move again finishes it': "DISK: plants a crashed backup's snapshot directory on disk",
-    'GC during a move: the journal keeps the chunks of a snapshot in transit': 'SWEEP: needs the generic sweep (in progress)',
   },
   'test/maintenance/catalog.test.ts': {
     'one database per process: a second open shares it and keeps the lock': 'CHILD: a script in another process opens the datastore',

@@ -42,6 +42,8 @@ export const SKIPPED_FILES: Readonly<Record<string, string>> = {
   'test/maintenance/concurrency.test.ts': 'CHILD: backups, prunes and GCs run as concurrent child processes',
   'test/maintenance/gc.test.ts': 'DISK: the cases plant, age or inspect chunk and temp files on disk (the GC on a MemoryBackend has its own file, test/maintenance/gc-memory.test.ts)',
   'test/maintenance/gc-skew.test.ts': "DISK: measures the filesystem's timestamp granularity and plants stale temp files (the skew through a MemoryBackend is in gc-memory.test.ts)",
+  'test/maintenance/gc-memory.test.ts': 'runs on a MemoryBackend already (and on local files for comparison)',
+  'test/store/chunk-raw.test.ts': 'opens its own stores, on a MemoryBackend and on local files',
   'test/store/chunk-reader.test.ts': 'opens no Datastore (it builds a ChunkStore over a LocalBackend itself, and has its own MemoryBackend case)',
   'test/store/chunk-store.test.ts': 'opens no Datastore (a ChunkStore over a LocalBackend); DISK: checks shard files and mtimes',
 };

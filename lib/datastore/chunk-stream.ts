@@ -8,10 +8,10 @@
  * bounded; the index records them in stream order. Chunks of the base snapshot can be appended by
  * digest without their bytes (`appendChunk`), which is how unchanged files are reused.
  */
-import { CairnError, throwIfAborted, type ErrorDetails } from '../errors.js';
+import { CairnError, type ErrorDetails } from '../errors.js';
 import { Chunker, type CdcParams } from '../codec/chunker.js';
 import { DynamicIndexBuilder, decodeDynamicIndex } from '../format/dynamic-index.js';
-import { ByteGate } from '../util/byte-gate.js';
+import { TaskGroup } from '../util/task-group.js';
 import { toHex } from '../util/bytes.js';
 import { blake3, initHash } from '../codec/hash.js';
 import type { StoreContext } from './context.js';
@@ -58,9 +58,7 @@ export abstract class ChunkCutter {
   private readonly cur: Uint8Array;
   private curLen = 0;
   private pos = 0;
-  private readonly inFlight = new Set<Promise<void>>();
-  private readonly gate: ByteGate;
-  private failure: unknown;
+  private readonly tasks: TaskGroup;
 
   /**
    * @param params - chunker sizes
@@ -70,11 +68,11 @@ export abstract class ChunkCutter {
   constructor(
     params: Partial<CdcParams>,
     protected readonly details: ErrorDetails,
-    private readonly signal?: AbortSignal,
+    signal?: AbortSignal,
   ) {
     this.chunker = Chunker.contentDefined(params);
     this.cur = new Uint8Array(this.chunker.params.max);
-    this.gate = new ByteGate(Math.max(16 * 1024 * 1024, 4 * this.chunker.params.max));
+    this.tasks = new TaskGroup({ limit: Math.max(16 * 1024 * 1024, 4 * this.chunker.params.max), signal, details });
   }
 
   /** Stream position: bytes written or appended so far. */
@@ -88,8 +86,7 @@ export abstract class ChunkCutter {
   }
 
   private check(): void {
-    if (this.failure !== undefined) throw this.failure;
-    throwIfAborted(this.signal, this.details);
+    this.tasks.check();
   }
 
   /** Appends bytes (copied; the caller may reuse `data`). */
@@ -147,31 +144,22 @@ export abstract class ChunkCutter {
     const len = this.curLen;
     const chunk = this.cur.slice(0, len);
     this.curLen = 0;
-    await this.gate.acquire(len);
-    const p: Promise<void> = this.process(chunk).then(
-      () => {
-        this.inFlight.delete(p);
-        this.gate.release(len);
-      },
-      (e: unknown) => {
-        this.failure ??= e;
-        this.inFlight.delete(p);
-        this.gate.release(len);
-      },
-    );
-    this.inFlight.add(p);
+    await this.tasks.run(() => this.process(chunk), len);
   }
 
   /** Cuts the last chunk and waits for every chunk in flight; throws the first failure. */
   protected async settle(): Promise<void> {
-    await this.cut();
-    await Promise.all(this.inFlight);
-    if (this.failure !== undefined) throw this.failure;
+    try {
+      await this.cut();
+    } catch (e) {
+      await this.tasks.fail(e);
+    }
+    await this.tasks.wait();
   }
 
   /** Waits for chunks in flight and drops the stream (on abort or failure). */
   async discard(): Promise<void> {
-    await Promise.allSettled(this.inFlight);
+    await this.tasks.drain();
   }
 }
 

@@ -4,13 +4,14 @@
  */
 import type { promises as fsp } from 'node:fs';
 import { Readable } from 'node:stream';
-import { CairnError, abortError, ioError, throwIfAborted, type ErrorDetails } from '../errors.js';
+import { CairnError, ioError, throwIfAborted, type ErrorDetails } from '../errors.js';
 import type { Manifest, ManifestFile } from '../format/manifest.js';
 import { decodeFixedIndex, type FixedIndex } from '../format/fixed-index.js';
 import { parseEnvelope } from '../format/chunk-envelope.js';
 import { lz4Decompress } from '../codec/compress.js';
 import { blake3, initHash } from '../codec/hash.js';
 import { toHex } from '../util/bytes.js';
+import { TaskGroup } from '../util/task-group.js';
 import { zeroDigestHex } from '../store/chunk-reader.js';
 import { ARCHIVE_SUFFIX, formatGroup } from '../types.js';
 import type { StoreContext } from './context.js';
@@ -365,9 +366,9 @@ export class SnapshotReader {
     let chunksRead = 0;
     let zeroChunks = 0;
     let done = 0;
-    let failure: unknown;
-    const inFlight = new Set<Promise<void>>();
+    // readAhead chunks at once (at least one); the first failure (or the abort) stops the loop.
     const signal = options.signal;
+    const tasks = new TaskGroup({ limit: Math.max(1, this.readAhead), signal, details: this.details(archive) });
     const one = async (i: number): Promise<void> => {
       const { start, end } = idx.chunkRange(i);
       const size = end - start;
@@ -390,24 +391,12 @@ export class SnapshotReader {
       options.onProgress?.({ archive, bytesDone: done, bytesTotal: idx.size });
     };
     try {
-      for (let i = 0; i < idx.count && failure === undefined; i++) {
-        if (signal?.aborted === true) throw abortError(signal, this.details(archive));
-        const p: Promise<void> = one(i).then(
-          () => void inFlight.delete(p),
-          (e: unknown) => {
-            inFlight.delete(p);
-            failure ??= e;
-          },
-        );
-        inFlight.add(p);
-        if (inFlight.size >= this.readAhead) await Promise.race(inFlight);
-      }
-      await Promise.all(inFlight);
-      if (failure !== undefined) throw failure;
+      for (let i = 0; i < idx.count; i++) await tasks.run(() => one(i));
+      await tasks.wait();
       throwIfAborted(signal, this.details(archive));
       if (!device) await fh.truncate(idx.size);
     } catch (e) {
-      await Promise.allSettled(inFlight);
+      await tasks.drain();
       await out.discard();
       throw e instanceof CairnError ? e : ioError(e, `cannot restore to ${target}`, { ...this.details(archive), path: target });
     }

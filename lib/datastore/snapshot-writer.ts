@@ -3,8 +3,8 @@
  *
  * Write path (DESIGN.md §3): source -> fixed-size chunks (main thread) -> worker pool (zero check,
  * BLAKE3, known-digest check, LZ4) -> chunk store (touch or write) -> fixed index -> manifest.
- * The bytes in flight are bounded by a {@link ByteGate}, so a fast source waits for the pool and
- * the disk instead of filling memory.
+ * The bytes in flight are bounded (a {@link TaskGroup} with a byte limit), so a fast source waits
+ * for the pool and the disk instead of filling memory.
  *
  * Safety: the writer holds the group's lock exclusively for its whole life and the base snapshot's
  * lock shared (so the base cannot be pruned while its chunks are reused without a touch), and is
@@ -13,14 +13,14 @@
  * group (which removes it) or for prune.
  */
 import { randomBytes } from 'node:crypto';
-import { CairnError, isCairnError, throwIfAborted, type ErrorDetails } from '../errors.js';
+import { CairnError, isCairnError, type ErrorDetails } from '../errors.js';
 import { encodeFixedIndex, fixedIndexChecksum, type FixedIndex } from '../format/fixed-index.js';
 import { encodeManifest, type Manifest, type ManifestFile } from '../format/manifest.js';
 import { encodeEnvelopeHeader } from '../format/chunk-envelope.js';
 import { lz4Compress } from '../codec/compress.js';
 import { blake3, initHash } from '../codec/hash.js';
 import { toHex } from '../util/bytes.js';
-import { ByteGate } from '../util/byte-gate.js';
+import { TaskGroup } from '../util/task-group.js';
 import { BufferPool } from '../util/buffer-pool.js';
 import { buildKnownSet } from '../pool/known-set.js';
 import { archiveName, formatGroup, formatSnapshotTime, parseSnapshotTime } from '../types.js';
@@ -342,15 +342,13 @@ export class SnapshotWriter {
     options: AddImageOptions,
   ): Promise<Uint8Array> {
     const pool = this.ctx.pool();
-    const gate = new ByteGate(Math.max(16 * 1024 * 1024, 4 * (pool.threads + 1) * chunkSize));
+    // The bytes in flight are bounded; the first failure (or the abort) stops the loop.
+    const tasks = new TaskGroup({ limit: Math.max(16 * 1024 * 1024, 4 * (pool.threads + 1) * chunkSize), signal: options.signal, details: this.details(archive) });
     // Chunk buffers go to a worker and come back (as the payload, or spare): reuse them.
-    const buffers = new BufferPool(chunkSize, Math.ceil(gate.limit / chunkSize) + 2);
+    const buffers = new BufferPool(chunkSize, Math.ceil(tasks.limit / chunkSize) + 2);
     let digests = new Uint8Array(32 * (src.size === undefined ? 64 : Math.ceil(src.size / chunkSize)));
-    const inFlight = new Set<Promise<void>>();
     const pendingInserts = new Map<string, Promise<void>>();
-    let failure: unknown;
     let done = 0;
-    const signal = options.signal;
     const store = async (i: number, data: Uint8Array): Promise<void> => {
       const size = data.byteLength;
       // The loop checks the signal between chunks; a per-task signal would add a listener per chunk.
@@ -387,26 +385,10 @@ export class SnapshotWriter {
       done += size;
       options.onProgress?.({ archive, bytesDone: done, bytesTotal: src.size });
     };
-    const launch = async (i: number, data: Uint8Array): Promise<void> => {
-      await gate.acquire(data.byteLength);
-      const size = data.byteLength;
-      const p: Promise<void> = store(i, data).then(
-        () => {
-          inFlight.delete(p);
-          gate.release(size);
-        },
-        (e: unknown) => {
-          inFlight.delete(p);
-          gate.release(size);
-          failure ??= e;
-        },
-      );
-      inFlight.add(p);
-    };
     try {
       if (flags !== undefined && prev !== undefined && src.readAt !== undefined) {
-        for (let i = 0; i < flags.length && failure === undefined; i++) {
-          throwIfAborted(signal, this.details(archive));
+        for (let i = 0; i < flags.length; i++) {
+          tasks.check();
           const { start, end } = prev.chunkRange(i);
           if (flags[i] === 0) {
             digests.set(prev.digestAt(i), i * 32);
@@ -418,15 +400,14 @@ export class SnapshotWriter {
           if (data.byteLength !== end - start) {
             throw new CairnError('ERR_IO', `image source shrank while reading '${archive}' (short read at ${start})`, this.details(archive));
           }
-          await launch(i, data);
+          await tasks.run(() => store(i, data), data.byteLength);
         }
         stats.bytes = prev.size;
         stats.chunks = flags.length;
       } else {
         let i = 0;
         for await (const data of fixedChunks(src.pieces(chunkSize, () => buffers.take()), chunkSize)) {
-          if (failure !== undefined) break;
-          throwIfAborted(signal, this.details(archive));
+          tasks.check();
           const size = data.byteLength; // read before the buffer is transferred to a worker
           if (flags !== undefined && flags[i] === 0 && prev !== undefined && i < prev.count) {
             // A stream must be read in full, but unchanged chunks are not processed.
@@ -438,19 +419,18 @@ export class SnapshotWriter {
               grown.set(digests);
               digests = grown;
             }
-            await launch(i, data);
+            const at = i;
+            await tasks.run(() => store(at, data), size);
           }
           stats.bytes += size;
           i++;
         }
         stats.chunks = i;
       }
-      await Promise.all(inFlight);
+      await tasks.wait();
     } catch (e) {
-      failure ??= e;
-      await Promise.allSettled(inFlight);
+      await tasks.fail(e); // waits for the chunks in flight, throws the first failure
     }
-    if (failure !== undefined) throw failure;
     return digests.subarray(0, stats.chunks * 32);
   }
 

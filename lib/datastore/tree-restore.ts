@@ -52,6 +52,7 @@ import {
   nativeUtimensat,
   type NativeStat,
 } from '../codec/native.js';
+import { TaskGroup } from '../util/task-group.js';
 import { currentUmask } from './file-restore.js';
 import { show, type TreeItem, type TreeReader } from './tree-reader.js';
 import type { TreeProblem, TreeProgress } from './tree-writer.js';
@@ -520,20 +521,9 @@ async function restoreTreeInto(tree: TreeReader, target: string, options: Restor
     // dozen system calls); directories are made in walk order before their contents, and a hardlink
     // waits for the file it links to.
     const pendingFiles = new Map<string, Promise<{ dir: Dir; name: Buffer }>>();
-    const inFlight = new Set<Promise<void>>();
-    const finishing = new Set<Promise<void>>();
-    let failure: unknown;
-    const track = (set: Set<Promise<void>>, work: Promise<void>): Promise<void> => {
-      const p: Promise<void> = work.then(
-        () => void set.delete(p),
-        (err: unknown) => {
-          set.delete(p);
-          failure ??= err;
-        },
-      );
-      set.add(p);
-      return p;
-    };
+    // CONCURRENCY entries at once, and the finisher beside them; the first failure (or the abort)
+    // stops the walk.
+    const tasks = new TaskGroup({ limit: CONCURRENCY, signal: options.signal, details });
     const restoreEntry = async (dir: Dir, name: Buffer, item: TreeItem): Promise<void> => {
       const rel = item.path;
       const e = item.entry;
@@ -600,7 +590,7 @@ async function restoreTreeInto(tree: TreeReader, target: string, options: Restor
      */
     const finish = async (d: Dir): Promise<void> => {
       if (d.ops.size > 0) await Promise.allSettled(d.ops);
-      if (failure !== undefined) return;
+      if (tasks.failed) return;
       const fd = fdOf(d);
       for (const c of d.pending.values()) {
         const rel = d.rel.length === 0 ? c.name : Buffer.concat([d.rel, Buffer.from('/'), c.name]);
@@ -625,7 +615,7 @@ async function restoreTreeInto(tree: TreeReader, target: string, options: Restor
     let finisher: Promise<void> | undefined;
     const runFinisher = async (): Promise<void> => {
       try {
-        while (head < toFinish.length && failure === undefined) {
+        while (head < toFinish.length && !tasks.failed) {
           const d = toFinish[head]!;
           toFinish[head++] = undefined;
           await finish(d);
@@ -639,7 +629,7 @@ async function restoreTreeInto(tree: TreeReader, target: string, options: Restor
     };
     const queueFinish = (d: Dir): void => {
       toFinish.push(d);
-      finisher ??= track(finishing, runFinisher());
+      finisher ??= tasks.spawn(runFinisher);
     };
 
     // The directories of the current path, root first.
@@ -681,8 +671,7 @@ async function restoreTreeInto(tree: TreeReader, target: string, options: Restor
 
     try {
       for await (const item of tree.walk()) {
-        if (failure !== undefined) break;
-        throwIfAborted(options.signal, details);
+        tasks.check();
         const rel = item.path;
         const e = item.entry;
         if (rel.length === 0) {
@@ -699,30 +688,26 @@ async function restoreTreeInto(tree: TreeReader, target: string, options: Restor
           stats.entries++;
           continue;
         }
-        const work = restoreEntry(dir, name, item);
-        if (e.kind === 'file') {
-          const done = work.then(() => ({ dir, name }));
-          done.catch(() => undefined);
-          pendingFiles.set(Buffer.from(rel).toString('binary'), done);
-        }
-        const p = track(inFlight, work);
-        dir.ops.add(p);
-        void p.then(() => dir.ops.delete(p));
-        if (inFlight.size >= CONCURRENCY) await Promise.race(inFlight);
+        await tasks.run(() => {
+          const work = restoreEntry(dir, name, item);
+          if (e.kind === 'file') {
+            const done = work.then(() => ({ dir, name }));
+            done.catch(() => undefined);
+            pendingFiles.set(Buffer.from(rel).toString('binary'), done);
+          }
+          dir.ops.add(work);
+          const gone = (): boolean => dir.ops.delete(work);
+          void work.then(gone, gone);
+          return work;
+        });
       }
-      if (failure === undefined) {
-        await enter(Buffer.alloc(0));
-        await Promise.all(inFlight);
-        await Promise.all(finishing);
-      }
-    } finally {
-      await Promise.allSettled(inFlight);
-      await Promise.allSettled(finishing);
+      if (!tasks.failed) await enter(Buffer.alloc(0));
+      await tasks.wait();
+    } catch (e) {
+      await tasks.fail(e); // waits for the entries and the finisher, throws the first failure
     }
-    if (failure !== undefined) throw failure;
     // Last the target itself: its subdirectories never entered, then its own metadata.
     await finish(root);
-    if (failure !== undefined) throw failure;
     if (!isRoot && notOwned > 0) {
       problem(Buffer.alloc(0), 'EPERM', `owners not restored: not running as root (${notOwned} entries belong to other users)`);
     }

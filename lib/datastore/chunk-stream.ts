@@ -13,7 +13,7 @@ import { Chunker, type CdcParams } from '../codec/chunker.js';
 import { DynamicIndexBuilder, decodeDynamicIndex } from '../format/dynamic-index.js';
 import { ByteGate } from '../util/byte-gate.js';
 import { toHex } from '../util/bytes.js';
-import { blake3, initHash } from '../codec/hash.js';
+import { indexChecksum, initHash } from '../codec/hash.js';
 import type { StoreContext } from './context.js';
 
 /**
@@ -246,5 +246,5 @@ export function treeChecksum(meta: Uint8Array, payload: Uint8Array): string {
   const both = new Uint8Array(meta.byteLength + payload.byteLength);
   both.set(meta);
   both.set(payload, meta.byteLength);
-  return toHex(blake3(both));
+  return toHex(indexChecksum(both));
 }

@@ -215,7 +215,7 @@ export class ChunkStream extends ChunkCutter {
   }
 
   private async store(chunk: Uint8Array): Promise<Uint8Array> {
-    const r = await this.ctx.pool().encode(chunk, { compress: true, known: this.known });
+    const r = await this.ctx.pool().encode(chunk, { compress: true, known: this.known, format: this.ctx.chunks.format });
     if (r.known) {
       this.stats.chunksKnown++;
     } else if ((await this.ctx.chunks.insert(r.digest, r.header!, r.payload!)) === 'written') {

@@ -21,6 +21,7 @@ import { CairnError, isCairnError } from '../errors.js';
 import type { Clock } from '../util/clock.js';
 import type { SyncLevel } from '../types.js';
 import { ENVELOPE_MAX_BYTES } from '../format/limits.js';
+import { type ChunkFormat, PLAIN_CHUNK_FORMAT } from '../codec/envelope.js';
 
 /** Folder of the chunk files inside a datastore. */
 export const CHUNK_DIR = '.chunks';
@@ -47,16 +48,20 @@ export class ChunkStore {
    * @param backend - where the chunk files live
    * @param syncLevel - `file` fsyncs every chunk file and its directory
    * @param clock - source of the touch time
+   * @param format - digest kind and crypt mode of the chunks (from the datastore config, see
+   *   `chunkFormatOf` in lib/codec/envelope.ts): everything that encodes, decodes or digests this
+   *   store's chunks passes it on
    */
   constructor(
     readonly backend: Backend,
     readonly syncLevel: SyncLevel,
     private readonly clock: Clock,
+    readonly format: ChunkFormat = PLAIN_CHUNK_FORMAT,
   ) {}
 
   /**
    * Stores a chunk unless it exists, in which case its mtime is touched.
-   * @param digest - BLAKE3 of the plaintext
+   * @param digest - the chunk's digest in the store's {@link ChunkStore.format}
    * @param header - envelope header
    * @param payload - stored payload
    */

@@ -8,6 +8,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { initHash } from '../../lib/codec/hash.js';
 import { encodeChunk } from '../../lib/codec/chunk-codec.js';
+import * as envelope from '../../lib/codec/envelope.js';
 import { decodeManifest, encodeManifest, type Manifest } from '../../lib/format/manifest.js';
 import { Datastore } from '../../lib/index.js';
 import { concat, toHex } from '../../lib/util/bytes.js';
@@ -66,6 +67,27 @@ t.test('manifest envelope', async (t) => {
   const m = JSON.parse(MANIFEST_JSON) as Manifest;
   t.equal(toHex(encodeManifest(m)), MANIFEST_BYTES);
   t.same(decodeManifest(Buffer.from(MANIFEST_BYTES, 'hex')), m, 'the pinned bytes decode to the manifest');
+});
+
+t.test('the envelope module writes the pinned bytes in the plain chunk format', async (t) => {
+  const F = envelope.PLAIN_CHUNK_FORMAT;
+  for (const [name, raw, digest, bytes] of CHUNKS) {
+    const e = envelope.encodeChunk(F, raw, { compress: true });
+    t.equal(toHex(e.digest), digest, `${name}: digest`);
+    t.equal(toHex(envelope.chunkDigest(F, raw)), digest, `${name}: chunkDigest`);
+    t.equal(toHex(concat([e.header, e.payload])), bytes, `${name}: bytes`);
+    const back = envelope.decodeChunk(F, Buffer.from(bytes, 'hex'), { code: 'ERR_CHUNK_CORRUPT', details: {}, expectDigest: e.digest });
+    t.equal(toHex(back), toHex(raw), `${name}: decodes`);
+  }
+  for (const [name, text, checksum, bytes] of BLOBS) {
+    const e = envelope.encodeBlob(F, te.encode(text));
+    t.equal(toHex(concat([e.header, e.payload])), bytes, `${name}.blob bytes`);
+    t.equal(toHex(e.digest), checksum, `${name}: checksum`);
+    const back = envelope.decodeBlob(F, Buffer.from(bytes, 'hex'), { details: {}, expectSize: text.length, expectDigest: e.digest });
+    t.equal(Buffer.from(back).toString(), text, `${name}: decodes`);
+  }
+  t.equal(toHex(envelope.encodeManifestEnvelope(te.encode(MANIFEST_JSON))), MANIFEST_BYTES, 'manifest envelope');
+  t.equal(Buffer.from(envelope.decodeManifestEnvelope(Buffer.from(MANIFEST_BYTES, 'hex'), { details: {} })).toString(), MANIFEST_JSON);
 });
 
 t.test('blob files and manifest as a snapshot writes them', async (t) => {

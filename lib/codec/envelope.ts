@@ -397,24 +397,26 @@ function seal(raw: Uint8Array, compress: boolean): { header: Uint8Array; payload
 
 /**
  * Parses and checks an envelope and returns its raw data (a subarray of `bytes` when stored
- * uncompressed). `subject` names the object in the errors found after parsing.
+ * uncompressed). `subject` names the object in the errors found after parsing (default
+ * {@link envelopeSubject}; built only on failure, as this runs per chunk).
  */
-function open(bytes: Uint8Array, code: EnvelopeCorruptCode, details: ErrorDetails, subject: string): Uint8Array {
+function open(bytes: Uint8Array, code: EnvelopeCorruptCode, details: ErrorDetails, subject: string | undefined): Uint8Array {
   const env = parseEnvelope(bytes, { code, details });
   if (env.codec !== CODEC.lz4) return env.payload;
   try {
     return lz4Decompress(env.payload, env.rawSize);
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
-    throw new CairnError(code, `${subject} is corrupt: ${msg}`, details, e);
+    throw new CairnError(code, `${subject ?? envelopeSubject(code, details)} is corrupt: ${msg}`, details, e);
   }
 }
 
 /** Throws unless `raw` has `digest` under `format`. */
-function checkDigest(format: ChunkFormat, raw: Uint8Array, expect: Uint8Array, code: EnvelopeCorruptCode, details: ErrorDetails, subject: string): void {
+function checkDigest(format: ChunkFormat, raw: Uint8Array, expect: Uint8Array, code: EnvelopeCorruptCode, details: ErrorDetails, subject: string | undefined): void {
   const actual = chunkDigest(format, raw);
   if (!equalBytes(actual, expect)) {
-    throw new CairnError(code, `${subject} is corrupt: content digest is ${toHex(actual)}, expected ${toHex(expect)}`, details);
+    const what = subject ?? envelopeSubject(code, details);
+    throw new CairnError(code, `${what} is corrupt: content digest is ${toHex(actual)}, expected ${toHex(expect)}`, details);
   }
 }
 
@@ -433,7 +435,8 @@ export function encodeChunk(format: ChunkFormat, raw: Uint8Array, opts: EncodeCh
     throw new CairnError('ERR_INVALID_ARGUMENT', `encodeChunk: digest must be ${DIGEST_SIZE} bytes, got ${opts.digest.length}`);
   }
   const digest = opts.digest ?? chunkDigest(format, raw);
-  return { digest, ...seal(raw, opts.compress) };
+  const { header, payload, compressed } = seal(raw, opts.compress);
+  return { digest, header, payload, compressed };
 }
 
 /**
@@ -446,9 +449,8 @@ export function encodeChunk(format: ChunkFormat, raw: Uint8Array, opts: EncodeCh
  */
 export function decodeChunk(format: ChunkFormat, bytes: Uint8Array, opts: DecodeChunkOptions): Uint8Array {
   checkKnown(format);
-  const subject = envelopeSubject(opts.code, opts.details);
-  const raw = open(bytes, opts.code, opts.details, subject);
-  if (opts.expectDigest !== undefined) checkDigest(format, raw, opts.expectDigest, opts.code, opts.details, subject);
+  const raw = open(bytes, opts.code, opts.details, undefined);
+  if (opts.expectDigest !== undefined) checkDigest(format, raw, opts.expectDigest, opts.code, opts.details, undefined);
   return raw;
 }
 
@@ -490,10 +492,10 @@ export interface DecodeBlobOptions {
 export function decodeBlob(format: ChunkFormat, bytes: Uint8Array, opts: DecodeBlobOptions): Uint8Array {
   checkKnown(format);
   const code = 'ERR_BLOB_CORRUPT';
-  const subject = opts.subject ?? envelopeSubject(code, opts.details);
+  const subject = opts.subject;
   const raw = open(bytes, code, opts.details, subject);
   if (opts.expectSize !== undefined && raw.byteLength !== opts.expectSize) {
-    throw new CairnError(code, `${subject} is corrupt: it holds ${raw.byteLength} bytes, the manifest says ${opts.expectSize}`, opts.details);
+    throw new CairnError(code, `${subject ?? envelopeSubject(code, opts.details)} is corrupt: it holds ${raw.byteLength} bytes, the manifest says ${opts.expectSize}`, opts.details);
   }
   if (opts.expectDigest !== undefined) checkDigest(format, raw, opts.expectDigest, code, opts.details, subject);
   return raw;
@@ -535,5 +537,5 @@ export interface DecodeManifestEnvelopeOptions {
  */
 export function decodeManifestEnvelope(bytes: Uint8Array, opts: DecodeManifestEnvelopeOptions): Uint8Array {
   const code = 'ERR_MANIFEST_CORRUPT';
-  return open(bytes, code, opts.details, opts.subject ?? envelopeSubject(code, opts.details));
+  return open(bytes, code, opts.details, opts.subject);
 }

@@ -56,11 +56,11 @@ export type { TreeEntry, TreeEntryKind, TreeTrailer, TreeChildRef } from './form
 export type { DynamicIndex } from './format/dynamic-index.js';
 export { readBlobSource, type ReadBlobSourceOptions, type ImageSource, type ImagePathSource, type ImageStreamSource, type ChangedMap, type ChangedRanges, type ChangedBitmap } from './datastore/image-source.js';
 export { Chunker, DEFAULT_CDC_PARAMS, resolveCdcParams, type CdcParams, type ChunkerKind, type ChunkerScanner, type ContentDefinedOptions, type SplitOptions } from './codec/chunker.js';
-export { WorkerPool, type WorkerPoolOptions, type EncodedChunk } from './pool/worker-pool.js';
+export { WorkerPool, type WorkerPoolOptions, type EncodedChunk, type HashOptions } from './pool/worker-pool.js';
 export { runBenchmark, BENCHMARK_REFERENCE, type BenchmarkId, type BenchmarkResult, type BenchmarkReport, type BenchmarkOptions, type BenchmarkMachine, type BenchmarkReference, type BenchmarkCpu } from './pool/benchmark.js';
 export type { Manifest, ManifestFile, ManifestUnprotected, ManifestVerifyState } from './format/manifest.js';
 export type { FixedIndex, ByteSpan } from './format/fixed-index.js';
-export type { EnvelopeCorruptCode } from './format/chunk-envelope.js';
+export { PLAIN_CHUNK_FORMAT, type ChunkFormat, type ChunkDigestKind, type ChunkCryptMode, type EnvelopeCorruptCode } from './codec/envelope.js';
 export type { EncodeResult, HashResult } from './pool/protocol.js';
 export type { DatastoreConfig } from './format/config.js';
 export { systemClock, type Clock } from './util/clock.js';

@@ -54,6 +54,25 @@ t.test('only the datastore opening code chooses a concrete backend', async (t) =
   t.same(backendChoosers(['lib/maintenance/gc.ts'], () => 'const b = new LocalBackend(root);'), ['lib/maintenance/gc.ts'], 'probe');
 });
 
+/** Who may digest chunks and build or open envelopes: the envelope module (and hash.ts, where BLAKE3 lives). */
+const ENVELOPE_HOMES = new Set(['lib/codec/envelope.ts', 'lib/codec/hash.ts', 'lib/codec/compress.ts']);
+/** Measures the codecs themselves (`cairn benchmark`), outside any envelope. */
+const CODEC_BENCHMARK = 'lib/pool/benchmark.ts';
+
+function envelopeOffenders(paths: readonly string[], read: (p: string) => string): string[] {
+  return paths.filter((p) => {
+    if (ENVELOPE_HOMES.has(p)) return false;
+    const c = code(read(p));
+    if (/\bblake3\s*\(|\bencodeEnvelopeHeader\s*\(|\bFLAG_COMPRESSED\b/.test(c)) return true;
+    return p !== CODEC_BENCHMARK && /\blz4Decompress\s*\(/.test(c);
+  });
+}
+
+t.test('one envelope module: chunk digests, envelope headers and LZ4 decoding only in lib/codec/envelope.ts', async (t) => {
+  t.same(envelopeOffenders(LIB, source), []);
+  t.same(envelopeOffenders(['lib/datastore/snapshot-reader.ts', 'lib/pool/tasks.ts', 'lib/codec/envelope.ts'], (p) => (p === 'lib/pool/tasks.ts' ? 'const d = blake3(data);' : p === 'lib/codec/envelope.ts' ? 'blake3(x); lz4Decompress(y, 1)' : 'const raw = lz4Decompress(payload, size);')), ['lib/datastore/snapshot-reader.ts', 'lib/pool/tasks.ts'], 'probe');
+});
+
 t.test('Date.now only behind the clock (lib/util/clock.ts)', async (t) => {
   t.same(clockOffenders(LIB, source), []);
   t.same(clockOffenders(['lib/fuse/mount.ts'], () => 'const now = Date.now();'), ['lib/fuse/mount.ts'], 'probe');

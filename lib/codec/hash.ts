@@ -66,7 +66,9 @@ function assertReady(): Binding {
 }
 
 /**
- * The 32-byte BLAKE3 digest of `data`, in a fresh (unpooled, transferable) Uint8Array.
+ * The 32-byte BLAKE3 digest of `data`, in a fresh (unpooled, transferable) Uint8Array. The
+ * primitive: library code digests chunks with `chunkDigest` (lib/codec/envelope.ts) and other
+ * structures with {@link indexChecksum}.
  * @throws Error when {@link initHash} has not completed in this thread.
  */
 export function blake3(data: Uint8Array): Uint8Array {
@@ -74,6 +76,17 @@ export function blake3(data: Uint8Array): Uint8Array {
   const out = new Uint8Array(DIGEST_SIZE);
   out.set(b.blake3(asBuffer(data)));
   return out;
+}
+
+/**
+ * The checksum of bytes that are not chunk content: an index body (lib/format/FORMAT.md §2), the
+ * checksum of a tree archive over its two index checksums. Unkeyed BLAKE3, whatever the datastore's
+ * chunk format: it protects structure that holds only digests. Never use it for a chunk's id;
+ * chunk digests come from `chunkDigest` (lib/codec/envelope.ts), which takes the chunk format.
+ * @throws Error when {@link initHash} has not completed in this thread.
+ */
+export function indexChecksum(data: Uint8Array): Uint8Array {
+  return blake3(data);
 }
 
 /** An incremental BLAKE3 hasher. */

@@ -13,7 +13,7 @@ import { Chunker, type CdcParams } from '../codec/chunker.js';
 import { DynamicIndexBuilder, decodeDynamicIndex } from '../format/dynamic-index.js';
 import { TaskGroup } from '../util/task-group.js';
 import { toHex } from '../util/bytes.js';
-import { blake3, initHash } from '../codec/hash.js';
+import { indexChecksum, initHash } from '../codec/hash.js';
 import type { StoreContext } from './context.js';
 
 /**
@@ -203,7 +203,7 @@ export class ChunkStream extends ChunkCutter {
   }
 
   private async store(chunk: Uint8Array): Promise<Uint8Array> {
-    const r = await this.ctx.pool().encode(chunk, { compress: true, known: this.known });
+    const r = await this.ctx.pool().encode(chunk, { compress: true, known: this.known, format: this.ctx.chunks.format });
     if (r.known) {
       this.stats.chunksKnown++;
     } else if ((await this.ctx.chunks.insert(r.digest, r.header!, r.payload!)) === 'written') {
@@ -234,5 +234,5 @@ export function treeChecksum(meta: Uint8Array, payload: Uint8Array): string {
   const both = new Uint8Array(meta.byteLength + payload.byteLength);
   both.set(meta);
   both.set(payload, meta.byteLength);
-  return toHex(blake3(both));
+  return toHex(indexChecksum(both));
 }

@@ -18,6 +18,7 @@ import { CONFIG_FILE_MAX_BYTES } from '../format/limits.js';
 import { decodeConfig, encodeConfig, type DatastoreConfig } from '../format/config.js';
 import { ChunkStore } from '../store/chunk-store.js';
 import { ChunkReader } from '../store/chunk-reader.js';
+import { chunkFormatOf } from '../codec/envelope.js';
 import { WorkerPool } from '../pool/worker-pool.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { parseNamespace, parseSnapshotTime, formatSnapshotTime, MAX_NAMESPACE_DEPTH, type GroupId, type SyncLevel } from '../types.js';
@@ -174,7 +175,7 @@ export class Datastore {
     this.backend = backend;
     this.config = config;
     this.clock = options.clock ?? systemClock;
-    this.chunks = new ChunkStore(this.backend, config.syncLevel, this.clock);
+    this.chunks = new ChunkStore(this.backend, config.syncLevel, this.clock, chunkFormatOf(config));
     this.lockTimeoutMs = options.lockTimeoutMs ?? 0;
     this.sharedPool = options.pool;
     this.threads = options.threads;

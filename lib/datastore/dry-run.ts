@@ -198,7 +198,7 @@ class HashingSink extends ChunkCutter implements TreeSink {
     const len = chunk.byteLength;
     return this.ctx
       .pool()
-      .hash(chunk)
+      .hash(chunk, { format: this.ctx.chunks.format })
       .then((r) => this.counter.count(r.digest, len, this.stats));
   }
 
@@ -368,7 +368,7 @@ export class BackupDryRun {
       const size = data.byteLength;
       await gate.acquire(size);
       const p: Promise<void> = pool
-        .hash(data)
+        .hash(data, { format: this.ctx.chunks.format })
         .then(async (r) => {
           if (this.counter.isKnown(r.digest)) {
             stats.chunks++;

@@ -6,7 +6,7 @@ import { promises as fsp, close as fsClose, constants as fsc, fstat as fsFstat, 
 import { promisify } from 'node:util';
 import { Socket } from 'node:net';
 import { CairnError, abortError, ioError, throwIfAborted } from '../errors.js';
-import { MAX_RAW_SIZE } from '../format/chunk-envelope.js';
+import { MAX_RAW_SIZE } from '../codec/envelope.js';
 
 /**
  * Where an image comes from:

@@ -7,12 +7,10 @@ import { Readable } from 'node:stream';
 import { CairnError, ioError, throwIfAborted, type ErrorDetails } from '../errors.js';
 import type { Manifest, ManifestFile } from '../format/manifest.js';
 import { decodeFixedIndex, type FixedIndex } from '../format/fixed-index.js';
-import { parseEnvelope } from '../format/chunk-envelope.js';
-import { lz4Decompress } from '../codec/compress.js';
-import { blake3, initHash } from '../codec/hash.js';
-import { toHex } from '../util/bytes.js';
+import { decodeBlob, isZeroChunkDigest } from '../codec/envelope.js';
+import { initHash } from '../codec/hash.js';
+import { fromHex, toHex } from '../util/bytes.js';
 import { TaskGroup } from '../util/task-group.js';
-import { zeroDigestHex } from '../store/chunk-reader.js';
 import { ARCHIVE_SUFFIX, formatGroup } from '../types.js';
 import type { StoreContext } from './context.js';
 import type { FileLock } from '../host/locks.js';
@@ -243,7 +241,7 @@ export class SnapshotReader {
   private async chunk(idx: FixedIndex, i: number, archive: string, signal?: AbortSignal): Promise<Uint8Array> {
     const { start, end } = idx.chunkRange(i);
     const digest = idx.digestAt(i);
-    if (toHex(digest) === (await zeroDigestHex(end - start))) return zeros(end - start);
+    if (isZeroChunkDigest(this.ctx.chunks.format, digest, end - start)) return zeros(end - start);
     const opts = signal === undefined ? { details: this.details(archive) } : { details: this.details(archive), signal };
     return this.ctx.chunkReader().get(digest, opts);
   }
@@ -362,7 +360,6 @@ export class SnapshotReader {
     const idx = await this.imageIndex(archive);
     const out = await openRestoreTarget(target, targetOptions, this.details(archive));
     const { fh, device } = out;
-    const zeroHex = new Map<number, string>();
     let chunksRead = 0;
     let zeroChunks = 0;
     let done = 0;
@@ -372,10 +369,8 @@ export class SnapshotReader {
     const one = async (i: number): Promise<void> => {
       const { start, end } = idx.chunkRange(i);
       const size = end - start;
-      let z = zeroHex.get(size);
-      if (z === undefined) zeroHex.set(size, (z = await zeroDigestHex(size)));
       let data: Uint8Array;
-      if (toHex(idx.digestAt(i)) === z) {
+      if (isZeroChunkDigest(this.ctx.chunks.format, idx.digestAt(i), size)) {
         zeroChunks++;
         if (!device) {
           done += size;
@@ -494,18 +489,8 @@ export class SnapshotReader {
     } catch (e) {
       throw new CairnError('ERR_BLOB_CORRUPT', `blob '${name}' of ${this.name} cannot be read: ${(e as Error).message}`, details, e);
     }
-    const env = parseEnvelope(bytes, { code: 'ERR_BLOB_CORRUPT', details });
-    let raw: Uint8Array;
-    try {
-      raw = env.codec === 0 ? env.payload : lz4Decompress(env.payload, env.rawSize);
-    } catch (e) {
-      throw new CairnError('ERR_BLOB_CORRUPT', `blob '${name}' of ${this.name} does not decompress`, details, e);
-    }
     await initHash();
-    if (raw.byteLength !== f.size || toHex(blake3(raw)) !== f.checksum) {
-      throw new CairnError('ERR_BLOB_CORRUPT', `blob '${name}' of ${this.name} does not match its manifest checksum`, details);
-    }
-    return raw;
+    return decodeBlob(this.ctx.chunks.format, bytes, { details, subject: `blob '${name}' of ${this.name}`, expectSize: f.size, expectDigest: fromHex(f.checksum) });
   }
 
   /** Releases the snapshot lock. Idempotent. */

@@ -16,9 +16,8 @@ import { randomBytes } from 'node:crypto';
 import { CairnError, isCairnError, type ErrorDetails } from '../errors.js';
 import { encodeFixedIndex, fixedIndexChecksum, type FixedIndex } from '../format/fixed-index.js';
 import { encodeManifest, type Manifest, type ManifestFile } from '../format/manifest.js';
-import { encodeEnvelopeHeader } from '../format/chunk-envelope.js';
-import { lz4Compress } from '../codec/compress.js';
-import { blake3, initHash } from '../codec/hash.js';
+import { encodeBlob } from '../codec/envelope.js';
+import { initHash } from '../codec/hash.js';
 import { toHex } from '../util/bytes.js';
 import { TaskGroup } from '../util/task-group.js';
 import { BufferPool } from '../util/buffer-pool.js';
@@ -352,7 +351,7 @@ export class SnapshotWriter {
     const store = async (i: number, data: Uint8Array): Promise<void> => {
       const size = data.byteLength;
       // The loop checks the signal between chunks; a per-task signal would add a listener per chunk.
-      const r = await pool.encode(data, { compress: true, known });
+      const r = await pool.encode(data, { compress: true, known, format: this.ctx.chunks.format });
       if (r.zero) stats.chunksZero++;
       if (r.known) {
         stats.chunksKnown++;
@@ -502,12 +501,9 @@ export class SnapshotWriter {
         throw new CairnError('ERR_INVALID_ARGUMENT', `blob '${archive}' has ${raw.byteLength} bytes; the limit is ${MAX_BLOB_SIZE}`, this.details(archive));
       }
       await initHash();
-      const compressed = raw.byteLength > 0 ? lz4Compress(raw) : raw;
-      const useLz4 = compressed.byteLength < raw.byteLength;
-      const payload = useLz4 ? compressed : raw;
-      const header = encodeEnvelopeHeader({ codec: useLz4 ? 1 : 0, rawSize: raw.byteLength, payload });
+      const { header, payload, digest } = encodeBlob(this.ctx.chunks.format, raw);
       await this.ctx.backend.put(archiveFileKey(this.dirKey, archive), [header, payload], { sync: this.ctx.config.syncLevel === 'file' });
-      this.files.push({ name: archive, kind: 'blob', size: raw.byteLength, checksum: toHex(blake3(raw)), crypt: 'none' });
+      this.files.push({ name: archive, kind: 'blob', size: raw.byteLength, checksum: toHex(digest), crypt: 'none' });
       this.blobBytes.bytes += raw.byteLength;
       this.blobBytes.bytesStored += header.byteLength + payload.byteLength;
     } finally {

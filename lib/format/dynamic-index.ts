@@ -7,7 +7,7 @@
  * the whole entry area as stored. BLAKE3 must be initialised in the calling thread (`initHash()`).
  */
 import { CairnError, type ErrorDetails } from '../errors.js';
-import { blake3, DIGEST_SIZE } from '../codec/hash.js';
+import { DIGEST_SIZE, indexChecksum } from '../codec/hash.js';
 import { equalBytes, readU64LE, toHex, writeU64LE } from '../util/bytes.js';
 import { checkIdentity, INDEX_HEADER_SIZE, type IndexIdentity, indexLabel, OFF, parseIndexHeader, writeIndexHeader } from './index-header.js';
 import { DYNAMIC_INDEX_MAGIC, DYNAMIC_INDEX_VERSION } from './magic.js';
@@ -45,7 +45,7 @@ export interface DynamicIndex {
 
 /** The dynamic index checksum: BLAKE3 of the entry area (`end ‖ digest` entries as stored). */
 export function dynamicIndexChecksum(entries: Uint8Array): Uint8Array {
-  return blake3(entries);
+  return indexChecksum(entries);
 }
 
 /**

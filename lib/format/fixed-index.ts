@@ -8,7 +8,7 @@
  * (`initHash()`).
  */
 import { CairnError, type ErrorDetails } from '../errors.js';
-import { blake3, DIGEST_SIZE } from '../codec/hash.js';
+import { DIGEST_SIZE, indexChecksum } from '../codec/hash.js';
 import { equalBytes, toHex } from '../util/bytes.js';
 import {
   checkIdentity,
@@ -84,7 +84,7 @@ export function fixedChunkCount(size: number, chunkSize: number): number {
 
 /** The fixed index checksum: BLAKE3 of the concatenated digests. */
 export function fixedIndexChecksum(digests: Uint8Array): Uint8Array {
-  return blake3(digests);
+  return indexChecksum(digests);
 }
 
 function checkHeaderInput(h: FixedIndexHeaderInput): number {

@@ -4,7 +4,7 @@
  * `/dev/zero` that got past the other checks) fails at once with the file kind's corrupt code
  * instead of being read into memory.
  */
-import { ENVELOPE_HEADER_SIZE, MAX_RAW_SIZE } from './chunk-envelope.js';
+import { ENVELOPE_HEADER_SIZE, MAX_RAW_SIZE } from '../codec/envelope.js';
 import { CONFIG_MAX_BYTES } from './config.js';
 import { DYNAMIC_ENTRY_SIZE } from './dynamic-index.js';
 import { FIXED_MIN_CHUNK_SIZE } from './fixed-index.js';

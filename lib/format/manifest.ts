@@ -8,12 +8,10 @@
  * hash; the functions here do not hash.
  */
 import { CairnError, type ErrorCode, type ErrorDetails } from '../errors.js';
-import { lz4Compress, lz4Decompress } from '../codec/compress.js';
 import { type ArchiveKind, type BackupType, isBackupType, parseNamespace, parseSnapshotTime } from '../types.js';
-import { concat } from '../util/bytes.js';
-import { encodeEnvelopeHeader, parseEnvelope } from './chunk-envelope.js';
+import { decodeManifestEnvelope, encodeManifestEnvelope } from '../codec/envelope.js';
 import { isValidFixedChunkSize } from './fixed-index.js';
-import { CODEC, MANIFEST_FORMAT, MANIFEST_VERSION } from './magic.js';
+import { MANIFEST_FORMAT, MANIFEST_VERSION } from './magic.js';
 
 /**
  * One archive of a snapshot, as listed in its manifest.
@@ -322,11 +320,7 @@ export function encodeManifest(m: Manifest): Uint8Array {
   const raw = new TextEncoder().encode(json);
   const shape = jsonShapeProblem(raw);
   if (shape !== undefined) throw new CairnError('ERR_INVALID_ARGUMENT', `manifest: ${shape} (a reader would reject it)`);
-  const c = lz4Compress(raw);
-  const compressed = c.length < raw.length;
-  const payload = compressed ? c : raw;
-  const header = encodeEnvelopeHeader({ codec: compressed ? CODEC.lz4 : CODEC.none, rawSize: raw.length, payload });
-  return concat([header, payload]);
+  return encodeManifestEnvelope(raw);
 }
 
 /**
@@ -338,18 +332,10 @@ export function encodeManifest(m: Manifest): Uint8Array {
  *   canonical JSON cannot write back (a number out of double range).
  */
 export function decodeManifest(bytes: Uint8Array, details: ErrorDetails = {}): Manifest {
-  const env = parseEnvelope(bytes, { code: 'ERR_MANIFEST_CORRUPT', details });
+  const raw = decodeManifestEnvelope(bytes, { details, subject: label(details) });
   const fail = (what: string, cause?: unknown): never => {
     throw new CairnError('ERR_MANIFEST_CORRUPT', `${label(details)} is corrupt: ${what}`, details, cause);
   };
-  let raw = env.payload;
-  if (env.codec === CODEC.lz4) {
-    try {
-      raw = lz4Decompress(env.payload, env.rawSize);
-    } catch (e) {
-      fail(e instanceof Error ? e.message : String(e), e);
-    }
-  }
   const shape = jsonShapeProblem(raw);
   if (shape !== undefined) fail(shape);
   let text: string;

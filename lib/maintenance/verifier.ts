@@ -477,7 +477,7 @@ async function checkChunk(store: ChunkStore, ds: Datastore, ref: ChunkRef, stats
   const own = stored.byteOffset === 0 && stored.byteLength === stored.buffer.byteLength ? stored : new Uint8Array(stored);
   let data: Uint8Array;
   try {
-    data = await ds.pool().decode(own, { digest: ref.digest, code: 'ERR_CHUNK_CORRUPT', details, ...(signal === undefined ? {} : { signal }) });
+    data = await ds.pool().decode(own, { digest: ref.digest, code: 'ERR_CHUNK_CORRUPT', details, format: store.format, ...(signal === undefined ? {} : { signal }) });
   } catch (e) {
     if (isCairnError(e, 'ERR_ABORTED')) throw e;
     stats.chunksChecked++;

@@ -3,10 +3,12 @@
  *
  * Chunk buffers travel by transfer, never by copy: a task owns its `data` buffer, which the caller
  * must not touch after submitting it. Errors travel as {@link CairnErrorJSON} values in the result
- * (`error`), so their code and details survive the thread boundary.
+ * (`error`), so their code and details survive the thread boundary. Every chunk task carries the
+ * {@link ChunkFormat} of the datastore it works for (a pool may serve several datastores), and the
+ * worker digests, encodes and decodes in that format.
  */
 import type { CairnErrorJSON, ErrorDetails } from '../errors.js';
-import type { EnvelopeCorruptCode } from '../format/chunk-envelope.js';
+import type { ChunkFormat, EnvelopeCorruptCode } from '../codec/envelope.js';
 
 /** Hash a chunk, and unless its digest is known, compress it and build its envelope header. */
 export interface EncodeTask {
@@ -14,6 +16,8 @@ export interface EncodeTask {
   readonly op: 'encode';
   /** The chunk (transferred). */
   readonly data: Uint8Array;
+  /** Digest kind and crypt mode of the datastore's chunks. */
+  readonly format: ChunkFormat;
   /** Try LZ4 (kept only when smaller). */
   readonly compress: boolean;
   /** Sorted 32-byte digests the store already has (shared memory, never copied). */
@@ -25,7 +29,7 @@ export interface EncodeTask {
  * @category Building blocks
  */
 export interface EncodeResult {
-  /** BLAKE3 of the chunk. */
+  /** The chunk's digest in the task's chunk format (BLAKE3 of the chunk today). */
   readonly digest: Uint8Array;
   /** The chunk is all zeros. */
   readonly zero: boolean;
@@ -49,6 +53,8 @@ export interface DecodeTask {
   readonly op: 'decode';
   /** The stored bytes (transferred). */
   readonly data: Uint8Array;
+  /** Digest kind and crypt mode of the datastore's chunks. */
+  readonly format: ChunkFormat;
   /** The digest the plaintext must have, or null to skip the check. */
   readonly digest: Uint8Array | null;
   /** Error code on damage. */
@@ -66,6 +72,8 @@ export interface ReadDecodeTask {
   readonly op: 'readDecode';
   /** The chunk file. */
   readonly path: string;
+  /** Digest kind and crypt mode of the datastore's chunks. */
+  readonly format: ChunkFormat;
   /** The digest the plaintext must have, or null to skip the check. */
   readonly digest: Uint8Array | null;
   /** Error code on damage (a missing file is always `ERR_CHUNK_MISSING`). */
@@ -88,6 +96,8 @@ export interface HashTask {
   readonly op: 'hash';
   /** The bytes (transferred; returned). */
   readonly data: Uint8Array;
+  /** Digest kind of the datastore's chunks. */
+  readonly format: ChunkFormat;
 }
 
 /**
@@ -95,10 +105,12 @@ export interface HashTask {
  * @category Building blocks
  */
 export interface HashResult {
-  /** BLAKE3 of the bytes. */
+  /** The digest of the bytes in the task's chunk format (BLAKE3 today). */
   readonly digest: Uint8Array;
   /** The bytes, handed back. */
   readonly data: Uint8Array;
+  /** Set when the task failed (an unknown chunk format). */
+  readonly error?: CairnErrorJSON;
 }
 
 /** Any task. */

@@ -3,9 +3,8 @@
  * (see worker.ts) or inline on the calling thread for a pool of zero threads. Each returns its
  * result and the buffers to transfer back.
  */
-import { blake3 } from '../codec/hash.js';
 import { lz4Compress } from '../codec/compress.js';
-import { encodeChunk, decodeChunk } from '../codec/chunk-codec.js';
+import { chunkDigest, decodeChunk, encodeChunk } from '../codec/envelope.js';
 import { CairnError, errorFromJSON, ioError, syscallCode, type CairnErrorJSON } from '../errors.js';
 import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from 'node:fs';
 import type { DecodeResult, DecodeTask, EncodeResult, EncodeTask, HashResult, HashTask, PoolTask, ReadDecodeTask } from './protocol.js';
@@ -50,13 +49,13 @@ export function worthCompressing(data: Uint8Array): boolean {
 function encode(task: EncodeTask): TaskOutput<EncodeResult> {
   const data = task.data;
   const zero = isAllZero(data);
-  const digest = blake3(data);
+  const digest = chunkDigest(task.format, data);
   const spare = ownsBuffer(data) ? { spare: data } : {};
   const spareList = ownsBuffer(data) ? [data.buffer as ArrayBuffer] : [];
   if (task.known !== null && knownHas(task.known, digest)) {
     return { value: { digest, zero, known: true, size: data.byteLength, ...spare }, transfer: spareList };
   }
-  const enc = encodeChunk(data, { digest, compress: task.compress && (zero || worthCompressing(data)) });
+  const enc = encodeChunk(task.format, data, { digest, compress: task.compress && (zero || worthCompressing(data)) });
   if (enc.payload === data) {
     const value: EncodeResult = { digest, zero, known: false, size: data.byteLength, header: enc.header, payload: data };
     return { value, transfer: spareList };
@@ -76,7 +75,7 @@ function encode(task: EncodeTask): TaskOutput<EncodeResult> {
 function decode(task: DecodeTask): TaskOutput<DecodeResult> {
   try {
     const opts = task.digest === null ? { code: task.code, details: task.details } : { code: task.code, details: task.details, expectDigest: task.digest };
-    const raw = decodeChunk(task.data, opts);
+    const raw = decodeChunk(task.format, task.data, opts);
     if (raw.buffer === task.data.buffer && ownsBuffer(task.data)) {
       // Stored uncompressed: hand back a view of the input, no copy.
       return { value: { data: raw }, transfer: [task.data.buffer as ArrayBuffer] };
@@ -144,7 +143,7 @@ function readDecode(task: ReadDecodeTask): TaskOutput<DecodeResult> {
   }
   try {
     const opts = task.digest === null ? { code: task.code, details: task.details } : { code: task.code, details: task.details, expectDigest: task.digest };
-    const raw = decodeChunk(data, opts);
+    const raw = decodeChunk(task.format, data, opts);
     // Never hand out (or transfer) the reused read buffer: a chunk stored uncompressed is copied.
     const own = raw.buffer === readBuffer.buffer || !ownsBuffer(raw) ? new Uint8Array(raw) : raw;
     return { value: { data: own }, transfer: [own.buffer as ArrayBuffer] };
@@ -154,7 +153,12 @@ function readDecode(task: ReadDecodeTask): TaskOutput<DecodeResult> {
 }
 
 function hash(task: HashTask): TaskOutput<HashResult> {
-  return { value: { digest: blake3(task.data), data: task.data }, transfer: ownsBuffer(task.data) ? [task.data.buffer as ArrayBuffer] : [] };
+  const transfer = ownsBuffer(task.data) ? [task.data.buffer as ArrayBuffer] : [];
+  try {
+    return { value: { digest: chunkDigest(task.format, task.data), data: task.data }, transfer };
+  } catch (e) {
+    return { value: { digest: new Uint8Array(0), data: task.data, error: errorJson(e) }, transfer };
+  }
 }
 
 /**

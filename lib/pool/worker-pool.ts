@@ -1,6 +1,10 @@
 /**
  * The worker pool (layer L3): BLAKE3 and LZ4 on piscina worker threads.
  *
+ * One pool may serve several datastores: each call names the {@link ChunkFormat} of the chunks
+ * it works on (digest kind and crypt mode; {@link PLAIN_CHUNK_FORMAT} when not given), and the
+ * format travels with the task to the worker, which digests, encodes and decodes in it.
+ *
  * Chunk buffers are transferred to the workers and back, never copied, so a chunk passed to
  * {@link WorkerPool.encode} must be a buffer the caller allocated itself (not a slice of a pooled
  * Buffer) and must not be used afterwards. The pool does not bound its queue: callers bound the
@@ -9,7 +13,7 @@
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import { CairnError, abortError, errorFromJSON, throwIfAborted, type ErrorDetails } from '../errors.js';
-import type { EnvelopeCorruptCode } from '../format/chunk-envelope.js';
+import { type ChunkFormat, type EnvelopeCorruptCode, checkChunkFormat, PLAIN_CHUNK_FORMAT } from '../codec/envelope.js';
 import { initHash } from '../codec/hash.js';
 import type { DecodeResult, EncodeResult, HashResult, PoolTask } from './protocol.js';
 import { runTask } from './tasks.js';
@@ -30,6 +34,28 @@ export interface WorkerPoolOptions {
    * @defaultValue 30000
    */
   readonly idleTimeout?: number;
+}
+
+/**
+ * The chunk format a call names, checked on the calling thread (a bad one fails there with
+ * `ERR_INVALID_ARGUMENT`, not in a worker).
+ */
+function formatOf(format: ChunkFormat | undefined): ChunkFormat {
+  return format === undefined ? PLAIN_CHUNK_FORMAT : checkChunkFormat(format);
+}
+
+/**
+ * What {@link WorkerPool.hash} takes besides the data.
+ * @category Building blocks
+ */
+export interface HashOptions {
+  /** Ends the wait with `ERR_ABORTED`. */
+  readonly signal?: AbortSignal;
+  /**
+   * Digest kind of the datastore the bytes are a chunk of.
+   * @defaultValue {@link PLAIN_CHUNK_FORMAT}
+   */
+  readonly format?: ChunkFormat;
 }
 
 /**
@@ -106,39 +132,49 @@ export class WorkerPool {
 
   /**
    * Hashes a chunk; unless the digest is in `known`, compresses it (kept only when smaller) and
-   * builds its envelope header. `data` is transferred: do not use it afterwards.
+   * builds its envelope header. `data` is transferred: do not use it afterwards. `format` is the
+   * chunk format of the datastore it is for ({@link PLAIN_CHUNK_FORMAT} when not given).
    */
-  async encode(data: Uint8Array, options: { compress: boolean; known: SharedArrayBuffer | null; signal?: AbortSignal }): Promise<EncodedChunk> {
-    const r = await this.run<EncodeResult>({ op: 'encode', data, compress: options.compress, known: options.known }, transferOf(data), options.signal);
+  async encode(data: Uint8Array, options: { compress: boolean; known: SharedArrayBuffer | null; signal?: AbortSignal; format?: ChunkFormat }): Promise<EncodedChunk> {
+    const task = { op: 'encode' as const, data, format: formatOf(options.format), compress: options.compress, known: options.known };
+    const r = await this.run<EncodeResult>(task, transferOf(data), options.signal);
     if (r.error !== undefined) throw errorFromJSON(r.error);
     return r;
   }
 
   /**
-   * Checks and decodes a stored chunk (CRC, LZ4, and the digest when given). `data` is
-   * transferred. Damage raises a {@link CairnError} with `code` and `details`.
+   * Checks and decodes a stored chunk (CRC, LZ4, and the digest when given, in `format`:
+   * {@link PLAIN_CHUNK_FORMAT} when not given). `data` is transferred. Damage raises a
+   * {@link CairnError} with `code` and `details`.
    */
-  async decode(data: Uint8Array, options: { digest: Uint8Array | null; code: EnvelopeCorruptCode; details: ErrorDetails; signal?: AbortSignal }): Promise<Uint8Array> {
-    const task = { op: 'decode' as const, data, digest: options.digest, code: options.code, details: options.details };
+  async decode(data: Uint8Array, options: { digest: Uint8Array | null; code: EnvelopeCorruptCode; details: ErrorDetails; signal?: AbortSignal; format?: ChunkFormat }): Promise<Uint8Array> {
+    const task = { op: 'decode' as const, data, format: formatOf(options.format), digest: options.digest, code: options.code, details: options.details };
     const r = await this.run<DecodeResult>(task, transferOf(data), options.signal);
     if (r.error !== undefined) throw errorFromJSON(r.error);
     return r.data!;
   }
 
   /**
-   * Reads a chunk file and checks and decodes it, all on a worker. A missing file raises
-   * `ERR_CHUNK_MISSING`; damage raises `code`; both with `details`.
+   * Reads a chunk file and checks and decodes it (in `format`, as {@link WorkerPool.decode}), all
+   * on a worker. A missing file raises `ERR_CHUNK_MISSING`; damage raises `code`; both with `details`.
    */
-  async readDecode(path: string, options: { digest: Uint8Array | null; code: EnvelopeCorruptCode; details: ErrorDetails; signal?: AbortSignal }): Promise<Uint8Array> {
-    const task = { op: 'readDecode' as const, path, digest: options.digest, code: options.code, details: options.details };
+  async readDecode(path: string, options: { digest: Uint8Array | null; code: EnvelopeCorruptCode; details: ErrorDetails; signal?: AbortSignal; format?: ChunkFormat }): Promise<Uint8Array> {
+    const task = { op: 'readDecode' as const, path, format: formatOf(options.format), digest: options.digest, code: options.code, details: options.details };
     const r = await this.run<DecodeResult>(task, [], options.signal);
     if (r.error !== undefined) throw errorFromJSON(r.error);
     return r.data!;
   }
 
-  /** BLAKE3 of `data` on a worker; `data` is transferred and handed back in the result. */
-  async hash(data: Uint8Array, signal?: AbortSignal): Promise<HashResult> {
-    return this.run<HashResult>({ op: 'hash', data }, transferOf(data), signal);
+  /**
+   * The chunk digest of `data` (BLAKE3 in {@link PLAIN_CHUNK_FORMAT}) on a worker; `data` is
+   * transferred and handed back in the result.
+   * @param options - an abort signal, or {@link HashOptions} (signal and chunk format)
+   */
+  async hash(data: Uint8Array, options?: AbortSignal | HashOptions): Promise<HashResult> {
+    const o: HashOptions = options === undefined ? {} : options instanceof AbortSignal ? { signal: options } : options;
+    const r = await this.run<HashResult>({ op: 'hash', data, format: formatOf(o.format) }, transferOf(data), o.signal);
+    if (r.error !== undefined) throw errorFromJSON(r.error);
+    return r;
   }
 
   /** Waits for running and queued tasks, then stops the workers. Idempotent. */

@@ -7,7 +7,6 @@ import { ByteLru } from '../util/lru.js';
 import { CairnError, abortError, throwIfAborted, type ErrorDetails } from '../errors.js';
 import type { WorkerPool } from '../pool/worker-pool.js';
 import type { ChunkStore } from './chunk-store.js';
-import { blake3, initHash } from '../codec/hash.js';
 
 /** Options of {@link ChunkReader}. */
 export interface ChunkReaderOptions {
@@ -17,24 +16,11 @@ export interface ChunkReaderOptions {
    */
   readonly cacheBytes?: number;
   /**
-   * Check each chunk's BLAKE3 digest after decoding (the CRC is always checked). Catches a chunk
-   * file that holds another chunk's bytes.
+   * Check each chunk's digest (in the store's chunk format) after decoding (the CRC is always
+   * checked). Catches a chunk file that holds another chunk's bytes.
    * @defaultValue true
    */
   readonly verifyDigest?: boolean;
-}
-
-const zeroDigests = new Map<number, string>();
-
-/** The hex digest of `size` zero bytes (cached). */
-export async function zeroDigestHex(size: number): Promise<string> {
-  let hex = zeroDigests.get(size);
-  if (hex === undefined) {
-    await initHash();
-    hex = toHex(blake3(new Uint8Array(size)));
-    zeroDigests.set(size, hex);
-  }
-  return hex;
 }
 
 /** Decoded chunk reads with a byte-bounded cache. */
@@ -93,7 +79,7 @@ export class ChunkReader {
   }
 
   private async load(digest: Uint8Array, hex: string): Promise<Uint8Array> {
-    const opts = { digest: this.verifyDigest ? digest : null, code: 'ERR_CHUNK_CORRUPT' as const, details: { digest: hex } };
+    const opts = { digest: this.verifyDigest ? digest : null, code: 'ERR_CHUNK_CORRUPT' as const, details: { digest: hex }, format: this.store.format };
     // A local file is read on the worker too: no file system round trips on the caller's event loop.
     const file = this.store.localPathOf(digest);
     if (file !== undefined) return this.pool.readDecode(file, opts);

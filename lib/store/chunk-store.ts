@@ -25,9 +25,10 @@ import { CairnError, isCairnError } from '../errors.js';
 import type { Clock } from '../util/clock.js';
 import type { SyncLevel } from '../types.js';
 import { ENVELOPE_MAX_BYTES } from '../format/limits.js';
-import { parseEnvelope } from '../format/chunk-envelope.js';
+import { parseEnvelope } from '../codec/envelope.js';
 import { chunkKey, shardKeys, CHUNK_DIR } from './chunk-keys.js';
 import { sweepChunks, type SweepOptions, type SweepReport } from './chunk-sweep.js';
+import { type ChunkFormat, PLAIN_CHUNK_FORMAT } from '../codec/envelope.js';
 
 export { CHUNK_DIR, chunkKey, shardKeys } from './chunk-keys.js';
 export type { SweepOptions, SweepProgress, SweepReport } from './chunk-sweep.js';
@@ -44,11 +45,15 @@ export class ChunkStore {
    * @param backend - where the chunk files live
    * @param syncLevel - `file` fsyncs every chunk file and its directory
    * @param clock - source of the touch time
+   * @param format - digest kind and crypt mode of the chunks (from the datastore config, see
+   *   `chunkFormatOf` in lib/codec/envelope.ts): everything that encodes, decodes or digests this
+   *   store's chunks passes it on
    */
   constructor(
     readonly backend: Backend,
     readonly syncLevel: SyncLevel,
     private readonly clock: Clock,
+    readonly format: ChunkFormat = PLAIN_CHUNK_FORMAT,
   ) {}
 
   /**
@@ -64,7 +69,7 @@ export class ChunkStore {
 
   /**
    * Stores a chunk unless it exists, in which case its mtime is touched.
-   * @param digest - BLAKE3 of the plaintext
+   * @param digest - the chunk's digest in the store's {@link ChunkStore.format}
    * @param header - envelope header
    * @param payload - stored payload
    */

@@ -9,7 +9,7 @@ import { promises as fsp, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { cairn, requireBuilt } from './run-cli.js';
 import { seededBytes, tempDir } from '../helpers/fixtures.js';
-import { parseEnvelope } from '../../lib/format/chunk-envelope.js';
+import { parseEnvelope } from '../../lib/codec/envelope.js';
 
 /** The chunk files of a datastore: digest -> raw (uncompressed) size from the envelope. */
 async function chunkFiles(store: string): Promise<Map<string, number>> {

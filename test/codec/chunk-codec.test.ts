@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { CairnError, isCairnError } from '../../lib/errors.js';
 import { blake3, initHash } from '../../lib/codec/hash.js';
 import { decodeChunk, encodeChunk } from '../../lib/codec/chunk-codec.js';
-import { encodeEnvelopeHeader } from '../../lib/format/chunk-envelope.js';
+import { encodeEnvelopeHeader } from '../../lib/codec/envelope.js';
 import { CODEC } from '../../lib/format/magic.js';
 import { concat, equalBytes, toHex } from '../../lib/util/bytes.js';
 import { code } from '../helpers/codes.js';

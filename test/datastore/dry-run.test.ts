@@ -9,7 +9,7 @@ import t from 'tap';
 import { promises as fsp, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { BackupDryRun, Datastore, type ArchiveStats, type DryRunTotals, type ImageDryRunStats, type TreeArchiveStats, type TreeDryRunStats } from '../../lib/index.js';
-import { parseEnvelope } from '../../lib/format/chunk-envelope.js';
+import { parseEnvelope } from '../../lib/codec/envelope.js';
 import { seededBytes, tempDir } from '../helpers/fixtures.js';
 
 const CHUNK = 64 * 1024;

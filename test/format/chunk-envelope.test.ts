@@ -11,7 +11,7 @@ import {
   FLAG_ENCRYPTED,
   MAX_RAW_SIZE,
   parseEnvelope,
-} from '../../lib/format/chunk-envelope.js';
+} from '../../lib/codec/envelope.js';
 import { CODEC } from '../../lib/format/magic.js';
 import { concat } from '../../lib/util/bytes.js';
 import { code } from '../helpers/codes.js';

@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { CairnError, type ErrorCode } from '../../lib/errors.js';
 import { initHash } from '../../lib/codec/hash.js';
 import { lz4Compress } from '../../lib/codec/compress.js';
-import { encodeEnvelopeHeader, parseEnvelope } from '../../lib/format/chunk-envelope.js';
+import { encodeEnvelopeHeader, parseEnvelope } from '../../lib/codec/envelope.js';
 import { CODEC } from '../../lib/format/magic.js';
 import {
   canonicalJson,

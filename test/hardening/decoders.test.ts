@@ -19,7 +19,7 @@ import { type ErrorCode } from '../../lib/errors.js';
 import { blake3, crc32, initHash } from '../../lib/codec/hash.js';
 import { lz4Compress, lz4Decompress } from '../../lib/codec/compress.js';
 import { decodeChunk, encodeChunk } from '../../lib/codec/chunk-codec.js';
-import { type Envelope, encodeEnvelopeHeader, MAX_RAW_SIZE, parseEnvelope } from '../../lib/format/chunk-envelope.js';
+import { type Envelope, encodeEnvelopeHeader, MAX_RAW_SIZE, parseEnvelope } from '../../lib/codec/envelope.js';
 import { decodeFixedIndex, encodeFixedIndex, type FixedIndex } from '../../lib/format/fixed-index.js';
 import { decodeDynamicIndex, DynamicIndexBuilder, type DynamicIndex, encodeDynamicIndex } from '../../lib/format/dynamic-index.js';
 import { decodeManifest, encodeManifest, type Manifest } from '../../lib/format/manifest.js';
@@ -216,7 +216,7 @@ function fuzzTarget<S extends Sample, T>(tgt: Target<S, T>): void {
 }
 
 // -------------------------------------------------------------------------------------------------
-// Chunk / blob envelope (lib/format/chunk-envelope.ts, lib/codec/chunk-codec.ts, lib/codec/compress.ts)
+// Chunk / blob envelope (lib/codec/envelope.ts, lib/codec/compress.ts)
 
 interface ChunkSample extends Sample {
   readonly raw: Uint8Array;

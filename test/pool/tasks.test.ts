@@ -3,6 +3,7 @@ import { lz4Decompress } from '../../lib/codec/compress.js';
 import { runTask, worthCompressing } from '../../lib/pool/tasks.js';
 import type { DecodeResult, EncodeResult, HashResult } from '../../lib/pool/protocol.js';
 import { blake3, initHash } from '../../lib/codec/hash.js';
+import { PLAIN_CHUNK_FORMAT as PLAIN } from '../../lib/codec/envelope.js';
 import { concat, toHex } from '../../lib/util/bytes.js';
 import { seededBytes } from '../helpers/fixtures.js';
 
@@ -34,12 +35,12 @@ t.test('worthCompressing', async (t) => {
 
 t.test('runTask encode skips LZ4 for incompressible data but still round trips', async (t) => {
   const data = seededBytes(1 << 20, 6);
-  const out = runTask({ op: 'encode', data, compress: true, known: null });
+  const out = runTask({ op: 'encode', format: PLAIN, data, compress: true, known: null });
   const v = out.value as EncodeResult;
   t.equal(v.error, undefined);
   t.equal(v.payload, data, 'raw payload is the input itself');
   t.same(out.transfer, [data.buffer], 'the input buffer is handed back by transfer');
-  const dec = runTask({ op: 'decode', data: concat([v.header!, v.payload!]), digest: v.digest, code: 'ERR_CHUNK_CORRUPT', details: {} });
+  const dec = runTask({ op: 'decode', format: PLAIN, data: concat([v.header!, v.payload!]), digest: v.digest, code: 'ERR_CHUNK_CORRUPT', details: {} });
   const d = dec.value as DecodeResult;
   t.equal(Buffer.compare(d.data!, Buffer.from(data)), 0);
   t.equal(dec.transfer.length, 1);
@@ -52,7 +53,7 @@ t.test('runTask encode compresses text and zeros', async (t) => {
     const original = new Uint8Array(data);
     // runTask owns the chunk (as a worker would after the transfer): the LZ4 output is written
     // into the chunk's own buffer and handed back as a view of it.
-    const v = runTask({ op: 'encode', data, compress: true, known: null }).value as EncodeResult;
+    const v = runTask({ op: 'encode', format: PLAIN, data, compress: true, known: null }).value as EncodeResult;
     t.ok(v.payload!.byteLength < data.byteLength / 10, `compressed to ${v.payload!.byteLength}`);
     t.equal(v.payload!.buffer, data.buffer, 'the payload reuses the chunk buffer');
     t.equal(toHex(v.digest), expected);
@@ -64,11 +65,11 @@ t.test('runTask encodes and hashes the largest chunks the format allows', async 
   // MAX_IMAGE_CHUNK is 16 MiB and blobs may reach 64 MiB (MAX_BLOB_SIZE, the envelope's MAX_RAW_SIZE).
   for (const size of [8 * 1024 * 1024, 16 * 1024 * 1024, 64 * 1024 * 1024]) {
     const data = new Uint8Array(size).fill(1);
-    const v = runTask({ op: 'encode', data, compress: true, known: null }).value as EncodeResult;
+    const v = runTask({ op: 'encode', format: PLAIN, data, compress: true, known: null }).value as EncodeResult;
     t.equal(v.error?.message, undefined, `${size / 1048576} MiB chunk encodes`);
     let hashed: string;
     try {
-      hashed = toHex((runTask({ op: 'hash', data: new Uint8Array(size) }).value as HashResult).digest);
+      hashed = toHex((runTask({ op: 'hash', format: PLAIN, data: new Uint8Array(size) }).value as HashResult).digest);
     } catch (e) {
       hashed = `threw ${String(e)}`;
     }
@@ -77,14 +78,14 @@ t.test('runTask encodes and hashes the largest chunks the format allows', async 
 });
 
 t.test('runTask reports errors in the result, never throws', async (t) => {
-  const dec = runTask({ op: 'decode', data: new Uint8Array(5), digest: null, code: 'ERR_BLOB_CORRUPT', details: { path: '/b' } }).value as DecodeResult;
+  const dec = runTask({ op: 'decode', format: PLAIN, data: new Uint8Array(5), digest: null, code: 'ERR_BLOB_CORRUPT', details: { path: '/b' } }).value as DecodeResult;
   t.equal(dec.error?.code, 'ERR_BLOB_CORRUPT');
   t.equal(dec.error?.name, 'CairnError');
   t.same(dec.error?.details, { path: '/b' });
-  const big = runTask({ op: 'encode', data: new Uint8Array(64 * 1024 * 1024 + 1), compress: false, known: null }).value as EncodeResult;
+  const big = runTask({ op: 'encode', format: PLAIN, data: new Uint8Array(64 * 1024 * 1024 + 1), compress: false, known: null }).value as EncodeResult;
   t.ok(big.error !== undefined, 'an oversize chunk is an error result');
   t.equal(big.size, 0);
   t.equal(big.error?.code, 'ERR_INVALID_ARGUMENT', 'an oversize chunk is ERR_INVALID_ARGUMENT (the envelope limit)');
-  const h = runTask({ op: 'hash', data: new Uint8Array([1, 2, 3]) }).value as HashResult;
+  const h = runTask({ op: 'hash', format: PLAIN, data: new Uint8Array([1, 2, 3]) }).value as HashResult;
   t.equal(toHex(h.digest), toHex(blake3(new Uint8Array([1, 2, 3]))));
 });

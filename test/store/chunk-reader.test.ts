@@ -4,7 +4,7 @@ import path from 'node:path';
 import { LocalBackend } from '../../lib/backend/local.js';
 import { MemoryBackend } from '../../lib/backend/memory.js';
 import { ChunkStore, chunkKey } from '../../lib/store/chunk-store.js';
-import { ChunkReader, zeroDigestHex } from '../../lib/store/chunk-reader.js';
+import { ChunkReader } from '../../lib/store/chunk-reader.js';
 import { WorkerPool } from '../../lib/pool/worker-pool.js';
 import { encodeChunk } from '../../lib/codec/chunk-codec.js';
 import { blake3, initHash } from '../../lib/codec/hash.js';
@@ -185,16 +185,6 @@ t.test('one caller aborting does not fail another caller of the same digest', as
     'fulfilled',
     'the caller without a signal gets the data',
   );
-});
-
-t.test('zeroDigestHex', async (t) => {
-  for (const size of [0, 1, 4096, 65536, 1 << 20]) {
-    const hex = await zeroDigestHex(size);
-    t.equal(hex, toHex(blake3(new Uint8Array(size))), `size ${size}`);
-    t.match(hex, /^[0-9a-f]{64}$/);
-    t.equal(await zeroDigestHex(size), hex, 'cached value is the same');
-  }
-  t.not(await zeroDigestHex(1), await zeroDigestHex(2));
 });
 
 t.test('a backend without local files (memory): chunks are read with get() and decoded on the pool', async (t) => {

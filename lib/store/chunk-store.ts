@@ -78,6 +78,31 @@ export class ChunkStore {
     return 'written';
   }
 
+  /**
+   * Stores a chunk's envelope as received (a copy by digest from another datastore), unless the
+   * chunk exists, in which case its mtime is touched: the same dedup protocol as
+   * {@link ChunkStore.insert}. The caller has checked the envelope (at least its CRC; its digest
+   * when it can): this layer stores the bytes as they are.
+   * @param digest - BLAKE3 of the plaintext
+   * @param envelope - the stored form: envelope header and payload
+   */
+  async insertRaw(digest: Uint8Array, envelope: Uint8Array): Promise<InsertOutcome> {
+    const key = chunkKey(toHex(digest));
+    if (await this.backend.touch(key, this.clock.now())) return 'duplicate';
+    await this.backend.put(key, envelope, { sync: this.syncLevel === 'file' });
+    return 'written';
+  }
+
+  /**
+   * A chunk's stored envelope, not decoded (for a copy by digest to another datastore): the same
+   * bytes and checks as {@link ChunkStore.read}.
+   * @throws `ERR_CHUNK_MISSING` naming the digest; `ERR_CHUNK_CORRUPT` when the file is not a
+   *   regular file or is too large
+   */
+  async readRaw(digest: Uint8Array): Promise<Uint8Array> {
+    return this.read(digest);
+  }
+
   /** Touches a chunk's mtime; false when the chunk file does not exist. */
   async touch(digest: Uint8Array): Promise<boolean> {
     return this.backend.touch(chunkKey(toHex(digest)), this.clock.now());

@@ -45,6 +45,7 @@ export { Snapshot, snapshotIdentity, type SnapshotIdentity, type SnapshotRef } f
 export { setLockHolderName, lockHolder, type LockHolder } from './host/locks.js';
 export { SnapshotWriter, MIN_IMAGE_CHUNK, MAX_IMAGE_CHUNK, MAX_BLOB_SIZE, MAX_PADDING, TREE_META_CDC, type AddImageOptions, type ArchiveStats, type BackupOptions, type BackupProgress, type TreeArchiveStats } from './datastore/snapshot-writer.js';
 export { SnapshotReader, type TreeIndexes, type SnapshotReaderOptions, type RestoreOptions, type RestoreProgress, type RestoreStats } from './datastore/snapshot-reader.js';
+export { SnapshotImporter, SnapshotImportSource, type ImportSource, type ImportOptions, type ImportProgress, type ImportReport } from './datastore/snapshot-importer.js';
 export { TreeReader, type TreeItem } from './datastore/tree-reader.js';
 export type { AddTreeOptions, TreeStats, TreeProblem, TreeProgress, TreeScanStats } from './datastore/tree-writer.js';
 export { BackupDryRun, type BackupDryRunOptions, type DryRunChunks, type DryRunTotals, type ImageDryRunStats, type TreeDryRunStats, type BlobDryRunStats } from './datastore/dry-run.js';

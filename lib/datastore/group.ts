@@ -72,6 +72,19 @@ export interface RemoveGroupReport {
 }
 
 /**
+ * What {@link BackupGroup.lockForWrite} hands a writer.
+ * @internal
+ */
+export interface GroupWriteLock {
+  /** The group's lock, held exclusively. */
+  readonly lock: FileLock;
+  /** The group's directory was made by this write (its first): remove it when giving up. */
+  readonly created: boolean;
+  /** The newest finished snapshot of the group, if any. */
+  readonly newest: Snapshot | undefined;
+}
+
+/**
  * A backup group. Obtain one with {@link Datastore.group} or {@link Namespace.group}; it need not
  * exist yet (the first backup creates it).
  *
@@ -359,35 +372,9 @@ export class BackupGroup {
    *   not after the newest snapshot; `ERR_NOT_FOUND` when the namespace does not exist.
    */
   async backup(options: BackupOptions = {}): Promise<SnapshotWriter> {
-    this.ctx.assertOpen();
-    const nsKey = namespaceKey(this.nsParts);
-    if (nsKey !== '' && !(await folderExists(this.ctx.backend, nsKey, this.details()))) {
-      throw new CairnError('ERR_NOT_FOUND', `namespace '${this.namespace}' does not exist`, this.details());
-    }
-    const groupLock = await lockAt(this.ctx, groupLockKey(this.nsParts, this.group), 'exclusive', `backup group ${this.name}`, this.details(), this.ctx.lockTimeoutMs, options.signal);
+    const { lock: groupLock, created, newest } = await this.lockForWrite(options);
     let baseLock: FileLock | undefined;
-    let created = false;
     try {
-      const existed = await this.exists();
-      await makeFolder(this.ctx.backend, this.key);
-      created = !existed;
-      // Not setOwner: on a backend without directories the group exists only once a key is in it.
-      if (!existed && options.owner !== undefined) await this.writeOwner(options.owner, false);
-      // Holding the group lock, no other writer is in this group: a directory without a manifest
-      // newer than the newest finished snapshot is what a crashed backup left, and is removed.
-      // The walk goes from the newest back and stops at the first finished snapshot, so a backup
-      // costs the same however many snapshots its group has (issue 12: every backup read every
-      // manifest of its group, and a process making 1,000 snapshots slowed to 2.7 s per
-      // snapshot). An unfinished directory older than that (a removal killed half-way) is
-      // prune's: its plan removes every unfinished directory but the newest.
-      let newest: Snapshot | undefined;
-      const times = (await this.times()).sort();
-      for (let i = times.length - 1; i >= 0 && newest === undefined; i--) {
-        const dir = snapshotKey(this.nsParts, this.group, times[i]!);
-        if ((await this.ctx.backend.stat(`${dir}/${MANIFEST_FILE}`)) === undefined) await removeFolder(this.ctx.backend, dir);
-        // A manifest removed since the stat (a prune) is skipped: the next older one is the newest.
-        else newest = await loadSnapshot(this.ctx, this.ref(times[i]!));
-      }
       const time = await this.pickTime(options, newest);
       let base = newest !== undefined && newest.verifyState !== 'failed' ? newest : undefined;
       if (base !== undefined) {
@@ -415,6 +402,53 @@ export class BackupGroup {
       // A first backup that did not start leaves no group behind (still under the group lock).
       if (created) await removeNewGroupDir(this.ctx, this.key);
       await baseLock?.release();
+      await groupLock.release();
+      throw e;
+    }
+  }
+
+  /**
+   * The start of every write into the group (a backup, an import): checks the namespace, takes
+   * the group's lock exclusively, makes the group's directory (recording `owner` when it is new)
+   * and removes the unfinished snapshot directories newer than the newest finished snapshot.
+   * The caller owns the returned lock; when it gives up, it removes a group directory it
+   * created ({@link removeNewGroupDir}) before releasing the lock.
+   * @throws `ERR_NOT_FOUND` (namespace), `ERR_LOCKED`, `ERR_ABORTED`, `ERR_READ_ONLY`
+   * @internal
+   */
+  async lockForWrite(options: { readonly signal?: AbortSignal; readonly owner?: string } = {}): Promise<GroupWriteLock> {
+    this.ctx.assertOpen();
+    const nsKey = namespaceKey(this.nsParts);
+    if (nsKey !== '' && !(await folderExists(this.ctx.backend, nsKey, this.details()))) {
+      throw new CairnError('ERR_NOT_FOUND', `namespace '${this.namespace}' does not exist`, this.details());
+    }
+    const groupLock = await lockAt(this.ctx, groupLockKey(this.nsParts, this.group), 'exclusive', `backup group ${this.name}`, this.details(), this.ctx.lockTimeoutMs, options.signal);
+    let created = false;
+    try {
+      const existed = await this.exists();
+      await makeFolder(this.ctx.backend, this.key);
+      created = !existed;
+      // Not setOwner: on a backend without directories the group exists only once a key is in it.
+      if (!existed && options.owner !== undefined) await this.writeOwner(options.owner, false);
+      // Holding the group lock, no other writer is in this group: a directory without a manifest
+      // newer than the newest finished snapshot is what a crashed backup left, and is removed.
+      // The walk goes from the newest back and stops at the first finished snapshot, so a backup
+      // costs the same however many snapshots its group has (issue 12: every backup read every
+      // manifest of its group, and a process making 1,000 snapshots slowed to 2.7 s per
+      // snapshot). An unfinished directory older than that (a removal killed half-way) is
+      // prune's: its plan removes every unfinished directory but the newest.
+      let newest: Snapshot | undefined;
+      const times = (await this.times()).sort();
+      for (let i = times.length - 1; i >= 0 && newest === undefined; i--) {
+        const dir = snapshotKey(this.nsParts, this.group, times[i]!);
+        if ((await this.ctx.backend.stat(`${dir}/${MANIFEST_FILE}`)) === undefined) await removeFolder(this.ctx.backend, dir);
+        // A manifest removed since the stat (a prune) is skipped: the next older one is the newest.
+        else newest = await loadSnapshot(this.ctx, this.ref(times[i]!));
+      }
+      return { lock: groupLock, created, newest };
+    } catch (e) {
+      // A first write that did not start leaves no group behind (still under the group lock).
+      if (created) await removeNewGroupDir(this.ctx, this.key);
       await groupLock.release();
       throw e;
     }

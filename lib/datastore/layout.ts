@@ -15,7 +15,7 @@
  * Host-local, in the local directory: `.locks/` (lock files, writer registrations, move journal;
  * lib/host) and `.catalog/`.
  */
-import type { GroupId } from '../types.js';
+import type { ArchiveKind, GroupId } from '../types.js';
 import { lockFileName, LOCK_DIR } from '../host/locks.js';
 
 /** The config file at the datastore root. */
@@ -48,6 +48,17 @@ export function snapshotKey(nsParts: readonly string[], g: GroupId, time: string
 /** Backend key of an archive's file in a snapshot directory (images and blobs). */
 export function archiveFileKey(snapKey: string, archive: string): string {
   return archive.endsWith('.img') ? `${snapKey}/${archive}.fidx` : `${snapKey}/${archive}`;
+}
+
+/**
+ * The files an archive is stored in, as names inside its snapshot directory: an image's fixed
+ * index (`<name>.fidx`), a tree's metadata and payload indexes (`<name>.meta.didx`,
+ * `<name>.payload.didx`), a blob's own file (`<name>`). The names {@link archiveFileKey} and
+ * {@link treeIndexKeys} put below a snapshot's key.
+ */
+export function archiveFileNames(archive: string, kind: ArchiveKind): string[] {
+  if (kind === 'tree') return [`${archive}.meta.didx`, `${archive}.payload.didx`];
+  return [archiveFileKey('', archive).slice(1)];
 }
 
 /** Backend keys of a tree archive's two dynamic indexes: metadata and payload streams. */

@@ -4,9 +4,9 @@
  */
 import type { promises as fsp } from 'node:fs';
 import { Readable } from 'node:stream';
-import { CairnError, ioError, throwIfAborted, type ErrorDetails } from '../errors.js';
+import { CairnError, ioError, throwIfAborted, type ErrorCode, type ErrorDetails } from '../errors.js';
 import type { Manifest, ManifestFile } from '../format/manifest.js';
-import { decodeFixedIndex, type FixedIndex } from '../format/fixed-index.js';
+import type { FixedIndex } from '../format/fixed-index.js';
 import { decodeBlob, isZeroChunkDigest } from '../codec/envelope.js';
 import { initHash } from '../codec/hash.js';
 import { fromHex, toHex } from '../util/bytes.js';
@@ -14,14 +14,14 @@ import { TaskGroup } from '../util/task-group.js';
 import { ARCHIVE_SUFFIX, formatGroup } from '../types.js';
 import type { StoreContext } from './context.js';
 import type { FileLock } from '../host/locks.js';
-import { archiveFileKey, snapshotKey, treeIndexKeys } from './layout.js';
-import { dynamicIndexMaxBytes, envelopeMaxBytes, fixedIndexMaxBytes } from '../format/limits.js';
-import { decodeDynamicIndex, type DynamicIndex } from '../format/dynamic-index.js';
+import { archiveFileKey, snapshotKey } from './layout.js';
+import { envelopeMaxBytes } from '../format/limits.js';
+import type { DynamicIndex } from '../format/dynamic-index.js';
+import { loadArchiveIndexes, storedSnapshotFiles, type ArchiveIndexFile } from './snapshot-chunks.js';
 import { TreeReader } from './tree-reader.js';
 import { restoreTree, type RestoreTreeOptions, type RestoreTreeStats } from './tree-restore.js';
 import { treeTarStream, type TreeTarOptions, type TreeTarStream } from './tree-tar.js';
 import { openRestoreTarget } from './file-restore.js';
-import { treeChecksum } from './chunk-stream.js';
 import type { SnapshotRef } from './snapshot.js';
 
 
@@ -148,8 +148,7 @@ export interface RestoreStats {
  * @category Restore
  */
 export class SnapshotReader {
-  private readonly indexes = new Map<string, Promise<FixedIndex>>();
-  private readonly treeIdx = new Map<string, Promise<TreeIndexes>>();
+  private readonly indexes = new Map<string, Promise<readonly ArchiveIndexFile[]>>();
   private closed = false;
   private readonly detach: () => void;
   private readonly readAhead: number;
@@ -212,30 +211,48 @@ export class SnapshotReader {
   async imageIndex(name: string): Promise<FixedIndex> {
     this.assertOpen();
     const f = this.imageFile(name);
+    const [x] = await this.archiveIndexes(f.name);
+    if (x?.kind !== 'fixed') throw new TypeError(`archive ${f.name} has no fixed index`);
+    return x.index;
+  }
+
+  /**
+   * The index files of an archive (images one, trees two, blobs none), read once and checked
+   * against the manifest (lib/datastore/snapshot-chunks.ts).
+   * @throws `ERR_INDEX_CORRUPT` naming the archive
+   * @internal
+   */
+  archiveIndexes(name: string): Promise<readonly ArchiveIndexFile[]> {
+    this.assertOpen();
+    const f = this.file(name);
     let p = this.indexes.get(f.name);
     if (p === undefined) {
-      p = this.loadIndex(f);
+      p = loadArchiveIndexes(f, storedSnapshotFiles(this.ctx, this.ref));
       this.indexes.set(f.name, p);
       p.catch(() => this.indexes.delete(f.name));
     }
     return p;
   }
 
-  private async loadIndex(f: ManifestFile): Promise<FixedIndex> {
-    const key = archiveFileKey(snapshotKey(this.ref.nsParts, this.ref.group, this.ref.time), f.name);
-    const details = { ...this.details(f.name), path: this.ctx.backend.locate(key) };
-    let bytes: Uint8Array;
-    try {
-      bytes = await this.ctx.backend.get(key, undefined, { maxBytes: fixedIndexMaxBytes(f.size), code: 'ERR_INDEX_CORRUPT' });
-    } catch (e) {
-      throw new CairnError('ERR_INDEX_CORRUPT', `index of archive '${f.name}' in ${this.name} cannot be read: ${(e as Error).message}`, details, e);
-    }
-    await initHash();
-    const idx = decodeFixedIndex(bytes, details);
-    if (idx.size !== f.size || toHex(idx.checksum) !== f.checksum) {
-      throw new CairnError('ERR_INDEX_CORRUPT', `index of archive '${f.name}' in ${this.name} does not match the manifest (size or checksum)`, details);
-    }
-    return idx;
+  /**
+   * Reads a file of the snapshot as stored (an index, a blob, the manifest), at most `maxBytes`.
+   * For copies by digest (lib/datastore/snapshot-importer.ts).
+   * @throws `ERR_NOT_FOUND`; `code` when too large or not a stored value
+   * @internal
+   */
+  readStoredFile(name: string, maxBytes: number, code: ErrorCode): Promise<Uint8Array> {
+    this.assertOpen();
+    return storedSnapshotFiles(this.ctx, this.ref).read(name, maxBytes, code);
+  }
+
+  /**
+   * A chunk's stored envelope (not decoded), for copies by digest.
+   * @throws `ERR_CHUNK_MISSING`, `ERR_CHUNK_CORRUPT` naming the digest
+   * @internal
+   */
+  readStoredChunk(digest: Uint8Array): Promise<Uint8Array> {
+    this.assertOpen();
+    return this.ctx.chunks.readRaw(digest);
   }
 
   private async chunk(idx: FixedIndex, i: number, archive: string, signal?: AbortSignal): Promise<Uint8Array> {
@@ -408,33 +425,9 @@ export class SnapshotReader {
     this.assertOpen();
     const f = this.file(name);
     if (f.kind !== 'tree') throw new CairnError('ERR_INVALID_ARGUMENT', `archive '${f.name}' of ${this.name} is a ${f.kind}, not a tree`, this.details(f.name));
-    name = f.name;
-    let p = this.treeIdx.get(name);
-    if (p === undefined) {
-      p = (async () => {
-        const keys = treeIndexKeys(snapshotKey(this.ref.nsParts, this.ref.group, this.ref.time), name);
-        const load = async (key: string, size: number | undefined): Promise<DynamicIndex> => {
-          const details = { ...this.details(name), path: this.ctx.backend.locate(key) };
-          let bytes: Uint8Array;
-          try {
-            bytes = await this.ctx.backend.get(key, undefined, { maxBytes: dynamicIndexMaxBytes(size), code: 'ERR_INDEX_CORRUPT' });
-          } catch (e) {
-            throw new CairnError('ERR_INDEX_CORRUPT', `index of archive '${name}' in ${this.name} cannot be read: ${(e as Error).message}`, details, e);
-          }
-          return decodeDynamicIndex(bytes, details);
-        };
-        await initHash();
-        const meta = await load(keys.meta, undefined);
-        const payload = await load(keys.payload, f.size);
-        if (payload.size !== f.size || treeChecksum(meta.checksum, payload.checksum) !== f.checksum) {
-          throw new CairnError('ERR_INDEX_CORRUPT', `indexes of tree archive '${name}' in ${this.name} do not match the manifest`, this.details(name));
-        }
-        return { meta, payload };
-      })();
-      this.treeIdx.set(name, p);
-      p.catch(() => this.treeIdx.delete(name));
-    }
-    return p;
+    const [meta, payload] = await this.archiveIndexes(f.name);
+    if (meta?.kind !== 'dynamic' || payload?.kind !== 'dynamic') throw new TypeError(`archive ${f.name} has no dynamic indexes`);
+    return { meta: meta.index, payload: payload.index };
   }
 
   /**

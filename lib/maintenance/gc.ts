@@ -25,6 +25,7 @@ import { lockAt } from '../datastore/context.js';
 import { oldestLiveWriter } from '../host/writer-registry.js';
 import { drainMoveJournal } from '../datastore/move-journal.js';
 import type { SweepReport } from '../store/chunk-store.js';
+import { snapshotChunks } from '../datastore/snapshot-chunks.js';
 import { sleep } from '../util/clock.js';
 import { gcSkewOf, type GcSkew } from './gc-skew.js';
 import type { Datastore } from '../datastore/datastore.js';
@@ -421,20 +422,16 @@ export class GarbageCollector {
       throw e;
     }
     try {
-      const add = (idx: DigestList): void => {
-        for (let i = 0; i < idx.count; i++) marks.add(idx.digestAt(i));
-        mark.indexFiles++;
-      };
-      for (const f of reader.files) {
-        if (f.kind === 'image') {
-          add(await reader.imageIndex(f.name));
-          mark.indexDataBytes += f.size;
-        } else if (f.kind === 'tree') {
-          const { meta, payload } = await reader.treeIndexes(f.name);
-          add(meta);
-          add(payload);
-          mark.indexDataBytes += f.size;
+      // The shared walk (lib/datastore/snapshot-chunks.ts): every index of every archive, checked
+      // against the manifest; any index that cannot be read throws, so nothing is swept.
+      for await (const a of snapshotChunks(reader, signal === undefined ? {} : { signal })) {
+        if (a.file.kind === 'blob') continue;
+        for (const x of a.indexes) {
+          const idx: DigestList = x.index;
+          for (let i = 0; i < idx.count; i++) marks.add(idx.digestAt(i));
+          mark.indexFiles++;
         }
+        mark.indexDataBytes += a.file.size;
       }
       mark.snapshots++;
       return true;

@@ -23,6 +23,7 @@ import type { Datastore } from '../datastore/datastore.js';
 import type { Snapshot } from '../datastore/snapshot.js';
 import type { DamagedSnapshot } from '../datastore/group.js';
 import type { SnapshotReader } from '../datastore/snapshot-reader.js';
+import { snapshotChunks } from '../datastore/snapshot-chunks.js';
 import type { ChunkStore } from '../store/chunk-store.js';
 
 /**
@@ -310,26 +311,19 @@ export class Verifier {
           if (list === undefined) refs.set(hex, [ref]);
           else if (!list.some((r) => r.length === length)) list.push(ref);
         };
-        for (const f of reader.files) {
-          throwIfAborted(signal);
+        // The shared walk (lib/datastore/snapshot-chunks.ts): an archive whose indexes do not load
+        // comes with its error, so every damaged archive is reported.
+        for await (const a of snapshotChunks(reader, { continueOnError: true, ...(signal === undefined ? {} : { signal }) })) {
+          const f = a.file;
           try {
-            if (f.kind === 'image') {
-              const idx = await reader.imageIndex(f.name);
+            if (a.error !== undefined) throw a.error;
+            for (const { index: idx } of a.indexes) {
               for (let i = 0; i < idx.count; i++) {
                 const { start, end } = idx.chunkRange(i);
                 add(f.name, idx.digestAt(i), end - start);
               }
-            } else if (f.kind === 'tree') {
-              const { meta, payload } = await reader.treeIndexes(f.name);
-              for (const idx of [meta, payload]) {
-                for (let i = 0; i < idx.count; i++) {
-                  const { start, end } = idx.chunkRange(i);
-                  add(f.name, idx.digestAt(i), end - start);
-                }
-              }
-            } else {
-              await reader.readBlob(f.name);
             }
+            if (f.kind === 'blob') await reader.readBlob(f.name);
           } catch (e) {
             if (isCairnError(e, 'ERR_ABORTED')) throw e;
             failed = true;

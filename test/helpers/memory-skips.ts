@@ -23,6 +23,8 @@ export const MEMORY_RUN_FILES: readonly string[] = [
   'test/datastore/namespaces.test.ts',
   'test/datastore/tree-hostile.test.ts',
   'test/datastore/tree-tar.test.ts',
+  'test/datastore/snapshot-chunks.test.ts',
+  'test/datastore/snapshot-import.test.ts',
   'test/datastore/tree.test.ts',
   'test/maintenance/catalog.test.ts',
   'test/maintenance/diff.test.ts',

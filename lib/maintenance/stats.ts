@@ -13,6 +13,7 @@
  * only looked at (`stat`), nothing is written.
  */
 import { isCairnError, throwIfAborted } from '../errors.js';
+// eslint-disable-next-line @typescript-eslint/no-unused-vars -- for the {@link} in a TSDoc comment below
 import type { MAX_NAMESPACE_DEPTH } from '../types.js';
 import { toHex } from '../util/bytes.js';
 import { chunkKey } from '../store/chunk-store.js';

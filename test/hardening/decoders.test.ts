@@ -484,7 +484,10 @@ function mutateJson(text: string, ms: readonly JsonMutation[]): string {
     const slots: [Record<string, unknown> | unknown[], string | number][] = [];
     const walk = (v: unknown): void => {
       if (Array.isArray(v)) v.forEach((x, i) => (slots.push([v, i]), walk(x)));
-      else if (typeof v === 'object' && v !== null) for (const [k, x] of Object.entries(v)) (slots.push([v as Record<string, unknown>, k]), walk(x));
+      else if (typeof v === 'object' && v !== null) for (const [k, x] of Object.entries(v)) {
+        slots.push([v as Record<string, unknown>, k]);
+        walk(x);
+      }
     };
     walk(value);
     const slot = slots[m.path % Math.max(1, slots.length)];

@@ -1,7 +1,7 @@
 // Names that look like temp files (issue 12): committed archives, groups and namespaces whose legal
 // names contain `.tmp-` survive a GC with skew 0 (the stale-temp cleanup used to match the
 // substring and deleted them); temp files as a killed writer leaves them are still removed.
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { existsSync, mkdirSync, readFileSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { tempDir } from '../helpers/fixtures.js';

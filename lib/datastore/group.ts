@@ -12,7 +12,6 @@ import { loadSnapshot, removeSnapshotDir, type Snapshot, type SnapshotRef } from
 import { SnapshotWriter, removeNewGroupDir, snapshotTimeOf, type BackupOptions } from './snapshot-writer.js';
 import { childNames, folderExists, makeFolder, removeFolder } from './keyspace.js';
 import type { FileLock } from '../host/locks.js';
-import { unsafeEntry } from '../backend/local.js';
 import { TEXT_FILE_MAX_BYTES } from '../format/limits.js';
 
 const TIME_DIR = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;

@@ -9,7 +9,7 @@ import type { Manifest, ManifestFile } from '../format/manifest.js';
 import type { FixedIndex } from '../format/fixed-index.js';
 import { decodeBlob, isZeroChunkDigest } from '../codec/envelope.js';
 import { initHash } from '../codec/hash.js';
-import { fromHex, toHex } from '../util/bytes.js';
+import { fromHex } from '../util/bytes.js';
 import { TaskGroup } from '../util/task-group.js';
 import { ARCHIVE_SUFFIX, formatGroup } from '../types.js';
 import type { StoreContext } from './context.js';

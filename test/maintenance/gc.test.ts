@@ -217,7 +217,6 @@ t.test('.bad copies: kept while needed, removed when a good copy exists or nothi
   const sa = await backup(env, 'vm/1', 1000, seededBytes(3 * CS, 61));
   const [d0, d1] = [...(await digestsOf(sa))] as [string, string];
   const key0 = env.ds.backend.locate(chunkKey(d0));
-  const key1 = env.ds.backend.locate(chunkKey(d1));
   t.equal(await env.ds.chunks.quarantine(fromHex(d0)), `${chunkKey(d0)}.0.bad`);
   env.clock.t += FAR;
   const gc = new GarbageCollector(env.ds);

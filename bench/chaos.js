@@ -179,7 +179,14 @@ async function worker() {
     const group = pick(GROUPS);
     // Mostly work on the group where it is (moves take it back and forth); sometimes anywhere.
     const where = [];
-    for (const n of NAMESPACES) if (await ds.group(group, { namespace: n }).exists().catch(() => false)) where.push(n);
+    for (const n of NAMESPACES)
+      if (
+        await ds
+          .group(group, { namespace: n })
+          .exists()
+          .catch(() => false)
+      )
+        where.push(n);
     const op = x < 0.4 ? 'backup' : x < 0.55 ? 'restore' : x < 0.65 ? 'prune' : x < 0.72 ? 'verify' : x < 0.82 ? 'gc' : x < 0.88 ? 'forget' : x < 0.94 ? 'move' : 'protect';
     // Backups go where the group is (so moves can succeed); other operations sometimes miss.
     const ns = where.length > 0 && (op === 'backup' || r() < 0.9) ? pick(where) : pick(NAMESPACES);
@@ -219,7 +226,11 @@ async function worker() {
           const seeds = new Map();
           for (const e of plan.entries) {
             if (e.mark !== 'remove' || !e.finished) continue;
-            const seed = await ds.namespace(e.namespace).group(e.group).snapshot(e.time).then(seedOf, () => undefined);
+            const seed = await ds
+              .namespace(e.namespace)
+              .group(e.group)
+              .snapshot(e.time)
+              .then(seedOf, () => undefined);
             if (seed === undefined) continue;
             seeds.set(`${e.namespace}|${e.group}|${e.time}`, seed);
             model(`X? ${seed}`);
@@ -418,7 +429,9 @@ async function driver() {
       // A check that the checks can fail: a snapshot lost without any acknowledged removal.
       const victim = (await allSnapshots(ds))[0];
       if (victim !== undefined) {
-        rmSync(path.join(store, ...(victim.namespace === '' ? [] : victim.namespace.split('/').flatMap((p) => ['ns', p])), victim.type, victim.id, victim.time), { recursive: true });
+        rmSync(path.join(store, ...(victim.namespace === '' ? [] : victim.namespace.split('/').flatMap((p) => ['ns', p])), victim.type, victim.id, victim.time), {
+          recursive: true,
+        });
         report.sabotaged = `${victim.namespace}:${victim.name}`;
       }
     }

@@ -234,7 +234,11 @@ async function micro() {
       return list;
     };
     // warm-up: start the workers and load BLAKE3 in each
-    await Promise.all(make().slice(0, 8).map((u8) => pool.hash(u8)));
+    await Promise.all(
+      make()
+        .slice(0, 8)
+        .map((u8) => pool.hash(u8)),
+    );
     const runPool = async (op) => {
       let best = 0;
       for (let rep = 0; rep < 3; rep++) {

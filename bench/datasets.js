@@ -49,7 +49,10 @@ export function scanImage(file) {
       whole.update(buf.subarray(0, n));
       for (let o = 0; o < n; o += MAP_GRANULARITY) {
         const b = (pos + o) / MAP_GRANULARITY;
-        createHash('sha1').update(buf.subarray(o, Math.min(n, o + MAP_GRANULARITY))).digest().copy(blocks, b * 20);
+        createHash('sha1')
+          .update(buf.subarray(o, Math.min(n, o + MAP_GRANULARITY)))
+          .digest()
+          .copy(blocks, b * 20);
       }
       pos += n;
     }
@@ -267,7 +270,11 @@ class VmExt4 extends ImageDataset {
     } finally {
       this.unmount();
     }
-    return this.describeVersion(v, v === 2 ? 'changed through a loop mount; Cairn image backs it up with the changed-block map' : 'changed again; Cairn image backs it up without a map (reads every block)', { mapAllowed: v === 2 });
+    return this.describeVersion(
+      v,
+      v === 2 ? 'changed through a loop mount; Cairn image backs it up with the changed-block map' : 'changed again; Cairn image backs it up without a map (reads every block)',
+      { mapAllowed: v === 2 },
+    );
   }
   unmount() {
     if (!this.mounted) return;

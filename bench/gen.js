@@ -41,7 +41,7 @@ export class Rng {
   }
   /** An integer in [0, n). */
   below(n) {
-    return n <= 0x1_0000_0000 ? Math.floor((this.u32() / 0x1_0000_0000) * n) : Math.floor((this.u32() * 0x1_0000_0000 + this.u32()) / 2 ** 64 * n);
+    return n <= 0x1_0000_0000 ? Math.floor((this.u32() / 0x1_0000_0000) * n) : Math.floor(((this.u32() * 0x1_0000_0000 + this.u32()) / 2 ** 64) * n);
   }
 }
 
@@ -229,7 +229,10 @@ export function generateImage(path, size, seed) {
     for (let start = 0; start < size; start += REGION) {
       const len = Math.min(REGION, size - start);
       const { random, text } = regionLayout(rng, start, len);
-      for (const [kind, [s, e]] of [['random', random], ['text', text]]) {
+      for (const [kind, [s, e]] of [
+        ['random', random],
+        ['text', text],
+      ]) {
         for (let off = s; off < e; off += piece.length) {
           const n = Math.min(piece.length, e - off);
           const b = piece.subarray(0, n);

@@ -20,7 +20,12 @@ try {
     image[(i * 65536) % image.length] ^= i & 255;
     const t0 = performance.now();
     const w = await ds.group('vm/1').backup({ time: 1_000_000 + i });
-    await w.addImage('disk', (async function* () { yield image.slice(); })());
+    await w.addImage(
+      'disk',
+      (async function* () {
+        yield image.slice();
+      })(),
+    );
     await w.addBlob('conf', `n=${i}`);
     await w.commit();
     ms.push(performance.now() - t0);

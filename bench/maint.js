@@ -113,7 +113,11 @@ if (opt.report !== undefined) {
 
 const scratch = mkdtempSync(path.join(opt.dir ?? os.tmpdir(), 'cairn-maint-'));
 const cleanup = () => rmSync(scratch, { recursive: true, force: true });
-for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { cleanup(); process.exit(130); });
+for (const sig of ['SIGINT', 'SIGTERM'])
+  process.on(sig, () => {
+    cleanup();
+    process.exit(130);
+  });
 
 async function gcScenario() {
   const n = Number(opt.chunks);
@@ -258,7 +262,10 @@ try {
 function render(results) {
   const { machine: mm, gc, verify, prune } = results;
   const atTarget = gc.chunks >= 1_000_000;
-  const gcVerdict = (ok) => (atTarget ? verdict(ok) : `not judged: ${gc.chunks.toLocaleString('en-US')} chunks, the target is for 1,000,000 (linear projection to 1M: ${((gc.seconds * 1e6) / gc.chunks).toFixed(0)} s)`);
+  const gcVerdict = (ok) =>
+    atTarget
+      ? verdict(ok)
+      : `not judged: ${gc.chunks.toLocaleString('en-US')} chunks, the target is for 1,000,000 (linear projection to 1M: ${((gc.seconds * 1e6) / gc.chunks).toFixed(0)} s)`;
   return `# Cairn maintenance benchmark, ${results.date.slice(0, 10)}
 
 Machine: ${mm.cpu}, ${mm.cores} cores, ${mm.ramGiB} GiB RAM, ${mm.kernel}, Node ${mm.node} (host ${mm.host}). Library commit ${results.commit}.

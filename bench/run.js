@@ -92,7 +92,6 @@ const readAhead = opt['read-ahead'] === undefined ? undefined : Number(opt['read
 // ---------------------------------------------------------------------------------------------
 // Machine
 
-
 // ---------------------------------------------------------------------------------------------
 // Scratch space, cleaned up on every exit path
 
@@ -180,7 +179,7 @@ function sameFile(a, b) {
   const ba = Buffer.allocUnsafe(8 * MiB);
   const bb = Buffer.allocUnsafe(8 * MiB);
   try {
-    for (let pos = 0; ; ) {
+    for (let pos = 0; ;) {
       const na = readSync(fa, ba, 0, ba.length, pos);
       const nb = readSync(fb, bb, 0, bb.length, pos);
       if (na !== nb) return false;
@@ -212,7 +211,6 @@ function rewrite(file, bytes, label) {
 
 // ---------------------------------------------------------------------------------------------
 // The run
-
 
 const results = {
   date: new Date().toISOString(),
@@ -387,7 +385,9 @@ function markdown(r) {
   L.push('');
   const la = r.loadAverage ?? { start: null, end: null };
   const busy = Math.max(la.start, la.end ?? 0) > m.cores;
-  L.push(`**Load average (1 min):** ${f1(la.start)} at the start, ${f1(la.end)} at the end${busy ? ` — **above the ${m.cores} cores: other processes shared the CPU, so the numbers are pessimistic**` : ''}`);
+  L.push(
+    `**Load average (1 min):** ${f1(la.start)} at the start, ${f1(la.end)} at the end${busy ? ` — **above the ${m.cores} cores: other processes shared the CPU, so the numbers are pessimistic**` : ''}`,
+  );
   L.push('');
   L.push(
     `**Parameters:** size ${p.sizeLabel} (${p.size} bytes), seed ${p.seed}, threads ${p.threads}${p.threadsExplicit ? '' : ' (library default)'}, ` +
@@ -409,16 +409,24 @@ function markdown(r) {
     L.push('| what | MB/s | note |');
     L.push('|---|---:|---|');
     L.push(`| read the image, 1 MiB sequential | ${f0(o.read.mbs)} | page cache |`);
-    L.push(`| write one file, 1 MiB sequential + fsync | ${f0(o.writeOne.mbs)} | ${mb(o.writeOne.bytes)} MB; write ${f2(o.writeOne.writeSeconds)} s + fsync ${f2(o.writeOne.fsyncSeconds)} s (a restore's pattern) |`);
-    L.push(`| write 1 MiB files (tmp + rename, 8 at a time) + syncfs | ${f0(o.writeFiles.mbs)} | ${o.writeFiles.files} files; write ${f2(o.writeFiles.writeSeconds)} s + sync ${f2(o.writeFiles.syncSeconds)} s (the chunk store's pattern) |`);
+    L.push(
+      `| write one file, 1 MiB sequential + fsync | ${f0(o.writeOne.mbs)} | ${mb(o.writeOne.bytes)} MB; write ${f2(o.writeOne.writeSeconds)} s + fsync ${f2(o.writeOne.fsyncSeconds)} s (a restore's pattern) |`,
+    );
+    L.push(
+      `| write 1 MiB files (tmp + rename, 8 at a time) + syncfs | ${f0(o.writeFiles.mbs)} | ${o.writeFiles.files} files; write ${f2(o.writeFiles.writeSeconds)} s + sync ${f2(o.writeFiles.syncSeconds)} s (the chunk store's pattern) |`,
+    );
     L.push('');
   }
   if (r.scenarios.length > 0) {
     L.push('## Image backup and restore');
     L.push('');
-    L.push('Throughput = image size / seconds; backup seconds run from `group.backup()` to the end of `commit()` (syncfs included), restore seconds from `snapshot.open()` to the end of `restore()` (fsync of the target included). Datastore open and process start are not included (see JSON).');
+    L.push(
+      'Throughput = image size / seconds; backup seconds run from `group.backup()` to the end of `commit()` (syncfs included), restore seconds from `snapshot.open()` to the end of `restore()` (fsync of the target included). Datastore open and process start are not included (see JSON).',
+    );
     L.push('');
-    L.push('| scenario | MB/s | seconds | peak RSS MiB | CPU user+sys s | chunks | written | duplicate | known | reused | zero | bytes read MB | bytes stored MB | target | pass |');
+    L.push(
+      '| scenario | MB/s | seconds | peak RSS MiB | CPU user+sys s | chunks | written | duplicate | known | reused | zero | bytes read MB | bytes stored MB | target | pass |',
+    );
     L.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|');
     for (const s of r.scenarios) {
       const isRestore = s.scenario === 'restore';
@@ -437,7 +445,9 @@ function markdown(r) {
       const verdict = checks.every(Boolean) ? 'PASS' : `**MISS** (${checks.map((c) => (c ? 'ok' : 'miss')).join('/')})`;
       const cpu = `${f1(s.cpuUserSeconds)}+${f1(s.cpuSystemSeconds)}`;
       if (isRestore) {
-        L.push(`| ${s.label}${s.verified ? ' (verified)' : ''} | ${f0(s.mbs)} | ${f2(s.totalSeconds)} | ${f0(s.maxRssMiB)} | ${cpu} | ${s.chunksRead + s.zeroChunks} | – | – | – | – | ${s.zeroChunks} | – | – | ${targets.join(', ')} | ${verdict} |`);
+        L.push(
+          `| ${s.label}${s.verified ? ' (verified)' : ''} | ${f0(s.mbs)} | ${f2(s.totalSeconds)} | ${f0(s.maxRssMiB)} | ${cpu} | ${s.chunksRead + s.zeroChunks} | – | – | – | – | ${s.zeroChunks} | – | – | ${targets.join(', ')} | ${verdict} |`,
+        );
       } else {
         L.push(
           `| ${s.label} | ${f0(s.mbs)} | ${f2(s.totalSeconds)} | ${f0(s.maxRssMiB)} | ${cpu} | ${s.chunks} | ${s.chunksWritten} | ${s.chunksDuplicate} | ${s.chunksKnown} | ${s.chunksReused} | ${s.chunksZero} | ${mb(s.bytesRead)} | ${mb(s.bytesStored)} | ${targets.join(', ')} | ${verdict} |`,
@@ -455,7 +465,9 @@ function markdown(r) {
     }
     const incr = r.scenarios.filter((s) => s.rewrittenBytes !== undefined);
     for (const s of incr) {
-      L.push(`${s.label}: ${mb(s.rewrittenBytes)} MB rewritten → ${mb(s.bytesStored)} MB newly stored (×${f1(s.bytesStored / s.rewrittenBytes)}), ${s.chunksWritten} of ${s.chunks} chunks written.`);
+      L.push(
+        `${s.label}: ${mb(s.rewrittenBytes)} MB rewritten → ${mb(s.bytesStored)} MB newly stored (×${f1(s.bytesStored / s.rewrittenBytes)}), ${s.chunksWritten} of ${s.chunks} chunks written.`,
+      );
     }
     if (incr.length > 0) L.push('');
     if (p.size > GiB) {
@@ -476,10 +488,16 @@ function markdown(r) {
   if (r.sweep) {
     L.push(`## Image chunk size trade-off (${sizeLabel(p.sweepSize)} image)`);
     L.push('');
-    L.push('For each chunk size: a fresh datastore, first backup, then 1 % of the 4 KiB blocks rewritten at random positions (the same blocks for every size) and an incremental backup with the changed-block map, then a restore of that snapshot.');
-    L.push('"new MB" is what the incremental stored (compressed); "×rewritten" divides it by the bytes actually rewritten; "dedup" is image size / new bytes. Chunks touched "exp." is the expectation for uniformly placed blocks.');
+    L.push(
+      'For each chunk size: a fresh datastore, first backup, then 1 % of the 4 KiB blocks rewritten at random positions (the same blocks for every size) and an incremental backup with the changed-block map, then a restore of that snapshot.',
+    );
+    L.push(
+      '"new MB" is what the incremental stored (compressed); "×rewritten" divides it by the bytes actually rewritten; "dedup" is image size / new bytes. Chunks touched "exp." is the expectation for uniformly placed blocks.',
+    );
     L.push('');
-    L.push('| chunk | first MB/s | first RSS MiB | first stored MB | incr s | chunks written / total (exp.) | new MB | ×rewritten | % of image | dedup | restore MB/s | restore RSS MiB |');
+    L.push(
+      '| chunk | first MB/s | first RSS MiB | first stored MB | incr s | chunks written / total (exp.) | new MB | ×rewritten | % of image | dedup | restore MB/s | restore RSS MiB |',
+    );
     L.push('|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|');
     for (const s of r.sweep) {
       L.push(
@@ -497,7 +515,10 @@ function markdown(r) {
     for (const k of ['cdc_native', 'cdc_js']) {
       const c = u[k];
       if (c?.error) L.push(`| CDC chunker (${k.slice(4)}) | – | ${c.error} |`);
-      else if (c) L.push(`| CDC chunker (${k.slice(4)}), splitSync | ${f0(c.mbs)} | avg chunk ${f0(c.avgChunk / KiB)} KiB (params ${c.params.min / KiB}K/${c.params.avg / KiB}K/${c.params.max / KiB}K) |`);
+      else if (c)
+        L.push(
+          `| CDC chunker (${k.slice(4)}), splitSync | ${f0(c.mbs)} | avg chunk ${f0(c.avgChunk / KiB)} KiB (params ${c.params.min / KiB}K/${c.params.avg / KiB}K/${c.params.max / KiB}K) |`,
+        );
     }
     L.push(`| BLAKE3 | ${f0(u.blake3_1MiB.mbs)} | |`);
     L.push(`| LZ4 compress, text | ${f0(u.lz4_compress_text.mbs)} | ratio ${f2(u.lz4_compress_text.ratio)} |`);
@@ -505,7 +526,9 @@ function markdown(r) {
     L.push(`| LZ4 compress, random | ${f0(u.lz4_compress_random.mbs)} | ratio ${f2(u.lz4_compress_random.ratio)} |`);
     if (u.lz4_compress_zero) L.push(`| LZ4 compress, zeros | ${f0(u.lz4_compress_zero.mbs)} | |`);
     if (u.crc32) L.push(`| CRC-32 (node:zlib) | ${f0(u.crc32.mbs)} | envelope checksum |`);
-    L.push(`| pool encode, image mix (2 random : 1 text : 1 zero) | ${f0(u.pool_encode_mix.mbs)} | ${u.pool_encode_mix.threads} threads; zero check + BLAKE3 + sampled LZ4 + envelope |`);
+    L.push(
+      `| pool encode, image mix (2 random : 1 text : 1 zero) | ${f0(u.pool_encode_mix.mbs)} | ${u.pool_encode_mix.threads} threads; zero check + BLAKE3 + sampled LZ4 + envelope |`,
+    );
     L.push(`| pool hash | ${f0(u.pool_hash.mbs)} | ${u.pool_hash.threads} threads |`);
     L.push('');
   }

@@ -30,7 +30,8 @@ function table(names, peers, primary, rows, flags, ds, kind) {
     const vals = names.map((n) => value(n));
     const ratios = peers.map((p) => {
       const q = ratio(value(primary), value(p), lowerIsBetter, worse);
-      if (q.flagged) flags.push({ ds, kind, peer: p, label: `${label} vs ${p}`, r: q.r, text: `${label}: ${primary} ${show(value(primary))} vs ${p} ${show(value(p))} (×${q.r.toFixed(2)})` });
+      if (q.flagged)
+        flags.push({ ds, kind, peer: p, label: `${label} vs ${p}`, r: q.r, text: `${label}: ${primary} ${show(value(primary))} vs ${p} ${show(value(p))} (×${q.r.toFixed(2)})` });
       return q.text;
     });
     return `| ${label} | ${vals.map((v) => (Number.isFinite(v) ? show(v) : '–')).join(' | ')} | ${ratios.join(' | ')} |`;
@@ -61,7 +62,10 @@ function dataset(name, d, flags) {
     peers,
     primary,
     timeRows(d.kind).map(([k, label]) => ({
-      label: label.replace(/ \(s\)$/, '').replace('FUSE: `dd bs=1M` of the image, fresh mount', 'FUSE mount process').replace('FUSE: `find -ls` of the tree, fresh mount', 'FUSE mount process'),
+      label: label
+        .replace(/ \(s\)$/, '')
+        .replace('FUSE: `dd bs=1M` of the image, fresh mount', 'FUSE mount process')
+        .replace('FUSE: `find -ls` of the tree, fresh mount', 'FUSE mount process'),
       value: (n) => num(stepOf(n, k), (s) => (k === 'fuse' ? s.mountRssMiB : s.rssMiB)),
       show: (v) => v.toFixed(0),
       worse: 'more',
@@ -107,9 +111,16 @@ function dataset(name, d, flags) {
       return `${n}: **DIFFERENT**${c ? ` (${c.missing} missing, ${c.extra} extra, ${c.differ} differ; e.g. ${c.examples.slice(0, 2).join('; ')})` : ''}`;
     })
     .join('; ');
-  const errors = names.flatMap((n) => Object.entries(d.tools[n].steps).flatMap(([k, s]) => (s.error ? [`- ${n} ${k} failed: ${s.error.split('\n').slice(0, 3).join(' ')}`] : s.skipped ? [`- ${n} ${k}: ${s.skipped}`] : [])));
+  const errors = names.flatMap((n) =>
+    Object.entries(d.tools[n].steps).flatMap(([k, s]) =>
+      s.error ? [`- ${n} ${k} failed: ${s.error.split('\n').slice(0, 3).join(' ')}`] : s.skipped ? [`- ${n} ${k}: ${s.skipped}`] : [],
+    ),
+  );
   const versions = d.versions
-    .map((v) => `- v${v.version}: ${(v.logicalBytes / MB).toFixed(1)} MB${v.files ? `, ${v.files} files` : ''} — ${v.note}${v.changedBytes != null ? `; ${v.changedBytes === 0 ? 'no' : (v.changedBytes / MB).toFixed(1) + ' MB in'} changed 64 KiB blocks${v.changed ? ` (${v.changed} ranges given to Cairn)` : ''}` : ''} (made in ${v.generateSeconds.toFixed(1)} s)`)
+    .map(
+      (v) =>
+        `- v${v.version}: ${(v.logicalBytes / MB).toFixed(1)} MB${v.files ? `, ${v.files} files` : ''} — ${v.note}${v.changedBytes != null ? `; ${v.changedBytes === 0 ? 'no' : (v.changedBytes / MB).toFixed(1) + ' MB in'} changed 64 KiB blocks${v.changed ? ` (${v.changed} ranges given to Cairn)` : ''}` : ''} (made in ${v.generateSeconds.toFixed(1)} s)`,
+    )
     .join('\n');
   return `## ${name}
 
@@ -150,7 +161,9 @@ function summary(flags) {
         const ps = fs.filter((f) => f.peer === p);
         const rs = ps.map((f) => f.r);
         const range = `×${Math.min(...rs).toFixed(2)}${rs.length > 1 ? `–${Math.max(...rs).toFixed(2)}` : ''}`;
-        return detail ? `than ${p}: ${ps.map((f) => f.label.replace(/ vs \S+$/, '').replace(/ \([^)]*\)$/, '')).join(', ')} (${range})` : `than ${p} in ${ps.length} steps (${range})`;
+        return detail
+          ? `than ${p}: ${ps.map((f) => f.label.replace(/ vs \S+$/, '').replace(/ \([^)]*\)$/, '')).join(', ')} (${range})`
+          : `than ${p} in ${ps.length} steps (${range})`;
       });
       return [`  - ${what} ${byPeer.join('; ')}`];
     };

@@ -220,7 +220,9 @@ try {
       await step(rec, 'verify', () => tool.verify());
       await step(rec, 'prune', () => tool.prune());
       rec.stored.afterPrune = duBytes(tool.repo);
-      log(`  ${tool.name}: restore ${r.seconds ?? '–'} s (identical: ${rec.restoreIdentical}), fuse ${rec.steps.fuse.seconds ?? '–'} s, verify ${rec.steps.verify.seconds ?? '–'} s, prune+gc ${rec.steps.prune.seconds ?? '–'} s`);
+      log(
+        `  ${tool.name}: restore ${r.seconds ?? '–'} s (identical: ${rec.restoreIdentical}), fuse ${rec.steps.fuse.seconds ?? '–'} s, verify ${rec.steps.verify.seconds ?? '–'} s, prune+gc ${rec.steps.prune.seconds ?? '–'} s`,
+      );
     }
     ds.cleanup();
     rmSync(dsDir, { recursive: true, force: true });

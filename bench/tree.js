@@ -11,20 +11,7 @@
  * runs under a small python3 wrapper that reports the wall time and getrusage(RUSAGE_CHILDREN).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import {
-  closeSync,
-  existsSync,
-  lstatSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  unlinkSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -93,7 +80,6 @@ if (opt.help) {
   process.exit(0);
 }
 
-
 const seed = opt.seed;
 const only = opt.only === undefined ? TREES : opt.only.split(',').map((s) => s.trim());
 for (const o of only) if (!TREES.includes(o)) throw new Error(`--only: unknown tree '${o}' (known: ${TREES.join(', ')})`);
@@ -119,8 +105,6 @@ const f2 = (x) => (x === undefined || x === null || Number.isNaN(x) ? '–' : x.
 const mb = (x) => (x === undefined || x === null ? '–' : (x / 1e6).toFixed(1));
 const pass = (ok) => (ok === undefined ? '–' : ok ? 'PASS' : '**MISS**');
 const now = () => performance.now() / 1000;
-
-
 
 /** The mtime of the newest .js file under dist/: when the library measured was compiled. */
 function distBuilt() {
@@ -363,7 +347,9 @@ async function cairnBackup(label, store, dir, create) {
     bytesStored: r.meta.bytesStored + r.payload.bytesStored,
     raw: r,
   };
-  log(`  cairn ${label}: ${f2(s.seconds)} s, ${r.files} files (${r.filesRead} read, ${r.filesReused} reused), stored ${mb(s.bytesStored)} MB in ${s.chunksWritten} chunks, peak RSS ${f0(s.maxRssMiB)} MiB${r.problemCount ? `, ${r.problemCount} PROBLEMS` : ''}`);
+  log(
+    `  cairn ${label}: ${f2(s.seconds)} s, ${r.files} files (${r.filesRead} read, ${r.filesReused} reused), stored ${mb(s.bytesStored)} MB in ${s.chunksWritten} chunks, peak RSS ${f0(s.maxRssMiB)} MiB${r.problemCount ? `, ${r.problemCount} PROBLEMS` : ''}`,
+  );
   return s;
 }
 
@@ -440,7 +426,9 @@ async function borgCreate(label, repo, dir, { list }) {
     raw: { archive: j.archive, cache: j.cache, warning: r.warning },
   };
   borgUnique = unique;
-  log(`  borg ${label}: ${f2(s.seconds)} s, ${j.archive.stats.nfiles} files (${read} read), stored ${mb(s.bytesStored)} MB in ${s.chunksWritten} chunks, peak RSS ${f0(s.maxRssMiB)} MiB${r.warning ? ', WARNING (exit 1)' : ''}`);
+  log(
+    `  borg ${label}: ${f2(s.seconds)} s, ${j.archive.stats.nfiles} files (${read} read), stored ${mb(s.bytesStored)} MB in ${s.chunksWritten} chunks, peak RSS ${f0(s.maxRssMiB)} MiB${r.warning ? ', WARNING (exit 1)' : ''}`,
+  );
   return s;
 }
 
@@ -561,8 +549,15 @@ async function main() {
       threads: threads ?? `library default (${os.availableParallelism()})`,
       syncLevel: 'filesystem (the datastore default; one syncfs before each manifest)',
       cairn: 'Datastore.create defaults; addTree(name, dir, {}) (metadata mode on re-backups); restoreTree of the newest snapshot into a new directory',
-      borg: useBorg ? `${borgVersion}; init --encryption=none; create --compression lz4 --json (re-backups also --list --filter=AME, to count the files read); extract in a new directory. borg fsyncs its segments itself` : borgNote,
-      generated: only.includes('gen') ? { ...genParams, layout: `${genParams.fanout}^3 leaf directories, 3 levels; files placed uniformly at random; ${f0(genParams.textShare * 100)} % pseudo log text, the rest random (AES-CTR)` } : undefined,
+      borg: useBorg
+        ? `${borgVersion}; init --encryption=none; create --compression lz4 --json (re-backups also --list --filter=AME, to count the files read); extract in a new directory. borg fsyncs its segments itself`
+        : borgNote,
+      generated: only.includes('gen')
+        ? {
+            ...genParams,
+            layout: `${genParams.fanout}^3 leaf directories, 3 levels; files placed uniformly at random; ${f0(genParams.textShare * 100)} % pseudo log text, the rest random (AES-CTR)`,
+          }
+        : undefined,
       edits: '1 % of the regular files: 0.5 % modified (up to 4 KiB overwritten at a seeded offset, size kept), 0.25 % added (sizes as generated), 0.25 % deleted; seeded',
       units: 'MB/s = 1e6 bytes of regular-file content per second of the step (effective for re-backups); files/s = regular files in the tree per second; RSS in MiB (2^20)',
     },
@@ -637,7 +632,9 @@ function markdown(r) {
   L.push('');
   const la = r.loadAverage;
   const busy = la.start > m.cores || la.end > m.cores;
-  L.push(`**Load:** 1-min load average ${f2(la.start)} at start, ${f2(la.end)} at end${busy ? ' — **above the core count: other work shared the CPU, the numbers are pessimistic**' : ''}`);
+  L.push(
+    `**Load:** 1-min load average ${f2(la.start)} at start, ${f2(la.end)} at end${busy ? ' — **above the core count: other work shared the CPU, the numbers are pessimistic**' : ''}`,
+  );
   L.push('');
   L.push(`**Cairn:** sync level ${p.syncLevel}; threads ${p.threads}. ${p.cairn}.`);
   L.push('');
@@ -645,7 +642,9 @@ function markdown(r) {
   L.push('');
   L.push(`**Edits:** ${p.edits}.`);
   L.push('');
-  L.push(`**Units:** ${p.units}. Seconds: Cairn from \`group.backup()\` to the end of \`commit()\` (restore: \`snapshot.open()\` to the end of \`restoreTree\`), datastore open and process start excluded; borg: the whole \`borg\` process (its ~0.3 s interpreter start included). Peak RSS: \`maxRSS\` of the step's process (Cairn: node with its worker threads; borg: getrusage of the borg child). Files and page cache: every tree was just written or copied, so it is in the page cache; \`sync -f\` runs before each step.`);
+  L.push(
+    `**Units:** ${p.units}. Seconds: Cairn from \`group.backup()\` to the end of \`commit()\` (restore: \`snapshot.open()\` to the end of \`restoreTree\`), datastore open and process start excluded; borg: the whole \`borg\` process (its ~0.3 s interpreter start included). Peak RSS: \`maxRSS\` of the step's process (Cairn: node with its worker threads; borg: getrusage of the borg child). Files and page cache: every tree was just written or copied, so it is in the page cache; \`sync -f\` runs before each step.`,
+  );
   L.push('');
 
   const targets = [];
@@ -655,7 +654,9 @@ function markdown(r) {
     L.push('');
     const b = t.before;
     const a = t.after;
-    L.push(`Before the edits: **${b.files} files**, ${b.dirs} directories, ${b.symlinks} symlinks, ${b.other} other, **${mb(b.bytes)} MB** of file content; after: ${a.files} files, ${mb(a.bytes)} MB.`);
+    L.push(
+      `Before the edits: **${b.files} files**, ${b.dirs} directories, ${b.symlinks} symlinks, ${b.other} other, **${mb(b.bytes)} MB** of file content; after: ${a.files} files, ${mb(a.bytes)} MB.`,
+    );
     if (t.generation) {
       const g = t.generation;
       L.push(
@@ -702,9 +703,18 @@ function markdown(r) {
     for (const s of t.steps) {
       const raw = s.raw ?? {};
       const probs = raw.problems ?? [];
-      if ((raw.problemCount ?? probs.length) > 0) notes.push(`${s.tool} ${s.step}: ${raw.problemCount ?? probs.length} problems: ${probs.slice(0, 5).map((x) => `${x.code} ${x.path}`).join('; ')}`);
+      if ((raw.problemCount ?? probs.length) > 0)
+        notes.push(
+          `${s.tool} ${s.step}: ${raw.problemCount ?? probs.length} problems: ${probs
+            .slice(0, 5)
+            .map((x) => `${x.code} ${x.path}`)
+            .join('; ')}`,
+        );
       if (raw.warning) notes.push(`${s.tool} ${s.step}: borg exit 1 (warning): ${raw.warning.trim().split('\n').slice(-3).join(' / ')}`);
-      if (s.verify) notes.push(`${s.tool} restore compared with the source (type, mode, owner, size, mtime ns, MD5 / link target of ${s.verify.entries} entries): ${s.verify.ok ? 'identical' : `**DIFFERENT**: ${s.verify.missing} missing, ${s.verify.extra} extra, ${s.verify.differ} differ; ${s.verify.examples.join('; ')}`}`);
+      if (s.verify)
+        notes.push(
+          `${s.tool} restore compared with the source (type, mode, owner, size, mtime ns, MD5 / link target of ${s.verify.entries} entries): ${s.verify.ok ? 'identical' : `**DIFFERENT**: ${s.verify.missing} missing, ${s.verify.extra} extra, ${s.verify.differ} differ; ${s.verify.examples.join('; ')}`}`,
+        );
     }
     const cFirst = by('cairn', 'first')?.raw;
     if (cFirst && cFirst.files !== b.files) notes.push(`Cairn counted ${cFirst.files} files in the first backup, the walk ${b.files}`);
@@ -716,12 +726,17 @@ function markdown(r) {
     const un = by('cairn', 'unchanged');
     if (t.name === 'gen' && un) {
       const applies = b.files >= TARGETS.unchangedFiles;
-      targets.push(`| re-backup of an unchanged ${b.files}-file tree < ${TARGETS.unchangedSeconds} s${applies ? '' : ` (the target is for ${TARGETS.unchangedFiles} files)`} | ${f2(un.seconds)} s | ${pass(un.seconds < TARGETS.unchangedSeconds)} |`);
+      targets.push(
+        `| re-backup of an unchanged ${b.files}-file tree < ${TARGETS.unchangedSeconds} s${applies ? '' : ` (the target is for ${TARGETS.unchangedFiles} files)`} | ${f2(un.seconds)} s | ${pass(un.seconds < TARGETS.unchangedSeconds)} |`,
+      );
     }
     for (const st of ['first', 'restore']) {
       const c = by('cairn', st);
       const g = by('borg', st);
-      if (c && g) targets.push(`| ${STEP_TEXT[st]} faster than borg, ${t.name === 'gen' ? 'generated' : 'real'} tree | ${f2(c.seconds)} s vs ${f2(g.seconds)} s | ${pass(c.seconds < g.seconds)} |`);
+      if (c && g)
+        targets.push(
+          `| ${STEP_TEXT[st]} faster than borg, ${t.name === 'gen' ? 'generated' : 'real'} tree | ${f2(c.seconds)} s vs ${f2(g.seconds)} s | ${pass(c.seconds < g.seconds)} |`,
+        );
       else if (c) targets.push(`| ${STEP_TEXT[st]} faster than borg, ${t.name === 'gen' ? 'generated' : 'real'} tree | ${f2(c.seconds)} s vs – (${r.borgNote}) | – |`);
     }
   }

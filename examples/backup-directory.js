@@ -44,7 +44,10 @@ try {
       const rel = file.path.toString();
       const target = await mkdtemp(path.join(os.tmpdir(), 'cairn-example-'));
       await reader.restoreTree('files.tree', target, { include: [rel] });
-      const sha = async (p) => createHash('sha256').update(await readFile(p)).digest('hex');
+      const sha = async (p) =>
+        createHash('sha256')
+          .update(await readFile(p))
+          .digest('hex');
       const same = (await sha(path.join(target, rel))) === (await sha(path.join(SOURCE, rel)));
       console.log(`restored ${rel} into ${target}: ${same ? 'identical to the source' : 'DIFFERENT'}`);
       if (!same) process.exitCode = 1;

@@ -23,7 +23,10 @@ const CHANGED = Math.round(BLOCKS / 100); // 1 % of the blocks
 const mib = (n) => `${(n / 1048576).toFixed(1)} MiB`;
 const pct = (a, b) => `${Math.round((100 * a) / b)} %`;
 const chunks = (n) => `${n} chunk${n === 1 ? '' : 's'}`;
-const sha = async (file) => createHash('sha256').update(await readFile(file)).digest('hex');
+const sha = async (file) =>
+  createHash('sha256')
+    .update(await readFile(file))
+    .digest('hex');
 
 async function makeImage() {
   // A VM-like image: random data, long runs of zeros, and compressible text.
@@ -79,7 +82,9 @@ try {
   await w.addBlob('qemu-server.conf', 'memory: 2048\ncores: 2\nscsi0: local:100/disk.img\n');
   let snap = await w.commit();
   const full = hadBase ? '' : `the full backup stored ${mib(s.bytesStored)}`;
-  console.log(`backup ${snap.name}: ${mib(s.bytes)} in ${s.seconds.toFixed(2)} s as ${s.chunks} chunks of ${mib(chunkSize)}: ${s.chunksWritten} written (${mib(s.bytesStored)} after LZ4), ${s.chunksZero} all zero, ${hadBase ? `${s.chunksKnown} known from the previous snapshot` : 'the first backup of the group'}`);
+  console.log(
+    `backup ${snap.name}: ${mib(s.bytes)} in ${s.seconds.toFixed(2)} s as ${s.chunks} chunks of ${mib(chunkSize)}: ${s.chunksWritten} written (${mib(s.bytesStored)} after LZ4), ${s.chunksZero} all zero, ${hadBase ? `${s.chunksKnown} known from the previous snapshot` : 'the first backup of the group'}`,
+  );
 
   // 2. Scattered: rewrite 1 % of the 4 KiB blocks, each at a random place.
   const picked = new Set();
@@ -89,13 +94,21 @@ try {
   w = await group.backup();
   s = await w.addImage('drive-scsi0', IMAGE, { changed: await rewrite(scattered) });
   snap = await w.commit();
-  console.log(`\nscattered change: ${scattered.length} blocks of 4 KiB rewritten at random places (1 % of the image, ${mib(scattered.length * BLOCK)}) fell in ${hit} of the ${nChunks} chunks (${pct(hit, nChunks)})`);
-  console.log(`  incremental ${snap.name}: read ${mib(s.bytesRead)} and stored ${mib(s.bytesStored)} (${chunks(s.chunksWritten)}) of ${mib(s.bytes)}${full === '' ? '' : ` (${full})`}; ${chunks(s.chunksReused)} taken unread from the previous index`);
+  console.log(
+    `\nscattered change: ${scattered.length} blocks of 4 KiB rewritten at random places (1 % of the image, ${mib(scattered.length * BLOCK)}) fell in ${hit} of the ${nChunks} chunks (${pct(hit, nChunks)})`,
+  );
+  console.log(
+    `  incremental ${snap.name}: read ${mib(s.bytesRead)} and stored ${mib(s.bytesStored)} (${chunks(s.chunksWritten)}) of ${mib(s.bytes)}${full === '' ? '' : ` (${full})`}; ${chunks(s.chunksReused)} taken unread from the previous index`,
+  );
   const escape = (1 - 1 / nChunks) ** scattered.length;
   const small = 64 * 1024;
   console.log(`  why: an image is stored in whole chunks, and a chunk with one changed byte is read, hashed and stored again.`);
-  console.log(`  A chunk escapes ${scattered.length} random writes with probability (1 - 1/${nChunks})^${scattered.length} = ${pct(escape, 1)}, so about ${pct(1 - escape, 1)} are hit.`);
-  console.log(`  With 64 KiB chunks (imageChunkSize) the same writes would fall in ${chunksHit(scattered, small)} of ${SIZE / small} chunks (${pct(chunksHit(scattered, small), SIZE / small)}).`);
+  console.log(
+    `  A chunk escapes ${scattered.length} random writes with probability (1 - 1/${nChunks})^${scattered.length} = ${pct(escape, 1)}, so about ${pct(1 - escape, 1)} are hit.`,
+  );
+  console.log(
+    `  With 64 KiB chunks (imageChunkSize) the same writes would fall in ${chunksHit(scattered, small)} of ${SIZE / small} chunks (${pct(chunksHit(scattered, small), SIZE / small)}).`,
+  );
 
   // 3. Contiguous: the same number of blocks, written in one run at a random place.
   const first = Math.floor(Math.random() * (BLOCKS - CHANGED));
@@ -104,8 +117,12 @@ try {
   w = await group.backup();
   s = await w.addImage('drive-scsi0', IMAGE, { changed: await rewrite(contiguous) });
   snap = await w.commit();
-  console.log(`\ncontiguous change: the same ${contiguous.length} blocks (${mib(contiguous.length * BLOCK)}) written in one run at ${mib(first * BLOCK)} fell in ${hit2} of the ${nChunks} chunks (${pct(hit2, nChunks)})`);
-  console.log(`  incremental ${snap.name}: read ${mib(s.bytesRead)} and stored ${mib(s.bytesStored)} (${chunks(s.chunksWritten)}) of ${mib(s.bytes)}; ${chunks(s.chunksReused)} taken unread from the previous index`);
+  console.log(
+    `\ncontiguous change: the same ${contiguous.length} blocks (${mib(contiguous.length * BLOCK)}) written in one run at ${mib(first * BLOCK)} fell in ${hit2} of the ${nChunks} chunks (${pct(hit2, nChunks)})`,
+  );
+  console.log(
+    `  incremental ${snap.name}: read ${mib(s.bytesRead)} and stored ${mib(s.bytesStored)} (${chunks(s.chunksWritten)}) of ${mib(s.bytes)}; ${chunks(s.chunksReused)} taken unread from the previous index`,
+  );
 
   // 4. Restore the newest snapshot and compare.
   const target = path.join(WORK, 'restored.img');

@@ -20,18 +20,30 @@ t.test('the API docs are grouped by category, with the internals left out', asyn
   const out = path.join(dir, 'api.json');
   const r = spawnSync(process.execPath, [bin, '--json', out, '--out', path.join(dir, 'html')], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
   t.equal(r.status, 0, `typedoc exit ${r.status}\n${r.stdout}${r.stderr}`);
-  interface Refl { id: number; name: string; children?: Refl[]; categories?: { title: string; children: number[] }[] }
+  interface Refl {
+    id: number;
+    name: string;
+    children?: Refl[];
+    categories?: { title: string; children: number[] }[];
+  }
   const api = JSON.parse(readFileSync(out, 'utf8')) as Refl;
   for (const mod of api.children ?? []) {
     const categorized = new Set((mod.categories ?? []).flatMap((c) => c.children));
     const titles = (mod.categories ?? []).map((c) => c.title);
     t.notOk(titles.includes('Other'), `${mod.name}: no export without a @category`);
-    t.same((mod.children ?? []).filter((c) => !categorized.has(c.id)).map((c) => c.name), [], `${mod.name}: every export is in a category`);
+    t.same(
+      (mod.children ?? []).filter((c) => !categorized.has(c.id)).map((c) => c.name),
+      [],
+      `${mod.name}: every export is in a category`,
+    );
   }
   const index = (api.children ?? []).find((m) => m.name === 'index');
   const names = new Set((index?.children ?? []).map((c) => c.name));
   for (const n of ['Datastore', 'SnapshotWriter', 'GarbageCollector', 'diffSnapshots']) t.ok(names.has(n), `${n} is documented`);
   for (const n of ['setLockHolderName', 'mountOf', 'parseMountInfo']) t.notOk(names.has(n), `${n} (internal) is not in the docs`);
   const gcOptions = index?.children?.find((c) => c.name === 'GcOptions');
-  t.notOk(gcOptions?.children?.some((c) => c.name === 'hooks'), 'GcOptions.hooks (test only) is not in the docs');
+  t.notOk(
+    gcOptions?.children?.some((c) => c.name === 'hooks'),
+    'GcOptions.hooks (test only) is not in the docs',
+  );
 });

@@ -1,15 +1,5 @@
 import t from 'tap';
-import {
-  CairnError,
-  ERROR_CODES,
-  abortError,
-  errorFromJSON,
-  ioError,
-  isCairnError,
-  syscallCode,
-  throwIfAborted,
-  type CairnErrorJSON,
-} from '../lib/errors.js';
+import { CairnError, ERROR_CODES, abortError, errorFromJSON, ioError, isCairnError, syscallCode, throwIfAborted, type CairnErrorJSON } from '../lib/errors.js';
 
 t.test('error codes are a closed, unique set', async (t) => {
   t.equal(new Set(ERROR_CODES).size, ERROR_CODES.length, 'no duplicates');

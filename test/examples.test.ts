@@ -20,7 +20,9 @@ const EXPECT: Record<string, RegExp> = {
 };
 
 if (requireBuilt(t)) {
-  const scripts = readdirSync(path.join(REPO, 'examples')).filter((f) => f.endsWith('.js')).sort();
+  const scripts = readdirSync(path.join(REPO, 'examples'))
+    .filter((f) => f.endsWith('.js'))
+    .sort();
   t.same(scripts, Object.keys(EXPECT).sort(), 'every example is run here');
   for (const name of scripts) {
     const skip = name === 'mount-and-copy.js' && (process.getuid?.() !== 0 || !existsSync('/dev/fuse')) ? 'needs root and /dev/fuse' : false;
@@ -89,13 +91,21 @@ async function checkQuickstart(t: Test, out: string, store: string, cwd: string)
 
     // Scattered: the blocks that differ between the full backup and the first incremental.
     const b1 = changedBlocks(images[0]!, images[1]!);
-    const [blocks1, hit1, total1, pct1] = grab(t, out, /scattered change: (\d+) blocks of 4 KiB rewritten at random places \(1 % of the image, [0-9.]+ MiB\) fell in (\d+) of the (\d+) chunks \((\d+) %\)/);
+    const [blocks1, hit1, total1, pct1] = grab(
+      t,
+      out,
+      /scattered change: (\d+) blocks of 4 KiB rewritten at random places \(1 % of the image, [0-9.]+ MiB\) fell in (\d+) of the (\d+) chunks \((\d+) %\)/,
+    );
     t.equal(Number(blocks1), b1.length, `${b1.length} blocks changed`);
-    t.equal(Math.round(b1.length / (size / 4096) * 100), 1, 'which is 1 % of the blocks');
+    t.equal(Math.round((b1.length / (size / 4096)) * 100), 1, 'which is 1 % of the blocks');
     t.equal(Number(hit1), chunksOf(b1, cs), 'chunks hit, from the changed blocks');
     t.equal(Number(hit1), differing(digests[0]!, digests[1]!), 'chunks hit, from the indexes');
     t.same([Number(total1), pct1], [n, pct(Number(hit1), n)]);
-    const [read1, stored1, written1, reused1] = grab(t, out, /incremental \S+: read ([0-9.]+) MiB and stored ([0-9.]+) MiB \((\d+) chunks?\) of [0-9.]+ MiB \(the full backup stored [0-9.]+ MiB\); (\d+) chunks? taken unread/);
+    const [read1, stored1, written1, reused1] = grab(
+      t,
+      out,
+      /incremental \S+: read ([0-9.]+) MiB and stored ([0-9.]+) MiB \((\d+) chunks?\) of [0-9.]+ MiB \(the full backup stored [0-9.]+ MiB\); (\d+) chunks? taken unread/,
+    );
     t.equal(read1, mib(Number(hit1) * cs), 'read: the chunks hit');
     const new1 = storedNew(digests[0]!, digests[1]!);
     t.equal(Number(written1), new1.count, 'chunks written: the new chunk files');
@@ -116,7 +126,11 @@ async function checkQuickstart(t: Test, out: string, store: string, cwd: string)
     t.equal(Number(hit2), differing(digests[1]!, digests[2]!), 'chunks hit, from the indexes');
     t.ok(Number(hit2) <= 2, 'one or two chunks');
     const contiguous = out.slice(out.indexOf('contiguous change:'));
-    const [read2, stored2, written2, reused2] = grab(t, contiguous, /incremental \S+: read ([0-9.]+) MiB and stored ([0-9.]+) MiB \((\d+) chunks?\) of [0-9.]+ MiB; (\d+) chunks? taken unread/);
+    const [read2, stored2, written2, reused2] = grab(
+      t,
+      contiguous,
+      /incremental \S+: read ([0-9.]+) MiB and stored ([0-9.]+) MiB \((\d+) chunks?\) of [0-9.]+ MiB; (\d+) chunks? taken unread/,
+    );
     t.equal(read2, mib(Number(hit2) * cs));
     const new2 = storedNew(digests[1]!, digests[2]!);
     t.equal(Number(written2), new2.count);

@@ -47,8 +47,14 @@ t.test('the layer rules catch a violation', async (t) => {
   t.ok(out.summary.violations.length > 0, 'a probe rule on a real import fires');
 });
 
-t.test('the GC and the chunk store make no file-system calls of their own (the local backend\'s adapters in lib/backend do)', async (t) => {
-  const files = ['lib/maintenance/gc.ts', 'lib/maintenance/gc-skew.ts', ...readdirSync('lib/store').filter((n) => n.endsWith('.ts')).map((n) => `lib/store/${n}`)];
+t.test("the GC and the chunk store make no file-system calls of their own (the local backend's adapters in lib/backend do)", async (t) => {
+  const files = [
+    'lib/maintenance/gc.ts',
+    'lib/maintenance/gc-skew.ts',
+    ...readdirSync('lib/store')
+      .filter((n) => n.endsWith('.ts'))
+      .map((n) => `lib/store/${n}`),
+  ];
   const offenders = files.filter((p) => /from 'node:fs(\/promises)?'/.test(readFileSync(p, 'utf8')));
   t.same(offenders, []);
 });

@@ -46,12 +46,22 @@ function clockOffenders(paths: readonly string[], read: (p: string) => string): 
 t.test('no node:fs in store, maintenance or datastore code outside the named source/target adapters', async (t) => {
   t.same(fsOffenders(LIB, source), []);
   for (const a of FS_ADAPTERS) t.ok(LIB.includes(a), `adapter ${a} exists (a stale allowance would hide nothing, but say so)`);
-  t.same(fsOffenders(['lib/store/x.ts', 'lib/maintenance/y.ts', 'lib/datastore/z.ts', 'lib/host/w.ts'], (p) => (p === 'lib/datastore/z.ts' ? "import type { Stats } from 'node:fs';" : "import { promises as fsp } from 'node:fs';")), ['lib/store/x.ts', 'lib/maintenance/y.ts'], 'probe: a value import fires, a type import and lib/host do not');
+  t.same(
+    fsOffenders(['lib/store/x.ts', 'lib/maintenance/y.ts', 'lib/datastore/z.ts', 'lib/host/w.ts'], (p) =>
+      p === 'lib/datastore/z.ts' ? "import type { Stats } from 'node:fs';" : "import { promises as fsp } from 'node:fs';",
+    ),
+    ['lib/store/x.ts', 'lib/maintenance/y.ts'],
+    'probe: a value import fires, a type import and lib/host do not',
+  );
 });
 
 t.test('only the datastore opening code chooses a concrete backend', async (t) => {
   t.same(backendChoosers(LIB, source), []);
-  t.same(backendChoosers(['lib/maintenance/gc.ts'], () => 'const b = new LocalBackend(root);'), ['lib/maintenance/gc.ts'], 'probe');
+  t.same(
+    backendChoosers(['lib/maintenance/gc.ts'], () => 'const b = new LocalBackend(root);'),
+    ['lib/maintenance/gc.ts'],
+    'probe',
+  );
 });
 
 /** Who may digest chunks and build or open envelopes: the envelope module (and hash.ts, where BLAKE3 lives). */
@@ -70,11 +80,25 @@ function envelopeOffenders(paths: readonly string[], read: (p: string) => string
 
 t.test('one envelope module: chunk digests, envelope headers and LZ4 decoding only in lib/codec/envelope.ts', async (t) => {
   t.same(envelopeOffenders(LIB, source), []);
-  t.same(envelopeOffenders(['lib/datastore/snapshot-reader.ts', 'lib/pool/tasks.ts', 'lib/codec/envelope.ts'], (p) => (p === 'lib/pool/tasks.ts' ? 'const d = blake3(data);' : p === 'lib/codec/envelope.ts' ? 'blake3(x); lz4Decompress(y, 1)' : 'const raw = lz4Decompress(payload, size);')), ['lib/datastore/snapshot-reader.ts', 'lib/pool/tasks.ts'], 'probe');
+  t.same(
+    envelopeOffenders(['lib/datastore/snapshot-reader.ts', 'lib/pool/tasks.ts', 'lib/codec/envelope.ts'], (p) =>
+      p === 'lib/pool/tasks.ts' ? 'const d = blake3(data);' : p === 'lib/codec/envelope.ts' ? 'blake3(x); lz4Decompress(y, 1)' : 'const raw = lz4Decompress(payload, size);',
+    ),
+    ['lib/datastore/snapshot-reader.ts', 'lib/pool/tasks.ts'],
+    'probe',
+  );
 });
 
 t.test('Date.now only behind the clock (lib/util/clock.ts)', async (t) => {
   t.same(clockOffenders(LIB, source), []);
-  t.same(clockOffenders(['lib/fuse/mount.ts'], () => 'const now = Date.now();'), ['lib/fuse/mount.ts'], 'probe');
-  t.same(clockOffenders(['lib/x.ts'], () => '// Date.now() in a comment'), [], 'comments do not count');
+  t.same(
+    clockOffenders(['lib/fuse/mount.ts'], () => 'const now = Date.now();'),
+    ['lib/fuse/mount.ts'],
+    'probe',
+  );
+  t.same(
+    clockOffenders(['lib/x.ts'], () => '// Date.now() in a comment'),
+    [],
+    'comments do not count',
+  );
 });

@@ -47,13 +47,29 @@ t.test('parseNamespace: valid names', async (t) => {
 
 t.test('parseNamespace: refused names', async (t) => {
   const eight = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'].join('/');
-  t.equal(code(() => parseNamespace(eight)), 'ERR_INVALID_NAME', 'depth 8 is refused');
+  t.equal(
+    code(() => parseNamespace(eight)),
+    'ERR_INVALID_NAME',
+    'depth 8 is refused',
+  );
   const name257 = `${'a'.repeat(128)}/${'b'.repeat(128)}`;
   t.equal(name257.length, 257);
-  t.equal(code(() => parseNamespace(name257)), 'ERR_INVALID_NAME', '257 characters are refused');
-  t.equal(code(() => parseNamespace('x'.repeat(129))), 'ERR_INVALID_NAME', 'a 129-character component is refused');
+  t.equal(
+    code(() => parseNamespace(name257)),
+    'ERR_INVALID_NAME',
+    '257 characters are refused',
+  );
+  t.equal(
+    code(() => parseNamespace('x'.repeat(129))),
+    'ERR_INVALID_NAME',
+    'a 129-character component is refused',
+  );
   for (const bad of ['..', '.', '.x', 'a/..', '../a', 'a b', 'a//b', '/a', 'a/', '/', 'a/.hidden', 'a\\b', 'ä', 'a:b', '-a', 'a\0b', 'a\nb']) {
-    t.equal(code(() => parseNamespace(bad)), 'ERR_INVALID_NAME', `refused: ${JSON.stringify(bad)}`);
+    t.equal(
+      code(() => parseNamespace(bad)),
+      'ERR_INVALID_NAME',
+      `refused: ${JSON.stringify(bad)}`,
+    );
   }
   try {
     parseNamespace('ok/a b');
@@ -62,7 +78,11 @@ t.test('parseNamespace: refused names', async (t) => {
     t.equal((e as { details: { namespace?: string } }).details.namespace, 'ok/a b', 'details name the namespace');
     t.match((e as Error).message, /a b/);
   }
-  t.equal(code(() => parseNamespace(42 as unknown as string)), 'ERR_INVALID_NAME', 'a non-string is refused');
+  t.equal(
+    code(() => parseNamespace(42 as unknown as string)),
+    'ERR_INVALID_NAME',
+    'a non-string is refused',
+  );
 });
 
 t.test('parseGroup / formatGroup / isBackupType', async (t) => {
@@ -72,14 +92,21 @@ t.test('parseGroup / formatGroup / isBackupType', async (t) => {
   t.equal(formatGroup(parseGroup('host/srv01')), 'host/srv01');
   t.same(parseGroup(`vm/${'9'.repeat(128)}`).id.length, 128);
   for (const bad of ['vm', 'vm/', '/100', 'xx/100', 'VM/100', 'vm/1/2', 'vm/..', 'vm/.x', 'vm/a b', 'vm//1', '', `vm/${'9'.repeat(129)}`, 'qemu/1']) {
-    t.equal(code(() => parseGroup(bad)), 'ERR_INVALID_NAME', `refused: ${JSON.stringify(bad)}`);
+    t.equal(
+      code(() => parseGroup(bad)),
+      'ERR_INVALID_NAME',
+      `refused: ${JSON.stringify(bad)}`,
+    );
   }
   try {
     parseGroup('xx/1');
   } catch (e) {
     t.same((e as { details: unknown }).details, { group: 'xx/1' });
   }
-  t.equal(code(() => parseGroup(undefined as unknown as string)), 'ERR_INVALID_NAME');
+  t.equal(
+    code(() => parseGroup(undefined as unknown as string)),
+    'ERR_INVALID_NAME',
+  );
   t.ok(isBackupType('vm'));
   t.ok(isBackupType('ct'));
   t.ok(isBackupType('host'));
@@ -115,7 +142,12 @@ t.test('parseSnapshotTime / formatSnapshotTime', async (t) => {
     '2026-01-01T23:59:60Z', // leap seconds are not representable
     '1969-12-31T23:59:59Z', // before the epoch
   ];
-  for (const s of invalid) t.equal(code(() => parseSnapshotTime(s)), 'ERR_INVALID_ARGUMENT', `impossible date ${s}`);
+  for (const s of invalid)
+    t.equal(
+      code(() => parseSnapshotTime(s)),
+      'ERR_INVALID_ARGUMENT',
+      `impossible date ${s}`,
+    );
 
   const wrongForm = [
     '2026-11-26T09:35:01+00:00',
@@ -134,11 +166,24 @@ t.test('parseSnapshotTime / formatSnapshotTime', async (t) => {
     '',
     '1764149701',
   ];
-  for (const s of wrongForm) t.equal(code(() => parseSnapshotTime(s)), 'ERR_INVALID_ARGUMENT', `non-UTC/other form ${JSON.stringify(s)}`);
-  t.equal(code(() => parseSnapshotTime(1764149701 as unknown as string)), 'ERR_INVALID_ARGUMENT', 'a number is refused');
+  for (const s of wrongForm)
+    t.equal(
+      code(() => parseSnapshotTime(s)),
+      'ERR_INVALID_ARGUMENT',
+      `non-UTC/other form ${JSON.stringify(s)}`,
+    );
+  t.equal(
+    code(() => parseSnapshotTime(1764149701 as unknown as string)),
+    'ERR_INVALID_ARGUMENT',
+    'a number is refused',
+  );
 
   for (const bad of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 253402300800]) {
-    t.equal(code(() => formatSnapshotTime(bad)), 'ERR_INVALID_ARGUMENT', `formatSnapshotTime(${bad}) refused`);
+    t.equal(
+      code(() => formatSnapshotTime(bad)),
+      'ERR_INVALID_ARGUMENT',
+      `formatSnapshotTime(${bad}) refused`,
+    );
   }
 });
 
@@ -148,11 +193,19 @@ t.test('archiveName / archiveKind', async (t) => {
   t.equal(archiveName('disk.img', 'image'), 'disk.img', 'the suffix is not doubled');
   t.equal(archiveName('qemu-server.conf', 'blob'), 'qemu-server.conf.blob');
   t.equal(archiveName('root', 'tree'), 'root.tree');
-  t.equal(archiveName('disk.blob', 'image'), 'disk.blob.img', 'another kind\'s suffix is just part of the name');
+  t.equal(archiveName('disk.blob', 'image'), 'disk.blob.img', "another kind's suffix is just part of the name");
   t.equal(archiveName(`${'a'.repeat(124)}`, 'image').length, 128, 'the full name may have 128 characters');
-  t.equal(code(() => archiveName('a'.repeat(125), 'image')), 'ERR_INVALID_NAME', 'more than 128 with the suffix is refused');
+  t.equal(
+    code(() => archiveName('a'.repeat(125), 'image')),
+    'ERR_INVALID_NAME',
+    'more than 128 with the suffix is refused',
+  );
   for (const bad of ['', '.img', '..', '../x', 'a/b', '.hidden', 'a b', '-x', 'x\\y']) {
-    t.equal(code(() => archiveName(bad, 'image')), 'ERR_INVALID_NAME', `refused: ${JSON.stringify(bad)}`);
+    t.equal(
+      code(() => archiveName(bad, 'image')),
+      'ERR_INVALID_NAME',
+      `refused: ${JSON.stringify(bad)}`,
+    );
   }
   try {
     archiveName('a/b', 'blob');

@@ -78,7 +78,12 @@ export function isRealDirectory(p: string): boolean {
 function probeError(e: unknown, p: string): CairnError {
   if (e instanceof CairnError) return e;
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
-  return new CairnError('ERR_IO', `cannot measure the timestamps of ${p}: ${e instanceof Error ? e.message : String(e)}`, { path: p, ...(code === undefined ? {} : { syscallCode: code }) }, e);
+  return new CairnError(
+    'ERR_IO',
+    `cannot measure the timestamps of ${p}: ${e instanceof Error ? e.message : String(e)}`,
+    { path: p, ...(code === undefined ? {} : { syscallCode: code }) },
+    e,
+  );
 }
 
 function nsToMs(ns: bigint): number {

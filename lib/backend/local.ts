@@ -31,9 +31,31 @@
 import { closeSync, promises as fsp, constants as fsc, type Stats } from 'node:fs';
 import path from 'node:path';
 import { CairnError, ioError, syscallCode, throwIfAborted, type ErrorCode, type ErrorDetails } from '../errors.js';
-import { AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, nativeFstat, nativeFstatat, nativeOpenat, nativeReaddir, nativeSyncfs, nativeUnlinkat, type NativeStat } from '../codec/native.js';
+import {
+  AT_FDCWD,
+  AT_REMOVEDIR,
+  AT_SYMLINK_NOFOLLOW,
+  nativeFstat,
+  nativeFstatat,
+  nativeOpenat,
+  nativeReaddir,
+  nativeSyncfs,
+  nativeUnlinkat,
+  type NativeStat,
+} from '../codec/native.js';
 import { tempFileName, isTempFileName } from '../util/temp-name.js';
-import { assertKey, type BackendCapabilities, type BackendStat, type ByteRange, type GetOptions, type ListEntry, type ListOptions, type LocalFilesBackend, type PutOptions, type RenamingBackend } from './backend.js';
+import {
+  assertKey,
+  type BackendCapabilities,
+  type BackendStat,
+  type ByteRange,
+  type GetOptions,
+  type ListEntry,
+  type ListOptions,
+  type LocalFilesBackend,
+  type PutOptions,
+  type RenamingBackend,
+} from './backend.js';
 
 export { tempFileName, isTempFileName };
 
@@ -71,7 +93,10 @@ export function entryType(st: Stats): BackendStat['type'] {
 
 /** The `ERR_UNSAFE_PATH` error for a datastore path that is not what the layout says. */
 export function unsafeEntry(p: string, what: string, details: ErrorDetails = {}): CairnError {
-  return new CairnError('ERR_UNSAFE_PATH', `${p} is ${what}, not what the datastore layout puts there (planted?); Cairn does not follow or remove it: remove it by hand`, { ...details, path: p });
+  return new CairnError('ERR_UNSAFE_PATH', `${p} is ${what}, not what the datastore layout puts there (planted?); Cairn does not follow or remove it: remove it by hand`, {
+    ...details,
+    path: p,
+  });
 }
 
 /** Options of {@link readRegularFile}. */

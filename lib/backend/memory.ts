@@ -9,7 +9,17 @@
  */
 import { CairnError, throwIfAborted } from '../errors.js';
 import { systemClock, type Clock } from '../util/clock.js';
-import { assertKey, type Backend, type BackendCapabilities, type BackendStat, type ByteRange, type GetOptions, type ListEntry, type ListOptions, type PutOptions } from './backend.js';
+import {
+  assertKey,
+  type Backend,
+  type BackendCapabilities,
+  type BackendStat,
+  type ByteRange,
+  type GetOptions,
+  type ListEntry,
+  type ListOptions,
+  type PutOptions,
+} from './backend.js';
 
 interface Stored {
   readonly data: Uint8Array;
@@ -85,7 +95,11 @@ export class MemoryBackend implements Backend {
     const want = range === undefined ? v.data.byteLength : range.length;
     if (want > max) {
       const code = options.code ?? 'ERR_IO';
-      throw new CairnError(code, `${range === undefined ? `${this.locate(key)} is ${want} bytes` : `a read of ${want} bytes from ${this.locate(key)} is`}, more than the ${max} its format allows`, { path: this.locate(key) });
+      throw new CairnError(
+        code,
+        `${range === undefined ? `${this.locate(key)} is ${want} bytes` : `a read of ${want} bytes from ${this.locate(key)} is`}, more than the ${max} its format allows`,
+        { path: this.locate(key) },
+      );
     }
     if (range === undefined) return v.data.slice();
     const start = Math.min(range.offset, v.data.byteLength);

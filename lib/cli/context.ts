@@ -129,7 +129,9 @@ let warnedReadOnly = false;
 export function warnReadOnly(ds: Datastore): void {
   if (!ds.readOnly || warnedReadOnly) return;
   warnedReadOnly = true;
-  process.stderr.write(`cairn: warning: datastore ${ds.root} is read-only (${ds.readOnlyReason}): reading without locks, so a prune or GC run elsewhere could remove what is being read; commands that write fail\n`);
+  process.stderr.write(
+    `cairn: warning: datastore ${ds.root} is read-only (${ds.readOnlyReason}): reading without locks, so a prune or GC run elsewhere could remove what is being read; commands that write fail\n`,
+  );
 }
 
 /**

@@ -5,8 +5,10 @@ import { count } from './format.js';
 /** The lines printed for one moved group. */
 export function moveGroupLines(r: MoveGroupReport): string[] {
   const where = (n: string): string => (n === '' ? '(root)' : n);
-  const lines = [`${r.group}: ${where(r.from)} -> ${where(r.to)}: moved ${count(r.moved.length, 'snapshot')}${r.merged ? ' (merged)' : ''}${r.sourceRemoved ? '' : ', source group kept'}`];
+  const lines = [
+    `${r.group}: ${where(r.from)} -> ${where(r.to)}: moved ${count(r.moved.length, 'snapshot')}${r.merged ? ' (merged)' : ''}${r.sourceRemoved ? '' : ', source group kept'}`,
+  ];
   for (const x of r.skipped) lines.push(`  in use, not moved: ${r.group}/${x.time}: ${x.reason}`);
-  if (r.notesConflict) lines.push('  both groups had notes: the target\'s were kept');
+  if (r.notesConflict) lines.push("  both groups had notes: the target's were kept");
   return lines;
 }

@@ -143,6 +143,9 @@ export class Progress {
 }
 
 /** Tree progress on a {@link Progress}: the archive as the label, bytes as the count, entries beside them. */
-export function treeProgress(progress: Progress): (p: { readonly archive: string; readonly entries: number; readonly bytes: number; readonly entriesTotal?: number; readonly bytesTotal?: number }) => void {
-  return (p) => progress.update(p.archive, p.bytes, p.bytesTotal, 'bytes', { done: p.entries, ...(p.entriesTotal === undefined ? {} : { total: p.entriesTotal }), what: 'entries' });
+export function treeProgress(
+  progress: Progress,
+): (p: { readonly archive: string; readonly entries: number; readonly bytes: number; readonly entriesTotal?: number; readonly bytesTotal?: number }) => void {
+  return (p) =>
+    progress.update(p.archive, p.bytes, p.bytesTotal, 'bytes', { done: p.entries, ...(p.entriesTotal === undefined ? {} : { total: p.entriesTotal }), what: 'entries' });
 }

@@ -5,13 +5,7 @@
  * instead; these exist for older callers (tests, tools) that predate chunk formats.
  */
 import type { ErrorDetails } from '../errors.js';
-import {
-  type EncodedChunk,
-  type EnvelopeCorruptCode,
-  decodeChunk as decodeChunkIn,
-  encodeChunk as encodeChunkIn,
-  PLAIN_CHUNK_FORMAT,
-} from './envelope.js';
+import { type EncodedChunk, type EnvelopeCorruptCode, decodeChunk as decodeChunkIn, encodeChunk as encodeChunkIn, PLAIN_CHUNK_FORMAT } from './envelope.js';
 
 export type { EncodedChunk } from './envelope.js';
 

@@ -155,11 +155,7 @@ export function parseEnvelope(bytes: Uint8Array, opts: ParseEnvelopeOptions): En
   if (!hasMagic(bytes, ENVELOPE_MAGIC)) fail('bad magic (not a Cairn envelope)');
   const version = bytes[4]!;
   if (version > ENVELOPE_VERSION) {
-    throw new CairnError(
-      'ERR_FORMAT_VERSION',
-      `${envelopeSubject(code, details)}: envelope version ${version} is newer than this Cairn reads (${ENVELOPE_VERSION})`,
-      details,
-    );
+    throw new CairnError('ERR_FORMAT_VERSION', `${envelopeSubject(code, details)}: envelope version ${version} is newer than this Cairn reads (${ENVELOPE_VERSION})`, details);
   }
   if (version !== ENVELOPE_VERSION) fail(`envelope version ${version} is invalid`);
   const flags = bytes[5]!;
@@ -495,7 +491,11 @@ export function decodeBlob(format: ChunkFormat, bytes: Uint8Array, opts: DecodeB
   const subject = opts.subject;
   const raw = open(bytes, code, opts.details, subject);
   if (opts.expectSize !== undefined && raw.byteLength !== opts.expectSize) {
-    throw new CairnError(code, `${subject ?? envelopeSubject(code, opts.details)} is corrupt: it holds ${raw.byteLength} bytes, the manifest says ${opts.expectSize}`, opts.details);
+    throw new CairnError(
+      code,
+      `${subject ?? envelopeSubject(code, opts.details)} is corrupt: it holds ${raw.byteLength} bytes, the manifest says ${opts.expectSize}`,
+      opts.details,
+    );
   }
   if (opts.expectDigest !== undefined) checkDigest(format, raw, opts.expectDigest, code, opts.details, subject);
   return raw;

@@ -54,7 +54,15 @@ export interface StoreContext {
  * (readers run without locks), and an exclusive one, which only writers take, fails with
  * `ERR_READ_ONLY`.
  */
-export function lockAt(ctx: StoreContext, key: string, mode: LockMode, what: string, details: ErrorDetails, timeoutMs = ctx.lockTimeoutMs, signal?: AbortSignal): Promise<FileLock> {
+export function lockAt(
+  ctx: StoreContext,
+  key: string,
+  mode: LockMode,
+  what: string,
+  details: ErrorDetails,
+  timeoutMs = ctx.lockTimeoutMs,
+  signal?: AbortSignal,
+): Promise<FileLock> {
   const file = path.join(ctx.root, key);
   if (ctx.readOnly) {
     if (mode === 'shared') return Promise.resolve(FileLock.none(file, mode));

@@ -364,7 +364,10 @@ export class Datastore {
     }
     const s = await group.newest();
     if (s === undefined) {
-      throw new CairnError('ERR_NOT_FOUND', `backup group ${group.name} has no snapshots${options.namespace ? ` in namespace '${options.namespace}'` : ''}`, { namespace: options.namespace ?? '', group: group.name });
+      throw new CairnError('ERR_NOT_FOUND', `backup group ${group.name} has no snapshots${options.namespace ? ` in namespace '${options.namespace}'` : ''}`, {
+        namespace: options.namespace ?? '',
+        group: group.name,
+      });
     }
     return s;
   }
@@ -415,7 +418,11 @@ export class Datastore {
       const groups = await n.groups();
       const children = await n.children();
       if (groups.length > 0 || children.length > 0) {
-        throw new CairnError('ERR_NOT_EMPTY', `namespace '${ns}' is not empty (${groups.length} groups, ${children.length} namespaces); remove it recursively to delete its snapshots`, { namespace: ns });
+        throw new CairnError(
+          'ERR_NOT_EMPTY',
+          `namespace '${ns}' is not empty (${groups.length} groups, ${children.length} namespaces); remove it recursively to delete its snapshots`,
+          { namespace: ns },
+        );
       }
     }
     const all = await n.descendants();
@@ -526,7 +533,12 @@ export class Datastore {
       if (failures.length === 1) throw failures[0]!;
       if (failures.length > 1) {
         const paths = failures.map((f) => f.details.path).filter((p) => p !== undefined);
-        throw new CairnError(failures[0]!.code, failures.map((f) => f.message).join('; '), { datastore: this.root, ...(paths.length > 0 ? { path: paths.join(', ') } : {}) }, failures[0]);
+        throw new CairnError(
+          failures[0]!.code,
+          failures.map((f) => f.message).join('; '),
+          { datastore: this.root, ...(paths.length > 0 ? { path: paths.join(', ') } : {}) },
+          failures[0],
+        );
       }
       this.status = 'closing';
       for (const c of [...this.children]) await c.close().catch(() => undefined);

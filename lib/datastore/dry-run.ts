@@ -348,7 +348,15 @@ export class BackupDryRun {
     }
   }
 
-  private async imageChunks(archive: string, src: OpenedSource, chunkSize: number, prev: FixedIndex | undefined, flags: Uint8Array | undefined, stats: ImageDryRunStats, options: AddImageOptions): Promise<void> {
+  private async imageChunks(
+    archive: string,
+    src: OpenedSource,
+    chunkSize: number,
+    prev: FixedIndex | undefined,
+    flags: Uint8Array | undefined,
+    stats: ImageDryRunStats,
+    options: AddImageOptions,
+  ): Promise<void> {
     const pool = this.ctx.pool();
     const gate = new ByteGate(Math.max(16 * 1024 * 1024, 4 * (pool.threads + 1) * chunkSize));
     const buffers = new BufferPool(chunkSize, Math.ceil(gate.limit / chunkSize) + 2);
@@ -410,7 +418,10 @@ export class BackupDryRun {
         stats.bytes = prev.size;
       } else {
         let i = 0;
-        for await (const data of fixedChunks(src.pieces(chunkSize, () => buffers.take()), chunkSize)) {
+        for await (const data of fixedChunks(
+          src.pieces(chunkSize, () => buffers.take()),
+          chunkSize,
+        )) {
           if (failure !== undefined) break;
           throwIfAborted(options.signal, details);
           const size = data.byteLength;

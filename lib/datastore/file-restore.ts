@@ -156,7 +156,13 @@ async function putInPlace(temp: string, real: string, d: ErrorDetails): Promise<
     if (code === 'EEXIST') throw new CairnError('ERR_EXISTS', `restore target ${d.path} appeared during the restore; it was left alone`, d);
     // File systems without hard links: a rename, when the name is still free.
     if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EMLINK') throw e;
-    if (await fsp.lstat(real).then(() => true, () => false)) throw new CairnError('ERR_EXISTS', `restore target ${d.path} appeared during the restore; it was left alone`, d);
+    if (
+      await fsp.lstat(real).then(
+        () => true,
+        () => false,
+      )
+    )
+      throw new CairnError('ERR_EXISTS', `restore target ${d.path} appeared during the restore; it was left alone`, d);
     await fsp.rename(temp, real);
     return;
   }

@@ -196,7 +196,14 @@ export class BackupGroup {
     const dir = snapshotKey(this.nsParts, this.group, time);
     const lock = await lockAt(this.ctx, snapshotLockKey(this.nsParts, this.group, time), 'exclusive', `snapshot ${this.name}/${time}`, details, 0);
     try {
-      const manifestLock = await lockAt(this.ctx, manifestLockKey(this.nsParts, this.group, time), 'exclusive', `manifest of ${this.name}/${time}`, details, Math.max(this.ctx.lockTimeoutMs, 5000));
+      const manifestLock = await lockAt(
+        this.ctx,
+        manifestLockKey(this.nsParts, this.group, time),
+        'exclusive',
+        `manifest of ${this.name}/${time}`,
+        details,
+        Math.max(this.ctx.lockTimeoutMs, 5000),
+      );
       try {
         const state = await loadSnapshot(this.ctx, ref).then(
           (s) => (s === undefined ? 'missing' : 'readable'),
@@ -421,7 +428,15 @@ export class BackupGroup {
     if (nsKey !== '' && !(await folderExists(this.ctx.backend, nsKey, this.details()))) {
       throw new CairnError('ERR_NOT_FOUND', `namespace '${this.namespace}' does not exist`, this.details());
     }
-    const groupLock = await lockAt(this.ctx, groupLockKey(this.nsParts, this.group), 'exclusive', `backup group ${this.name}`, this.details(), this.ctx.lockTimeoutMs, options.signal);
+    const groupLock = await lockAt(
+      this.ctx,
+      groupLockKey(this.nsParts, this.group),
+      'exclusive',
+      `backup group ${this.name}`,
+      this.details(),
+      this.ctx.lockTimeoutMs,
+      options.signal,
+    );
     let created = false;
     try {
       const existed = await this.exists();

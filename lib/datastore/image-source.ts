@@ -277,7 +277,7 @@ function sequentialImage(fh: SourceFd, file: string, size: number, counters: { r
   return {
     size,
     async *pieces(chunkSize: number, take?: () => Uint8Array) {
-      for (let pos = 0; pos < size; ) {
+      for (let pos = 0; pos < size;) {
         throwIfAborted(signal, { path: file });
         const want = Math.min(chunkSize, size - pos);
         const t = take?.();
@@ -395,8 +395,7 @@ export interface ReadBlobSourceOptions {
  */
 export async function readBlobSource(file: string, options: ReadBlobSourceOptions = {}): Promise<Uint8Array> {
   const max = options.maxSize ?? MAX_RAW_SIZE;
-  const tooBig = (n: number | string): CairnError =>
-    new CairnError('ERR_INVALID_ARGUMENT', `blob source ${file} has ${n} bytes; the limit is ${max}`, { path: file, limit: max });
+  const tooBig = (n: number | string): CairnError => new CairnError('ERR_INVALID_ARGUMENT', `blob source ${file} has ${n} bytes; the limit is ${max}`, { path: file, limit: max });
   const { fh, st } = await openSource(file, 'blob');
   try {
     if (st.isFile()) {

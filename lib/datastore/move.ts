@@ -256,7 +256,10 @@ async function prepareTarget(m: GroupMove, times: readonly string[]): Promise<{ 
   const taken = new Set(dstTimes);
   const clash = times.find((t) => taken.has(t) || (after !== null && t <= after));
   if (clash !== undefined) {
-    throw new CairnError('ERR_TIME_ORDER', `cannot merge backup group ${name} into '${toNs}': snapshot ${clash} is not newer than the target's newest (${after ?? clash})`, { ...details, snapshot: `${name}/${clash}` });
+    throw new CairnError('ERR_TIME_ORDER', `cannot merge backup group ${name} into '${toNs}': snapshot ${clash} is not newer than the target's newest (${after ?? clash})`, {
+      ...details,
+      snapshot: `${name}/${clash}`,
+    });
   }
   const dstNotes = await dst.notes();
   if (srcNotes !== '' && dstNotes === '') await dst.setNotes(srcNotes);
@@ -276,21 +279,33 @@ async function moveSnapshots(m: GroupMove, times: readonly string[], options: Mo
   for (const time of times) {
     throwIfAborted(options.signal);
     try {
-      await withMoveJournal(ctx, async (journal) => {
-        const snapLock = await lockAt(ctx, snapshotLockKey(m.fromParts, group, time), 'exclusive', `snapshot ${name}/${time}`, { ...details, snapshot: `${name}/${time}` }, 0);
-        try {
-          const manLock = await lockAt(ctx, manifestLockKey(m.fromParts, group, time), 'exclusive', `manifest of ${name}/${time}`, { ...details, snapshot: `${name}/${time}` }, Math.max(ctx.lockTimeoutMs, 5000), options.signal);
+      await withMoveJournal(
+        ctx,
+        async (journal) => {
+          const snapLock = await lockAt(ctx, snapshotLockKey(m.fromParts, group, time), 'exclusive', `snapshot ${name}/${time}`, { ...details, snapshot: `${name}/${time}` }, 0);
           try {
-            await options.hooks?.beforeRename?.(time);
-            await journal.record({ namespace: m.toNs, group, time });
-            await moveFolder(ctx.backend, snapshotKey(m.fromParts, group, time), snapshotKey(m.toParts, group, time), { sync, last: MANIFEST_FILE });
+            const manLock = await lockAt(
+              ctx,
+              manifestLockKey(m.fromParts, group, time),
+              'exclusive',
+              `manifest of ${name}/${time}`,
+              { ...details, snapshot: `${name}/${time}` },
+              Math.max(ctx.lockTimeoutMs, 5000),
+              options.signal,
+            );
+            try {
+              await options.hooks?.beforeRename?.(time);
+              await journal.record({ namespace: m.toNs, group, time });
+              await moveFolder(ctx.backend, snapshotKey(m.fromParts, group, time), snapshotKey(m.toParts, group, time), { sync, last: MANIFEST_FILE });
+            } finally {
+              await manLock.release();
+            }
           } finally {
-            await manLock.release();
+            await snapLock.release();
           }
-        } finally {
-          await snapLock.release();
-        }
-      }, options.signal);
+        },
+        options.signal,
+      );
       moved.push(time);
     } catch (e) {
       if (!isCairnError(e, 'ERR_LOCKED')) throw e;
@@ -317,13 +332,18 @@ export async function moveNamespace(ctx: StoreContext, fromNs: string, toNs: str
   const src = new Namespace(ctx, fromNs);
   await src.assertExists();
   const parent = new Namespace(ctx, toParts.slice(0, -1).join('/'));
-  if (!(await parent.exists())) throw new CairnError('ERR_NOT_FOUND', `cannot move to '${toNs}': its parent namespace '${parent.path}' does not exist`, { ...details, namespace: parent.path });
+  if (!(await parent.exists()))
+    throw new CairnError('ERR_NOT_FOUND', `cannot move to '${toNs}': its parent namespace '${parent.path}' does not exist`, { ...details, namespace: parent.path });
 
   const sources = await src.descendants(maxDepth);
   const mapped = sources.map((ns) => ({ ns, target: [...toParts, ...ns.parts.slice(fromParts.length)].join('/') }));
   for (const m of mapped) {
     if (parseNamespaceDepth(m.target) > MAX_NAMESPACE_DEPTH) {
-      throw new CairnError('ERR_INVALID_ARGUMENT', `moving '${fromNs}' to '${toNs}' would put namespace '${m.ns.path}' at '${m.target}', deeper than ${MAX_NAMESPACE_DEPTH} levels`, details);
+      throw new CairnError(
+        'ERR_INVALID_ARGUMENT',
+        `moving '${fromNs}' to '${toNs}' would put namespace '${m.ns.path}' at '${m.target}', deeper than ${MAX_NAMESPACE_DEPTH} levels`,
+        details,
+      );
     }
   }
   for (const m of mapped) parseNamespace(m.target); // length limits

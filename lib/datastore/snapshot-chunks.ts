@@ -146,7 +146,11 @@ export function walkSnapshotFiles(manifestFiles: readonly ManifestFile[], files:
   return walk(manifestFiles, (f) => loadArchiveIndexes(f, files), options);
 }
 
-async function* walk(manifestFiles: readonly ManifestFile[], load: (f: ManifestFile) => Promise<readonly ArchiveIndexFile[]>, options: SnapshotChunksOptions): AsyncGenerator<ArchiveChunks> {
+async function* walk(
+  manifestFiles: readonly ManifestFile[],
+  load: (f: ManifestFile) => Promise<readonly ArchiveIndexFile[]>,
+  options: SnapshotChunksOptions,
+): AsyncGenerator<ArchiveChunks> {
   for (const file of manifestFiles) {
     throwIfAborted(options.signal);
     let indexes: readonly ArchiveIndexFile[];

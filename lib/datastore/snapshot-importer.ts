@@ -203,7 +203,11 @@ export class SnapshotImporter {
     const manifestBytes = checkSize(await source.manifest(), MANIFEST_MAX_BYTES, 'ERR_MANIFEST_CORRUPT', `manifest of ${name} from ${source.description}`, details);
     const manifest = decodeManifest(manifestBytes, details);
     if (manifest.type !== group.type || manifest.id !== group.id || manifest.time !== time) {
-      throw new CairnError('ERR_MANIFEST_CORRUPT', `manifest of ${name} from ${source.description} names another snapshot (${manifest.type}/${manifest.id}/${manifest.time})`, details);
+      throw new CairnError(
+        'ERR_MANIFEST_CORRUPT',
+        `manifest of ${name} from ${source.description} names another snapshot (${manifest.type}/${manifest.id}/${manifest.time})`,
+        details,
+      );
     }
 
     const ref: SnapshotRef = { namespace, nsParts: group.nsParts, group: group.group, time };
@@ -279,7 +283,14 @@ export class SnapshotImporter {
   private async copyChunks(
     source: ImportSource,
     archives: readonly ArchiveChunks[],
-    run: { name: string; namespace: string; details: ErrorDetails; verifyChunks: boolean; concurrency: number; counts: { chunks: number; chunksCopied: number; chunksPresent: number; bytesCopied: number } },
+    run: {
+      name: string;
+      namespace: string;
+      details: ErrorDetails;
+      verifyChunks: boolean;
+      concurrency: number;
+      counts: { chunks: number; chunksCopied: number; chunksPresent: number; bytesCopied: number };
+    },
     options: ImportOptions,
   ): Promise<void> {
     const ctx: StoreContext = this.ds;
@@ -311,19 +322,23 @@ export class SnapshotImporter {
       try {
         envelope = await source.chunk(digest);
       } catch (e) {
-        if (e instanceof CairnError) throw new CairnError(e.code, `chunk ${hex} of ${name} cannot be read from ${source.description}: ${e.message}`, { ...e.details, ...chunkDetails }, e);
+        if (e instanceof CairnError)
+          throw new CairnError(e.code, `chunk ${hex} of ${name} cannot be read from ${source.description}: ${e.message}`, { ...e.details, ...chunkDetails }, e);
         throw e;
       }
       checkSize(envelope, ENVELOPE_MAX_BYTES, 'ERR_CHUNK_CORRUPT', `chunk ${hex} of ${name} from ${source.description}`, chunkDetails);
       try {
         if (run.verifyChunks) {
           // The pool takes its input: decode a copy and store the bytes as received.
-          await ctx.pool().decode(new Uint8Array(envelope), { format: ctx.chunks.format, digest, code: 'ERR_CHUNK_CORRUPT', details: chunkDetails, ...(signal === undefined ? {} : { signal }) });
+          await ctx
+            .pool()
+            .decode(new Uint8Array(envelope), { format: ctx.chunks.format, digest, code: 'ERR_CHUNK_CORRUPT', details: chunkDetails, ...(signal === undefined ? {} : { signal }) });
         } else {
           parseEnvelope(envelope, { code: 'ERR_CHUNK_CORRUPT', details: chunkDetails });
         }
       } catch (e) {
-        if (isCairnError(e, 'ERR_CHUNK_CORRUPT')) throw new CairnError('ERR_CHUNK_CORRUPT', `chunk ${hex} of ${name} from ${source.description} is corrupt: ${e.message}`, chunkDetails, e);
+        if (isCairnError(e, 'ERR_CHUNK_CORRUPT'))
+          throw new CairnError('ERR_CHUNK_CORRUPT', `chunk ${hex} of ${name} from ${source.description} is corrupt: ${e.message}`, chunkDetails, e);
         throw e;
       }
       if ((await ctx.chunks.insertRaw(digest, envelope)) === 'written') {
@@ -340,7 +355,14 @@ export class SnapshotImporter {
           const [hex, digest] = entries[next++]!;
           await one(hex, digest);
           done++;
-          options.onProgress?.({ snapshot: name, namespace: run.namespace, chunksDone: done, chunksTotal: entries.length, chunksCopied: counts.chunksCopied, bytesCopied: counts.bytesCopied });
+          options.onProgress?.({
+            snapshot: name,
+            namespace: run.namespace,
+            chunksDone: done,
+            chunksTotal: entries.length,
+            chunksCopied: counts.chunksCopied,
+            bytesCopied: counts.bytesCopied,
+          });
         } catch (e) {
           failure ??= e;
         }

@@ -24,7 +24,6 @@ import { treeTarStream, type TreeTarOptions, type TreeTarStream } from './tree-t
 import { openRestoreTarget } from './file-restore.js';
 import type { SnapshotRef } from './snapshot.js';
 
-
 /**
  * Shared all-zero buffers by size (a chunk size and an image's tail): a zero chunk is returned
  * without allocating. Like cached chunks, callers must not modify what they get.
@@ -56,7 +55,10 @@ export function findArchive(files: readonly ManifestFile[], name: string, snapsh
   const d = { ...details, archive: name };
   if (stem.length > 1) {
     const list = stem.map((x) => x.name).join(', ');
-    throw new CairnError('ERR_INVALID_ARGUMENT', `archive name '${name}' of snapshot ${snapshot} is ambiguous: it could be ${list}; give the full name`, { ...d, candidates: list });
+    throw new CairnError('ERR_INVALID_ARGUMENT', `archive name '${name}' of snapshot ${snapshot} is ambiguous: it could be ${list}; give the full name`, {
+      ...d,
+      candidates: list,
+    });
   }
   throw new CairnError('ERR_NOT_FOUND', `snapshot ${snapshot} has no archive '${name}' (it has: ${files.map((x) => x.name).join(', ')})`, d);
 }

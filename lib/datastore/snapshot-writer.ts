@@ -286,7 +286,19 @@ export class SnapshotWriter {
     const archive = archiveName(name, 'image');
     this.begin(archive);
     const t0 = performance.now();
-    const stats: ArchiveStats = { bytes: 0, chunks: 0, chunksWritten: 0, chunksDuplicate: 0, chunksKnown: 0, chunksReused: 0, chunksZero: 0, bytesRead: 0, reads: 0, bytesStored: 0, seconds: 0 };
+    const stats: ArchiveStats = {
+      bytes: 0,
+      chunks: 0,
+      chunksWritten: 0,
+      chunksDuplicate: 0,
+      chunksKnown: 0,
+      chunksReused: 0,
+      chunksZero: 0,
+      bytesRead: 0,
+      reads: 0,
+      bytesStored: 0,
+      seconds: 0,
+    };
     let src: OpenedSource | undefined;
     try {
       const chunkSize = options.chunkSize ?? this.ctx.config.imageChunkSize;
@@ -405,7 +417,10 @@ export class SnapshotWriter {
         stats.chunks = flags.length;
       } else {
         let i = 0;
-        for await (const data of fixedChunks(src.pieces(chunkSize, () => buffers.take()), chunkSize)) {
+        for await (const data of fixedChunks(
+          src.pieces(chunkSize, () => buffers.take()),
+          chunkSize,
+        )) {
           tasks.check();
           const size = data.byteLength; // read before the buffer is transferred to a worker
           if (flags !== undefined && flags[i] === 0 && prev !== undefined && i < prev.count) {
@@ -472,7 +487,14 @@ export class SnapshotWriter {
       await this.ctx.backend.put(keys.meta, m.index, sync);
       await this.ctx.backend.put(keys.payload, p.index, sync);
       this.files.push({ name: archive, kind: 'tree', size: p.size, checksum: treeChecksum(m.checksum, p.checksum), crypt: 'none' });
-      const stats: TreeArchiveStats = { ...walker.stats, metaBytes: m.size, payloadBytes: p.size, meta: meta.stats, payload: payload.stats, seconds: (performance.now() - t0) / 1000 };
+      const stats: TreeArchiveStats = {
+        ...walker.stats,
+        metaBytes: m.size,
+        payloadBytes: p.size,
+        meta: meta.stats,
+        payload: payload.stats,
+        seconds: (performance.now() - t0) / 1000,
+      };
       this.treeStats[archive] = stats;
       return stats;
     } catch (e) {

@@ -147,7 +147,15 @@ export class Snapshot {
    */
   async open(options: SnapshotReaderOptions = {}): Promise<SnapshotReader> {
     this.ctx.assertOpen();
-    const lock = await lockAt(this.ctx, snapshotLockKey(this.ref.nsParts, this.ref.group, this.ref.time), 'shared', `snapshot ${this.name}`, snapshotDetails(this.ref), this.ctx.lockTimeoutMs, options.signal);
+    const lock = await lockAt(
+      this.ctx,
+      snapshotLockKey(this.ref.nsParts, this.ref.group, this.ref.time),
+      'shared',
+      `snapshot ${this.name}`,
+      snapshotDetails(this.ref),
+      this.ctx.lockTimeoutMs,
+      options.signal,
+    );
     try {
       // It may have been removed between listing and locking.
       const fresh = await loadSnapshot(this.ctx, this.ref);
@@ -193,7 +201,15 @@ export class Snapshot {
   }
 
   private manifestLock(signal?: AbortSignal): Promise<FileLock> {
-    return lockAt(this.ctx, manifestLockKey(this.ref.nsParts, this.ref.group, this.ref.time), 'exclusive', `manifest of ${this.name}`, snapshotDetails(this.ref), Math.max(this.ctx.lockTimeoutMs, 5000), signal);
+    return lockAt(
+      this.ctx,
+      manifestLockKey(this.ref.nsParts, this.ref.group, this.ref.time),
+      'exclusive',
+      `manifest of ${this.name}`,
+      snapshotDetails(this.ref),
+      Math.max(this.ctx.lockTimeoutMs, 5000),
+      signal,
+    );
   }
 
   /**
@@ -292,7 +308,11 @@ export async function loadSnapshot(ctx: StoreContext, ref: SnapshotRef): Promise
   // The manifest's namespace is where the snapshot was made; a move to another namespace keeps it
   // (FORMAT.md §5), so only the group and time must agree with the location.
   if (manifest.type !== ref.group.type || manifest.id !== ref.group.id || manifest.time !== ref.time) {
-    throw new CairnError('ERR_MANIFEST_CORRUPT', `manifest of ${formatGroup(ref.group)}/${ref.time} names another snapshot (${manifest.type}/${manifest.id}/${manifest.time})`, details);
+    throw new CairnError(
+      'ERR_MANIFEST_CORRUPT',
+      `manifest of ${formatGroup(ref.group)}/${ref.time} names another snapshot (${manifest.type}/${manifest.id}/${manifest.time})`,
+      details,
+    );
   }
   const isProtected = (await ctx.backend.stat(`${dir}/${PROTECTED_FILE}`)) !== undefined;
   return new Snapshot(ctx, ref, manifest, isProtected);

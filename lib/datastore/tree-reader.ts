@@ -201,7 +201,8 @@ export class TreeReader {
       const c = compareNames(entry.name, name);
       if (c === 0) {
         const path = joinPath(dir.path, entry.name);
-        if (entry.kind === 'dir' && (entry.child === undefined || entry.child.metaOffset >= at)) this.corrupt(`directory ${show(path)} points at a record that is not before its parent's`);
+        if (entry.kind === 'dir' && (entry.child === undefined || entry.child.metaOffset >= at))
+          this.corrupt(`directory ${show(path)} points at a record that is not before its parent's`);
         const payloadStart = entry.kind === 'file' ? child.payloadBase + entry.payloadOffset : 0;
         if (entry.kind === 'file' && payloadStart + entry.size > this.payload.size) this.corrupt(`file ${show(path)} lies past the payload`);
         return { path, entry, payloadStart };
@@ -255,11 +256,13 @@ export class TreeReader {
     if (item === undefined) throw new CairnError('ERR_NOT_FOUND', `no '${name}' in the archive`, { ...this.details, path: name });
     if (item.entry.kind === 'hardlink') {
       const first = item.entry.target === undefined ? undefined : await this.lookup(item.entry.target);
-      if (first === undefined || first.entry.kind !== 'file') this.corrupt(`hardlink ${name} points at '${show(item.entry.target ?? new Uint8Array(0))}', which is not a file of this archive`);
+      if (first === undefined || first.entry.kind !== 'file')
+        this.corrupt(`hardlink ${name} points at '${show(item.entry.target ?? new Uint8Array(0))}', which is not a file of this archive`);
       item = first;
     }
     if (item.entry.kind !== 'file') {
-      const what = item.entry.kind === 'dir' ? 'a directory' : item.entry.kind === 'symlink' ? `a symlink to '${show(item.entry.target ?? new Uint8Array(0))}'` : `a ${item.entry.kind}`;
+      const what =
+        item.entry.kind === 'dir' ? 'a directory' : item.entry.kind === 'symlink' ? `a symlink to '${show(item.entry.target ?? new Uint8Array(0))}'` : `a ${item.entry.kind}`;
       throw new CairnError('ERR_INVALID_ARGUMENT', `'${name}' is ${what}, not a file`, { ...this.details, path: name });
     }
     const file = item;

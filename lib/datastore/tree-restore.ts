@@ -186,8 +186,7 @@ export async function restoreTree(tree: TreeReader, target: string, options: Res
 /** Opens (creating it when missing) the target directory itself, never through a symlink. */
 async function openRoot(target: string, details: ErrorDetails): Promise<number> {
   const abs = path.resolve(target);
-  const unsafe = (): CairnError =>
-    new CairnError('ERR_UNSAFE_PATH', `restore target ${target} is a symlink (give the directory it points to)`, { ...details, path: target });
+  const unsafe = (): CairnError => new CairnError('ERR_UNSAFE_PATH', `restore target ${target} is a symlink (give the directory it points to)`, { ...details, path: target });
   try {
     return nativeOpenat(AT_FDCWD, abs, DIR_FLAGS);
   } catch (e) {
@@ -200,7 +199,13 @@ async function openRoot(target: string, details: ErrorDetails): Promise<number> 
         ? new CairnError('ERR_EXISTS', `restore target ${target} exists and is a ${kind}, not a directory (a tree restores into a directory)`, { ...details, path: target })
         : new CairnError('ERR_INVALID_ARGUMENT', `restore target ${target}: a component of its path is not a directory`, { ...details, path: target });
     }
-    if (code !== 'ENOENT') throw new CairnError('ERR_IO', `cannot open restore target ${target}: ${(e as Error).message}`, { ...details, path: target, ...(code === undefined ? {} : { syscallCode: code }) }, e);
+    if (code !== 'ENOENT')
+      throw new CairnError(
+        'ERR_IO',
+        `cannot open restore target ${target}: ${(e as Error).message}`,
+        { ...details, path: target, ...(code === undefined ? {} : { syscallCode: code }) },
+        e,
+      );
   }
   await fsp.mkdir(path.dirname(abs), { recursive: true });
   try {
@@ -248,7 +253,17 @@ async function restoreTreeInto(tree: TreeReader, target: string, options: Restor
 
   const rootFd = await openRoot(target, details);
   const rootSt = nativeFstat(rootFd);
-  const root: Dir = { name: Buffer.alloc(0), rel: Buffer.alloc(0), parent: undefined, fd: rootFd, dev: rootSt.dev, ino: rootSt.ino, entry: undefined, ops: new Set(), pending: new Map() };
+  const root: Dir = {
+    name: Buffer.alloc(0),
+    rel: Buffer.alloc(0),
+    parent: undefined,
+    fd: rootFd,
+    dev: rootSt.dev,
+    ino: rootSt.ino,
+    entry: undefined,
+    ops: new Set(),
+    pending: new Map(),
+  };
   /** Open directories other than the root, least recently used first. */
   const open = new Set<Dir>();
   const closeDir = (d: Dir): void => {
@@ -490,7 +505,7 @@ async function restoreTreeInto(tree: TreeReader, target: string, options: Restor
           while (w < small.byteLength) w += writeSync(fd, small, w, small.byteLength - w, w);
         } else {
           let end = 0;
-          for (let off = 0; off < size; ) {
+          for (let off = 0; off < size;) {
             throwIfAborted(options.signal, details);
             const n = Math.min(4 * 1024 * 1024, size - off);
             const data = await tree.readPayload(item.payloadStart + off, n);
@@ -554,7 +569,10 @@ async function restoreTreeInto(tree: TreeReader, target: string, options: Restor
           // regular file of this archive; anything else is a hostile or damaged archive.
           const first = valid ? await tree.lookup(e.target!) : undefined;
           if (first === undefined || first.entry.kind !== 'file') {
-            throw new CairnError('ERR_UNSAFE_PATH', `hardlink ${show(rel)} points at '${show(e.target ?? new Uint8Array(0))}', which is not a file of this archive`, { ...details, path: show(rel) });
+            throw new CairnError('ERR_UNSAFE_PATH', `hardlink ${show(rel)} points at '${show(e.target ?? new Uint8Array(0))}', which is not a file of this archive`, {
+              ...details,
+              path: show(rel),
+            });
           }
           await writeFile(dir, name, first, rel);
           stats.entries++;
@@ -645,7 +663,7 @@ async function restoreTreeInto(tree: TreeReader, target: string, options: Restor
       }
       while (stack.length > k + 1) queueFinish(stack.pop()!);
       const comps: Buffer[] = [];
-      for (let i = k === 0 ? 0 : stack[k]!.rel.length + 1; i < parentRel.length; ) {
+      for (let i = k === 0 ? 0 : stack[k]!.rel.length + 1; i < parentRel.length;) {
         const j = parentRel.indexOf(0x2f, i);
         const end = j < 0 ? parentRel.length : j;
         comps.push(parentRel.subarray(i, end));

@@ -200,7 +200,7 @@ async function produce(tree: TreeReader, pack: Pack, options: TreeTarOptions, st
     sink.on('error', () => undefined);
     if (body !== undefined) {
       const size = body.entry.size;
-      for (let off = 0; off < size; ) {
+      for (let off = 0; off < size;) {
         throwIfAborted(options.signal, details);
         const n = Math.min(READ_RANGE, size - off);
         const data = await tree.readPayload(body.payloadStart + off, n);
@@ -293,7 +293,11 @@ async function produce(tree: TreeReader, pack: Pack, options: TreeTarOptions, st
 }
 
 /** The header fields every kind shares: mode, owner, time (pax for what ustar cannot hold), xattrs. */
-function baseHeader(name: string, e: TreeEntry, badXattr: (what: string) => void): { name: string; mode: number; uid: number; gid: number; mtime: Date; pax?: Record<string, string> } {
+function baseHeader(
+  name: string,
+  e: TreeEntry,
+  badXattr: (what: string) => void,
+): { name: string; mode: number; uid: number; gid: number; mtime: Date; pax?: Record<string, string> } {
   const pax: Record<string, string> = {};
   const secs = e.mtimeNs / 1_000_000_000n;
   // The ustar field: clamped (tar-stream writes it as a 32-bit number); pax has the exact time.

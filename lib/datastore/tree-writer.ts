@@ -30,15 +30,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import ignore, { type Ignore } from 'ignore';
 import { CairnError, syscallCode, throwIfAborted, type ErrorDetails } from '../errors.js';
-import {
-  encodeDirRecord,
-  encodeRootEntry,
-  encodeTreeStreamHeader,
-  encodeTreeTrailer,
-  compareNames,
-  type TreeEntry,
-  type TreeEntryKind,
-} from '../format/tree.js';
+import { encodeDirRecord, encodeRootEntry, encodeTreeStreamHeader, encodeTreeTrailer, compareNames, type TreeEntry, type TreeEntryKind } from '../format/tree.js';
 import {
   AT_FDCWD,
   AT_SYMLINK_NOFOLLOW,
@@ -383,7 +375,12 @@ export class TreeWalker {
         throw new CairnError('ERR_INVALID_ARGUMENT', `tree source ${root} is not a directory`, { ...this.details, path: root }, e);
       }
       if (code === 'ENOENT') throw new CairnError('ERR_NOT_FOUND', `tree source ${root} does not exist`, { ...this.details, path: root }, e);
-      throw new CairnError('ERR_IO', `cannot open tree source ${root}: ${(e as Error).message}`, { ...this.details, path: root, ...(code === undefined ? {} : { syscallCode: code }) }, e);
+      throw new CairnError(
+        'ERR_IO',
+        `cannot open tree source ${root}: ${(e as Error).message}`,
+        { ...this.details, path: root, ...(code === undefined ? {} : { syscallCode: code }) },
+        e,
+      );
     }
     try {
       const rootSt = nativeFstat(rootFd);
@@ -423,7 +420,11 @@ export class TreeWalker {
 
   /** The xattrs of an open file or directory. */
   private xattrsOfFd(fd: number, rel: Buffer): [Uint8Array, Uint8Array][] | undefined {
-    return this.collectXattrs(rel, () => nativeFlistxattr(fd), (n) => nativeFgetxattr(fd, n));
+    return this.collectXattrs(
+      rel,
+      () => nativeFlistxattr(fd),
+      (n) => nativeFgetxattr(fd, n),
+    );
   }
 
   /**
@@ -433,7 +434,11 @@ export class TreeWalker {
    */
   private xattrsAt(dirfd: number, name: Uint8Array, rel: Buffer): [Uint8Array, Uint8Array][] | undefined {
     const p = Buffer.concat([Buffer.from(`/proc/self/fd/${dirfd}/`), name]);
-    return this.collectXattrs(rel, () => nativeListXattrs(p), (n) => nativeGetXattr(p, n));
+    return this.collectXattrs(
+      rel,
+      () => nativeListXattrs(p),
+      (n) => nativeGetXattr(p, n),
+    );
   }
 
   private collectXattrs(rel: Buffer, list: () => Buffer[], get: (name: Buffer) => Buffer): [Uint8Array, Uint8Array][] | undefined {
@@ -629,7 +634,12 @@ export class TreeWalker {
       } catch (e) {
         const code = codeOf(e) ?? 'EIO';
         const changed = code === 'ELOOP' || code === 'ENOTDIR';
-        this.drop(stack, i, changed ? 'CHANGED' : code, changed ? `replaced while the walk was below it (${code} when re-opened)` : `cannot re-open directory: ${(e as Error).message}`);
+        this.drop(
+          stack,
+          i,
+          changed ? 'CHANGED' : code,
+          changed ? `replaced while the walk was below it (${code} when re-opened)` : `cannot re-open directory: ${(e as Error).message}`,
+        );
         return undefined;
       }
       let st: NativeStat;

@@ -84,11 +84,7 @@ function validate(value: unknown, code: ErrorCode, details: ErrorDetails, name: 
   const version = value['version'];
   if (typeof version !== 'number' || !Number.isInteger(version) || version < 1) fail(`version ${JSON.stringify(version)} is invalid`);
   if ((version as number) > CONFIG_VERSION) {
-    throw new CairnError(
-      'ERR_FORMAT_VERSION',
-      `${name}: version ${String(version)} is newer than this Cairn supports (${CONFIG_VERSION}); upgrade Cairn`,
-      details,
-    );
+    throw new CairnError('ERR_FORMAT_VERSION', `${name}: version ${String(version)} is newer than this Cairn supports (${CONFIG_VERSION}); upgrade Cairn`, details);
   }
   for (const k of Object.keys(value)) if (!TOP_KEYS.has(k)) fail(`unknown property ${JSON.stringify(k)}`);
   if (typeof value['uuid'] !== 'string' || !UUID_RE.test(value['uuid'])) fail(`uuid ${JSON.stringify(value['uuid'])} is not an RFC 4122 UUID`);
@@ -101,7 +97,11 @@ function validate(value: unknown, code: ErrorCode, details: ErrorDetails, name: 
   if (!isPlainObject(cdc)) return fail('cdc must be an object {min, avg, max}');
   for (const k of Object.keys(cdc)) if (!CDC_KEYS.has(k)) fail(`cdc has unknown property ${JSON.stringify(k)}`);
   const { min, avg, max } = cdc;
-  for (const [k, n] of [['min', min], ['avg', avg], ['max', max]] as const) {
+  for (const [k, n] of [
+    ['min', min],
+    ['avg', avg],
+    ['max', max],
+  ] as const) {
     if (typeof n !== 'number' || !Number.isSafeInteger(n)) fail(`cdc.${k} ${JSON.stringify(n)} must be an integer`);
   }
   const [mn, av, mx] = [min, avg, max] as [number, number, number];

@@ -10,15 +10,7 @@
 import { CairnError, type ErrorDetails } from '../errors.js';
 import { DIGEST_SIZE, indexChecksum } from '../codec/hash.js';
 import { equalBytes, toHex } from '../util/bytes.js';
-import {
-  checkIdentity,
-  INDEX_HEADER_SIZE,
-  type IndexIdentity,
-  indexLabel,
-  OFF,
-  parseIndexHeader,
-  writeIndexHeader,
-} from './index-header.js';
+import { checkIdentity, INDEX_HEADER_SIZE, type IndexIdentity, indexLabel, OFF, parseIndexHeader, writeIndexHeader } from './index-header.js';
 import { FIXED_INDEX_MAGIC, FIXED_INDEX_VERSION } from './magic.js';
 
 /** Smallest chunk size a fixed index accepts: 4 KiB. */
@@ -106,10 +98,7 @@ function checkHeaderInput(h: FixedIndexHeaderInput): number {
 export function encodeFixedIndex(header: FixedIndexHeaderInput, digests: Uint8Array): Uint8Array {
   const count = checkHeaderInput(header);
   if (digests.length !== count * DIGEST_SIZE) {
-    throw new CairnError(
-      'ERR_INVALID_ARGUMENT',
-      `fixed index: ${header.size} bytes in chunks of ${header.chunkSize} need ${count} digests, got ${digests.length / DIGEST_SIZE}`,
-    );
+    throw new CairnError('ERR_INVALID_ARGUMENT', `fixed index: ${header.size} bytes in chunks of ${header.chunkSize} need ${count} digests, got ${digests.length / DIGEST_SIZE}`);
   }
   const out = new Uint8Array(INDEX_HEADER_SIZE + digests.length);
   out.set(digests, INDEX_HEADER_SIZE);

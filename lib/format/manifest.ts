@@ -160,10 +160,12 @@ function canon(v: unknown, depth: number): string {
       return JSON.stringify(v);
     case 'object': {
       if (Array.isArray(v)) {
-        return `[${v.map((x: unknown) => {
-          if (x === undefined) throw new TypeError('canonicalJson: undefined in an array');
-          return canon(x, depth + 1);
-        }).join(',')}]`;
+        return `[${v
+          .map((x: unknown) => {
+            if (x === undefined) throw new TypeError('canonicalJson: undefined in an array');
+            return canon(x, depth + 1);
+          })
+          .join(',')}]`;
       }
       if (!isPlainObject(v)) throw new TypeError('canonicalJson: only plain objects and arrays are allowed');
       const keys = Object.keys(v).sort();
@@ -201,12 +203,7 @@ function isUtcTime(s: unknown): s is string {
   }
 }
 
-function validate(
-  value: unknown,
-  code: ErrorCode,
-  details: ErrorDetails,
-  label: string,
-): Manifest {
+function validate(value: unknown, code: ErrorCode, details: ErrorDetails, label: string): Manifest {
   const prefix = code === 'ERR_MANIFEST_CORRUPT' ? `${label} is corrupt` : label;
   const fail = (what: string): never => {
     throw new CairnError(code, `${prefix}: ${what}`, details);

@@ -266,21 +266,26 @@ class Handlers {
         cb(0);
       },
       read: (p, fh, buf, len, pos, cb) =>
-        this.run('read', p, (code: number, n?: number) => cb(code === 0 ? n! : code), async () => {
-          const h = this.handles.get(fh) ?? { node: await this.node(p), lastEnd: -1, aheadTo: 0 };
-          if (h.node.read === undefined) throw Fuse.EISDIR;
-          let n: number;
-          if (h.node.readInto !== undefined) {
-            // Straight into libfuse's buffer (valid until we call back): no allocation per request.
-            n = await h.node.readInto(pos, buf.subarray(0, len));
-          } else {
-            const data = await h.node.read(pos, len);
-            n = Math.min(len, data.byteLength);
-            buf.set(data.subarray(0, n));
-          }
-          this.readAhead(h, pos, len);
-          return n;
-        }),
+        this.run(
+          'read',
+          p,
+          (code: number, n?: number) => cb(code === 0 ? n! : code),
+          async () => {
+            const h = this.handles.get(fh) ?? { node: await this.node(p), lastEnd: -1, aheadTo: 0 };
+            if (h.node.read === undefined) throw Fuse.EISDIR;
+            let n: number;
+            if (h.node.readInto !== undefined) {
+              // Straight into libfuse's buffer (valid until we call back): no allocation per request.
+              n = await h.node.readInto(pos, buf.subarray(0, len));
+            } else {
+              const data = await h.node.read(pos, len);
+              n = Math.min(len, data.byteLength);
+              buf.set(data.subarray(0, n));
+            }
+            this.readAhead(h, pos, len);
+            return n;
+          },
+        ),
       readlink: (p, cb) =>
         this.run('readlink', p, cb, async () => {
           const n = await this.node(p);
@@ -331,7 +336,21 @@ class Handlers {
 function stat(a: NodeAttr): Fuse.FuseStat {
   const type = { dir: 0o040000, file: 0o100000, symlink: 0o120000, chardev: 0o020000, blockdev: 0o060000, fifo: 0o010000, socket: 0o140000 }[a.kind];
   const t = new Date(a.mtimeMs);
-  return { mode: type | a.perm, size: a.size, uid: a.uid, gid: a.gid, nlink: a.nlink, ino: a.ino, rdev: a.rdev, blksize: 4096, blocks: Math.ceil(a.size / 512), dev: 0, atime: t, mtime: t, ctime: t };
+  return {
+    mode: type | a.perm,
+    size: a.size,
+    uid: a.uid,
+    gid: a.gid,
+    nlink: a.nlink,
+    ino: a.ino,
+    rdev: a.rdev,
+    blksize: 4096,
+    blocks: Math.ceil(a.size / 512),
+    dev: 0,
+    atime: t,
+    mtime: t,
+    ctime: t,
+  };
 }
 
 function describe(e: unknown): string {
@@ -400,7 +419,9 @@ function stopNativeThread(fuse: Fuse, mountpoint: string): void {
 /** Runs fusermount (asynchronously: it may stat the mountpoint, which this process serves). */
 function fusermount(args: string[]): Promise<{ ok: boolean; stderr: string }> {
   return new Promise((resolve) => {
-    execFile('fusermount', args, { encoding: 'utf8', timeout: 30_000 }, (err, _out, stderr) => resolve({ ok: err === null, stderr: `${stderr}${err === null ? '' : ` ${err.message}`}` }));
+    execFile('fusermount', args, { encoding: 'utf8', timeout: 30_000 }, (err, _out, stderr) =>
+      resolve({ ok: err === null, stderr: `${stderr}${err === null ? '' : ` ${err.message}`}` }),
+    );
   });
 }
 
@@ -429,7 +450,11 @@ function makeMount(abs: string, fuse: Fuse, release: () => Promise<void>, onClos
       // Not lazily: a mount with open files is not pulled away from under them by a close.
       const r = await fusermount(['-u', abs]);
       if (!r.ok && /busy/i.test(r.stderr)) {
-        throw new CairnError('ERR_LOCKED', `the mount at ${abs} is busy (a process has a file or its working directory on it): close those, or unmount it first (Mount.unmount detaches it lazily)`, { path: abs });
+        throw new CairnError(
+          'ERR_LOCKED',
+          `the mount at ${abs} is busy (a process has a file or its working directory on it): close those, or unmount it first (Mount.unmount detaches it lazily)`,
+          { path: abs },
+        );
       }
       // Unmounted (or not unmountable plainly for another reason): the lazy unmount finishes it.
     }
@@ -476,7 +501,12 @@ export async function mountSnapshot(snapshot: Snapshot, mountpoint: string, opti
     const root = snapshotRoot(snapshot, { reader: async () => reader, hold: held }, new InodeTable(), 'snap', 1, modes);
     const handlers = new Handlers(root, options, Number.POSITIVE_INFINITY);
     const fuse = await startFuse(abs, handlers, options, 3600);
-    return makeMount(abs, fuse, () => reader.close(), (hook) => snapshot.onClose(hook));
+    return makeMount(
+      abs,
+      fuse,
+      () => reader.close(),
+      (hook) => snapshot.onClose(hook),
+    );
   } catch (e) {
     await reader.close();
     throw e;
@@ -630,7 +660,12 @@ export async function mountDatastore(ds: Datastore, mountpoint: string, options:
     const root = datastoreRoot(ds, ns, new InodeTable(), { open: (s) => pool.source(s), modes });
     const handlers = new Handlers(root, options, 1000);
     const fuse = await startFuse(abs, handlers, options, 1);
-    return makeMount(abs, fuse, () => pool.close(), (hook) => ds.onClose(hook));
+    return makeMount(
+      abs,
+      fuse,
+      () => pool.close(),
+      (hook) => ds.onClose(hook),
+    );
   } catch (e) {
     await pool.close();
     throw e;

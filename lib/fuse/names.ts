@@ -39,7 +39,7 @@ export function showName(bytes: Uint8Array): string {
   const flush = (to: number): void => {
     if (to > plainFrom) out += Buffer.from(bytes.buffer, bytes.byteOffset + plainFrom, to - plainFrom).toString('utf8');
   };
-  for (let i = 0; i < bytes.length; ) {
+  for (let i = 0; i < bytes.length;) {
     const n = sequenceAt(bytes, i);
     // U+F700..U+F7FF is EF 9C 80 .. EF 9F BF.
     const inEscapeRange = n === 3 && bytes[i] === 0xef && bytes[i + 1]! >= 0x9c && bytes[i + 1]! <= 0x9f;

@@ -154,7 +154,17 @@ export function snapshotRoot(snap: Snapshot, src: ReaderSource, inodes: InodeTab
     return tp;
   };
   const hold = (): Promise<() => void> => src.hold();
-  const fileAttr = (key: string, size: number): NodeAttr => ({ kind: 'file', perm: modes.imageMode, uid: modes.uid, gid: modes.gid, size, mtimeMs, nlink: 1, ino: inodes.of(key), rdev: 0 });
+  const fileAttr = (key: string, size: number): NodeAttr => ({
+    kind: 'file',
+    perm: modes.imageMode,
+    uid: modes.uid,
+    gid: modes.gid,
+    size,
+    mtimeMs,
+    nlink: 1,
+    ino: inodes.of(key),
+    rdev: 0,
+  });
   return new DirNode(dirAttr(ino, mtimeMs, modes), async () => {
     const m = new Map<string, () => Promise<VNode | undefined>>();
     for (const f of snap.files) {
@@ -284,8 +294,9 @@ function namespaceNode(ds: Datastore, ns: Namespace, inodes: InodeTable, options
       m.set(name, async () => namespaceNode(ds, c, inodes, options));
     }
     for (const [type, list] of types) {
-      m.set(type, async () =>
-        new DirNode(dirAttr(inodes.of(`${key}/${type}`), 0, options.modes), async () => new Map(list.map((g) => [g.id, async () => groupNode(g, inodes, options)]))),
+      m.set(
+        type,
+        async () => new DirNode(dirAttr(inodes.of(`${key}/${type}`), 0, options.modes), async () => new Map(list.map((g) => [g.id, async () => groupNode(g, inodes, options)]))),
       );
     }
     return m;
@@ -308,7 +319,17 @@ function groupNode(group: BackupGroup, inodes: InodeTable, options: DatastoreVie
     if (newest !== undefined) {
       const target = newest.time;
       m.set('latest', async () => ({
-        attr: { kind: 'symlink', perm: 0o777, uid: options.modes.uid, gid: options.modes.gid, size: Buffer.byteLength(target), mtimeMs: newest.epoch * 1000, nlink: 1, ino: inodes.of(`${key}/latest`), rdev: 0 },
+        attr: {
+          kind: 'symlink',
+          perm: 0o777,
+          uid: options.modes.uid,
+          gid: options.modes.gid,
+          size: Buffer.byteLength(target),
+          mtimeMs: newest.epoch * 1000,
+          nlink: 1,
+          ino: inodes.of(`${key}/latest`),
+          rdev: 0,
+        },
         target,
       }));
     }

@@ -22,7 +22,8 @@ interface UmaskState {
   set: number | undefined;
 }
 const UMASK_KEY = Symbol.for('cairn.catalog.umask');
-const umaskState: UmaskState = ((globalThis as Record<symbol, unknown>)[UMASK_KEY] as UmaskState | undefined) ??
+const umaskState: UmaskState =
+  ((globalThis as Record<symbol, unknown>)[UMASK_KEY] as UmaskState | undefined) ??
   ((globalThis as Record<symbol, unknown>)[UMASK_KEY] = { holders: 0, restore: undefined, set: undefined } satisfies UmaskState);
 
 /** The temporary copies of this process, removed at exit (shared across copies of this module). */
@@ -31,7 +32,8 @@ interface TemporaryState {
   hooked: boolean;
 }
 const TEMPORARY_KEY = Symbol.for('cairn.catalog.temporary');
-const temporaryState: TemporaryState = ((globalThis as Record<symbol, unknown>)[TEMPORARY_KEY] as TemporaryState | undefined) ??
+const temporaryState: TemporaryState =
+  ((globalThis as Record<symbol, unknown>)[TEMPORARY_KEY] as TemporaryState | undefined) ??
   ((globalThis as Record<symbol, unknown>)[TEMPORARY_KEY] = { dirs: new Set(), hooked: false } satisfies TemporaryState);
 
 /** Remembers a temporary copy so that it is removed at process exit even when it is never closed. */
@@ -181,7 +183,7 @@ async function copyRegularFile(from: string, to: string, signal: AbortSignal | u
         if (signal?.aborted === true) throw new Error('aborted');
         const { bytesRead } = await input.read(buf, 0, buf.length, null);
         if (bytesRead === 0) break;
-        for (let at = 0; at < bytesRead; ) at += (await output.write(buf, at, bytesRead - at)).bytesWritten;
+        for (let at = 0; at < bytesRead;) at += (await output.write(buf, at, bytesRead - at)).bytesWritten;
       }
     } finally {
       await output.close();

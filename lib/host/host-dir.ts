@@ -56,7 +56,10 @@ export async function unwritable(root: string): Promise<string | undefined> {
  */
 export async function findEnclosingDatastore(dir: string, configFile: string, maxBytes: number): Promise<string | undefined> {
   for (let d = path.resolve(dir); ; d = path.dirname(d)) {
-    const text = await readRegularFile(path.join(d, configFile), { maxBytes }).then((b) => Buffer.from(b).toString('utf8'), () => '');
+    const text = await readRegularFile(path.join(d, configFile), { maxBytes }).then(
+      (b) => Buffer.from(b).toString('utf8'),
+      () => '',
+    );
     if (text.includes('"cairn-datastore"')) return d;
     if (path.dirname(d) === d) return undefined;
   }

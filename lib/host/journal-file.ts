@@ -35,7 +35,8 @@ async function openJournal(file: string, flags: number): Promise<fsp.FileHandle 
   try {
     const st = await fh.stat();
     if (!st.isFile()) throw new CairnError('ERR_UNSAFE_PATH', `the move journal ${file} is not a regular file; remove it by hand`, { path: file });
-    if (st.size > MOVE_JOURNAL_MAX_BYTES) throw new CairnError('ERR_UNSAFE_PATH', `the move journal ${file} is ${st.size} bytes, more than the ${MOVE_JOURNAL_MAX_BYTES} a journal can reach`, { path: file });
+    if (st.size > MOVE_JOURNAL_MAX_BYTES)
+      throw new CairnError('ERR_UNSAFE_PATH', `the move journal ${file} is ${st.size} bytes, more than the ${MOVE_JOURNAL_MAX_BYTES} a journal can reach`, { path: file });
     return fh;
   } catch (e) {
     await fh.close();

@@ -106,7 +106,10 @@ export function setLockHolderName(name: string): void {
 
 /** Printable ASCII only, at most 80 characters. */
 function sanitizeText(s: string): string {
-  return s.replace(/[^\x20-\x7e]/g, '?').slice(0, 80).trim();
+  return s
+    .replace(/[^\x20-\x7e]/g, '?')
+    .slice(0, 80)
+    .trim();
 }
 
 /** The holder record written into an exclusively held lock file. */

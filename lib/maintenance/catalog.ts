@@ -70,7 +70,19 @@
 import path from 'node:path';
 import { Level } from 'level';
 import { CairnError, ioError, isCairnError, throwIfAborted, type ErrorDetails } from '../errors.js';
-import { copyCatalog, emptyDir, makeTemporaryDir, prepareCatalogDir, realDir, relaxUmask, removeTemporary, tightenModes, tightenUmask, CATALOG_FILE_MODE_MAX, TEMPORARY_FILE_MODE_MAX } from '../host/catalog-files.js';
+import {
+  copyCatalog,
+  emptyDir,
+  makeTemporaryDir,
+  prepareCatalogDir,
+  realDir,
+  relaxUmask,
+  removeTemporary,
+  tightenModes,
+  tightenUmask,
+  CATALOG_FILE_MODE_MAX,
+  TEMPORARY_FILE_MODE_MAX,
+} from '../host/catalog-files.js';
 import { MAX_NAMESPACE_DEPTH, parseNamespace } from '../types.js';
 import { fromHex, toHex } from '../util/bytes.js';
 import { sleep, systemClock } from '../util/clock.js';
@@ -250,7 +262,8 @@ interface Registry {
 // Process-wide, even across two copies of this module (a second LevelDB open in one process breaks
 // the lock: trap 25).
 const REGISTRY_KEY = Symbol.for('cairn.catalog.registry');
-const registry: Registry = ((globalThis as Record<symbol, unknown>)[REGISTRY_KEY] as Registry | undefined) ??
+const registry: Registry =
+  ((globalThis as Record<symbol, unknown>)[REGISTRY_KEY] as Registry | undefined) ??
   ((globalThis as Record<symbol, unknown>)[REGISTRY_KEY] = { open: new Map(), closing: new Map() } satisfies Registry);
 
 const KINDS: readonly TreeEntryKind[] = ['file', 'dir', 'symlink', 'hardlink', 'chardev', 'blockdev', 'fifo', 'socket'];
@@ -410,7 +423,12 @@ export class Catalog {
       await this.doUpdate(options);
       if (scope.group !== undefined) {
         const g = this.ds.group(scope.group, { namespace: scope.namespace });
-        if (!(await g.exists())) throw new CairnError('ERR_NOT_FOUND', `backup group ${g.name} does not exist${scope.namespace ? ` in namespace '${scope.namespace}'` : ''}`, { ...this.details(), namespace: scope.namespace, group: g.name });
+        if (!(await g.exists()))
+          throw new CairnError('ERR_NOT_FOUND', `backup group ${g.name} does not exist${scope.namespace ? ` in namespace '${scope.namespace}'` : ''}`, {
+            ...this.details(),
+            namespace: scope.namespace,
+            group: g.name,
+          });
       } else {
         await this.ds.namespace(scope.namespace).assertExists();
       }
@@ -470,7 +488,10 @@ export class Catalog {
         relaxUmask();
       }
     })();
-    registry.closing.set(s.key, done.catch(() => undefined));
+    registry.closing.set(
+      s.key,
+      done.catch(() => undefined),
+    );
     try {
       await done;
     } finally {
@@ -485,9 +506,10 @@ export class Catalog {
 
   /** The markers in scope. */
   private async markers(scope: ResolvedScope): Promise<Marker[]> {
-    const prefix = scope.group !== undefined
-      ? Buffer.concat([Buffer.of(S), Buffer.from(scope.namespace), Buffer.of(0), Buffer.from(scope.group), Buffer.of(0)])
-      : Buffer.concat([Buffer.of(S), Buffer.from(scope.namespace)]);
+    const prefix =
+      scope.group !== undefined
+        ? Buffer.concat([Buffer.of(S), Buffer.from(scope.namespace), Buffer.of(0), Buffer.from(scope.group), Buffer.of(0)])
+        : Buffer.concat([Buffer.of(S), Buffer.from(scope.namespace)]);
     const out: Marker[] = [];
     for await (const [k, v] of this.db.iterator({ gte: prefix, lt: upperBound(prefix) })) {
       const m = decodeMarker(k, v);
@@ -830,7 +852,9 @@ function markerValue(state: number, checksum: string, entries: number): Buffer {
 }
 
 function decodeMarker(k: Uint8Array, v: Uint8Array): Marker | undefined {
-  const parts = Buffer.from(k.buffer, k.byteOffset + 1, k.byteLength - 1).toString('latin1').split('\0');
+  const parts = Buffer.from(k.buffer, k.byteOffset + 1, k.byteLength - 1)
+    .toString('latin1')
+    .split('\0');
   if (parts.length !== 4 || v.byteLength < 33) return undefined;
   const [namespace, group, time, archive] = parts as [string, string, string, string];
   return { namespace, group, time, archive, state: v[0]!, checksum: toHex(v.subarray(1, 33)) };
@@ -839,7 +863,7 @@ function decodeMarker(k: Uint8Array, v: Uint8Array): Marker | undefined {
 function encodeValue(kind: TreeEntryKind, size: number, mtimeNs: bigint): Buffer {
   const out = [KIND_CODE.get(kind) ?? 0];
   varint(out, size);
-  let z = mtimeNs >= 0n ? mtimeNs << 1n : ((-mtimeNs) << 1n) - 1n;
+  let z = mtimeNs >= 0n ? mtimeNs << 1n : (-mtimeNs << 1n) - 1n;
   while (z >= 0x80n) {
     out.push(Number(z & 0x7fn) | 0x80);
     z >>= 7n;

@@ -564,7 +564,11 @@ class TreeComparer {
     const target = await tree.lookup(item.entry.target!);
     if (target === undefined || target.entry.kind !== 'file') {
       const path = Buffer.from(item.path).toString('utf8');
-      throw new CairnError('ERR_TREE_CORRUPT', `tree archive ${this.details.archive ?? ''}: hardlink ${path} points at ${Buffer.from(item.entry.target!).toString('utf8')}, which is not a file of the archive`, { ...this.details, path });
+      throw new CairnError(
+        'ERR_TREE_CORRUPT',
+        `tree archive ${this.details.archive ?? ''}: hardlink ${path} points at ${Buffer.from(item.entry.target!).toString('utf8')}, which is not a file of the archive`,
+        { ...this.details, path },
+      );
     }
     return target;
   }

@@ -76,7 +76,34 @@ const PROBE_ROUNDS = 3;
  * machine's or process's clock, or that a daemon serves: NFS, SMB/CIFS, 9p, virtiofs, FUSE, and
  * cluster and distributed filesystems.
  */
-const NETWORK_TYPES = new Set(['nfs', 'nfs4', 'cifs', 'smb3', 'smbfs', 'smb2', 'ncpfs', 'ncp', '9p', 'virtiofs', 'afs', 'coda', 'ceph', 'glusterfs', 'lustre', 'gpfs', 'beegfs', 'orangefs', 'pvfs2', 'ocfs2', 'gfs2', 'vboxsf', 'vmhgfs', 'davfs', 'fuse', 'fuseblk']);
+const NETWORK_TYPES = new Set([
+  'nfs',
+  'nfs4',
+  'cifs',
+  'smb3',
+  'smbfs',
+  'smb2',
+  'ncpfs',
+  'ncp',
+  '9p',
+  'virtiofs',
+  'afs',
+  'coda',
+  'ceph',
+  'glusterfs',
+  'lustre',
+  'gpfs',
+  'beegfs',
+  'orangefs',
+  'pvfs2',
+  'ocfs2',
+  'gfs2',
+  'vboxsf',
+  'vmhgfs',
+  'davfs',
+  'fuse',
+  'fuseblk',
+]);
 
 /**
  * True when timestamps on a filesystem of this type (as `/proc/self/mountinfo` names it) may come
@@ -237,7 +264,8 @@ export function chooseGcSkew(input: GcSkewInput): GcSkew {
   const networkMs = input.networkSkewMs ?? DEFAULT_GC_SKEW_MS;
   const m = input.measurement;
   const backend = input.backend;
-  const fs = backend !== undefined ? { backend } : input.fsType === undefined ? {} : { fsType: input.fsType, ...(input.mountPoint === undefined ? {} : { mountPoint: input.mountPoint }) };
+  const fs =
+    backend !== undefined ? { backend } : input.fsType === undefined ? {} : { fsType: input.fsType, ...(input.mountPoint === undefined ? {} : { mountPoint: input.mountPoint }) };
   const measured = m === undefined ? undefined : measuredNeedMs(m);
   const why = m === undefined ? `timestamps not measured (${input.failure ?? 'no measurement'})` : describe(m);
   const on = input.fsType === undefined ? 'filesystem type unknown' : `${input.fsType} at ${input.mountPoint ?? '?'}`;

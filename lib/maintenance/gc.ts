@@ -258,8 +258,12 @@ export class GarbageCollector {
   async run(options: GcOptions = {}): Promise<GcReport> {
     const ds = this.ds;
     ds.assertOpen();
-    for (const [name, v] of [['skewMs', options.skewMs], ['networkSkewMs', options.networkSkewMs]] as const) {
-      if (v !== undefined && !(Number.isFinite(v) && v >= 0)) throw new CairnError('ERR_INVALID_ARGUMENT', `${name} must be a number ≥ 0`, { datastore: ds.root, [name]: String(v) });
+    for (const [name, v] of [
+      ['skewMs', options.skewMs],
+      ['networkSkewMs', options.networkSkewMs],
+    ] as const) {
+      if (v !== undefined && !(Number.isFinite(v) && v >= 0))
+        throw new CairnError('ERR_INVALID_ARGUMENT', `${name} must be a number ≥ 0`, { datastore: ds.root, [name]: String(v) });
     }
     const dryRun = options.dryRun === true;
     const signal = options.signal;
@@ -301,14 +305,22 @@ export class GarbageCollector {
       await options.hooks?.beforeDrain?.();
       // Snapshots moved between namespaces during the walk (move-journal.ts explains why this
       // is enough). A snapshot that is gone or locked now is being removed.
-      await drainMoveJournal(ds, async (moved) => {
-        throwIfAborted(signal);
-        const snap = await ds.namespace(moved.namespace).group(moved.group).snapshot(moved.time).catch((e: unknown) => {
-          if (isCairnError(e, 'ERR_NOT_FOUND')) return undefined;
-          throw e;
-        });
-        if (snap !== undefined) await this.markSnapshot(snap, marks, mark, signal);
-      }, signal);
+      await drainMoveJournal(
+        ds,
+        async (moved) => {
+          throwIfAborted(signal);
+          const snap = await ds
+            .namespace(moved.namespace)
+            .group(moved.group)
+            .snapshot(moved.time)
+            .catch((e: unknown) => {
+              if (isCairnError(e, 'ERR_NOT_FOUND')) return undefined;
+              throw e;
+            });
+          if (snap !== undefined) await this.markSnapshot(snap, marks, mark, signal);
+        },
+        signal,
+      );
       marks.seal();
       const tMark = performance.now();
 
@@ -402,7 +414,11 @@ export class GarbageCollector {
       }
       if (!vanished) return;
       if (pass >= MAX_GROUP_PASSES) {
-        throw new CairnError('ERR_LOCKED', `garbage collection: snapshots of ${group.name} keep vanishing or stay locked for removal; nothing was removed`, { datastore: this.ds.root, namespace: group.namespace, group: group.name });
+        throw new CairnError('ERR_LOCKED', `garbage collection: snapshots of ${group.name} keep vanishing or stay locked for removal; nothing was removed`, {
+          datastore: this.ds.root,
+          namespace: group.namespace,
+          group: group.name,
+        });
       }
       if (pass > 0) await sleep(Math.min(100, 5 * pass), options.signal);
     }
@@ -412,7 +428,12 @@ export class GarbageCollector {
    * Marks one snapshot's chunks. False when it vanished (or is locked by a removal) before it could
    * be opened; every other failure (a corrupt or missing index under the shared lock) throws.
    */
-  private async markSnapshot(snap: Snapshot, marks: MarkSet, mark: { snapshots: number; indexFiles: number; indexDataBytes: number }, signal: AbortSignal | undefined): Promise<boolean> {
+  private async markSnapshot(
+    snap: Snapshot,
+    marks: MarkSet,
+    mark: { snapshots: number; indexFiles: number; indexDataBytes: number },
+    signal: AbortSignal | undefined,
+  ): Promise<boolean> {
     let reader;
     try {
       reader = await snap.open(signal === undefined ? {} : { signal });

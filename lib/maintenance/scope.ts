@@ -34,7 +34,11 @@ export async function groupsInScope(ds: Datastore, scope: GroupScope): Promise<B
   if (scope.group !== undefined) {
     const g = ns.group(scope.group);
     if (!(await g.exists())) {
-      throw new CairnError('ERR_NOT_FOUND', `backup group ${g.name} does not exist${namespace ? ` in namespace '${namespace}'` : ''}`, { datastore: ds.root, namespace, group: g.name });
+      throw new CairnError('ERR_NOT_FOUND', `backup group ${g.name} does not exist${namespace ? ` in namespace '${namespace}'` : ''}`, {
+        datastore: ds.root,
+        namespace,
+        group: g.name,
+      });
     }
     return [g];
   }

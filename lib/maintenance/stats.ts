@@ -234,7 +234,6 @@ export async function datastoreStats(ds: Datastore, scope: StatsScope = {}, opti
   };
 }
 
-
 /** The distinct chunk digests (hex) of a snapshot's image and tree indexes, read under its shared lock (`signal` ends the wait for it). */
 async function snapshotDigests(snap: Snapshot, signal: AbortSignal | undefined): Promise<Set<string>> {
   const out = new Set<string>();

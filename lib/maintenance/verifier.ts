@@ -235,7 +235,8 @@ export class Verifier {
     const ds = this.ds;
     ds.assertOpen();
     const sample = options.sample ?? 1;
-    if (!(typeof sample === 'number' && sample > 0 && sample <= 1)) throw new CairnError('ERR_INVALID_ARGUMENT', 'sample must be a number with 0 < sample ≤ 1', { datastore: ds.root });
+    if (!(typeof sample === 'number' && sample > 0 && sample <= 1))
+      throw new CairnError('ERR_INVALID_ARGUMENT', 'sample must be a number with 0 < sample ≤ 1', { datastore: ds.root });
     const concurrency = options.concurrency ?? 8;
     if (!Number.isInteger(concurrency) || concurrency < 1) throw new CairnError('ERR_INVALID_ARGUMENT', 'concurrency must be a positive integer', { datastore: ds.root });
     const outdatedAfter = options.outdatedAfter;
@@ -253,11 +254,23 @@ export class Verifier {
     const stats = { chunksChecked: 0, chunksSampledOut: 0, bytesChecked: 0, bytesRead: 0 };
     const sampledOut = new Set<string>();
     // A snapshot whose manifest is damaged fails without being read (there is no manifest to mark).
-    const out: VerifySnapshotResult[] = damaged.map((d) => ({ namespace: d.namespace, snapshot: d.name, result: 'failed', problems: [{ code: d.error.code, message: d.error.message }] }));
+    const out: VerifySnapshotResult[] = damaged.map((d) => ({
+      namespace: d.namespace,
+      snapshot: d.name,
+      result: 'failed',
+      problems: [{ code: d.error.code, message: d.error.message }],
+    }));
     const threshold = sample >= 1 ? Infinity : sample * 2 ** 32;
     let done = 0;
     const progress = (snap: Snapshot): void => {
-      options.onProgress?.({ snapshot: snap.name, namespace: snap.namespace, snapshotsDone: done, snapshotsTotal: snapshots.length, chunksChecked: stats.chunksChecked, bytesChecked: stats.bytesChecked });
+      options.onProgress?.({
+        snapshot: snap.name,
+        namespace: snap.namespace,
+        snapshotsDone: done,
+        snapshotsTotal: snapshots.length,
+        chunksChecked: stats.chunksChecked,
+        bytesChecked: stats.bytesChecked,
+      });
     };
 
     const check = (ref: ChunkRef): Promise<ChunkResult> => {
@@ -362,7 +375,12 @@ export class Verifier {
               note({ archive: ref.archive, digest: ref.hex, code: r.code, message: r.message });
             } else if (r.size !== ref.length) {
               failed = true;
-              note({ archive: ref.archive, digest: ref.hex, code: 'ERR_INDEX_CORRUPT', message: `chunk ${ref.hex} decodes to ${r.size} bytes, but archive '${ref.archive}' gives it ${ref.length}` });
+              note({
+                archive: ref.archive,
+                digest: ref.hex,
+                code: 'ERR_INDEX_CORRUPT',
+                message: `chunk ${ref.hex} decodes to ${r.size} bytes, but archive '${ref.archive}' gives it ${ref.length}`,
+              });
             }
           }
         };
@@ -425,7 +443,8 @@ export class Verifier {
     }
     if (scope.group !== undefined) {
       const g = ds.group(scope.group, { namespace });
-      if (!(await g.exists())) throw new CairnError('ERR_NOT_FOUND', `backup group ${g.name} does not exist${namespace ? ` in namespace '${namespace}'` : ''}`, { namespace, group: g.name });
+      if (!(await g.exists()))
+        throw new CairnError('ERR_NOT_FOUND', `backup group ${g.name} does not exist${namespace ? ` in namespace '${namespace}'` : ''}`, { namespace, group: g.name });
       return g.scan();
     }
     const maxDepth = scope.maxDepth ?? MAX_NAMESPACE_DEPTH;
@@ -456,7 +475,13 @@ function sampleKey(digest: Uint8Array): number {
 }
 
 /** Reads and decodes one chunk; a damaged one is renamed aside. */
-async function checkChunk(store: ChunkStore, ds: Datastore, ref: ChunkRef, stats: { chunksChecked: number; bytesChecked: number; bytesRead: number }, signal: AbortSignal | undefined): Promise<ChunkResult> {
+async function checkChunk(
+  store: ChunkStore,
+  ds: Datastore,
+  ref: ChunkRef,
+  stats: { chunksChecked: number; bytesChecked: number; bytesRead: number },
+  signal: AbortSignal | undefined,
+): Promise<ChunkResult> {
   const details = { digest: ref.hex };
   let stored: Uint8Array;
   try {

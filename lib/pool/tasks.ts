@@ -137,8 +137,8 @@ function readDecode(task: ReadDecodeTask): TaskOutput<DecodeResult> {
       e instanceof NotAChunkFile
         ? new CairnError(task.code, `chunk ${task.details.digest ?? ''} at ${task.path} ${e.message}`, { ...task.details, path: task.path })
         : syscallCode(e) === 'ENOENT'
-        ? new CairnError('ERR_CHUNK_MISSING', `chunk ${task.details.digest ?? task.path} is missing`, { ...task.details, path: task.path }, e)
-        : ioError(e, `cannot read chunk ${task.details.digest ?? ''} at ${task.path}`, { ...task.details, path: task.path });
+          ? new CairnError('ERR_CHUNK_MISSING', `chunk ${task.details.digest ?? task.path} is missing`, { ...task.details, path: task.path }, e)
+          : ioError(e, `cannot read chunk ${task.details.digest ?? ''} at ${task.path}`, { ...task.details, path: task.path });
     return { value: { error: err.toJSON() }, transfer: [] };
   }
   try {

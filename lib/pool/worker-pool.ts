@@ -147,7 +147,10 @@ export class WorkerPool {
    * {@link PLAIN_CHUNK_FORMAT} when not given). `data` is transferred. Damage raises a
    * {@link CairnError} with `code` and `details`.
    */
-  async decode(data: Uint8Array, options: { digest: Uint8Array | null; code: EnvelopeCorruptCode; details: ErrorDetails; signal?: AbortSignal; format?: ChunkFormat }): Promise<Uint8Array> {
+  async decode(
+    data: Uint8Array,
+    options: { digest: Uint8Array | null; code: EnvelopeCorruptCode; details: ErrorDetails; signal?: AbortSignal; format?: ChunkFormat },
+  ): Promise<Uint8Array> {
     const task = { op: 'decode' as const, data, format: formatOf(options.format), digest: options.digest, code: options.code, details: options.details };
     const r = await this.run<DecodeResult>(task, transferOf(data), options.signal);
     if (r.error !== undefined) throw errorFromJSON(r.error);
@@ -158,7 +161,10 @@ export class WorkerPool {
    * Reads a chunk file and checks and decodes it (in `format`, as {@link WorkerPool.decode}), all
    * on a worker. A missing file raises `ERR_CHUNK_MISSING`; damage raises `code`; both with `details`.
    */
-  async readDecode(path: string, options: { digest: Uint8Array | null; code: EnvelopeCorruptCode; details: ErrorDetails; signal?: AbortSignal; format?: ChunkFormat }): Promise<Uint8Array> {
+  async readDecode(
+    path: string,
+    options: { digest: Uint8Array | null; code: EnvelopeCorruptCode; details: ErrorDetails; signal?: AbortSignal; format?: ChunkFormat },
+  ): Promise<Uint8Array> {
     const task = { op: 'readDecode' as const, path, format: formatOf(options.format), digest: options.digest, code: options.code, details: options.details };
     const r = await this.run<DecodeResult>(task, [], options.signal);
     if (r.error !== undefined) throw errorFromJSON(r.error);

@@ -101,7 +101,9 @@ export class ChunkStore {
   async insertRaw(digest: Uint8Array, envelope: Uint8Array): Promise<InsertOutcome> {
     const hex = toHex(digest);
     if (envelope.byteLength > ENVELOPE_MAX_BYTES) {
-      throw new CairnError('ERR_CHUNK_CORRUPT', `chunk ${hex} is corrupt: an envelope of ${envelope.byteLength} bytes is more than the ${ENVELOPE_MAX_BYTES} its format allows`, { digest: hex });
+      throw new CairnError('ERR_CHUNK_CORRUPT', `chunk ${hex} is corrupt: an envelope of ${envelope.byteLength} bytes is more than the ${ENVELOPE_MAX_BYTES} its format allows`, {
+        digest: hex,
+      });
     }
     parseEnvelope(envelope, { code: 'ERR_CHUNK_CORRUPT', details: { digest: hex } });
     const key = chunkKey(hex);

@@ -90,7 +90,10 @@ t.test('put: several buffers, empty ones, subarrays, replacement, sync', async (
   const values = Array.from({ length: 8 }, (_, i) => seededBytes(50_000 + i, i + 10));
   await Promise.all(values.map((v) => b.put('race', v)));
   const got = await readFile(path.join(dir, 'race'));
-  t.ok(values.some((v) => Buffer.compare(got, Buffer.from(v)) === 0), 'one whole value');
+  t.ok(
+    values.some((v) => Buffer.compare(got, Buffer.from(v)) === 0),
+    'one whole value',
+  );
   t.same(await tmpFiles(dir), [], 'no temp files after concurrent puts');
 });
 
@@ -141,7 +144,7 @@ t.test('get: whole, ranges, past the end, missing', async (t) => {
   await rejectsCode(t, b.get('nodir/nope', { offset: 0, length: 1 }), 'ERR_NOT_FOUND', 'missing key, range read');
   const isDir = await rejectsCode(t, b.get('k'), 'ERR_IO', 'a directory');
   t.match(isDir?.message, /is a directory/);
-  await rejectsCode(t, b.get('k', undefined, { code: 'ERR_INDEX_CORRUPT' }), 'ERR_INDEX_CORRUPT', 'a directory, with the caller\'s code');
+  await rejectsCode(t, b.get('k', undefined, { code: 'ERR_INDEX_CORRUPT' }), 'ERR_INDEX_CORRUPT', "a directory, with the caller's code");
 });
 
 t.test('stat and touch', async (t) => {

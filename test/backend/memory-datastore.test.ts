@@ -52,7 +52,16 @@ t.test('datastore and maintenance tests on a MemoryBackend', async (t) => {
   // The outer tap's variables would make the nested run a child of it.
   const env: NodeJS.ProcessEnv = { CAIRN_TEST_BACKEND: 'memory' };
   for (const [k, v] of Object.entries(process.env)) if (!/^(TAP|_TAPJS|NODE_V8_COVERAGE)/.test(k) && k !== 'CAIRN_TEST_BACKEND') env[k] = v;
-  const args = [tapBin, '--disable-coverage', '--reporter=tap', '--jobs=1', `--timeout=${FILE_TIMEOUT_S}`, `--output-dir=${out}`, `--node-arg=--import=${HOOK}`, ...MEMORY_RUN_FILES];
+  const args = [
+    tapBin,
+    '--disable-coverage',
+    '--reporter=tap',
+    '--jobs=1',
+    `--timeout=${FILE_TIMEOUT_S}`,
+    `--output-dir=${out}`,
+    `--node-arg=--import=${HOOK}`,
+    ...MEMORY_RUN_FILES,
+  ];
   const started = Date.now();
   const { code, output } = await new Promise<{ code: number | null; output: string }>((resolve, reject) => {
     const child = spawn(process.execPath, args, { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -165,7 +165,10 @@ t.test('cairn diff: trees, images and blobs; text and --json; refs, --ns and err
   // --ns applies to both; the snapshots may be of different groups; type/id is the newest.
   const ns = await cairn(['--store', s, '--ns', 'site-a', 'diff', 'host/web', 'host/db', 'vm.blob']);
   t.equal(ns.code, 0, ns.err);
-  t.equal(ns.out, [`comparing site-a:host/web/${T1} to site-a:host/db/${T3}`, 'vm.blob:', '  unchanged (blob 9 B)', '1 archive: 0 changed, 1 unchanged, 0 added, 0 removed', ''].join('\n'));
+  t.equal(
+    ns.out,
+    [`comparing site-a:host/web/${T1} to site-a:host/db/${T3}`, 'vm.blob:', '  unchanged (blob 9 B)', '1 archive: 0 changed, 1 unchanged, 0 added, 0 removed', ''].join('\n'),
+  );
   const nsj = JSON.parse((await cairn(['--store', s, '--ns', 'site-a', '--json', 'diff', 'host/web', 'host/db', 'vm.blob'])).out) as Record<string, unknown>;
   t.same(nsj['to'], { namespace: 'site-a', group: 'host/db', time: T3, snapshot: `host/db/${T3}` });
 
@@ -212,6 +215,13 @@ t.test('cairn diff: images of different chunk sizes are compared by bytes', asyn
   t.equal(r.code, 0, r.err);
   t.equal(
     r.out,
-    [`comparing vm/1/${T1} to vm/1/${T2}`, 'disk.img:', `  changed ${3 * CS}+${CS}`, '  1 range, 64.0 KiB changed (image 256.0 KiB, compared by bytes (chunk size 64.0 KiB -> 256.0 KiB))', '1 archive: 1 changed, 0 unchanged, 0 added, 0 removed', ''].join('\n'),
+    [
+      `comparing vm/1/${T1} to vm/1/${T2}`,
+      'disk.img:',
+      `  changed ${3 * CS}+${CS}`,
+      '  1 range, 64.0 KiB changed (image 256.0 KiB, compared by bytes (chunk size 64.0 KiB -> 256.0 KiB))',
+      '1 archive: 1 changed, 0 unchanged, 0 added, 0 removed',
+      '',
+    ].join('\n'),
   );
 });

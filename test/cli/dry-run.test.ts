@@ -110,7 +110,11 @@ if (requireBuilt(t)) {
       const text = await cairn(['--store', store, ...args, '--dry-run']);
       const j = JSON.parse(r.out) as DryJson;
       t.match(text.out, new RegExp(`t\\.tree: .*; ${j.archives['t.tree']!.chunks} chunks, ${j.archives['t.tree']!.newChunks} new \\(`), `${label}: the tree line counts chunks`);
-      t.match(text.out, new RegExp(`d\\.img: image from file .*; ${j.archives['d.img']!.chunks} chunks, ${j.archives['d.img']!.newChunks} new \\(`), `${label}: the image line counts chunks`);
+      t.match(
+        text.out,
+        new RegExp(`d\\.img: image from file .*; ${j.archives['d.img']!.chunks} chunks, ${j.archives['d.img']!.newChunks} new \\(`),
+        `${label}: the image line counts chunks`,
+      );
       t.match(text.out, new RegExp(`\\nwould store about .* new bytes in ${j.total.newChunks} chunks \\(uncompressed`), `${label}: the total line`);
       return j;
     };

@@ -130,7 +130,10 @@ if (requireBuilt(t)) {
     t.equal(w.code, 4, 'still locked after the wait');
     t.ok(Date.now() - t0 >= 900, 'it waited about a second');
 
-    for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    for (const [sig, code] of [
+      ['SIGINT', 130],
+      ['SIGTERM', 143],
+    ] as const) {
       const s = await cairnSignalled([...S, '--lock-wait', '3', 'backup', 'vm/1', `b.blob:${f}`], sig, 1200);
       t.equal(s.code, code, `${sig}: exit ${code}`);
       t.equal(s.err, `cairn: interrupted (${sig})\n`, 'one line');

@@ -50,7 +50,8 @@ async function digestsOf(store: string, time: string): Promise<Set<string>> {
 
 const dir = tempDir(t, 'cairn-gc-prune-');
 const mount = mountOf(dir);
-const skip = mount === undefined ? 'no mount table' : isNetworkFilesystem(mount.fsType) ? `the tmp directory is on ${mount.fsType}, a network filesystem (large skew by design)` : false;
+const skip =
+  mount === undefined ? 'no mount table' : isNetworkFilesystem(mount.fsType) ? `the tmp directory is on ${mount.fsType}, a network filesystem (large skew by design)` : false;
 
 if (requireBuilt(t)) {
   t.test('backup, backup, prune the first, gc at once: its chunks are gone and du goes down', { skip }, async (t) => {
@@ -65,7 +66,10 @@ if (requireBuilt(t)) {
     writeFileSync(img2, second);
     const T1 = '2026-01-01T10:00:00Z';
     const T2 = '2026-01-02T10:00:00Z';
-    for (const [img, time] of [[img1, T1], [img2, T2]] as const) {
+    for (const [img, time] of [
+      [img1, T1],
+      [img2, T2],
+    ] as const) {
       const r = await cairn(['--store', s, 'backup', 'vm/100', `disk.img:${img}`, '--time', time]);
       t.equal(r.code, 0, `backup ${time}: ${r.err}`);
     }
@@ -84,7 +88,7 @@ if (requireBuilt(t)) {
     t.ok(r.skewMs < 1000, `skew ${r.skewMs} ms`);
     t.ok((r.skew.measurement?.elapsedMs ?? Infinity) < 50, `measured in ${r.skew.measurement?.elapsedMs} ms`);
     t.same([r.removedChunks, r.pendingChunks, r.diskChunks], [16, 0, 32], 'the 16 chunks only the pruned snapshot used are removed at once, none pending');
-    t.same(chunkFiles(s), kept, 'the chunks left are exactly the kept snapshot\'s');
+    t.same(chunkFiles(s), kept, "the chunks left are exactly the kept snapshot's");
     const duAfter = du(s);
     t.ok(duBefore - duAfter >= 16 * 64, `du went down by ${duBefore - duAfter} KiB (of ${duBefore} KiB), at least the 16 chunks' 1 MiB`);
     t.equal(r.removedBytes >= 16 * CS, true, 'removedBytes counts them');
@@ -107,6 +111,6 @@ if (requireBuilt(t)) {
     t.equal(freed.code, 0, freed.err);
     t.match(freed.out, /removed 32 chunks \([0-9.]+ MiB\); 0 pending/);
     t.match(freed.out, new RegExp(`^skew 0\\.[0-9]+ s: local ${mount!.fsType} at .*timestamps in steps of`, 'm'));
-    t.equal(chunkFiles(s).size, 8, 'only the third snapshot\'s chunks are left');
+    t.equal(chunkFiles(s).size, 8, "only the third snapshot's chunks are left");
   });
 }

@@ -80,9 +80,34 @@ t.test('humanBytes', async (t) => {
 t.test('parseRangesFile', async (t) => {
   t.same(parseRangesFile('', 'f'), { ranges: [] });
   t.same(parseRangesFile('\n\n# only comments\n   \n', 'f'), { ranges: [] });
-  t.same(parseRangesFile('0 4096\n65536 10\n', 'f'), { ranges: [[0, 4096], [65536, 10]] });
-  t.same(parseRangesFile('0x10 0x20\n0xfF 1', 'f'), { ranges: [[16, 32], [255, 1]] }, 'hex');
-  t.same(parseRangesFile('1,2\n3 , 4\n5\t6\n7  8 # trailing comment\r\n', 'f'), { ranges: [[1, 2], [3, 4], [5, 6], [7, 8]] }, 'comma, tab, spaces, CRLF, comments');
+  t.same(parseRangesFile('0 4096\n65536 10\n', 'f'), {
+    ranges: [
+      [0, 4096],
+      [65536, 10],
+    ],
+  });
+  t.same(
+    parseRangesFile('0x10 0x20\n0xfF 1', 'f'),
+    {
+      ranges: [
+        [16, 32],
+        [255, 1],
+      ],
+    },
+    'hex',
+  );
+  t.same(
+    parseRangesFile('1,2\n3 , 4\n5\t6\n7  8 # trailing comment\r\n', 'f'),
+    {
+      ranges: [
+        [1, 2],
+        [3, 4],
+        [5, 6],
+        [7, 8],
+      ],
+    },
+    'comma, tab, spaces, CRLF, comments',
+  );
   t.same(parseRangesFile('  9 10  ', 'f'), { ranges: [[9, 10]] }, 'surrounding whitespace');
   t.same(parseRangesFile('0x1F 0xff', 'f'), { ranges: [[31, 255]] }, 'mixed-case hex digits');
 

@@ -53,7 +53,11 @@ if (requireBuilt(t)) {
     ];
     for (const [args, pick, time] of cases) want(pick(await json(args)), time, args[0]!);
     const ls = (await json(['ls', 'host/a', 'etc.tree'])) as { entries: { path: string }[] };
-    t.same(ls.entries.map((e) => e.path), ['hello.conf'], 'ls lists the entries under "entries"');
+    t.same(
+      ls.entries.map((e) => e.path),
+      ['hello.conf'],
+      'ls lists the entries under "entries"',
+    );
   });
 
   t.test('snapshots table, show, ns create -p', async (t) => {

@@ -95,7 +95,10 @@ if (requireBuilt(t)) {
     const h = await holder(lockFile);
     t.teardown(() => (h.exitCode === null ? end(h) : undefined));
 
-    for (const [sig, want] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    for (const [sig, want] of [
+      ['SIGINT', 130],
+      ['SIGTERM', 143],
+    ] as const) {
       for (const json of [false, true]) {
         const args = ['--store', store, '--lock-wait', '30', ...(json ? ['--json'] : []), 'backup', 'vm/1', `disk.img:${img}`];
         const r = await interruptAfter(args, lockFile, sig, 1000);

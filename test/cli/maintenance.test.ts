@@ -75,7 +75,11 @@ if (requireBuilt(t)) {
     t.equal((await cairn(['init', store, '--sync-level', 'none', '--image-chunk-size', '65536'])).code, 0);
     const img = await writeTemp(dir, 'disk.raw', seededBytes(3 * 65536, 2));
     t.equal((await cairn([...S, 'ns', 'create', 'a'])).code, 0);
-    for (const [group, time] of [['vm/1', '2026-01-01T00:00:00Z'], ['vm/1', '2026-01-02T00:00:00Z'], ['vm/2', '2026-01-01T00:00:00Z']] as const) {
+    for (const [group, time] of [
+      ['vm/1', '2026-01-01T00:00:00Z'],
+      ['vm/1', '2026-01-02T00:00:00Z'],
+      ['vm/2', '2026-01-01T00:00:00Z'],
+    ] as const) {
       t.equal((await cairn([...S, 'backup', group, `disk.img:${img}`, '--time', time])).code, 0);
     }
     t.equal((await cairn([...S, 'group', 'move', 'vm/1'])).code, 2, 'a target is required');

@@ -108,7 +108,10 @@ if (requireBuilt(t)) {
     t.equal((await cairn([...S, '--ns', 'c/b', 'protect', `vm/1/${T3}`])).code, 0);
     const gr = await json(['--ns', 'c/b', 'group', 'remove', 'vm/1']);
     t.match(gr, { removed: false, removedSnapshots: [T1], keptProtected: [T3] }, 'the old fields');
-    t.same(gr.snapshots.map((x: { result: string }) => x.result), ['removed', 'kept-protected']);
+    t.same(
+      gr.snapshots.map((x: { result: string }) => x.result),
+      ['removed', 'kept-protected'],
+    );
     t.match(gr.snapshots[0], id('c/b', T1), 'group remove: the removed one');
     await resolves(gr.snapshots[1], id('c/b', T3), 'group remove: the kept one');
 

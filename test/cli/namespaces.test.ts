@@ -32,9 +32,15 @@ if (requireBuilt(t)) {
     const text = await cairn([...S, 'ns', 'list']);
     t.match(text.out, /\(root\)/);
     const shallow = await cairn([...S, '--json', 'ns', 'list', '--max-depth', '1']);
-    t.notOk((JSON.parse(shallow.out) as { path: string }[]).some((n) => n.path === 'site-a/rack1'), '--max-depth 1');
+    t.notOk(
+      (JSON.parse(shallow.out) as { path: string }[]).some((n) => n.path === 'site-a/rack1'),
+      '--max-depth 1',
+    );
     const below = await cairn([...S, '--json', 'ns', 'list', 'site-a']);
-    t.ok((JSON.parse(below.out) as { path: string }[]).some((n) => n.path === 'site-a/rack1'), 'list below a parent');
+    t.ok(
+      (JSON.parse(below.out) as { path: string }[]).some((n) => n.path === 'site-a/rack1'),
+      'list below a parent',
+    );
 
     const b = await cairn([...S, '--ns', 'site-a', 'backup', 'host/web', `conf.blob:${blob}`, '--time', '2026-03-01T00:00:00Z']);
     t.equal(b.code, 0, b.err);
@@ -62,7 +68,10 @@ if (requireBuilt(t)) {
     t.equal(emptyRemove.code, 0, 'an empty namespace is removed without --recursive');
     t.match(emptyRemove.out, /removed namespace site-b/);
     const after = await cairn([...S, '--json', 'ns', 'list']);
-    t.same((JSON.parse(after.out) as { path: string }[]).map((n) => n.path), ['']);
+    t.same(
+      (JSON.parse(after.out) as { path: string }[]).map((n) => n.path),
+      [''],
+    );
     const gone = await cairn([...S, 'ns', 'remove', 'site-a']);
     t.equal(gone.code, 3, 'removing a missing namespace: exit 3');
     const root = await cairn([...S, 'ns', 'remove', '']);

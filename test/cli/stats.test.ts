@@ -8,7 +8,14 @@ import path from 'node:path';
 import { seededBytes, tempDir, writeTemp } from '../helpers/fixtures.js';
 import { cairn, requireBuilt } from './run-cli.js';
 
-interface Space { snapshots: number; logicalBytes: number; storedBytes: number; chunks: number; missingChunks: number; dedupFactor: number }
+interface Space {
+  snapshots: number;
+  logicalBytes: number;
+  storedBytes: number;
+  chunks: number;
+  missingChunks: number;
+  dedupFactor: number;
+}
 
 if (requireBuilt(t)) {
   t.test('per group, per namespace and total, with chunks shared between groups', async (t) => {
@@ -21,7 +28,11 @@ if (requireBuilt(t)) {
     const b = Buffer.concat([a.subarray(0, 4 * CS), seededBytes(4 * CS, 2)]); // half shared with a
     const fa = await writeTemp(dir, 'a.raw', a);
     const fb = await writeTemp(dir, 'b.raw', b);
-    for (const [g, f, time] of [['vm/1', fa, '2026-01-01T00:00:00Z'], ['vm/1', fa, '2026-01-02T00:00:00Z'], ['vm/2', fb, '2026-01-01T00:00:00Z']] as const) {
+    for (const [g, f, time] of [
+      ['vm/1', fa, '2026-01-01T00:00:00Z'],
+      ['vm/1', fa, '2026-01-02T00:00:00Z'],
+      ['vm/2', fb, '2026-01-01T00:00:00Z'],
+    ] as const) {
       const r = await cairn([...S, 'backup', g, `disk.img:${f}`, '--time', time]);
       t.equal(r.code, 0, r.err);
     }

@@ -19,7 +19,10 @@ if (requireBuilt(t)) {
       for (let f = 0; f < 150; f++) writeFileSync(path.join(src, `d${d}`, `f${f}`), `file ${d}/${f}\n`);
     }
     writeFileSync(path.join(src, 'big'), seededBytes(200 * 1024 * 1024, 8));
-    for (const args of [['backup', 'host/a', `t.tree:${src}`], ['restore', 'host/a', 't.tree', path.join(dir, 'out')]]) {
+    for (const args of [
+      ['backup', 'host/a', `t.tree:${src}`],
+      ['restore', 'host/a', 't.tree', path.join(dir, 'out')],
+    ]) {
       const t0 = performance.now();
       const r = await cairn(['--store', store, '--verbose', ...args]);
       const secs = (performance.now() - t0) / 1000;

@@ -17,7 +17,10 @@ async function snapshotOf(root: string): Promise<Map<string, string>> {
     const st = await fsp.lstat(abs, { bigint: true });
     const kind = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
     let extra = '';
-    if (kind === 'file') extra = createHash('sha256').update(await fsp.readFile(abs)).digest('hex');
+    if (kind === 'file')
+      extra = createHash('sha256')
+        .update(await fsp.readFile(abs))
+        .digest('hex');
     if (kind === 'symlink') extra = await fsp.readlink(abs);
     out.set(rel, `${kind} ${(st.mode & 0o7777n).toString(8)} ${rel === '' ? '' : st.mtimeNs} ${extra}`);
     if (kind === 'dir') for (const n of (await fsp.readdir(abs)).sort()) await visit(path.join(abs, n), rel === '' ? n : `${rel}/${n}`);
@@ -113,7 +116,14 @@ if (requireBuilt(t)) {
       t.ok(want.has(n), `${n} is from the archive`);
       const st = await fsp.stat(path.join(out, n));
       // Completed files are whole; one cut off mid-write can only be shorter, never foreign.
-      if (st.size === 4 * 1024 * 1024) t.equal(createHash('sha256').update(await fsp.readFile(path.join(out, n))).digest('hex'), want.get(n), `${n} is whole`);
+      if (st.size === 4 * 1024 * 1024)
+        t.equal(
+          createHash('sha256')
+            .update(await fsp.readFile(path.join(out, n)))
+            .digest('hex'),
+          want.get(n),
+          `${n} is whole`,
+        );
       else t.ok(st.size < 4 * 1024 * 1024, `${n} was being written`);
     }
   });

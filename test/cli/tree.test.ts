@@ -31,7 +31,10 @@ if (requireBuilt(t)) {
     t.match(ls.out, /^d.* ssh\/$/m);
     t.notMatch(ls.out, /big\.cache/, 'excluded');
     const lsSub = await cairn([...S, '--json', 'ls', 'host/web', 'etc.tree:ssh']);
-    t.same((JSON.parse(lsSub.out) as { entries: { path: string }[] }).entries.map((x) => x.path), ['ssh/sshd_config']);
+    t.same(
+      (JSON.parse(lsSub.out) as { entries: { path: string }[] }).entries.map((x) => x.path),
+      ['ssh/sshd_config'],
+    );
     t.equal((await cairn([...S, 'ls', 'host/web', 'etc.tree:nope'])).code, 3, 'unknown path: exit 3');
 
     const find = await cairn([...S, 'find', 'host/web', 'etc.tree', '**/sshd*']);

@@ -34,7 +34,16 @@ if (requireBuilt(t)) {
     // The second backup with CAIRN_STORE instead of --store, and JSON output.
     const b2 = await cairn(['--json', 'backup', 'vm/100', `disk.img:${imgFile}`, '--time', T2], { CAIRN_STORE: store });
     t.equal(b2.code, 0, `second backup: ${b2.err}`);
-    const j2 = JSON.parse(b2.out) as { namespace: string; group: string; time: string; snapshot: string; type: string; id: string; files: { name: string }[]; stats: Record<string, { chunks: number; chunksWritten: number; chunksKnown: number }> };
+    const j2 = JSON.parse(b2.out) as {
+      namespace: string;
+      group: string;
+      time: string;
+      snapshot: string;
+      type: string;
+      id: string;
+      files: { name: string }[];
+      stats: Record<string, { chunks: number; chunksWritten: number; chunksKnown: number }>;
+    };
     t.same([j2.namespace, j2.group, j2.time, j2.snapshot], ['', 'vm/100', T2, `vm/100/${T2}`], 'the snapshot identity leads, as in every --json output');
     t.equal(j2.type, 'vm');
     t.equal(j2.id, '100');
@@ -53,7 +62,10 @@ if (requireBuilt(t)) {
     const listJson = await cairn([...S, '--json', 'snapshots', 'vm/100']);
     t.equal(listJson.code, 0);
     const snaps = JSON.parse(listJson.out) as { time: string; files: { name: string; size: number; kind: string }[] }[];
-    t.same(snaps.map((s) => s.time), [T1, T2]);
+    t.same(
+      snaps.map((s) => s.time),
+      [T1, T2],
+    );
     t.same(snaps[0]!.files.map((f) => f.name).sort(), ['conf.blob', 'disk.img']);
     t.equal(snaps[0]!.files.find((f) => f.name === 'disk.img')?.size, image.byteLength);
     t.equal(snaps[0]!.files.find((f) => f.name === 'conf.blob')?.kind, 'blob');

@@ -11,7 +11,6 @@ import { code } from '../helpers/codes.js';
 
 await initHash();
 
-
 const text = new TextEncoder().encode('some compressible text, '.repeat(500));
 const rnd = Uint8Array.from(randomBytes(4096));
 const copts = { code: 'ERR_CHUNK_CORRUPT', details: { digest: 'x' } } as const;
@@ -51,7 +50,10 @@ t.test('precomputed digest', async (t) => {
   const d = blake3(text);
   const enc = encodeChunk(text, { compress: true, digest: d });
   t.equal(enc.digest, d);
-  t.equal(code(() => encodeChunk(text, { compress: true, digest: new Uint8Array(3) })), 'ERR_INVALID_ARGUMENT');
+  t.equal(
+    code(() => encodeChunk(text, { compress: true, digest: new Uint8Array(3) })),
+    'ERR_INVALID_ARGUMENT',
+  );
 });
 
 t.test('digest mismatch', async (t) => {
@@ -72,7 +74,10 @@ t.test('bad lz4 with a valid envelope maps to the corrupt code', async (t) => {
   // A garbage block with a correct prefix and a correct CRC.
   const payload = Uint8Array.from([100, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 1, 2, 3]);
   const file = concat([encodeEnvelopeHeader({ codec: CODEC.lz4, rawSize: 100, payload }), payload]);
-  t.equal(code(() => decodeChunk(file, copts)), 'ERR_CHUNK_CORRUPT');
+  t.equal(
+    code(() => decodeChunk(file, copts)),
+    'ERR_CHUNK_CORRUPT',
+  );
   try {
     decodeChunk(file, copts);
   } catch (e) {
@@ -84,7 +89,10 @@ t.test('bad lz4 with a valid envelope maps to the corrupt code', async (t) => {
   const lying = Uint8Array.from(small);
   new DataView(lying.buffer).setUint32(0, 2000, true);
   const f2 = concat([encodeEnvelopeHeader({ codec: CODEC.lz4, rawSize: 2000, payload: lying }), lying]);
-  t.equal(code(() => decodeChunk(f2, copts)), 'ERR_CHUNK_CORRUPT');
+  t.equal(
+    code(() => decodeChunk(f2, copts)),
+    'ERR_CHUNK_CORRUPT',
+  );
 });
 
 t.test('property: decodeChunk only throws CairnError', async (t) => {

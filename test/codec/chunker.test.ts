@@ -127,16 +127,12 @@ t.test('gear table and masks are pinned', async (t) => {
 t.test('pinned boundaries of a fixed pseudo-random input', async (t) => {
   const small = prng(MiB, 0x12345678);
   const expectSmall = [
-    16400, 5033, 16875, 20570, 29447, 16940, 25340, 26451, 22656, 17431, 18157, 17695, 21141, 17107, 20410, 18060, 20364,
-    28046, 23222, 12511, 18841, 18294, 23236, 21880, 18523, 17286, 18331, 17101, 17378, 16904, 19420, 36910, 10651, 17315,
-    17415, 19867, 21062, 16479, 23821, 18193, 16613, 20226, 18195, 22223, 21253, 6193, 19958, 22573, 28096, 17067, 14090,
-    7478, 18538, 18668, 6787, 7855,
+    16400, 5033, 16875, 20570, 29447, 16940, 25340, 26451, 22656, 17431, 18157, 17695, 21141, 17107, 20410, 18060, 20364, 28046, 23222, 12511, 18841, 18294, 23236, 21880, 18523,
+    17286, 18331, 17101, 17378, 16904, 19420, 36910, 10651, 17315, 17415, 19867, 21062, 16479, 23821, 18193, 16613, 20226, 18195, 22223, 21253, 6193, 19958, 22573, 28096, 17067,
+    14090, 7478, 18538, 18668, 6787, 7855,
   ];
   const big = prng(16 * MiB, 42);
-  const expectBig = [
-    965977, 2019169, 1076843, 302565, 1061905, 1439435, 1219374, 1229464, 1062993, 914267, 1091472, 1091293, 1191820,
-    1117011, 993628,
-  ];
+  const expectBig = [965977, 2019169, 1076843, 302565, 1061905, 1439435, 1219374, 1229464, 1062993, 914267, 1091472, 1091293, 1191820, 1117011, 993628];
   for (const s of scanners) {
     t.same(Chunker.contentDefined({ min: 4096, avg: 16384, max: 65536 }, { scanner: s }).splitSync(small), expectSmall, `${s} small`);
     t.same(Chunker.contentDefined({}, { scanner: s }).splitSync(big), expectBig, `${s} default params`);
@@ -289,10 +285,7 @@ t.test('an insertion or deletion changes only the chunks around it', async (t) =
 t.test('zero input gives max-size chunks', async (t) => {
   for (const s of scanners) {
     t.same(Chunker.contentDefined({}, { scanner: s }).splitSync(new Uint8Array(10 * MiB)), [4 * MiB, 4 * MiB, 2 * MiB], s);
-    t.same(
-      Chunker.contentDefined({ min: 64, avg: 64, max: 200 }, { scanner: s }).splitSync(new Uint8Array(1000)),
-      [200, 200, 200, 200, 200],
-    );
+    t.same(Chunker.contentDefined({ min: 64, avg: 64, max: 200 }, { scanner: s }).splitSync(new Uint8Array(1000)), [200, 200, 200, 200, 200]);
   }
 });
 

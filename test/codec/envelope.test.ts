@@ -55,7 +55,11 @@ t.test('the plain chunk format', async (t) => {
   t.equal(checkChunkFormat(F), F);
   t.equal(checkChunkFormat(structuredClone(F)).digest, 'blake3', 'a format that crossed a thread boundary passes');
   for (const bad of [BOGUS, null, undefined, 'blake3', {}, { digest: 'blake3' }, { digest: 'blake3', crypt: 'aes' }]) {
-    t.equal(code(() => checkChunkFormat(bad)), 'ERR_INVALID_ARGUMENT', `refused: ${JSON.stringify(bad)}`);
+    t.equal(
+      code(() => checkChunkFormat(bad)),
+      'ERR_INVALID_ARGUMENT',
+      `refused: ${JSON.stringify(bad)}`,
+    );
   }
 });
 
@@ -67,7 +71,10 @@ t.test('chunkDigest: BLAKE3 of the plaintext in the plain format; unknown format
     t.equal(d.byteOffset, 0);
     t.equal(d.buffer.byteLength, DIGEST_SIZE, 'a fresh, transferable buffer');
   }
-  t.equal(code(() => chunkDigest(BOGUS, text)), 'ERR_INVALID_ARGUMENT');
+  t.equal(
+    code(() => chunkDigest(BOGUS, text)),
+    'ERR_INVALID_ARGUMENT',
+  );
   t.ok(equalBytes(indexChecksum(text), blake3(text)), 'indexChecksum is unkeyed BLAKE3');
 });
 
@@ -89,9 +96,18 @@ t.test('zero chunks are recognised by the digest in the chunk format', async (t)
   t.not(zeroChunkDigest(copy, 4096), zeroChunkDigest(F, 4096));
   // Many sizes: the per-format cache stays small and stays right.
   for (let s = 1; s < 40; s++) t.ok(equalBytes(zeroChunkDigest(F, s), blake3(new Uint8Array(s))), `size ${s} after evictions`);
-  t.equal(code(() => zeroChunkDigest(F, -1)), 'ERR_INVALID_ARGUMENT');
-  t.equal(code(() => zeroChunkDigest(F, MAX_RAW_SIZE + 1)), 'ERR_INVALID_ARGUMENT');
-  t.equal(code(() => zeroChunkDigest(BOGUS, 10)), 'ERR_INVALID_ARGUMENT');
+  t.equal(
+    code(() => zeroChunkDigest(F, -1)),
+    'ERR_INVALID_ARGUMENT',
+  );
+  t.equal(
+    code(() => zeroChunkDigest(F, MAX_RAW_SIZE + 1)),
+    'ERR_INVALID_ARGUMENT',
+  );
+  t.equal(
+    code(() => zeroChunkDigest(BOGUS, 10)),
+    'ERR_INVALID_ARGUMENT',
+  );
 });
 
 t.test('chunks: encode, decode, digest check; unknown formats refused', async (t) => {
@@ -107,9 +123,18 @@ t.test('chunks: encode, decode, digest check; unknown formats refused', async (t
   t.equal(out.buffer, stored.buffer, 'decoded uncompressed: a view of the stored bytes, not a copy');
   const given = encodeChunk(F, text, { compress: false, digest: new Uint8Array(32).fill(1) });
   t.same([...given.digest], new Array(32).fill(1), 'a given digest is used as is');
-  t.equal(code(() => encodeChunk(F, text, { compress: false, digest: new Uint8Array(31) })), 'ERR_INVALID_ARGUMENT');
-  t.equal(code(() => encodeChunk(BOGUS, text, { compress: true })), 'ERR_INVALID_ARGUMENT');
-  t.equal(code(() => decodeChunk(BOGUS, file, { code: 'ERR_CHUNK_CORRUPT', details: {} })), 'ERR_INVALID_ARGUMENT');
+  t.equal(
+    code(() => encodeChunk(F, text, { compress: false, digest: new Uint8Array(31) })),
+    'ERR_INVALID_ARGUMENT',
+  );
+  t.equal(
+    code(() => encodeChunk(BOGUS, text, { compress: true })),
+    'ERR_INVALID_ARGUMENT',
+  );
+  t.equal(
+    code(() => decodeChunk(BOGUS, file, { code: 'ERR_CHUNK_CORRUPT', details: {} })),
+    'ERR_INVALID_ARGUMENT',
+  );
   const wrong = new Uint8Array(32);
   try {
     decodeChunk(F, file, { code: 'ERR_CHUNK_CORRUPT', details: { digest: 'cd' }, expectDigest: wrong });
@@ -159,14 +184,24 @@ t.test('blobs: encoded as a chunk with compression tried; decoded against the ma
   t.match(digest.message, /^blob \/s\/conf\.blob is corrupt: content digest is /);
   const damaged = Uint8Array.from(file);
   damaged[20] = damaged[20]! ^ 1;
-  t.equal(code(() => decodeBlob(F, damaged, { details })), 'ERR_BLOB_CORRUPT', 'CRC');
+  t.equal(
+    code(() => decodeBlob(F, damaged, { details })),
+    'ERR_BLOB_CORRUPT',
+    'CRC',
+  );
   const payload = Uint8Array.from([100, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 1, 2, 3]);
   const badLz4 = concat([encodeEnvelopeHeader({ codec: CODEC.lz4, rawSize: 100, payload }), payload]);
   const lz = err(() => decodeBlob(F, badLz4, { details, subject: "blob 'b' of x" }));
   t.equal(lz.code, 'ERR_BLOB_CORRUPT');
   t.match(lz.message, /^blob 'b' of x is corrupt: /);
-  t.equal(code(() => encodeBlob(BOGUS, text)), 'ERR_INVALID_ARGUMENT');
-  t.equal(code(() => decodeBlob(BOGUS, file, { details })), 'ERR_INVALID_ARGUMENT');
+  t.equal(
+    code(() => encodeBlob(BOGUS, text)),
+    'ERR_INVALID_ARGUMENT',
+  );
+  t.equal(
+    code(() => decodeBlob(BOGUS, file, { details })),
+    'ERR_INVALID_ARGUMENT',
+  );
 });
 
 t.test('manifests: compressed when smaller, no digest, ERR_MANIFEST_CORRUPT', async (t) => {
@@ -180,7 +215,10 @@ t.test('manifests: compressed when smaller, no digest, ERR_MANIFEST_CORRUPT', as
   t.ok(equalBytes(decodeManifestEnvelope(encodeManifestEnvelope(short), { details: {} }), short), 'stored raw when LZ4 does not help');
   const damaged = Uint8Array.from(file);
   damaged[0] = 0;
-  t.equal(code(() => decodeManifestEnvelope(damaged, { details: {} })), 'ERR_MANIFEST_CORRUPT');
+  t.equal(
+    code(() => decodeManifestEnvelope(damaged, { details: {} })),
+    'ERR_MANIFEST_CORRUPT',
+  );
   const payload = Uint8Array.from([100, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 1, 2, 3]);
   const badLz4 = concat([encodeEnvelopeHeader({ codec: CODEC.lz4, rawSize: 100, payload }), payload]);
   try {

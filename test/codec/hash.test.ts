@@ -51,7 +51,8 @@ t.test('incremental hasher', async (t) => {
 t.test('crc32', async (t) => {
   t.equal(crc32(enc('123456789')), 0xcbf43926);
   t.equal(crc32(new Uint8Array(0)), 0);
-  const a = enc('hello '), b = enc('world');
+  const a = enc('hello '),
+    b = enc('world');
   t.equal(crc32(b, crc32(a)), crc32(enc('hello world')));
 });
 

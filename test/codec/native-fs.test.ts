@@ -1,17 +1,5 @@
 import t from 'tap';
-import {
-  closeSync,
-  constants,
-  existsSync,
-  lstatSync,
-  openSync,
-  readFileSync,
-  statSync,
-  symlinkSync,
-  truncateSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, constants, existsSync, lstatSync, openSync, readFileSync, statSync, symlinkSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { isCairnError } from '../../lib/errors.js';
@@ -108,8 +96,14 @@ if (!nativeAvailable()) {
     nativeSetXattr(p, 'user.ünïcödé', new TextEncoder().encode('text'));
 
     const listed = nativeListXattrs(p);
-    t.ok(listed.every((b) => Buffer.isBuffer(b)), 'names are Buffers');
-    t.ok(listed.every((b) => !b.includes(0)), 'names carry no NULs');
+    t.ok(
+      listed.every((b) => Buffer.isBuffer(b)),
+      'names are Buffers',
+    );
+    t.ok(
+      listed.every((b) => !b.includes(0)),
+      'names carry no NULs',
+    );
     t.same(names(userOnly(listed)), hex('user.bytes', oddName, 'user.empty', 'user.ünïcödé'));
 
     t.same(nativeGetXattr(p, 'user.bytes'), all);
@@ -508,10 +502,22 @@ if (nativeAvailable()) {
     t.equal(byName.mtimeNs, st.mtimeNs);
     t.equal(nativeFstatat(d, '', AT_EMPTY_PATH).kind, 'dir', 'AT_EMPTY_PATH stats the dirfd');
 
-    t.equal(codeOf(() => nativeOpenat(d, 'f', O_WRONLY | O_CREAT | O_EXCL)), 'EEXIST');
-    t.equal(codeOf(() => nativeOpenat(d, 'missing', O_RDONLY)), 'ENOENT');
-    t.equal(codeOf(() => nativeFstatat(d, 'missing', 0)), 'ENOENT');
-    t.equal(codeOf(() => nativeFstat(1_000_000)), 'EBADF');
+    t.equal(
+      codeOf(() => nativeOpenat(d, 'f', O_WRONLY | O_CREAT | O_EXCL)),
+      'EEXIST',
+    );
+    t.equal(
+      codeOf(() => nativeOpenat(d, 'missing', O_RDONLY)),
+      'ENOENT',
+    );
+    t.equal(
+      codeOf(() => nativeFstatat(d, 'missing', 0)),
+      'ENOENT',
+    );
+    t.equal(
+      codeOf(() => nativeFstat(1_000_000)),
+      'EBADF',
+    );
     t.throws(() => nativeOpenat(d, 'missing', O_RDONLY), { code: 'ERR_IO', message: /^openat missing: ENOENT/, details: { path: 'missing', fd: d } });
     t.throws(() => nativeOpenat(-5, 'x', 0), TypeError, 'a negative fd other than AT_FDCWD');
     t.throws(() => nativeOpenat(d, 'a\0b', 0), TypeError, 'a NUL in the name');
@@ -519,7 +525,11 @@ if (nativeAvailable()) {
     nativeSymlinkat('f', d, 'l');
     t.equal(nativeFstatat(d, 'l', AT_SYMLINK_NOFOLLOW).kind, 'symlink');
     t.equal(nativeFstatat(d, 'l', 0).kind, 'file', 'flags 0 follows');
-    t.equal(codeOf(() => nativeOpenat(d, 'l', O_RDONLY | O_NOFOLLOW)), 'ELOOP', 'O_NOFOLLOW refuses the symlink');
+    t.equal(
+      codeOf(() => nativeOpenat(d, 'l', O_RDONLY | O_NOFOLLOW)),
+      'ELOOP',
+      'O_NOFOLLOW refuses the symlink',
+    );
     t.equal(nativeReadlinkat(d, 'l').toString(), 'f');
     const p = nativeOpenat(d, 'l', O_PATH | O_NOFOLLOW);
     t.equal(nativeFstat(p).kind, 'symlink', 'O_PATH|O_NOFOLLOW holds the link itself');
@@ -542,12 +552,21 @@ if (nativeAvailable()) {
     closeSync(nativeOpenat(d, odd, O_WRONLY | O_CREAT, 0o600));
     nativeMkdirat(d, 'sub', 0o700);
     nativeSymlinkat(Buffer.from([0xc3, 0x28]), d, 'link');
-    const list = (fd: number): string[] => nativeReaddir(fd).map((e) => `${e.name.toString('hex')}:${nativeDirentKind(e.type)}`).sort();
+    const list = (fd: number): string[] =>
+      nativeReaddir(fd)
+        .map((e) => `${e.name.toString('hex')}:${nativeDirentKind(e.type)}`)
+        .sort();
     const want = [`${odd.toString('hex')}:file`, `${Buffer.from('link').toString('hex')}:symlink`, `${Buffer.from('sub').toString('hex')}:dir`].sort();
     const kinds = nativeReaddir(d).map((e) => nativeDirentKind(e.type));
     if (kinds.includes('unknown')) t.comment('this filesystem gives DT_UNKNOWN');
     else t.same(list(d), want, 'names as raw bytes, with their types');
-    t.same(nativeReaddir(d).map((e) => e.name.toString('hex')).sort(), want.map((w) => w.split(':')[0]).sort(), 'read again from the start');
+    t.same(
+      nativeReaddir(d)
+        .map((e) => e.name.toString('hex'))
+        .sort(),
+      want.map((w) => w.split(':')[0]).sort(),
+      'read again from the start',
+    );
     t.equal(nativeFstat(d).kind, 'dir', 'the dirfd is still open');
     t.ok(nativeReaddir(d).every((e) => Buffer.isBuffer(e.name)));
     t.same(nativeReadlinkat(d, 'link'), Buffer.from([0xc3, 0x28]), 'a non-UTF-8 symlink target, byte exact');
@@ -557,7 +576,10 @@ if (nativeAvailable()) {
     t.same(nativeReaddir(op), [], 'an O_PATH dirfd can be listed; an empty directory');
     closeSync(op);
     const f = nativeOpenat(d, odd, O_RDONLY);
-    t.equal(codeOf(() => nativeReaddir(f)), 'ENOTDIR');
+    t.equal(
+      codeOf(() => nativeReaddir(f)),
+      'ENOTDIR',
+    );
     closeSync(f);
   });
 
@@ -565,13 +587,20 @@ if (nativeAvailable()) {
     const d = freshDir();
     t.teardown(() => closeSync(d));
     nativeMkdirat(d, 'a', 0o750);
-    t.equal(codeOf(() => nativeMkdirat(d, 'a', 0o750)), 'EEXIST');
+    t.equal(
+      codeOf(() => nativeMkdirat(d, 'a', 0o750)),
+      'EEXIST',
+    );
     const a = nativeOpenat(d, 'a', O_RDONLY | O_DIRECTORY);
     closeSync(nativeOpenat(a, 'x', O_WRONLY | O_CREAT, 0o600));
     nativeLinkat(a, 'x', d, 'hard', 0);
     t.equal(nativeFstatat(d, 'hard', 0).nlink, 2);
     t.equal(nativeFstatat(d, 'hard', 0).ino, nativeFstatat(a, 'x', 0).ino);
-    t.equal(codeOf(() => nativeRenameat(d, 'hard', a, 'x', RENAME_NOREPLACE)), 'EEXIST', 'NOREPLACE keeps the target');
+    t.equal(
+      codeOf(() => nativeRenameat(d, 'hard', a, 'x', RENAME_NOREPLACE)),
+      'EEXIST',
+      'NOREPLACE keeps the target',
+    );
     t.ok(existsSync(join(atDir, `at${n}`, 'hard')), 'and the source');
     nativeRenameat(d, 'hard', a, 'y', RENAME_NOREPLACE);
     t.equal(nativeFstatat(a, 'y', 0).nlink, 2);
@@ -580,14 +609,26 @@ if (nativeAvailable()) {
     const zIno = nativeFstatat(a, 'z', 0).ino;
     nativeRenameat(a, 'z', a, 'x');
     t.equal(nativeFstatat(a, 'x', 0).ino, zIno, 'plain renameat replaces');
-    t.equal(codeOf(() => nativeFstatat(a, 'z', 0)), 'ENOENT');
-    t.equal(codeOf(() => nativeUnlinkat(d, 'a', AT_REMOVEDIR)), 'ENOTEMPTY');
-    t.equal(codeOf(() => nativeUnlinkat(d, 'a', 0)), 'EISDIR');
+    t.equal(
+      codeOf(() => nativeFstatat(a, 'z', 0)),
+      'ENOENT',
+    );
+    t.equal(
+      codeOf(() => nativeUnlinkat(d, 'a', AT_REMOVEDIR)),
+      'ENOTEMPTY',
+    );
+    t.equal(
+      codeOf(() => nativeUnlinkat(d, 'a', 0)),
+      'EISDIR',
+    );
     nativeUnlinkat(a, 'x');
     closeSync(a);
     nativeUnlinkat(d, 'a', AT_REMOVEDIR);
     t.same(nativeReaddir(d), []);
-    t.equal(codeOf(() => nativeUnlinkat(d, 'a', 0)), 'ENOENT');
+    t.equal(
+      codeOf(() => nativeUnlinkat(d, 'a', 0)),
+      'ENOENT',
+    );
   });
 
   t.test('ownership, times, mode and xattrs through fds and dirfds', async (t) => {
@@ -615,13 +656,26 @@ if (nativeAvailable()) {
     t.same(names(userOnly(nativeFlistxattr(fd))), hex(name, 'user.e'));
     t.same(nativeFgetxattr(fd, name), Buffer.from([0, 1, 2]));
     t.equal(nativeFgetxattr(fd, 'user.e').length, 0);
-    t.equal(codeOf(() => nativeFgetxattr(fd, 'user.none')), 'ENODATA');
+    t.equal(
+      codeOf(() => nativeFgetxattr(fd, 'user.none')),
+      'ENODATA',
+    );
     const p = nativeOpenat(d, 'f', O_PATH);
-    t.equal(codeOf(() => nativeFlistxattr(p)), 'EBADF', 'O_PATH descriptors cannot read xattrs');
+    t.equal(
+      codeOf(() => nativeFlistxattr(p)),
+      'EBADF',
+      'O_PATH descriptors cannot read xattrs',
+    );
     closeSync(p);
     closeSync(fd);
-    t.equal(codeOf(() => nativeFchmod(fd, 0o600)), 'EBADF');
-    t.equal(codeOf(() => nativeFsetxattr(fd, 'user.x', Buffer.of(1))), 'EBADF');
+    t.equal(
+      codeOf(() => nativeFchmod(fd, 0o600)),
+      'EBADF',
+    );
+    t.equal(
+      codeOf(() => nativeFsetxattr(fd, 'user.x', Buffer.of(1))),
+      'EBADF',
+    );
   });
 
   t.test('a tree 5,000+ bytes deep, reached only through dirfds', async (t) => {
@@ -653,7 +707,10 @@ if (nativeAvailable()) {
       cur = nativeOpenat(cur, ents[0]!.name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
       opened.push(cur);
     }
-    t.same(nativeReaddir(cur).map((e) => e.name.toString()), ['leaf']);
+    t.same(
+      nativeReaddir(cur).map((e) => e.name.toString()),
+      ['leaf'],
+    );
     const r = nativeOpenat(cur, 'leaf', O_RDONLY);
     t.equal(readFileSync(r, 'utf8'), 'deep');
     closeSync(r);

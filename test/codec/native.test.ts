@@ -6,15 +6,7 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { isCairnError } from '../../lib/errors.js';
-import {
-  nativeAddonPath,
-  nativeAvailable,
-  nativeCdcScan,
-  nativeFlock,
-  nativeFlockWait,
-  nativeSyncfs,
-  type LockMode,
-} from '../../lib/codec/native.js';
+import { nativeAddonPath, nativeAvailable, nativeCdcScan, nativeFlock, nativeFlockWait, nativeSyncfs, type LockMode } from '../../lib/codec/native.js';
 
 interface Raw {
   flock(fd: unknown, op?: unknown): boolean;
@@ -28,7 +20,7 @@ if (!nativeAvailable()) {
   t.end();
 } else {
   const raw = createRequire(import.meta.url)(nativeAddonPath()) as Raw;
-  const dir = t.testdir({ 'lock': '' });
+  const dir = t.testdir({ lock: '' });
   const file = join(dir, 'lock');
   const open = (): number => openSync(file, 'r+');
   const fds: number[] = [];
@@ -245,7 +237,8 @@ t.test('a missing addon gives ERR_NATIVE', async (t) => {
   const expected = {
     name: 'CairnError',
     code: 'ERR_NATIVE',
-    message: /^cairn's native addon is not built and no prebuilt binary fits linux-x64 \(Cannot find module .*\): in a project that depends on cairn, `npm rebuild cairn --foreground-scripts` builds it from source .*in a clone of cairn, `npm run build:native`$/,
+    message:
+      /^cairn's native addon is not built and no prebuilt binary fits linux-x64 \(Cannot find module .*\): in a project that depends on cairn, `npm rebuild cairn --foreground-scripts` builds it from source .*in a clone of cairn, `npm run build:native`$/,
   };
   t.throws(() => mocked.nativeFlock(0, 'shared'), expected);
   t.throws(() => mocked.nativeSyncfs(0), expected);

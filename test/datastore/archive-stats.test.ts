@@ -16,7 +16,8 @@ import { seededBytes, tempDir, writeTemp } from '../helpers/fixtures.js';
 const CS = 64 * 1024;
 
 /** The four parts of `chunks`. */
-const parts = (s: Pick<ArchiveStats, 'chunksWritten' | 'chunksDuplicate' | 'chunksKnown' | 'chunksReused'>): number => s.chunksWritten + s.chunksDuplicate + s.chunksKnown + s.chunksReused;
+const parts = (s: Pick<ArchiveStats, 'chunksWritten' | 'chunksDuplicate' | 'chunksKnown' | 'chunksReused'>): number =>
+  s.chunksWritten + s.chunksDuplicate + s.chunksKnown + s.chunksReused;
 
 function counters(s: ArchiveStats): Record<string, number> {
   return { chunks: s.chunks, written: s.chunksWritten, duplicate: s.chunksDuplicate, known: s.chunksKnown, reused: s.chunksReused, zero: s.chunksZero };
@@ -69,7 +70,11 @@ t.test('image counters partition chunks: full, duplicate, incremental, changed m
   t.ok(w3.base !== undefined, 'an incremental backup');
   const inc = await w3.addImage('disk', fileB);
   await w3.commit();
-  t.same(counters(inc), { chunks: 16, written: 2, duplicate: 0, known: 14, reused: 0, zero: 3 }, 'incremental: 2 changed chunks new, the rest known from the base (zeros among them)');
+  t.same(
+    counters(inc),
+    { chunks: 16, written: 2, duplicate: 0, known: 14, reused: 0, zero: 3 },
+    'incremental: 2 changed chunks new, the rest known from the base (zeros among them)',
+  );
   t.equal(parts(inc), inc.chunks, 'incremental: the parts add up; zero chunks are inside known');
 
   const c = Uint8Array.from(b);
@@ -78,7 +83,11 @@ t.test('image counters partition chunks: full, duplicate, incremental, changed m
   const w4 = await ds.group('vm/1').backup({ time: 3000 });
   const map = await w4.addImage('disk', fileC, { changed: { ranges: [[3 * CS + 10, 100]] } });
   const snap4 = await w4.commit();
-  t.same(counters(map), { chunks: 16, written: 1, duplicate: 0, known: 0, reused: 15, zero: 0 }, 'changed map: one chunk read and new, 15 reused unread (their zeros not counted as zero)');
+  t.same(
+    counters(map),
+    { chunks: 16, written: 1, duplicate: 0, known: 0, reused: 15, zero: 0 },
+    'changed map: one chunk read and new, 15 reused unread (their zeros not counted as zero)',
+  );
   t.equal(parts(map), map.chunks, 'changed map: the parts add up');
   await using r4 = await snap4.open();
   t.same(Buffer.from(await r4.readAt('disk', 0, c.byteLength)), Buffer.from(c), 'and the image reads back');
@@ -116,12 +125,20 @@ t.test('tree streams partition their chunks; the manifest totals count every arc
   const ts = await w1.addTree('root', src);
   await w1.addBlob('conf', conf);
   const s1 = await w1.commit();
-  for (const [what, s] of [['meta', ts.meta], ['payload', ts.payload]] as [string, ChunkStreamStats][]) t.equal(parts(s), s.chunks, `first tree backup, ${what} stream: the parts add up`);
+  for (const [what, s] of [
+    ['meta', ts.meta],
+    ['payload', ts.payload],
+  ] as [string, ChunkStreamStats][])
+    t.equal(parts(s), s.chunks, `first tree backup, ${what} stream: the parts add up`);
   const blobFile = (await fsp.stat(path.join(ds.root, 'ct', '1', s1.time, 'conf.blob'))).size;
   const totals = s1.manifest.unprotected.stats!;
   t.equal(totals['bytes'], image.byteLength + ts.bytes + Buffer.byteLength(conf), 'bytes: image size + tree file bytes + blob size');
   t.equal(ts.bytes, 600 * 1024 + 300 * 1024 + 6, 'the tree file bytes');
-  t.equal(totals['bytesStored'], is.bytesStored + ts.meta.bytesStored + ts.payload.bytesStored + blobFile, 'bytesStored: new chunks of image and both tree streams, plus the blob as stored');
+  t.equal(
+    totals['bytesStored'],
+    is.bytesStored + ts.meta.bytesStored + ts.payload.bytesStored + blobFile,
+    'bytesStored: new chunks of image and both tree streams, plus the blob as stored',
+  );
   t.equal(totals['bytesStored']! - blobFile, await sizeOfChunks(ds.root), 'fresh datastore: the chunk part is what the chunk files hold');
   t.equal(totals['chunks'], is.chunks + ts.meta.chunks + ts.payload.chunks);
   t.equal(totals['chunks'], totals['chunksWritten']! + totals['chunksDuplicate']! + totals['chunksKnown']! + totals['chunksReused']!, 'totals: the parts add up');
@@ -134,7 +151,11 @@ t.test('tree streams partition their chunks; the manifest totals count every arc
   const s2 = await w2.commit();
   t.ok(ts2.filesReused >= 2, 'the unchanged files are reused');
   t.ok(ts2.payload.chunksReused > 0, 'their chunks are appended by digest');
-  for (const [what, s] of [['meta', ts2.meta], ['payload', ts2.payload]] as [string, ChunkStreamStats][]) t.equal(parts(s), s.chunks, `incremental tree backup, ${what} stream: the parts add up`);
+  for (const [what, s] of [
+    ['meta', ts2.meta],
+    ['payload', ts2.payload],
+  ] as [string, ChunkStreamStats][])
+    t.equal(parts(s), s.chunks, `incremental tree backup, ${what} stream: the parts add up`);
   const t2 = s2.manifest.unprotected.stats!;
   t.equal(t2['bytes'], ts2.bytes, 'a tree-only snapshot has its file bytes as bytes');
   t.equal(t2['bytesStored'], ts2.meta.bytesStored + ts2.payload.bytesStored);

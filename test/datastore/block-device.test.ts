@@ -16,13 +16,15 @@ function losetup(file: string): string | undefined {
 }
 
 const probeDir = tempDir(t);
-const canLoop = process.getuid?.() === 0 && (() => {
-  const f = path.join(probeDir, 'probe');
-  execFileSync('truncate', ['-s', '1M', f]);
-  const dev = losetup(f);
-  if (dev !== undefined) execFileSync('losetup', ['-d', dev]);
-  return dev !== undefined;
-})();
+const canLoop =
+  process.getuid?.() === 0 &&
+  (() => {
+    const f = path.join(probeDir, 'probe');
+    execFileSync('truncate', ['-s', '1M', f]);
+    const dev = losetup(f);
+    if (dev !== undefined) execFileSync('losetup', ['-d', dev]);
+    return dev !== undefined;
+  })();
 
 t.test('back up a block device and restore onto another', { skip: canLoop ? false : 'needs root and loop devices' }, async (t) => {
   const dir = tempDir(t);

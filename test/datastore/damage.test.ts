@@ -132,7 +132,11 @@ t.test('a damaged manifest: scan lists it apart, verify fails it, removeDamaged 
   await flip(path.join(snapDir, 'manifest.blob'), 40);
   const g = ds.group('vm/100');
   const found = await g.scan();
-  t.same(found.snapshots.map((s) => s.time), [healthy.time], 'the readable snapshot is listed');
+  t.same(
+    found.snapshots.map((s) => s.time),
+    [healthy.time],
+    'the readable snapshot is listed',
+  );
   t.equal(found.damaged.length, 1);
   t.equal(found.damaged[0]!.name, 'vm/100/1970-01-01T00:16:40Z');
   t.equal(found.damaged[0]!.error.code, 'ERR_MANIFEST_CORRUPT');

@@ -68,7 +68,11 @@ t.test('an aborted first backup leaves no group directory', async (t) => {
   await w7.addBlob('conf', 'two');
   await w7.abort();
   t.ok(await g.exists(), 'a group with a snapshot stays');
-  t.same((await g.snapshots()).map((s) => s.time), [first.time], 'with its snapshot');
+  t.same(
+    (await g.snapshots()).map((s) => s.time),
+    [first.time],
+    'with its snapshot',
+  );
   t.same(await vmDirs(ds), ['100']);
 });
 
@@ -111,12 +115,20 @@ t.test('committing a snapshot with no archive is refused; the writer stays usabl
 
   await w.addBlob('conf', 'now with an archive');
   const snap = await w.commit();
-  t.same(snap.files.map((f) => f.name), ['conf.blob'], 'an archive added after the refusal commits');
+  t.same(
+    snap.files.map((f) => f.name),
+    ['conf.blob'],
+    'an archive added after the refusal commits',
+  );
 
   const w2 = await g.backup();
   await t.rejects(w2.commit(), { code: 'ERR_INVALID_ARGUMENT' });
   await w2.abort();
-  t.same((await g.snapshots()).map((s) => s.time), [snap.time], 'a refused empty commit can be aborted');
+  t.same(
+    (await g.snapshots()).map((s) => s.time),
+    [snap.time],
+    'a refused empty commit can be aborted',
+  );
 });
 
 t.test('archive names: the same with and without the extension, on write and on read', async (t) => {
@@ -134,7 +146,11 @@ t.test('archive names: the same with and without the extension, on write and on 
   await w.addBlob('qemu.conf', 'memory: 1024\n');
   await t.rejects(w.addImage('drive-scsi0.img', img), { code: 'ERR_EXISTS' }, 'the same archive by its full name');
   const snap = await w.commit();
-  t.same(snap.files.map((f) => f.name), ['drive-scsi0.img', 'etc.tree', 'qemu.conf.blob', 'second.img'], 'stored with the extension of their kind');
+  t.same(
+    snap.files.map((f) => f.name),
+    ['drive-scsi0.img', 'etc.tree', 'qemu.conf.blob', 'second.img'],
+    'stored with the extension of their kind',
+  );
 
   await using r = await snap.open();
   for (const name of ['drive-scsi0', 'drive-scsi0.img']) {
@@ -176,7 +192,10 @@ t.test('archive names: a stem shared by two archives is ambiguous, and the error
   await w.addImage('x', img);
   await w.addBlob('x', 'a blob of the same stem');
   const snap = await w.commit();
-  t.same(snap.files.map((f) => f.name), ['x.blob', 'x.img']);
+  t.same(
+    snap.files.map((f) => f.name),
+    ['x.blob', 'x.img'],
+  );
   await using r = await snap.open();
   for (const lookup of [() => r.file('x'), () => snap.archive('x')]) {
     let err: unknown;

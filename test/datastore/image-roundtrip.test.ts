@@ -63,7 +63,7 @@ t.test('unknown-length streams', async (t) => {
     let off = 0;
     let n = 1;
     while (off < data.byteLength) {
-      const len = Math.min(data.byteLength - off, (n * 7919) % (3 * CS) + 1);
+      const len = Math.min(data.byteLength - off, ((n * 7919) % (3 * CS)) + 1);
       yield data.subarray(off, off + len);
       off += len;
       n++;

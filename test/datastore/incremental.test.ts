@@ -46,7 +46,13 @@ t.test('a changed-block map reads only the changed chunks and restores byte-iden
   await writeFile(src, changed);
   const w2 = await ds.group('vm/100').backup({ time: 2000 });
   const stats = await w2.addImage('disk', src, {
-    changed: { ranges: [[3 * CS + 8192, 4096], [3 * CS + 20000, 4096], [11 * CS - 4096, 8192]] },
+    changed: {
+      ranges: [
+        [3 * CS + 8192, 4096],
+        [3 * CS + 20000, 4096],
+        [11 * CS - 4096, 8192],
+      ],
+    },
   });
   const snap = await w2.commit();
   t.equal(stats.reads, 3, 'three chunks read from the source (counted read calls)');
@@ -130,7 +136,10 @@ t.test('blobs round trip and are checked', async (t) => {
   await w.addBlob('empty', new Uint8Array(0));
   await t.rejects(w.addBlob('ct.conf', 'x'), { code: 'ERR_EXISTS' });
   const snap = await w.commit();
-  t.same(snap.files.map((f) => f.name), ['ct.conf.blob', 'empty.blob']);
+  t.same(
+    snap.files.map((f) => f.name),
+    ['ct.conf.blob', 'empty.blob'],
+  );
   const r = await snap.open();
   t.equal(Buffer.from(await r.readBlob('ct.conf.blob')).toString(), conf);
   t.equal((await r.readBlob('empty.blob')).byteLength, 0);

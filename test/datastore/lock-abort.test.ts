@@ -36,7 +36,10 @@ t.test('an abort ends a long wait for a held lock with ERR_ABORTED, and the wait
   const file = path.join(tempDir(t, 'cairn-lock-abort-'), 'group.lock');
   const held = await acquireLock(file, 'exclusive', { operation: 'holder' });
   const t0 = performance.now();
-  const { error, lateMs } = await abortDuring((signal) => acquireLock(file, 'exclusive', { timeoutMs: 30_000, signal, what: 'backup group vm/1', details: { group: 'vm/1' } }), 400);
+  const { error, lateMs } = await abortDuring(
+    (signal) => acquireLock(file, 'exclusive', { timeoutMs: 30_000, signal, what: 'backup group vm/1', details: { group: 'vm/1' } }),
+    400,
+  );
   t.match(error, { code: 'ERR_ABORTED', details: { group: 'vm/1', path: file } }, 'ERR_ABORTED with the ids of the lock');
   t.ok(performance.now() - t0 >= 390, 'it waited until the abort');
   t.ok(lateMs < LOCK_WAIT_SLICE_MS + 300, `it ended ${lateMs.toFixed(0)} ms after the abort (slice ${LOCK_WAIT_SLICE_MS} ms)`);
@@ -94,7 +97,11 @@ t.test('a backup waiting for its group lock and a reader waiting for a snapshot 
   const b = await abortDuring((signal) => ds.group('vm/1').backup({ time: 200, signal }), 300);
   t.match(b.error, { code: 'ERR_ABORTED', details: { group: 'vm/1' } }, 'backup: ERR_ABORTED');
   t.ok(b.lateMs < LOCK_WAIT_SLICE_MS + 300, `backup ended ${b.lateMs.toFixed(0)} ms after the abort`);
-  t.same((await readdir(path.join(store, 'vm/1'))).filter((n) => /^\d{4}-/.test(n)), [snap.time], 'no snapshot directory was made');
+  t.same(
+    (await readdir(path.join(store, 'vm/1'))).filter((n) => /^\d{4}-/.test(n)),
+    [snap.time],
+    'no snapshot directory was made',
+  );
   t.same(await readdir(path.join(store, '.locks/writers')).catch(() => []), [], 'no writer registered');
   await groupHold.release();
   const w1 = await ds.group('vm/1').backup({ time: 200 });
@@ -106,6 +113,10 @@ t.test('a backup waiting for its group lock and a reader waiting for a snapshot 
   t.ok(r.lateMs < LOCK_WAIT_SLICE_MS + 300, `open ended ${r.lateMs.toFixed(0)} ms after the abort`);
   await snapHold.release();
   const reader = await snap.open();
-  t.same(reader.files.map((f) => f.name), snap.files.map((f) => f.name), 'the snapshot opens once the holder let go');
+  t.same(
+    reader.files.map((f) => f.name),
+    snap.files.map((f) => f.name),
+    'the snapshot opens once the holder let go',
+  );
   await reader.close();
 });

@@ -70,7 +70,11 @@ if (requireBuilt(t)) {
 
     // Parsing is strict and sanitizes: control characters never reach the message.
     const pid = process.ppid; // alive, not this process
-    t.same(parseLockHolder(Buffer.from(JSON.stringify({ pid, operation: 'evil\u001b[2J\nline', since: '2026-01-01T00:00:00Z' }))), { pid, operation: 'evil?[2J?line', since: '2026-01-01T00:00:00Z' });
+    t.same(parseLockHolder(Buffer.from(JSON.stringify({ pid, operation: 'evil\u001b[2J\nline', since: '2026-01-01T00:00:00Z' }))), {
+      pid,
+      operation: 'evil?[2J?line',
+      since: '2026-01-01T00:00:00Z',
+    });
     t.equal(parseLockHolder(Buffer.from(JSON.stringify({ pid, operation: 'x', since: 'yesterday' }))), undefined, 'bad time');
     t.equal(parseLockHolder(Buffer.from(JSON.stringify({ pid: -1, operation: 'x', since: '2026-01-01T00:00:00Z' }))), undefined, 'bad pid');
     t.equal(parseLockHolder(Buffer.from(JSON.stringify({ pid: 4_000_000, operation: 'x', since: '2026-01-01T00:00:00Z' }))), undefined, 'dead pid');

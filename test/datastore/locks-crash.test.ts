@@ -117,7 +117,11 @@ t.test('a backup killed with SIGKILL leaves no visible snapshot; the next one su
   const ds = await Datastore.open(store, { threads: 1 });
   t.teardown(() => ds.close());
   const snaps = await ds.group('vm/100').snapshots();
-  t.same(snaps.map((s) => s.epoch), [1000], 'only the committed snapshot is visible');
+  t.same(
+    snaps.map((s) => s.epoch),
+    [1000],
+    'only the committed snapshot is visible',
+  );
   const groupDir = path.join(store, 'vm/100');
   t.ok((await readdir(groupDir)).includes('1970-01-01T00:33:20Z'), 'the unfinished directory is there');
   const w = await ds.group('vm/100').backup({ time: 3000 });

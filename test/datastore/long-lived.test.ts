@@ -34,11 +34,21 @@ t.test('the work of one backup does not grow with the snapshots of its group', a
     const before = manifestReads;
     const statsBefore = manifestStats;
     const w = await ds.group('vm/1').backup({ time: 1_000_000 + i });
-    await w.addImage('disk', (async function* () { yield image.slice(); })());
+    await w.addImage(
+      'disk',
+      (async function* () {
+        yield image.slice();
+      })(),
+    );
     await w.addBlob('conf', `n=${i}`);
     await w.commit();
     const p = process as unknown as { _getActiveHandles(): unknown[] };
-    cost.push({ manifests: manifestReads - before, stats: manifestStats - statsBefore, listeners: process.eventNames().reduce((n, e) => n + process.listenerCount(e), 0), handles: p._getActiveHandles().length });
+    cost.push({
+      manifests: manifestReads - before,
+      stats: manifestStats - statsBefore,
+      listeners: process.eventNames().reduce((n, e) => n + process.listenerCount(e), 0),
+      handles: p._getActiveHandles().length,
+    });
   }
   const early = cost[9]!;
   const late = cost[59]!;
@@ -65,7 +75,11 @@ t.test('a backup removes the unfinished directories newer than its base; prune r
   // (as a crashed backup leaves it): both are unfinished now.
   for (const s of [snaps[1]!, snaps[3]!]) await ds.backend.delete(`vm/1/${s.time}/${MANIFEST_FILE}`);
   const w = await ds.group('vm/1').backup({ time: 9000 });
-  t.same((await (ds.backend as LocalBackend).listNames('vm/1')).sort(), [snaps[0]!.time, snaps[1]!.time, snaps[2]!.time, w.ref.time].sort(), 'the unfinished directory newer than the base is gone, the older one stays');
+  t.same(
+    (await (ds.backend as LocalBackend).listNames('vm/1')).sort(),
+    [snaps[0]!.time, snaps[1]!.time, snaps[2]!.time, w.ref.time].sort(),
+    'the unfinished directory newer than the base is gone, the older one stays',
+  );
   t.equal(w.base?.time, snaps[2]!.time, 'the newest finished snapshot is the base');
   await w.addBlob('conf', 'n=9');
   await w.commit();

@@ -196,7 +196,10 @@ t.test('move a namespace with the namespaces below it', async (t) => {
   t.same(r.createdNamespaces, ['c/moved', 'c/moved/x', 'c/moved/x/y']);
   t.same(r.removedNamespaces, ['a/x/y', 'a/x', 'a']);
   t.same(r.failedGroups, []);
-  t.same(r.groups.map((g) => `${g.from}:${g.group}->${g.to}`), ['a:vm/1->c/moved', 'a/x:vm/2->c/moved/x', 'a/x/y:ct/3->c/moved/x/y']);
+  t.same(
+    r.groups.map((g) => `${g.from}:${g.group}->${g.to}`),
+    ['a:vm/1->c/moved', 'a/x:vm/2->c/moved/x', 'a/x/y:ct/3->c/moved/x/y'],
+  );
   t.same(
     (await ds.listNamespaces()).map((n) => n.path),
     ['', 'c', 'c/1', 'c/1/2', 'c/1/2/3', 'c/1/2/3/4', 'c/moved', 'c/moved/x', 'c/moved/x/y'],
@@ -217,19 +220,32 @@ t.test('namespace move: merging, max depth, groups that cannot move', async (t) 
 
   const noMerge = await ds.moveNamespace('a', 'b', { mergeGroups: false, maxDepth: 0 });
   t.same(noMerge.groups, []);
-  t.same(noMerge.failedGroups.map((f) => `${f.group}:${f.code}`), ['vm/1:ERR_EXISTS', 'vm/2:ERR_EXISTS']);
+  t.same(
+    noMerge.failedGroups.map((f) => `${f.group}:${f.code}`),
+    ['vm/1:ERR_EXISTS', 'vm/2:ERR_EXISTS'],
+  );
   t.same(noMerge.removedNamespaces, [], 'nothing emptied');
 
   const r = await ds.moveNamespace('a', 'b', { maxDepth: 0 });
-  t.same(r.groups.map((g) => g.group), ['vm/1'], 'vm/1 merges (newer than the target)');
-  t.same(r.failedGroups.map((f) => `${f.group}:${f.code}`), ['vm/2:ERR_TIME_ORDER']);
+  t.same(
+    r.groups.map((g) => g.group),
+    ['vm/1'],
+    'vm/1 merges (newer than the target)',
+  );
+  t.same(
+    r.failedGroups.map((f) => `${f.group}:${f.code}`),
+    ['vm/2:ERR_TIME_ORDER'],
+  );
   t.same(times(await ds.group('vm/1', { namespace: 'b' }).snapshots()), [1000, 2000]);
   t.ok(await ds.group('vm/3', { namespace: 'a/x' }).exists(), 'max depth 0: the child namespace stays');
   t.same(r.removedNamespaces, [], 'the source still holds vm/2 and a/x');
 
   await ds.group('vm/2', { namespace: 'a' }).remove();
   const r2 = await ds.moveNamespace('a', 'b', { deleteSource: false });
-  t.same(r2.groups.map((g) => `${g.from}:${g.group}`), ['a/x:vm/3']);
+  t.same(
+    r2.groups.map((g) => `${g.from}:${g.group}`),
+    ['a/x:vm/3'],
+  );
   t.same(r2.removedNamespaces, []);
   t.ok(await ds.namespace('a').exists(), 'deleteSource false keeps the emptied source');
 });
@@ -309,7 +325,16 @@ t.test('GC during a move: the journal keeps the chunks of a snapshot in transit'
 
 t.test('journal lines: cut short or foreign lines are skipped', async (t) => {
   t.same(parseLine('{"ns":"a","group":"vm/1","time":"2026-01-01T00:00:00Z"}'), { namespace: 'a', group: { type: 'vm', id: '1' }, time: '2026-01-01T00:00:00Z' });
-  for (const bad of ['', '   ', '{"ns":"a","group":"vm/1","ti', '{"ns":"..","group":"vm/1","time":"2026-01-01T00:00:00Z"}', '{"ns":"a","group":"vm","time":"2026-01-01T00:00:00Z"}', '{"ns":"a","group":"vm/1","time":"yesterday"}', '[1]', 'null']) {
+  for (const bad of [
+    '',
+    '   ',
+    '{"ns":"a","group":"vm/1","ti',
+    '{"ns":"..","group":"vm/1","time":"2026-01-01T00:00:00Z"}',
+    '{"ns":"a","group":"vm","time":"2026-01-01T00:00:00Z"}',
+    '{"ns":"a","group":"vm/1","time":"yesterday"}',
+    '[1]',
+    'null',
+  ]) {
     t.equal(parseLine(bad), undefined, JSON.stringify(bad));
   }
 });

@@ -42,20 +42,36 @@ t.test('namespaces: create, list, the same id apart, remove', async (t) => {
   await ds.createNamespace('c');
   await t.rejects(ds.createNamespace('a'), { code: 'ERR_EXISTS' });
   await t.rejects(ds.group('vm/1', { namespace: 'zzz' }).backup(), { code: 'ERR_NOT_FOUND' });
-  t.same((await ds.listNamespaces()).map((n) => n.path), ['', 'a', 'a/b', 'c']);
-  t.same((await ds.listNamespaces({ maxDepth: 1 })).map((n) => n.path), ['', 'a', 'c']);
-  t.same((await ds.listNamespaces({ parent: 'a' })).map((n) => n.path), ['a', 'a/b']);
+  t.same(
+    (await ds.listNamespaces()).map((n) => n.path),
+    ['', 'a', 'a/b', 'c'],
+  );
+  t.same(
+    (await ds.listNamespaces({ maxDepth: 1 })).map((n) => n.path),
+    ['', 'a', 'c'],
+  );
+  t.same(
+    (await ds.listNamespaces({ parent: 'a' })).map((n) => n.path),
+    ['a', 'a/b'],
+  );
   await t.rejects(ds.listNamespaces({ maxDepth: 9 }), { code: 'ERR_INVALID_ARGUMENT' });
 
   await snap(ds, 'vm/100', '', 100);
   await snap(ds, 'vm/100', 'a', 200);
   await snap(ds, 'vm/100', 'a/b', 300);
   const inA = await ds.group('vm/100', { namespace: 'a' }).snapshots();
-  t.same(inA.map((s) => s.epoch), [200], 'the same id in another namespace is another group');
+  t.same(
+    inA.map((s) => s.epoch),
+    [200],
+    'the same id in another namespace is another group',
+  );
   const r = await inA[0]!.open();
   t.equal(Buffer.from(await r.readBlob('b.blob')).toString(), 'a:vm/100');
   await r.close();
-  t.same((await ds.namespace('a').groups()).map((g) => g.name), ['vm/100']);
+  t.same(
+    (await ds.namespace('a').groups()).map((g) => g.name),
+    ['vm/100'],
+  );
 
   await t.rejects(ds.removeNamespace('a'), { code: 'ERR_NOT_EMPTY' });
   await t.rejects(ds.removeNamespace(''), { code: 'ERR_INVALID_ARGUMENT' });
@@ -69,12 +85,18 @@ t.test('namespaces: create, list, the same id apart, remove', async (t) => {
   t.equal(rep.removed, false, 'a namespace holding a protected snapshot stays');
   t.same(rep.keptProtected, ['a/b:vm/100/1970-01-01T00:05:00Z']);
   t.same(rep.removedSnapshots, ['a:vm/100/1970-01-01T00:03:20Z']);
-  t.same((await ds.listNamespaces()).map((n) => n.path), ['', 'a', 'a/b']);
+  t.same(
+    (await ds.listNamespaces()).map((n) => n.path),
+    ['', 'a', 'a/b'],
+  );
   t.equal((await ds.group('vm/100').snapshots()).length, 1, 'the root namespace is untouched');
   await (await deep!.reload()).setProtected(false);
   const rep2 = await ds.removeNamespace('a', { recursive: true });
   t.equal(rep2.removed, true);
-  t.same((await ds.listNamespaces()).map((n) => n.path), ['']);
+  t.same(
+    (await ds.listNamespaces()).map((n) => n.path),
+    [''],
+  );
 });
 
 t.test('owner and notes', async (t) => {
@@ -94,7 +116,10 @@ t.test('owner and notes', async (t) => {
   const s2 = await s.setNotes('before the upgrade');
   t.equal(s2.notes, 'before the upgrade');
   t.equal((await ds.snapshot('ct/200')).notes, 'before the upgrade');
-  await t.rejects(s.updateManifest((m) => ({ ...m, id: '201' })), TypeError);
+  await t.rejects(
+    s.updateManifest((m) => ({ ...m, id: '201' })),
+    TypeError,
+  );
   t.equal(s2.toJSON()['id'], '200');
 });
 

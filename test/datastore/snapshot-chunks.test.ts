@@ -24,8 +24,15 @@ t.test('the shared walk: per archive its index files and digests; damage throws 
   const reader = await snap.open();
   const seen: ArchiveChunks[] = [];
   for await (const a of snapshotChunks(reader)) seen.push(a);
-  t.same(seen.map((a) => a.file.name), ['conf.blob', 'disk.img', 'root.tree'], 'manifest order');
-  t.same(seen.map((a) => a.indexes.map((x) => `${x.kind}:${x.stream}:${x.name}`)), [[], ['fixed:image:disk.img.fidx'], ['dynamic:meta:root.tree.meta.didx', 'dynamic:payload:root.tree.payload.didx']]);
+  t.same(
+    seen.map((a) => a.file.name),
+    ['conf.blob', 'disk.img', 'root.tree'],
+    'manifest order',
+  );
+  t.same(
+    seen.map((a) => a.indexes.map((x) => `${x.kind}:${x.stream}:${x.name}`)),
+    [[], ['fixed:image:disk.img.fidx'], ['dynamic:meta:root.tree.meta.didx', 'dynamic:payload:root.tree.payload.didx']],
+  );
   const image = seen[1]!.indexes[0]!.index;
   t.equal(image.count, 4, 'four image chunks');
   t.equal(toHex(image.digestAt(0)), toHex((await reader.imageIndex('disk.img')).digestAt(0)), 'the reader and the walk read the same index');
@@ -53,11 +60,14 @@ t.test('the shared walk: per archive its index files and digests; damage throws 
   t.teardown(() => r3.close());
   const lenient: ArchiveChunks[] = [];
   for await (const a of snapshotChunks(r3, { continueOnError: true })) lenient.push(a);
-  t.same(lenient.map((a) => [a.file.name, a.indexes.length, a.error === undefined ? '' : (a.error as { code: string }).code]), [
-    ['conf.blob', 0, ''],
-    ['disk.img', 1, ''],
-    ['root.tree', 0, 'ERR_INDEX_CORRUPT'],
-  ]);
+  t.same(
+    lenient.map((a) => [a.file.name, a.indexes.length, a.error === undefined ? '' : (a.error as { code: string }).code]),
+    [
+      ['conf.blob', 0, ''],
+      ['disk.img', 1, ''],
+      ['root.tree', 0, 'ERR_INDEX_CORRUPT'],
+    ],
+  );
 
   const ac = new AbortController();
   ac.abort();

@@ -119,7 +119,11 @@ t.test('a snapshot with image, tree and blob archives imports into another datas
   t.equal(report.chunksPresent, 0);
   t.equal(report.files, 5, 'fixed index, two dynamic indexes, blob, manifest');
   t.ok(report.bytesCopied > 0);
-  t.same(progress, Array.from({ length: digests.size }, (_, i) => i + 1), 'progress after each chunk');
+  t.same(
+    progress,
+    Array.from({ length: digests.size }, (_, i) => i + 1),
+    'progress after each chunk',
+  );
   t.same((await chunkFiles(env.dst)).sort(), [...digests].sort(), 'exactly the referenced chunks are in the target');
 
   const imported = await env.dst.snapshot(s1.name);
@@ -180,10 +184,7 @@ t.test('an aborted import leaves nothing visible; a re-run copies only the missi
   const s1 = await backup(env.src, env.dir, 'vm/100', 1000, c);
   const total = (await digestsOf(s1)).size;
   const ac = new AbortController();
-  await t.rejects(
-    importFrom(env.dst, s1, { signal: ac.signal, concurrency: 1, onProgress: (p) => p.chunksCopied >= 5 && ac.abort() }),
-    { code: 'ERR_ABORTED' },
-  );
+  await t.rejects(importFrom(env.dst, s1, { signal: ac.signal, concurrency: 1, onProgress: (p) => p.chunksCopied >= 5 && ac.abort() }), { code: 'ERR_ABORTED' });
   t.notOk(await env.dst.group('vm/100').exists(), 'the group the import made is gone');
   t.same(await env.dst.group('vm/100').snapshots(), []);
   const copied = await chunkFiles(env.dst);
@@ -200,7 +201,13 @@ t.test('an aborted import leaves nothing visible; a re-run copies only the missi
   t.equal(report.result, 'imported');
   t.equal(report.chunksPresent, copied.length, 'the chunks copied before are found');
   t.equal(report.chunksCopied, total - copied.length, 'only the missing ones are copied');
-  t.notOk(await fsp.stat(path.join(leftover, 'junk')).then(() => true, () => false), 'the leftover directory was replaced');
+  t.notOk(
+    await fsp.stat(path.join(leftover, 'junk')).then(
+      () => true,
+      () => false,
+    ),
+    'the leftover directory was replaced',
+  );
   await checkRestore(t, env.dir, await env.dst.snapshot(s1.name), c);
 });
 

@@ -35,7 +35,10 @@ async function scan(dir: string): Promise<Map<string, string>> {
   const visit = async (abs: Buffer, rel: Buffer): Promise<void> => {
     const st = await fsp.lstat(abs, { bigint: true });
     let d = `${st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : st.isFile() ? 'file' : 'other'} ${(st.mode & 0o7777n).toString(8)} ${st.mtimeNs} ${st.nlink}`;
-    if (st.isFile()) d += ` ${createHash('sha256').update(await fsp.readFile(abs)).digest('hex')}`;
+    if (st.isFile())
+      d += ` ${createHash('sha256')
+        .update(await fsp.readFile(abs))
+        .digest('hex')}`;
     if (st.isSymbolicLink()) d += ` -> ${(await fsp.readlink(abs, { encoding: 'buffer' })).toString('hex')}`;
     out.set(rel.toString('latin1'), d);
     if (st.isDirectory()) {
@@ -176,25 +179,36 @@ const ABC = B('abc');
 const file = (name: string | Uint8Array, size = 3, payloadOffset = 0): RawEntry => ({ name, kind: 'file', size, payloadOffset });
 
 /** A root directory record of `entries` (in the order given), payload 'abc'. */
-const flat = (entries: RawEntry[]) => (c: TreeCrafter): void => {
-  c.payload = ABC;
-  c.root(c.dir(entries));
-};
+const flat =
+  (entries: RawEntry[]) =>
+  (c: TreeCrafter): void => {
+    c.payload = ABC;
+    c.root(c.dir(entries));
+  };
 
 /** A root holding a directory named `name` (in that order with `siblings`) whose record has a file 'evil'. */
-const withSubdir = (name: string | Uint8Array, siblings: RawEntry[] = [], after = false) => (c: TreeCrafter): void => {
-  c.payload = ABC;
-  const sub = c.dir([file('evil')]);
-  const d: RawEntry = { name, kind: 'dir', mode: 0o755, child: { metaOffset: sub } };
-  c.root(c.dir(after ? [...siblings, d] : [d, ...siblings]));
-};
+const withSubdir =
+  (name: string | Uint8Array, siblings: RawEntry[] = [], after = false) =>
+  (c: TreeCrafter): void => {
+    c.payload = ABC;
+    const sub = c.dir([file('evil')]);
+    const d: RawEntry = { name, kind: 'dir', mode: 0o755, child: { metaOffset: sub } };
+    c.root(c.dir(after ? [...siblings, d] : [d, ...siblings]));
+  };
 
 t.test('crafted archives restore when they are honest (the helper works)', async (t) => {
   const env = await setup(t);
   const snap = await craft(env, (c) => {
     c.payload = B('hello world');
     const sub = c.dir([file('inner', 5, 6)]);
-    c.root(c.dir([file('a', 5, 0), { name: 'd', kind: 'dir', mode: 0o755, child: { metaOffset: sub, payloadBase: 0 } }, { name: 'h', kind: 'hardlink', target: 'a' }, { name: 's', kind: 'symlink', target: '../outside/file' }]));
+    c.root(
+      c.dir([
+        file('a', 5, 0),
+        { name: 'd', kind: 'dir', mode: 0o755, child: { metaOffset: sub, payloadBase: 0 } },
+        { name: 'h', kind: 'hardlink', target: 'a' },
+        { name: 's', kind: 'symlink', target: '../outside/file' },
+      ]),
+    );
   });
   t.equal(await restore(snap, env.target), 'ok');
   t.equal(await fsp.readFile(path.join(env.target, 'a'), 'utf8'), 'hello');
@@ -268,7 +282,13 @@ t.test('7. a symlink from one snapshot is replaced, never followed, by a directo
   const env = await setup(t);
   for (const [i, options] of [{ overwrite: true }, { overwrite: true, include: ['a/evil'] }, { overwrite: true, include: ['**/evil'] }].entries()) {
     const target = path.join(env.target, `t${i}`);
-    const first = await craft(env, flat([{ name: 'a', kind: 'symlink', mode: 0o777, target: env.outside }, { name: 'b', kind: 'symlink', mode: 0o777, target: path.join(env.outside, 'file') }]));
+    const first = await craft(
+      env,
+      flat([
+        { name: 'a', kind: 'symlink', mode: 0o777, target: env.outside },
+        { name: 'b', kind: 'symlink', mode: 0o777, target: path.join(env.outside, 'file') },
+      ]),
+    );
     t.equal(await restore(first, target), 'ok', 'the first archive restores its symlinks');
     t.equal(await fsp.readlink(path.join(target, 'a')), env.outside);
     const second = await craft(env, (c) => {
@@ -291,12 +311,14 @@ t.test('7. a symlink from one snapshot is replaced, never followed, by a directo
 
 t.test('8. hardlinks that point anywhere but at a file of the archive', async (t) => {
   const env = await setup(t);
-  const withLink = (target: string | Uint8Array, extra: RawEntry[] = []) => (c: TreeCrafter): void => {
-    c.payload = ABC;
-    const sub = c.dir([file('x')]);
-    const entries: RawEntry[] = [{ name: 'd', kind: 'dir', mode: 0o755, child: { metaOffset: sub } }, file('f'), { name: 'h', kind: 'hardlink', target }, ...extra];
-    c.root(c.dir(entries.sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)))));
-  };
+  const withLink =
+    (target: string | Uint8Array, extra: RawEntry[] = []) =>
+    (c: TreeCrafter): void => {
+      c.payload = ABC;
+      const sub = c.dir([file('x')]);
+      const entries: RawEntry[] = [{ name: 'd', kind: 'dir', mode: 0o755, child: { metaOffset: sub } }, file('f'), { name: 'h', kind: 'hardlink', target }, ...extra];
+      c.root(c.dir(entries.sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)))));
+    };
   const listingOk: ListingExpect = { list: 'ok', walk: 'ok', lookups: [['h', 'ok']] };
   await hostile(t, env, 'hardlink to ../outside/file', withLink('../outside/file'), CORRUPT, bad());
   await hostile(t, env, 'hardlink to /etc/passwd', withLink('/etc/passwd'), CORRUPT, bad());
@@ -316,7 +338,10 @@ t.test('8. hardlinks that point anywhere but at a file of the archive', async (t
     t,
     env,
     'hardlink through a symlink (restored after it)',
-    flat([{ name: 'a', kind: 'symlink', mode: 0o777, target: env.outside }, { name: 'z', kind: 'hardlink', target: 'a/file' }]),
+    flat([
+      { name: 'a', kind: 'symlink', mode: 0o777, target: env.outside },
+      { name: 'z', kind: 'hardlink', target: 'a/file' },
+    ]),
     'ERR_UNSAFE_PATH',
     { list: 'ok', walk: 'ok' },
   );
@@ -345,10 +370,17 @@ t.test('9. absurd sizes and offsets', async (t) => {
     CORRUPT,
     { list: 'ok', walk: CORRUPT, lists: [['d', CORRUPT]], lookups: [['d/x', CORRUPT]] },
   );
-  await hostile(t, env, 'root payload base past the payload', (c) => {
-    c.payload = ABC;
-    c.root(c.dir([file('f', 1, 0)]), 2 ** 50);
-  }, CORRUPT, bad(['f', CORRUPT]));
+  await hostile(
+    t,
+    env,
+    'root payload base past the payload',
+    (c) => {
+      c.payload = ABC;
+      c.root(c.dir([file('f', 1, 0)]), 2 ** 50);
+    },
+    CORRUPT,
+    bad(['f', CORRUPT]),
+  );
   const grown = process.memoryUsage().arrayBuffers - before;
   t.ok(grown < 256 * 1024 * 1024, `no huge allocation (array buffers grew by ${grown} bytes)`);
 });
@@ -368,17 +400,33 @@ t.test('9. stream indexes that claim absurd chunk lengths', async (t) => {
   };
   await hostile(t, env, 'a stray byte between the root entry record and the trailer', withGap, CORRUPT, { open: CORRUPT }, { meta: { cuts: () => [head, 1] } });
   const before = process.memoryUsage().arrayBuffers;
-  await hostile(t, env, 'a metadata chunk claimed as 8 GiB', withGap, CORRUPT, { open: CORRUPT }, { meta: { cuts: () => [head, 1], claim: (i, real) => (i === 1 ? 8 * GiB : real) } });
+  await hostile(
+    t,
+    env,
+    'a metadata chunk claimed as 8 GiB',
+    withGap,
+    CORRUPT,
+    { open: CORRUPT },
+    { meta: { cuts: () => [head, 1], claim: (i, real) => (i === 1 ? 8 * GiB : real) } },
+  );
   t.ok(process.memoryUsage().arrayBuffers - before < 256 * 1024 * 1024, 'no huge allocation');
 
   // Payload: 3 real bytes claimed as 1 TiB; a file of 1 TiB passes the range check but restore reads
   // it in bounded windows and stops at the first chunk that is not what the index says.
   const TiB = 2 ** 40;
-  await hostile(t, env, 'a payload chunk claimed as 1 TiB, and a 1 TiB file', (c) => {
-    c.payload = ABC;
-    c.root(c.dir([file('f', TiB, 0)]));
-    c.trailer({ payloadSize: TiB });
-  }, CORRUPT, { list: 'ok', walk: 'ok', lookups: [['f', 'ok']] }, { payload: { claim: () => TiB } });
+  await hostile(
+    t,
+    env,
+    'a payload chunk claimed as 1 TiB, and a 1 TiB file',
+    (c) => {
+      c.payload = ABC;
+      c.root(c.dir([file('f', TiB, 0)]));
+      c.trailer({ payloadSize: TiB });
+    },
+    CORRUPT,
+    { list: 'ok', walk: 'ok', lookups: [['f', 'ok']] },
+    { payload: { claim: () => TiB } },
+  );
   const r = await (await env.ds.snapshot(env.group)).open();
   try {
     const tree = await r.tree('root.tree');
@@ -434,7 +482,15 @@ t.test('10. directory records that point at themselves or at later records', asy
       c.root(c.dir([{ name: 'a', kind: 'dir', child: { metaOffset: aAt } }]));
     },
     CORRUPT,
-    { list: 'ok', walk: CORRUPT, lists: [['a', CORRUPT]], lookups: [['a/up', CORRUPT], ['a/up/a/up', CORRUPT]] },
+    {
+      list: 'ok',
+      walk: CORRUPT,
+      lists: [['a', CORRUPT]],
+      lookups: [
+        ['a/up', CORRUPT],
+        ['a/up/a/up', CORRUPT],
+      ],
+    },
   );
   await hostile(
     t,
@@ -456,11 +512,18 @@ t.test('10. directory records that point at themselves or at later records', asy
     CORRUPT,
     { list: 'ok', walk: CORRUPT, lists: [['d', CORRUPT]], lookups: [['d/x', CORRUPT]] },
   );
-  await hostile(t, env, 'the root entry pointing at its own record position', (c) => {
-    c.payload = ABC;
-    c.dir([file('f')]);
-    c.root(c.pos);
-  }, CORRUPT, { open: CORRUPT });
+  await hostile(
+    t,
+    env,
+    'the root entry pointing at its own record position',
+    (c) => {
+      c.payload = ABC;
+      c.dir([file('f')]);
+      c.root(c.pos);
+    },
+    CORRUPT,
+    { open: CORRUPT },
+  );
 });
 
 t.test('11. two directory entries sharing one record', async (t) => {
@@ -472,11 +535,23 @@ t.test('11. two directory entries sharing one record', async (t) => {
     (c) => {
       c.payload = ABC;
       const sub = c.dir([file('f')]);
-      c.root(c.dir([{ name: 'a', kind: 'dir', child: { metaOffset: sub } }, { name: 'b', kind: 'dir', child: { metaOffset: sub } }]));
+      c.root(
+        c.dir([
+          { name: 'a', kind: 'dir', child: { metaOffset: sub } },
+          { name: 'b', kind: 'dir', child: { metaOffset: sub } },
+        ]),
+      );
     },
     CORRUPT,
     // Listing one directory cannot see the sharing, and need not: only the walk (restore) can.
-    { list: 'ok', walk: CORRUPT, lookups: [['a/f', 'ok', CORRUPT], ['b/f', 'ok', CORRUPT]] },
+    {
+      list: 'ok',
+      walk: CORRUPT,
+      lookups: [
+        ['a/f', 'ok', CORRUPT],
+        ['b/f', 'ok', CORRUPT],
+      ],
+    },
   );
   await hostile(
     t,
@@ -485,7 +560,13 @@ t.test('11. two directory entries sharing one record', async (t) => {
     (c) => {
       c.payload = ABC;
       const sub = c.dir([file('f')]);
-      c.root(c.dir([{ name: 'a', kind: 'dir', child: { metaOffset: sub } }, { name: 'b', kind: 'dir', child: { metaOffset: sub } }, { name: 'c', kind: 'dir', child: { metaOffset: sub } }]));
+      c.root(
+        c.dir([
+          { name: 'a', kind: 'dir', child: { metaOffset: sub } },
+          { name: 'b', kind: 'dir', child: { metaOffset: sub } },
+          { name: 'c', kind: 'dir', child: { metaOffset: sub } },
+        ]),
+      );
     },
     CORRUPT,
     { list: 'ok', walk: CORRUPT },
@@ -505,30 +586,48 @@ function validStream(): { bytes: Uint8Array; sub: number; rootRecord: number; ro
 t.test('12. trailers, truncation, garbage with fixed-up CRCs', async (t) => {
   const env = await setup(t);
   const v = validStream();
-  const use = (bytes: Uint8Array) => (c: TreeCrafter): Uint8Array => {
-    c.payload = v.payload;
-    return bytes;
-  };
+  const use =
+    (bytes: Uint8Array) =>
+    (c: TreeCrafter): Uint8Array => {
+      c.payload = v.payload;
+      return bytes;
+    };
   t.equal(await restore(await craft(env, use(v.bytes)), path.join(env.target, 'valid')), 'ok', 'the unmodified stream restores');
 
-  const trailerWith = (rootEntryOffset: number | undefined, extra: Partial<{ payloadSize: number; entryCount: number }> = {}) => (c: TreeCrafter): void => {
-    c.payload = ABC;
-    const at = c.root(c.dir([file('f')]));
-    c.trailer({ rootEntryOffset: rootEntryOffset ?? at, ...extra });
-  };
+  const trailerWith =
+    (rootEntryOffset: number | undefined, extra: Partial<{ payloadSize: number; entryCount: number }> = {}) =>
+    (c: TreeCrafter): void => {
+      c.payload = ABC;
+      const at = c.root(c.dir([file('f')]));
+      c.trailer({ rootEntryOffset: rootEntryOffset ?? at, ...extra });
+    };
   const open: ListingExpect = { open: CORRUPT };
   await hostile(t, env, 'root entry offset 2^40', trailerWith(2 ** 40), CORRUPT, open);
   await hostile(t, env, 'root entry offset 2^53 - 1', trailerWith(2 ** 53 - 1), CORRUPT, open);
-  await hostile(t, env, 'root entry offset at the trailer', (c) => {
-    c.payload = ABC;
-    c.root(c.dir([file('f')]));
-    c.trailer({ rootEntryOffset: c.pos });
-  }, CORRUPT, open);
+  await hostile(
+    t,
+    env,
+    'root entry offset at the trailer',
+    (c) => {
+      c.payload = ABC;
+      c.root(c.dir([file('f')]));
+      c.trailer({ rootEntryOffset: c.pos });
+    },
+    CORRUPT,
+    open,
+  );
   await hostile(t, env, 'root entry offset at a directory record', trailerWith(16), CORRUPT, open);
   await hostile(t, env, 'trailer payload size disagrees', trailerWith(undefined, { payloadSize: 2 ** 40 }), CORRUPT, open);
-  await hostile(t, env, 'no root entry, no records', (c) => {
-    c.trailer({ rootEntryOffset: 16 });
-  }, CORRUPT, open);
+  await hostile(
+    t,
+    env,
+    'no root entry, no records',
+    (c) => {
+      c.trailer({ rootEntryOffset: 16 });
+    },
+    CORRUPT,
+    open,
+  );
 
   for (const n of [0, 1, 15, 16, 63, v.sub + 3, v.rootRecord + 10, v.rootEntry + 2, v.bytes.length - 48, v.bytes.length - 1]) {
     await hostile(t, env, `metadata stream truncated to ${n} bytes`, use(v.bytes.subarray(0, n)), CORRUPT, open);
@@ -549,11 +648,20 @@ t.test('12. trailers, truncation, garbage with fixed-up CRCs', async (t) => {
   const dv = (r: Uint8Array): DataView => new DataView(r.buffer, r.byteOffset, r.byteLength);
   const subBad: ListingExpect = { list: 'ok', lists: [['d', CORRUPT]], walk: CORRUPT };
   await hostile(t, env, 'unknown kind 99 in a record', use(patchRecord(v.sub, subLen, (r) => (r[16 + 4 + 1] = 99))), CORRUPT, { ...subBad, lookups: [['d/x', CORRUPT]] });
-  await hostile(t, env, 'record count 2^24 + 1', use(patchRecord(v.sub, subLen, (r) => dv(r).setUint32(4, 2 ** 24 + 1, true))), CORRUPT, { ...subBad, lookups: [['d/x', CORRUPT]] });
+  await hostile(t, env, 'record count 2^24 + 1', use(patchRecord(v.sub, subLen, (r) => dv(r).setUint32(4, 2 ** 24 + 1, true))), CORRUPT, {
+    ...subBad,
+    lookups: [['d/x', CORRUPT]],
+  });
   await hostile(t, env, 'record count 0 with entries', use(patchRecord(v.sub, subLen, (r) => dv(r).setUint32(4, 0, true))), CORRUPT, subBad);
-  await hostile(t, env, 'record entries length 2^32 - 1', use(patchRecord(v.sub, subLen, (r) => dv(r).setUint32(8, 2 ** 32 - 1, true))), CORRUPT, { ...subBad, lookups: [['d/x', CORRUPT]] });
+  await hostile(t, env, 'record entries length 2^32 - 1', use(patchRecord(v.sub, subLen, (r) => dv(r).setUint32(8, 2 ** 32 - 1, true))), CORRUPT, {
+    ...subBad,
+    lookups: [['d/x', CORRUPT]],
+  });
   await hostile(t, env, 'record reserved field set', use(patchRecord(v.sub, subLen, (r) => dv(r).setUint32(12, 1, true))), CORRUPT, { ...subBad, lookups: [['d/x', CORRUPT]] });
-  await hostile(t, env, 'record offset table pointing past the entries', use(patchRecord(v.sub, subLen, (r) => dv(r).setUint32(16, 2 ** 31, true))), CORRUPT, { ...subBad, lookups: [['d/x', CORRUPT]] });
+  await hostile(t, env, 'record offset table pointing past the entries', use(patchRecord(v.sub, subLen, (r) => dv(r).setUint32(16, 2 ** 31, true))), CORRUPT, {
+    ...subBad,
+    lookups: [['d/x', CORRUPT]],
+  });
   await hostile(t, env, 'record magic wrong', use(patchRecord(v.sub, subLen, (r) => (r[0] = 0x58))), CORRUPT, { ...subBad, lookups: [['d/x', CORRUPT]] });
   await hostile(t, env, 'root record entry length 0', use(patchRecord(v.rootRecord, rootLen, (r) => (r[16 + 8] = 0))), CORRUPT, bad());
   await hostile(
@@ -581,15 +689,24 @@ t.test('12. trailers, truncation, garbage with fixed-up CRCs', async (t) => {
     bad(['f', CORRUPT]),
   );
   await hostile(t, env, 'a file as the root entry', use(patchRecord(v.rootEntry, rootEntryLen, (r) => (r[5] = 1))), CORRUPT, open);
-  await hostile(t, env, 'a root entry with a name', (c) => {
-    c.payload = ABC;
-    const at = c.dir([file('f')]);
-    const body = Buffer.concat([Uint8Array.from([2, 1, 0x78, 0x80 | (0o755 & 0x7f), 0o755 >> 7, 0, 0, 0, 0]), Uint8Array.from([at, 0, 0])]);
-    const rec = Buffer.concat([Buffer.from('CRE1'), Uint8Array.from([body.length]), body, Buffer.alloc(4)]);
-    c.raw(fixCrc(rec));
-    c.trailer({ rootEntryOffset: at + rawDirRecord([file('f')]).length });
-  }, CORRUPT, open);
-  await hostile(t, env, 'stream header version 2', use(Buffer.concat([v.bytes.subarray(0, 8), Uint8Array.from([2, 0, 0, 0]), v.bytes.subarray(12)])), 'ERR_FORMAT_VERSION', { open: 'ERR_FORMAT_VERSION' });
+  await hostile(
+    t,
+    env,
+    'a root entry with a name',
+    (c) => {
+      c.payload = ABC;
+      const at = c.dir([file('f')]);
+      const body = Buffer.concat([Uint8Array.from([2, 1, 0x78, 0x80 | (0o755 & 0x7f), 0o755 >> 7, 0, 0, 0, 0]), Uint8Array.from([at, 0, 0])]);
+      const rec = Buffer.concat([Buffer.from('CRE1'), Uint8Array.from([body.length]), body, Buffer.alloc(4)]);
+      c.raw(fixCrc(rec));
+      c.trailer({ rootEntryOffset: at + rawDirRecord([file('f')]).length });
+    },
+    CORRUPT,
+    open,
+  );
+  await hostile(t, env, 'stream header version 2', use(Buffer.concat([v.bytes.subarray(0, 8), Uint8Array.from([2, 0, 0, 0]), v.bytes.subarray(12)])), 'ERR_FORMAT_VERSION', {
+    open: 'ERR_FORMAT_VERSION',
+  });
 
   // Seeded fuzz: any byte of any record replaced, CRC fixed; restore either works or fails coded,
   // and nothing escapes either way.

@@ -88,7 +88,9 @@ async function walk(root: string): Promise<Map<string, Meta>> {
     if (type === 'symlink') m.link = await fsp.readlink(abs);
     if (type === 'chardev') m.rdev = st.rdev.toString();
     if (type === 'file') {
-      m.content = createHash('sha256').update(await fsp.readFile(abs)).digest('hex');
+      m.content = createHash('sha256')
+        .update(await fsp.readFile(abs))
+        .digest('hex');
       if (st.nlink > 1n) {
         const key = `${st.ino}`;
         if (!inodes.has(key)) inodes.set(key, rel);
@@ -110,7 +112,10 @@ function untar(file: string, dir: string): void {
   if (r.stderr !== '') throw new Error(`tar -x warned: ${r.stderr}`);
 }
 
-async function setup(t: Test, build: (src: string) => Promise<void>): Promise<{ dir: string; src: string; ds: Datastore; reader: Awaited<ReturnType<Awaited<ReturnType<Datastore['snapshot']>>['open']>> }> {
+async function setup(
+  t: Test,
+  build: (src: string) => Promise<void>,
+): Promise<{ dir: string; src: string; ds: Datastore; reader: Awaited<ReturnType<Awaited<ReturnType<Datastore['snapshot']>>['open']>> }> {
   const dir = tempDir(t);
   const src = path.join(dir, 'src');
   await build(src);
@@ -195,7 +200,11 @@ t.test('an aborted stream fails with ERR_ABORTED; a missing archive fails the st
   // Abort at the first progress report, the root directory's (reports are throttled to one per
   // 50 ms, so waiting for a later one may see none: a fast machine writes this tree in less).
   const s = reader.createTarStream('root.tree', { signal: ac.signal, onProgress: () => ac.abort() });
-  const codeOf = async (p: Promise<unknown>): Promise<string> => p.then(() => 'resolved', (e: unknown) => (isCairnError(e) ? e.code : String(e)));
+  const codeOf = async (p: Promise<unknown>): Promise<string> =>
+    p.then(
+      () => 'resolved',
+      (e: unknown) => (isCairnError(e) ? e.code : String(e)),
+    );
   t.equal(await codeOf(pipeline(s, createWriteStream(path.join(dir, 'a.tar')))), 'ERR_ABORTED');
   t.equal(await codeOf(s.stats), 'ERR_ABORTED');
   t.equal(await codeOf(pipeline(reader.createTarStream('nope.tree'), createWriteStream(path.join(dir, 'b.tar')))), 'ERR_NOT_FOUND');

@@ -7,7 +7,8 @@ import { seededBytes, tempDir } from '../helpers/fixtures.js';
 
 const isRoot = process.getuid?.() === 0;
 const B = (s: string | number[]): Buffer => (typeof s === 'string' ? Buffer.from(s) : Buffer.from(s));
-const J = (...parts: (Buffer | string)[]): Buffer => Buffer.concat(parts.flatMap((p, i) => (i === 0 ? [B(p as string).length ? Buffer.from(p) : Buffer.from(p)] : [Buffer.from('/'), Buffer.from(p)])));
+const J = (...parts: (Buffer | string)[]): Buffer =>
+  Buffer.concat(parts.flatMap((p, i) => (i === 0 ? [B(p as string).length ? Buffer.from(p) : Buffer.from(p)] : [Buffer.from('/'), Buffer.from(p)])));
 
 /** A tree with every entry type, odd names, xattrs, a sparse file and hardlinks. */
 async function makeTree(root: string): Promise<void> {
@@ -77,7 +78,21 @@ async function walk(root: string): Promise<Map<string, Meta>> {
   const { createHash } = await import('node:crypto');
   const visit = async (abs: Buffer, rel: string): Promise<void> => {
     const st = await fsp.lstat(abs, { bigint: true });
-    const type = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : st.isFIFO() ? 'fifo' : st.isSocket() ? 'socket' : st.isCharacterDevice() ? 'chardev' : st.isBlockDevice() ? 'blockdev' : '?';
+    const type = st.isFile()
+      ? 'file'
+      : st.isDirectory()
+        ? 'dir'
+        : st.isSymbolicLink()
+          ? 'symlink'
+          : st.isFIFO()
+            ? 'fifo'
+            : st.isSocket()
+              ? 'socket'
+              : st.isCharacterDevice()
+                ? 'chardev'
+                : st.isBlockDevice()
+                  ? 'blockdev'
+                  : '?';
     const xs = st.isSymbolicLink() ? [] : nativeListXattrs(abs).sort(Buffer.compare);
     const m: Meta = {
       type,
@@ -91,7 +106,9 @@ async function walk(root: string): Promise<Map<string, Meta>> {
     if (type === 'symlink') m.target = (await fsp.readlink(abs, { encoding: 'buffer' })).toString('hex');
     if (type === 'chardev' || type === 'blockdev') m.rdev = st.rdev.toString();
     if (type === 'file') {
-      m.content = createHash('sha256').update(await fsp.readFile(abs)).digest('hex');
+      m.content = createHash('sha256')
+        .update(await fsp.readFile(abs))
+        .digest('hex');
       if (st.nlink > 1n) {
         const key = `${st.ino}`;
         if (!inodes.has(key)) inodes.set(key, rel);
@@ -128,7 +145,11 @@ t.test('a tree with every entry type round-trips exactly', async (t) => {
   const names = (await tree.list('')).map((i) => i.path.toString('utf8'));
   t.ok(names.includes('plain.txt') && names.includes('sub') && names.includes('fifo'), 'list the root');
   t.equal(Buffer.from(await tree.readFile('plain.txt')).toString(), 'hello\n');
-  t.equal(Buffer.from(await tree.readFile('big.bin', 1000, 10)).toString('hex'), Buffer.from(seededBytes(3 * 1024 * 1024 + 17, 5).subarray(1000, 1010)).toString('hex'), 'a byte range');
+  t.equal(
+    Buffer.from(await tree.readFile('big.bin', 1000, 10)).toString('hex'),
+    Buffer.from(seededBytes(3 * 1024 * 1024 + 17, 5).subarray(1000, 1010)).toString('hex'),
+    'a byte range',
+  );
   const deepItem = await tree.lookup('deep/level-0/level-1/level-2');
   t.equal(deepItem?.entry.kind, 'dir');
   t.equal(await tree.lookup('nope/x'), undefined);
@@ -142,7 +163,16 @@ t.test('a tree with every entry type round-trips exactly', async (t) => {
   const a = await walk(src);
   const b = await walk(out);
   t.same([...b.keys()].sort(), [...a.keys()].sort(), 'the same paths');
-  for (const [k, v] of a) t.same(b.get(k), v, `metadata of ${Buffer.from(k.split('/').pop() ?? '', 'hex').toString('utf8').slice(0, 40) || '(root)'}`);
+  for (const [k, v] of a)
+    t.same(
+      b.get(k),
+      v,
+      `metadata of ${
+        Buffer.from(k.split('/').pop() ?? '', 'hex')
+          .toString('utf8')
+          .slice(0, 40) || '(root)'
+      }`,
+    );
   const sp = await fsp.stat(path.join(out, 'sparse.img'));
   t.ok(sp.blocks * 512 < 1024 * 1024, `the sparse file restored sparse (${sp.blocks * 512} bytes allocated)`);
 
@@ -167,7 +197,10 @@ t.test('unreadable files are reported and the backup goes on', { skip: isRoot ? 
   const w = await ds.group('host/a').backup();
   const stats = await w.addTree('data', src);
   const snap = await w.commit();
-  t.same(stats.problems.map((p) => [p.path, p.code]), [['secret', 'EACCES']]);
+  t.same(
+    stats.problems.map((p) => [p.path, p.code]),
+    [['secret', 'EACCES']],
+  );
   t.ok(snap.manifest.unprotected['problems'], 'the report is in the snapshot');
 });
 
@@ -191,7 +224,14 @@ t.test('files that vanish or change during the walk are reported with path and c
     },
   });
   const snap = await w.commit();
-  t.same(stats.problems.map((p) => [p.path, p.code]), [['b', 'ENOENT'], ['d', 'CHANGED']], 'vanished and changed-while-read files are reported');
+  t.same(
+    stats.problems.map((p) => [p.path, p.code]),
+    [
+      ['b', 'ENOENT'],
+      ['d', 'CHANGED'],
+    ],
+    'vanished and changed-while-read files are reported',
+  );
   t.equal(stats.files, 3, 'the others are backed up');
   t.same((snap.manifest.unprotected['problems'] as Record<string, unknown[]>)['data.tree']?.length, 2, 'the report is in the snapshot');
 });

@@ -10,7 +10,7 @@ import { seededBytes, tempDir, writeTemp } from '../helpers/fixtures.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
-t.test('live writers are found; a dead writer\'s registration is removed', async (t) => {
+t.test("live writers are found; a dead writer's registration is removed", async (t) => {
   const dir = tempDir(t);
   t.equal(await oldestLiveWriter(dir, 0), undefined, 'no writers');
   const a = await registerWriter(dir, 5000);

@@ -3,15 +3,7 @@ import fc from 'fast-check';
 import { CairnError, type ErrorCode } from '../../lib/errors.js';
 import { initHash } from '../../lib/codec/hash.js';
 import { lz4Compress } from '../../lib/codec/compress.js';
-import {
-  encodeEnvelopeHeader,
-  ENVELOPE_HEADER_SIZE,
-  envelopeSubject,
-  FLAG_COMPRESSED,
-  FLAG_ENCRYPTED,
-  MAX_RAW_SIZE,
-  parseEnvelope,
-} from '../../lib/codec/envelope.js';
+import { encodeEnvelopeHeader, ENVELOPE_HEADER_SIZE, envelopeSubject, FLAG_COMPRESSED, FLAG_ENCRYPTED, MAX_RAW_SIZE, parseEnvelope } from '../../lib/codec/envelope.js';
 import { CODEC } from '../../lib/format/magic.js';
 import { concat } from '../../lib/util/bytes.js';
 import { code } from '../helpers/codes.js';
@@ -19,7 +11,6 @@ import { code } from '../helpers/codes.js';
 await initHash();
 
 const opts = { code: 'ERR_CHUNK_CORRUPT', details: { digest: 'ab'.repeat(32) } } as const;
-
 
 const raw = new TextEncoder().encode('hello hello hello hello hello hello hello hello');
 const plainFile = concat([encodeEnvelopeHeader({ codec: CODEC.none, rawSize: raw.length, payload: raw }), raw]);
@@ -60,12 +51,30 @@ t.test('round trip', async (t) => {
 });
 
 t.test('encode rejects bad input', async (t) => {
-  t.equal(code(() => encodeEnvelopeHeader({ codec: 7 as 0, rawSize: 0, payload: new Uint8Array(0) })), 'ERR_INVALID_ARGUMENT');
-  t.equal(code(() => encodeEnvelopeHeader({ codec: 0, rawSize: -1, payload: new Uint8Array(0) })), 'ERR_INVALID_ARGUMENT');
-  t.equal(code(() => encodeEnvelopeHeader({ codec: 0, rawSize: MAX_RAW_SIZE + 1, payload: new Uint8Array(0) })), 'ERR_INVALID_ARGUMENT');
-  t.equal(code(() => encodeEnvelopeHeader({ codec: 0, rawSize: 3, payload: new Uint8Array(2) })), 'ERR_INVALID_ARGUMENT');
-  t.equal(code(() => encodeEnvelopeHeader({ codec: 1, rawSize: 3, payload: new Uint8Array(2) })), 'ERR_INVALID_ARGUMENT');
-  t.equal(code(() => encodeEnvelopeHeader({ codec: 1, rawSize: raw.length + 1, payload: lz })), 'ERR_INVALID_ARGUMENT');
+  t.equal(
+    code(() => encodeEnvelopeHeader({ codec: 7 as 0, rawSize: 0, payload: new Uint8Array(0) })),
+    'ERR_INVALID_ARGUMENT',
+  );
+  t.equal(
+    code(() => encodeEnvelopeHeader({ codec: 0, rawSize: -1, payload: new Uint8Array(0) })),
+    'ERR_INVALID_ARGUMENT',
+  );
+  t.equal(
+    code(() => encodeEnvelopeHeader({ codec: 0, rawSize: MAX_RAW_SIZE + 1, payload: new Uint8Array(0) })),
+    'ERR_INVALID_ARGUMENT',
+  );
+  t.equal(
+    code(() => encodeEnvelopeHeader({ codec: 0, rawSize: 3, payload: new Uint8Array(2) })),
+    'ERR_INVALID_ARGUMENT',
+  );
+  t.equal(
+    code(() => encodeEnvelopeHeader({ codec: 1, rawSize: 3, payload: new Uint8Array(2) })),
+    'ERR_INVALID_ARGUMENT',
+  );
+  t.equal(
+    code(() => encodeEnvelopeHeader({ codec: 1, rawSize: raw.length + 1, payload: lz })),
+    'ERR_INVALID_ARGUMENT',
+  );
 });
 
 t.test('every kind of damage', async (t) => {
@@ -113,7 +122,10 @@ t.test('every kind of damage', async (t) => {
 t.test('codes and subjects', async (t) => {
   const bad = new Uint8Array(3);
   for (const c of ['ERR_CHUNK_CORRUPT', 'ERR_BLOB_CORRUPT', 'ERR_MANIFEST_CORRUPT'] as const) {
-    t.equal(code(() => parseEnvelope(bad, { code: c, details: {} })), c);
+    t.equal(
+      code(() => parseEnvelope(bad, { code: c, details: {} })),
+      c,
+    );
   }
   t.equal(envelopeSubject('ERR_CHUNK_CORRUPT', { digest: 'aa' }), 'chunk aa');
   t.equal(envelopeSubject('ERR_BLOB_CORRUPT', { path: '/x' }), 'blob /x');
@@ -131,14 +143,22 @@ t.test('property: random bytes and mutations never throw anything but CairnError
       return false;
     }
   };
-  fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), (b) => void check(b)), { numRuns: 500 });
   fc.assert(
-    fc.property(fc.constantFrom(plainFile, lzFile), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 4 }), fc.nat(), (file, flips, cut) => {
-      const b = Uint8Array.from(file);
-      for (const [pos, x] of flips) b[pos % b.length] = b[pos % b.length]! ^ x;
-      t.notOk(check(b), 'any flipped bit is detected');
-      check(b.subarray(0, cut % (b.length + 1)));
-    }),
+    fc.property(fc.uint8Array({ maxLength: 200 }), (b) => void check(b)),
+    { numRuns: 500 },
+  );
+  fc.assert(
+    fc.property(
+      fc.constantFrom(plainFile, lzFile),
+      fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 4 }),
+      fc.nat(),
+      (file, flips, cut) => {
+        const b = Uint8Array.from(file);
+        for (const [pos, x] of flips) b[pos % b.length] = b[pos % b.length]! ^ x;
+        t.notOk(check(b), 'any flipped bit is detected');
+        check(b.subarray(0, cut % (b.length + 1)));
+      },
+    ),
     { numRuns: 500 },
   );
 });

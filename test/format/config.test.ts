@@ -4,7 +4,6 @@ import { CairnError, type ErrorCode } from '../../lib/errors.js';
 import { checkConfig, decodeConfig, type DatastoreConfig, encodeConfig, isRfc3339 } from '../../lib/format/config.js';
 import { code } from '../helpers/codes.js';
 
-
 const base = (): DatastoreConfig => ({
   format: 'cairn-datastore',
   version: 1,
@@ -19,7 +18,9 @@ const enc = (v: unknown): Uint8Array => new TextEncoder().encode(typeof v === 's
 t.test('round trip, human-readable', async (t) => {
   const bytes = encodeConfig(base());
   const text = new TextDecoder().decode(bytes);
-  t.equal(text, `{
+  t.equal(
+    text,
+    `{
   "format": "cairn-datastore",
   "version": 1,
   "uuid": "0f8fad5b-d9cb-469f-a165-70867728950e",
@@ -32,9 +33,18 @@ t.test('round trip, human-readable', async (t) => {
   },
   "syncLevel": "filesystem"
 }
-`);
+`,
+  );
   t.same(decodeConfig(bytes), base());
-  const shuffled = { syncLevel: 'none', cdc: { max: 1024, avg: 512, min: 64 }, imageChunkSize: 65536, created: '2026-01-02T03:04:05.123+02:00', uuid: '0F8FAD5B-D9CB-469F-A165-70867728950E', version: 1, format: 'cairn-datastore' };
+  const shuffled = {
+    syncLevel: 'none',
+    cdc: { max: 1024, avg: 512, min: 64 },
+    imageChunkSize: 65536,
+    created: '2026-01-02T03:04:05.123+02:00',
+    uuid: '0F8FAD5B-D9CB-469F-A165-70867728950E',
+    version: 1,
+    format: 'cairn-datastore',
+  };
   const d = decodeConfig(enc(shuffled));
   t.equal(d.syncLevel, 'none');
   t.equal(new TextDecoder().decode(encodeConfig(d)).indexOf('"format"'), 4, 'fixed key order');
@@ -43,7 +53,18 @@ t.test('round trip, human-readable', async (t) => {
 
 t.test('rfc3339', async (t) => {
   for (const ok of ['2026-01-02T03:04:05Z', '2024-02-29T23:59:59.5Z', '2026-01-02t03:04:05z', '2026-01-02T03:04:05-05:30']) t.ok(isRfc3339(ok), ok);
-  for (const bad of ['2026-01-02', '2025-02-29T00:00:00Z', '2026-13-01T00:00:00Z', '2026-01-02T24:00:00Z', '2026-01-02T03:60:00Z', '2026-01-02T03:04:60Z', '2026-01-00T00:00:00Z', '2026-01-02T03:04:05+24:00', '2026-01-02T03:04:05+01:60', 5]) {
+  for (const bad of [
+    '2026-01-02',
+    '2025-02-29T00:00:00Z',
+    '2026-13-01T00:00:00Z',
+    '2026-01-02T24:00:00Z',
+    '2026-01-02T03:60:00Z',
+    '2026-01-02T03:04:60Z',
+    '2026-01-00T00:00:00Z',
+    '2026-01-02T03:04:05+24:00',
+    '2026-01-02T03:04:05+01:60',
+    5,
+  ]) {
     t.notOk(isRfc3339(bad), String(bad));
   }
 });
@@ -110,10 +131,21 @@ t.test('field validation', async (t) => {
       t.equal((e as CairnError).code, want, `${name}: ${(e as Error).message}`);
       t.match((e as Error).message, /datastore config \/ds/);
     }
-    if (want === 'ERR_CONFIG_CORRUPT') t.equal(code(() => encodeConfig(c as DatastoreConfig)), 'ERR_INVALID_ARGUMENT', `encode: ${name}`);
+    if (want === 'ERR_CONFIG_CORRUPT')
+      t.equal(
+        code(() => encodeConfig(c as DatastoreConfig)),
+        'ERR_INVALID_ARGUMENT',
+        `encode: ${name}`,
+      );
   }
-  t.equal(code(() => encodeConfig({ ...base(), format: 'x' as 'cairn-datastore' })), 'ERR_INVALID_ARGUMENT');
-  t.equal(code(() => decodeConfig(enc({ ...base(), version: 1.5 }))), 'ERR_CONFIG_CORRUPT');
+  t.equal(
+    code(() => encodeConfig({ ...base(), format: 'x' as 'cairn-datastore' })),
+    'ERR_INVALID_ARGUMENT',
+  );
+  t.equal(
+    code(() => decodeConfig(enc({ ...base(), version: 1.5 }))),
+    'ERR_CONFIG_CORRUPT',
+  );
 });
 
 t.test('property: decoder only throws CairnError', async (t) => {
@@ -126,7 +158,10 @@ t.test('property: decoder only throws CairnError', async (t) => {
     }
   };
   fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), tryDecode), { numRuns: 300 });
-  fc.assert(fc.property(fc.jsonValue(), (v) => tryDecode(enc(JSON.stringify(v)))), { numRuns: 300 });
+  fc.assert(
+    fc.property(fc.jsonValue(), (v) => tryDecode(enc(JSON.stringify(v)))),
+    { numRuns: 300 },
+  );
   fc.assert(
     fc.property(fc.nat(), fc.integer({ min: 1, max: 255 }), (pos, x) => {
       const b = Uint8Array.from(good);

@@ -2,18 +2,11 @@ import t from 'tap';
 import fc from 'fast-check';
 import { CairnError, type ErrorCode } from '../../lib/errors.js';
 import { blake3, crc32, initHash } from '../../lib/codec/hash.js';
-import {
-  decodeDynamicIndex,
-  DYNAMIC_ENTRY_SIZE,
-  DynamicIndexBuilder,
-  dynamicIndexChecksum,
-  encodeDynamicIndex,
-} from '../../lib/format/dynamic-index.js';
+import { decodeDynamicIndex, DYNAMIC_ENTRY_SIZE, DynamicIndexBuilder, dynamicIndexChecksum, encodeDynamicIndex } from '../../lib/format/dynamic-index.js';
 import { concat, equalBytes, writeU64LE } from '../../lib/util/bytes.js';
 import { code } from '../helpers/codes.js';
 
 await initHash();
-
 
 const uuid = Uint8Array.from({ length: 16 }, (_, i) => 0xa0 + i);
 const lengths = [100, 1, 5000, 37, 2 ** 33];
@@ -97,19 +90,45 @@ t.test('binary search on many chunks', async (t) => {
 
 t.test('builder rejects bad input', async (t) => {
   const b = new DynamicIndexBuilder();
-  t.equal(code(() => b.append(0, new Uint8Array(32))), 'ERR_INVALID_ARGUMENT');
-  t.equal(code(() => b.append(1.5, new Uint8Array(32))), 'ERR_INVALID_ARGUMENT');
-  t.equal(code(() => b.append(1, new Uint8Array(31))), 'ERR_INVALID_ARGUMENT');
+  t.equal(
+    code(() => b.append(0, new Uint8Array(32))),
+    'ERR_INVALID_ARGUMENT',
+  );
+  t.equal(
+    code(() => b.append(1.5, new Uint8Array(32))),
+    'ERR_INVALID_ARGUMENT',
+  );
+  t.equal(
+    code(() => b.append(1, new Uint8Array(31))),
+    'ERR_INVALID_ARGUMENT',
+  );
   b.append(2 ** 52, new Uint8Array(32));
   b.append(2 ** 52 - 1, new Uint8Array(32));
-  t.equal(code(() => b.append(1, new Uint8Array(32))), 'ERR_INVALID_ARGUMENT', 'beyond 2^53 - 1');
-  t.equal(code(() => b.finish({ uuid: new Uint8Array(0), ctime: 0 })), 'ERR_INVALID_ARGUMENT');
-  t.equal(code(() => encodeDynamicIndex({ uuid, ctime: 0 }, new Uint8Array(41))), 'ERR_INVALID_ARGUMENT');
+  t.equal(
+    code(() => b.append(1, new Uint8Array(32))),
+    'ERR_INVALID_ARGUMENT',
+    'beyond 2^53 - 1',
+  );
+  t.equal(
+    code(() => b.finish({ uuid: new Uint8Array(0), ctime: 0 })),
+    'ERR_INVALID_ARGUMENT',
+  );
+  t.equal(
+    code(() => encodeDynamicIndex({ uuid, ctime: 0 }, new Uint8Array(41))),
+    'ERR_INVALID_ARGUMENT',
+  );
   const bad = Uint8Array.from(file.subarray(128));
   writeU64LE(bad, 40, 50); // second end below first
-  t.equal(code(() => encodeDynamicIndex({ uuid, ctime: 0 }, bad)), 'ERR_INVALID_ARGUMENT');
+  t.equal(
+    code(() => encodeDynamicIndex({ uuid, ctime: 0 }, bad)),
+    'ERR_INVALID_ARGUMENT',
+  );
   const zero = new Uint8Array(40);
-  t.equal(code(() => encodeDynamicIndex({ uuid, ctime: 0 }, zero)), 'ERR_INVALID_ARGUMENT', 'end 0');
+  t.equal(
+    code(() => encodeDynamicIndex({ uuid, ctime: 0 }, zero)),
+    'ERR_INVALID_ARGUMENT',
+    'end 0',
+  );
 });
 
 t.test('every kind of damage', async (t) => {
@@ -153,7 +172,11 @@ t.test('every kind of damage', async (t) => {
       t.equal((err as CairnError).details, details);
     }
   }
-  t.equal(code(() => decodeDynamicIndex(new Uint8Array(3))), 'ERR_INDEX_CORRUPT', 'default details');
+  t.equal(
+    code(() => decodeDynamicIndex(new Uint8Array(3))),
+    'ERR_INDEX_CORRUPT',
+    'default details',
+  );
 });
 
 t.test('property: decoder only throws CairnError', async (t) => {
@@ -166,7 +189,10 @@ t.test('property: decoder only throws CairnError', async (t) => {
       return false;
     }
   };
-  fc.assert(fc.property(fc.uint8Array({ maxLength: 400 }), (b) => void tryDecode(b)), { numRuns: 300 });
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 400 }), (b) => void tryDecode(b)),
+    { numRuns: 300 },
+  );
   fc.assert(
     fc.property(fc.nat(), fc.integer({ min: 1, max: 255 }), fc.boolean(), fc.boolean(), fc.nat(), (pos, x, rc, rs, cut) => {
       const b = mutate((bb) => (bb[pos % bb.length] = bb[pos % bb.length]! ^ x), rc, rs);

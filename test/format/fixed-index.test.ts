@@ -2,19 +2,11 @@ import t from 'tap';
 import fc from 'fast-check';
 import { CairnError, type ErrorCode } from '../../lib/errors.js';
 import { blake3, crc32, initHash } from '../../lib/codec/hash.js';
-import {
-  decodeFixedIndex,
-  encodeFixedIndex,
-  fixedChunkCount,
-  FixedIndexBuilder,
-  fixedIndexChecksum,
-  isValidFixedChunkSize,
-} from '../../lib/format/fixed-index.js';
+import { decodeFixedIndex, encodeFixedIndex, fixedChunkCount, FixedIndexBuilder, fixedIndexChecksum, isValidFixedChunkSize } from '../../lib/format/fixed-index.js';
 import { concat, equalBytes, writeU64LE } from '../../lib/util/bytes.js';
 import { code } from '../helpers/codes.js';
 
 await initHash();
-
 
 const uuid = Uint8Array.from({ length: 16 }, (_, i) => i + 1);
 const CS = 4096;
@@ -84,11 +76,26 @@ t.test('chunk sizes', async (t) => {
 
 t.test('encode rejects bad input', async (t) => {
   const h = { uuid, ctime: 0, size, chunkSize: CS };
-  t.equal(code(() => encodeFixedIndex({ ...h, uuid: new Uint8Array(15) }, digests)), 'ERR_INVALID_ARGUMENT');
-  t.equal(code(() => encodeFixedIndex({ ...h, ctime: 1.5 }, digests)), 'ERR_INVALID_ARGUMENT');
-  t.equal(code(() => encodeFixedIndex({ ...h, size: -1 }, digests)), 'ERR_INVALID_ARGUMENT');
-  t.equal(code(() => encodeFixedIndex({ ...h, chunkSize: 5000 }, digests)), 'ERR_INVALID_ARGUMENT');
-  t.equal(code(() => encodeFixedIndex(h, digests.subarray(32))), 'ERR_INVALID_ARGUMENT');
+  t.equal(
+    code(() => encodeFixedIndex({ ...h, uuid: new Uint8Array(15) }, digests)),
+    'ERR_INVALID_ARGUMENT',
+  );
+  t.equal(
+    code(() => encodeFixedIndex({ ...h, ctime: 1.5 }, digests)),
+    'ERR_INVALID_ARGUMENT',
+  );
+  t.equal(
+    code(() => encodeFixedIndex({ ...h, size: -1 }, digests)),
+    'ERR_INVALID_ARGUMENT',
+  );
+  t.equal(
+    code(() => encodeFixedIndex({ ...h, chunkSize: 5000 }, digests)),
+    'ERR_INVALID_ARGUMENT',
+  );
+  t.equal(
+    code(() => encodeFixedIndex(h, digests.subarray(32))),
+    'ERR_INVALID_ARGUMENT',
+  );
 });
 
 t.test('every kind of damage', async (t) => {
@@ -134,7 +141,11 @@ t.test('every kind of damage', async (t) => {
       t.equal((e as CairnError).details, details, `${name}: details`);
     }
   }
-  t.equal(code(() => decodeFixedIndex(new Uint8Array(3))), 'ERR_INDEX_CORRUPT', 'default details');
+  t.equal(
+    code(() => decodeFixedIndex(new Uint8Array(3))),
+    'ERR_INDEX_CORRUPT',
+    'default details',
+  );
 });
 
 t.test('builder', async (t) => {
@@ -142,20 +153,38 @@ t.test('builder', async (t) => {
   t.equal(b.count, 4);
   t.equal(b.complete, false);
   b.set(3, digests.subarray(96, 128)).set(1, digests.subarray(32, 64));
-  t.equal(code(() => b.finish({ uuid, ctime: 1_700_000_000 })), 'ERR_INVALID_ARGUMENT');
+  t.equal(
+    code(() => b.finish({ uuid, ctime: 1_700_000_000 })),
+    'ERR_INVALID_ARGUMENT',
+  );
   b.append(digests.subarray(0, 32));
   b.set(2, new Uint8Array(32));
   b.set(2, digests.subarray(64, 96));
   t.equal(b.complete, true);
   t.ok(equalBytes(b.finish({ uuid, ctime: 1_700_000_000 }), file));
-  t.equal(code(() => b.set(4, digests.subarray(0, 32))), 'ERR_INVALID_ARGUMENT');
-  t.equal(code(() => b.set(0, new Uint8Array(31))), 'ERR_INVALID_ARGUMENT');
-  t.equal(code(() => new FixedIndexBuilder({ size: -1, chunkSize: CS })), 'ERR_INVALID_ARGUMENT');
-  t.equal(code(() => new FixedIndexBuilder({ size: 1, chunkSize: 3 })), 'ERR_INVALID_ARGUMENT');
+  t.equal(
+    code(() => b.set(4, digests.subarray(0, 32))),
+    'ERR_INVALID_ARGUMENT',
+  );
+  t.equal(
+    code(() => b.set(0, new Uint8Array(31))),
+    'ERR_INVALID_ARGUMENT',
+  );
+  t.equal(
+    code(() => new FixedIndexBuilder({ size: -1, chunkSize: CS })),
+    'ERR_INVALID_ARGUMENT',
+  );
+  t.equal(
+    code(() => new FixedIndexBuilder({ size: 1, chunkSize: 3 })),
+    'ERR_INVALID_ARGUMENT',
+  );
   const seq = new FixedIndexBuilder({ size, chunkSize: CS });
   for (let i = 0; i < 4; i++) seq.append(digests.subarray(i * 32, i * 32 + 32));
   t.ok(equalBytes(seq.finish({ uuid, ctime: 1_700_000_000 }), file));
-  t.equal(code(() => seq.append(digests.subarray(0, 32))), 'ERR_INVALID_ARGUMENT');
+  t.equal(
+    code(() => seq.append(digests.subarray(0, 32))),
+    'ERR_INVALID_ARGUMENT',
+  );
 });
 
 t.test('property: decoder only throws CairnError', async (t) => {
@@ -168,7 +197,10 @@ t.test('property: decoder only throws CairnError', async (t) => {
       return false;
     }
   };
-  fc.assert(fc.property(fc.uint8Array({ maxLength: 400 }), (b) => void tryDecode(b)), { numRuns: 300 });
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 400 }), (b) => void tryDecode(b)),
+    { numRuns: 300 },
+  );
   fc.assert(
     fc.property(fc.nat(), fc.integer({ min: 1, max: 255 }), fc.boolean(), fc.nat(), (pos, x, reseal, cut) => {
       const b = mutate((bb) => (bb[pos % bb.length] = bb[pos % bb.length]! ^ x), reseal);

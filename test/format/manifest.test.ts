@@ -5,19 +5,11 @@ import { initHash } from '../../lib/codec/hash.js';
 import { lz4Compress } from '../../lib/codec/compress.js';
 import { encodeEnvelopeHeader, parseEnvelope } from '../../lib/codec/envelope.js';
 import { CODEC } from '../../lib/format/magic.js';
-import {
-  canonicalJson,
-  checkManifest,
-  decodeManifest,
-  encodeManifest,
-  type Manifest,
-  manifestSignedPart,
-} from '../../lib/format/manifest.js';
+import { canonicalJson, checkManifest, decodeManifest, encodeManifest, type Manifest, manifestSignedPart } from '../../lib/format/manifest.js';
 import { concat } from '../../lib/util/bytes.js';
 import { code } from '../helpers/codes.js';
 
 await initHash();
-
 
 const H = 'ab'.repeat(32);
 const base = (): Manifest => ({
@@ -67,7 +59,11 @@ t.test('round trip', async (t) => {
   const m = base();
   const bytes = encodeManifest(m);
   const d = decodeManifest(bytes, { snapshot: 'vm/100/2026-01-02T03:04:05Z' });
-  t.same(d.files.map((f) => f.name), ['disk.img', 'root.tree', 'vm.conf.blob'], 'files sorted');
+  t.same(
+    d.files.map((f) => f.name),
+    ['disk.img', 'root.tree', 'vm.conf.blob'],
+    'files sorted',
+  );
   t.same(d, { ...m, files: [m.files[1], m.files[0], m.files[2]] });
   t.same(encodeManifest(d), bytes, 'deterministic');
   t.equal(m.files[0]!.name, 'root.tree', 'input not modified');
@@ -104,15 +100,30 @@ t.test('encode validates', async (t) => {
   for (const [name, f] of bad) {
     const m = base();
     f(m);
-    t.equal(code(() => encodeManifest(m)), 'ERR_INVALID_ARGUMENT', name);
+    t.equal(
+      code(() => encodeManifest(m)),
+      'ERR_INVALID_ARGUMENT',
+      name,
+    );
   }
-  t.equal(code(() => manifestSignedPart({ ...base(), id: '' })), 'ERR_INVALID_ARGUMENT');
-  t.equal(code(() => checkManifest(null as unknown as Manifest)), 'ERR_INVALID_ARGUMENT');
+  t.equal(
+    code(() => manifestSignedPart({ ...base(), id: '' })),
+    'ERR_INVALID_ARGUMENT',
+  );
+  t.equal(
+    code(() => checkManifest(null as unknown as Manifest)),
+    'ERR_INVALID_ARGUMENT',
+  );
 });
 
 t.test('schema violations are ERR_MANIFEST_CORRUPT', async (t) => {
   const mut: [string, (m: Record<string, any>) => void, ErrorCode?][] = [
-    ['not an object', (m) => { m['__replace'] = [1]; }],
+    [
+      'not an object',
+      (m) => {
+        m['__replace'] = [1];
+      },
+    ],
     ['format', (m) => (m['format'] = 'cairn-manifesto')],
     ['version 0', (m) => (m['version'] = 0)],
     ['version string', (m) => (m['version'] = '1')],
@@ -176,7 +187,10 @@ t.test('schema violations are ERR_MANIFEST_CORRUPT', async (t) => {
       t.equal((e as CairnError).details, details);
     }
   }
-  t.equal(code(() => decodeManifest(wrap(JSON.stringify({ ...checkManifest(base()), version: 2 })))), 'ERR_FORMAT_VERSION');
+  t.equal(
+    code(() => decodeManifest(wrap(JSON.stringify({ ...checkManifest(base()), version: 2 })))),
+    'ERR_FORMAT_VERSION',
+  );
 });
 
 t.test('damaged files', async (t) => {
@@ -196,7 +210,12 @@ t.test('damaged files', async (t) => {
   cases.push(['bad lz4', concat([encodeEnvelopeHeader({ codec: 1, rawSize: 20, payload: junk }), junk]), 'ERR_MANIFEST_CORRUPT']);
   const lzJunk = lz4Compress(new TextEncoder().encode('[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[['));
   cases.push(['lz4 non-json', concat([encodeEnvelopeHeader({ codec: 1, rawSize: 35, payload: lzJunk }), lzJunk]), 'ERR_MANIFEST_CORRUPT']);
-  for (const [name, b, want] of cases) t.equal(code(() => decodeManifest(b)), want, name);
+  for (const [name, b, want] of cases)
+    t.equal(
+      code(() => decodeManifest(b)),
+      want,
+      name,
+    );
 });
 
 t.test('property: decoder only throws CairnError', async (t) => {
@@ -210,8 +229,14 @@ t.test('property: decoder only throws CairnError', async (t) => {
     }
   };
   fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), tryDecode), { numRuns: 300 });
-  fc.assert(fc.property(fc.string(), (s) => tryDecode(wrap(s))), { numRuns: 300 });
-  fc.assert(fc.property(fc.jsonValue(), (v) => tryDecode(wrap(JSON.stringify(v)))), { numRuns: 300 });
+  fc.assert(
+    fc.property(fc.string(), (s) => tryDecode(wrap(s))),
+    { numRuns: 300 },
+  );
+  fc.assert(
+    fc.property(fc.jsonValue(), (v) => tryDecode(wrap(JSON.stringify(v)))),
+    { numRuns: 300 },
+  );
   // Mutations of the JSON text inside a valid envelope reach the schema validator.
   fc.assert(
     fc.property(fc.constantFrom(good, plain), fc.nat(), fc.integer({ min: 1, max: 255 }), (file, pos, x) => {

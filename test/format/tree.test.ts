@@ -30,7 +30,6 @@ const details = { archive: 'root.tree' };
 const enc = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'latin1'));
 const latin = (b: Uint8Array): string => Buffer.from(b).toString('latin1');
 
-
 /** Full error for detail checks. */
 function err(fn: () => unknown): { code: string; details: Record<string, unknown>; message: string } {
   try {
@@ -136,7 +135,16 @@ function reseal(rec: Uint8Array): Uint8Array {
 }
 /** A valid fifo body with a name and overrides; field order per FORMAT.md §7. */
 const fifo = (name: Uint8Array | string, o: { kind?: Part; mode?: Part; uid?: Part; gid?: Part; sec?: Part; ns?: Part; tail?: Part[] } = {}): Uint8Array =>
-  body([{ raw: [typeof o.kind === 'number' ? o.kind : 7] }, typeof name === 'string' ? enc(name) : name, o.mode ?? 0o644, o.uid ?? 0, o.gid ?? 0, o.sec ?? 2, o.ns ?? 0, ...(o.tail ?? [0])]);
+  body([
+    { raw: [typeof o.kind === 'number' ? o.kind : 7] },
+    typeof name === 'string' ? enc(name) : name,
+    o.mode ?? 0o644,
+    o.uid ?? 0,
+    o.gid ?? 0,
+    o.sec ?? 2,
+    o.ns ?? 0,
+    ...(o.tail ?? [0]),
+  ]);
 const corruptRec = (bodies: Uint8Array[]): ErrorCode | 'none' | 'other' => code(() => decodeDirRecord(record(bodies), details));
 
 // ---------------------------------------------------------------------------------------------
@@ -268,48 +276,105 @@ t.test('findInRecord and decodeEntry through the offset table (10,000 entries)',
 
 t.test('findInRecord reports damage on its path', async (t) => {
   const rec = encodeDirRecord([file('a'), file('b'), file('c')]);
-  t.equal(code(() => findInRecord(rec.subarray(0, rec.length - 1), enc('b'), details)), 'ERR_TREE_CORRUPT', 'length');
+  t.equal(
+    code(() => findInRecord(rec.subarray(0, rec.length - 1), enc('b'), details)),
+    'ERR_TREE_CORRUPT',
+    'length',
+  );
   const badTable = Uint8Array.from(rec);
   new DataView(badTable.buffer).setUint32(16 + 4, 0xffff, true); // entry 1 (probed first)
-  t.equal(code(() => findInRecord(badTable, enc('b'), details)), 'ERR_TREE_CORRUPT', 'offset beyond region');
+  t.equal(
+    code(() => findInRecord(badTable, enc('b'), details)),
+    'ERR_TREE_CORRUPT',
+    'offset beyond region',
+  );
   const first = Uint8Array.from(rec);
   new DataView(first.buffer).setUint32(16, 1, true);
-  t.equal(code(() => findInRecord(first, enc('a'), details)), 'ERR_TREE_CORRUPT', 'first offset not 0');
+  t.equal(
+    code(() => findInRecord(first, enc('a'), details)),
+    'ERR_TREE_CORRUPT',
+    'first offset not 0',
+  );
   // entry length prefix pointing past the region
   const e = decodeDirHeader(rec, details).entriesOffset;
   const longLen = Uint8Array.from(rec);
   const off1 = new DataView(rec.buffer).getUint32(20, true);
   longLen[e + off1] = 0x7f;
-  t.equal(code(() => findInRecord(longLen, enc('b'), details)), 'ERR_TREE_CORRUPT', 'entry length');
+  t.equal(
+    code(() => findInRecord(longLen, enc('b'), details)),
+    'ERR_TREE_CORRUPT',
+    'entry length',
+  );
   // name length past the entry
   const longName = Uint8Array.from(rec);
   longName[e + off1 + 2] = 0x7f;
-  t.equal(code(() => findInRecord(longName, enc('b'), details)), 'ERR_TREE_CORRUPT', 'name length');
+  t.equal(
+    code(() => findInRecord(longName, enc('b'), details)),
+    'ERR_TREE_CORRUPT',
+    'name length',
+  );
   // a damaged field in the matching entry
   const badMode = Uint8Array.from(rec);
   badMode[e + off1 + 5] = 0x7f; // second byte of the mode varint (0o644 = a4 03): mode > 0o7777
-  t.equal(code(() => findInRecord(badMode, enc('b'), details)), 'ERR_TREE_CORRUPT', 'entry body');
-  t.equal(code(() => findInRecord(rec, enc('b'), details)), 'none');
+  t.equal(
+    code(() => findInRecord(badMode, enc('b'), details)),
+    'ERR_TREE_CORRUPT',
+    'entry body',
+  );
+  t.equal(
+    code(() => findInRecord(rec, enc('b'), details)),
+    'none',
+  );
 });
 
 t.test('stream header', async (t) => {
   const h = encodeTreeStreamHeader();
   t.same([...h], [...enc('CAIRNTRE'), 1, 0, 0, 0, 0, 0, 0, 0]);
-  t.equal(code(() => checkTreeStreamHeader(h, details)), 'none');
+  t.equal(
+    code(() => checkTreeStreamHeader(h, details)),
+    'none',
+  );
   const longer = new Uint8Array(100);
   longer.set(h);
-  t.equal(code(() => checkTreeStreamHeader(longer, details)), 'none', 'longer input is fine');
-  t.equal(code(() => checkTreeStreamHeader(h.subarray(0, 15), details)), 'ERR_TREE_CORRUPT');
+  t.equal(
+    code(() => checkTreeStreamHeader(longer, details)),
+    'none',
+    'longer input is fine',
+  );
+  t.equal(
+    code(() => checkTreeStreamHeader(h.subarray(0, 15), details)),
+    'ERR_TREE_CORRUPT',
+  );
   const m = (i: number, v: number): Uint8Array => {
     const b = Uint8Array.from(h);
     b[i] = v;
     return b;
   };
-  t.equal(code(() => checkTreeStreamHeader(m(0, 0x44), details)), 'ERR_TREE_CORRUPT', 'magic');
-  t.equal(code(() => checkTreeStreamHeader(m(8, 2), details)), 'ERR_FORMAT_VERSION', 'newer version');
-  t.equal(code(() => checkTreeStreamHeader(m(11, 1), details)), 'ERR_FORMAT_VERSION', 'much newer version');
-  t.equal(code(() => checkTreeStreamHeader(m(8, 0), details)), 'ERR_TREE_CORRUPT', 'version 0');
-  t.equal(code(() => checkTreeStreamHeader(m(12, 1), details)), 'ERR_TREE_CORRUPT', 'flags');
+  t.equal(
+    code(() => checkTreeStreamHeader(m(0, 0x44), details)),
+    'ERR_TREE_CORRUPT',
+    'magic',
+  );
+  t.equal(
+    code(() => checkTreeStreamHeader(m(8, 2), details)),
+    'ERR_FORMAT_VERSION',
+    'newer version',
+  );
+  t.equal(
+    code(() => checkTreeStreamHeader(m(11, 1), details)),
+    'ERR_FORMAT_VERSION',
+    'much newer version',
+  );
+  t.equal(
+    code(() => checkTreeStreamHeader(m(8, 0), details)),
+    'ERR_TREE_CORRUPT',
+    'version 0',
+  );
+  t.equal(
+    code(() => checkTreeStreamHeader(m(12, 1), details)),
+    'ERR_TREE_CORRUPT',
+    'flags',
+  );
   t.equal(err(() => checkTreeStreamHeader(m(8, 2), details)).details.archive, 'root.tree');
 });
 
@@ -336,21 +401,142 @@ t.test('trailer', async (t) => {
     if (seal) cv.setUint32(44, crc32(c.subarray(0, 44)), true);
     return c;
   };
-  t.equal(code(() => decodeTreeTrailer(b.subarray(0, 47), details)), 'ERR_TREE_CORRUPT', 'short');
-  t.equal(code(() => decodeTreeTrailer(new Uint8Array(49), details)), 'ERR_TREE_CORRUPT', 'long');
-  t.equal(code(() => decodeTreeTrailer(m((c) => c.setUint8(7, 0)), details)), 'ERR_TREE_CORRUPT', 'magic');
-  t.equal(code(() => decodeTreeTrailer(m((c) => c.setUint32(8, 2, true)), details)), 'ERR_FORMAT_VERSION', 'newer');
-  t.equal(code(() => decodeTreeTrailer(m((c) => c.setUint32(8, 2, true), false), details)), 'ERR_FORMAT_VERSION', 'version before CRC');
-  t.equal(code(() => decodeTreeTrailer(m((c) => c.setUint32(8, 0, true)), details)), 'ERR_TREE_CORRUPT', 'version 0');
-  t.equal(code(() => decodeTreeTrailer(m((c) => c.setUint8(30, 1), false), details)), 'ERR_TREE_CORRUPT', 'CRC');
-  t.equal(code(() => decodeTreeTrailer(m((c) => c.setUint32(12, 1, true)), details)), 'ERR_TREE_CORRUPT', 'flags');
-  t.equal(code(() => decodeTreeTrailer(m((c) => c.setUint32(40, 1, true)), details)), 'ERR_TREE_CORRUPT', 'reserved');
-  t.equal(code(() => decodeTreeTrailer(m((c) => c.setBigUint64(16, 2n ** 53n, true)), details)), 'ERR_TREE_CORRUPT', 'root offset > 2^53-1');
-  t.equal(code(() => decodeTreeTrailer(m((c) => c.setBigUint64(24, 2n ** 63n, true)), details)), 'ERR_TREE_CORRUPT', 'payload size');
-  t.equal(code(() => decodeTreeTrailer(m((c) => c.setBigUint64(32, 2n ** 60n, true)), details)), 'ERR_TREE_CORRUPT', 'entry count');
-  t.equal(code(() => decodeTreeTrailer(m((c) => c.setBigUint64(16, 15n, true)), details)), 'ERR_TREE_CORRUPT', 'root offset in header');
-  t.equal(code(() => decodeTreeTrailer(m((c) => c.setBigUint64(32, 0n, true)), details)), 'ERR_TREE_CORRUPT', 'entry count 0');
-  const e = err(() => decodeTreeTrailer(m((c) => c.setUint32(40, 1, true)), details));
+  t.equal(
+    code(() => decodeTreeTrailer(b.subarray(0, 47), details)),
+    'ERR_TREE_CORRUPT',
+    'short',
+  );
+  t.equal(
+    code(() => decodeTreeTrailer(new Uint8Array(49), details)),
+    'ERR_TREE_CORRUPT',
+    'long',
+  );
+  t.equal(
+    code(() =>
+      decodeTreeTrailer(
+        m((c) => c.setUint8(7, 0)),
+        details,
+      ),
+    ),
+    'ERR_TREE_CORRUPT',
+    'magic',
+  );
+  t.equal(
+    code(() =>
+      decodeTreeTrailer(
+        m((c) => c.setUint32(8, 2, true)),
+        details,
+      ),
+    ),
+    'ERR_FORMAT_VERSION',
+    'newer',
+  );
+  t.equal(
+    code(() =>
+      decodeTreeTrailer(
+        m((c) => c.setUint32(8, 2, true), false),
+        details,
+      ),
+    ),
+    'ERR_FORMAT_VERSION',
+    'version before CRC',
+  );
+  t.equal(
+    code(() =>
+      decodeTreeTrailer(
+        m((c) => c.setUint32(8, 0, true)),
+        details,
+      ),
+    ),
+    'ERR_TREE_CORRUPT',
+    'version 0',
+  );
+  t.equal(
+    code(() =>
+      decodeTreeTrailer(
+        m((c) => c.setUint8(30, 1), false),
+        details,
+      ),
+    ),
+    'ERR_TREE_CORRUPT',
+    'CRC',
+  );
+  t.equal(
+    code(() =>
+      decodeTreeTrailer(
+        m((c) => c.setUint32(12, 1, true)),
+        details,
+      ),
+    ),
+    'ERR_TREE_CORRUPT',
+    'flags',
+  );
+  t.equal(
+    code(() =>
+      decodeTreeTrailer(
+        m((c) => c.setUint32(40, 1, true)),
+        details,
+      ),
+    ),
+    'ERR_TREE_CORRUPT',
+    'reserved',
+  );
+  t.equal(
+    code(() =>
+      decodeTreeTrailer(
+        m((c) => c.setBigUint64(16, 2n ** 53n, true)),
+        details,
+      ),
+    ),
+    'ERR_TREE_CORRUPT',
+    'root offset > 2^53-1',
+  );
+  t.equal(
+    code(() =>
+      decodeTreeTrailer(
+        m((c) => c.setBigUint64(24, 2n ** 63n, true)),
+        details,
+      ),
+    ),
+    'ERR_TREE_CORRUPT',
+    'payload size',
+  );
+  t.equal(
+    code(() =>
+      decodeTreeTrailer(
+        m((c) => c.setBigUint64(32, 2n ** 60n, true)),
+        details,
+      ),
+    ),
+    'ERR_TREE_CORRUPT',
+    'entry count',
+  );
+  t.equal(
+    code(() =>
+      decodeTreeTrailer(
+        m((c) => c.setBigUint64(16, 15n, true)),
+        details,
+      ),
+    ),
+    'ERR_TREE_CORRUPT',
+    'root offset in header',
+  );
+  t.equal(
+    code(() =>
+      decodeTreeTrailer(
+        m((c) => c.setBigUint64(32, 0n, true)),
+        details,
+      ),
+    ),
+    'ERR_TREE_CORRUPT',
+    'entry count 0',
+  );
+  const e = err(() =>
+    decodeTreeTrailer(
+      m((c) => c.setUint32(40, 1, true)),
+      details,
+    ),
+  );
   t.equal(e.details.offset, 40);
   t.match(e.message, /root\.tree/);
 
@@ -362,9 +548,16 @@ t.test('trailer', async (t) => {
     { rootEntryOffset: 16.5, payloadSize: 0, entryCount: 1 },
     { rootEntryOffset: 16, payloadSize: 0, entryCount: NaN },
   ]) {
-    t.equal(code(() => encodeTreeTrailer(bad)), 'ERR_INVALID_ARGUMENT', JSON.stringify(bad));
+    t.equal(
+      code(() => encodeTreeTrailer(bad)),
+      'ERR_INVALID_ARGUMENT',
+      JSON.stringify(bad),
+    );
   }
-  t.equal(code(() => encodeTreeTrailer(null as never)), 'ERR_INVALID_ARGUMENT');
+  t.equal(
+    code(() => encodeTreeTrailer(null as never)),
+    'ERR_INVALID_ARGUMENT',
+  );
 });
 
 t.test('root entry record', async (t) => {
@@ -387,40 +580,103 @@ t.test('root entry record', async (t) => {
   t.same(decodeRootEntry(withTrailer, details), { entry: root, length: rec.length }, 'trailing bytes ignored');
   t.same([...encodeRootEntry(root)], [...rec], 'deterministic');
 
-  for (let n = 0; n < rec.length; n++) t.equal(code(() => decodeRootEntry(rec.subarray(0, n), details)), 'ERR_TREE_CORRUPT', `truncated at ${n}`);
+  for (let n = 0; n < rec.length; n++)
+    t.equal(
+      code(() => decodeRootEntry(rec.subarray(0, n), details)),
+      'ERR_TREE_CORRUPT',
+      `truncated at ${n}`,
+    );
   const flip = (i: number): Uint8Array => {
     const b = Uint8Array.from(rec);
     b[i]! ^= 0x01;
     return b;
   };
-  t.equal(code(() => decodeRootEntry(flip(0), details)), 'ERR_TREE_CORRUPT', 'magic');
-  for (let i = 4; i < rec.length; i++) t.equal(code(() => decodeRootEntry(flip(i), details)), 'ERR_TREE_CORRUPT', `flip ${i}`);
+  t.equal(
+    code(() => decodeRootEntry(flip(0), details)),
+    'ERR_TREE_CORRUPT',
+    'magic',
+  );
+  for (let i = 4; i < rec.length; i++)
+    t.equal(
+      code(() => decodeRootEntry(flip(i), details)),
+      'ERR_TREE_CORRUPT',
+      `flip ${i}`,
+    );
   // A sealed record with a file entry, or a named dir
   const seal = (entryBody: Uint8Array): Uint8Array => {
     const b = [...enc('CRE1'), ...leb(entryBody.length), ...entryBody];
     return Uint8Array.from([...b, ...u32(crc32(Uint8Array.from(b)))]);
   };
   const okBody = body([{ raw: [2] }, new Uint8Array(0), 0o755, 0, 0, 0, 0, 16, 0, 0]);
-  t.equal(code(() => decodeRootEntry(seal(okBody), details)), 'none');
-  t.equal(code(() => decodeRootEntry(seal(body([{ raw: [1] }, new Uint8Array(0), 0o755, 0, 0, 0, 0, 0, 0, 0])), details)), 'ERR_TREE_CORRUPT', 'file root');
-  t.equal(code(() => decodeRootEntry(seal(body([{ raw: [2] }, enc('r'), 0o755, 0, 0, 0, 0, 16, 0, 0])), details)), 'ERR_TREE_CORRUPT', 'named root');
-  t.equal(code(() => decodeRootEntry(seal(body([{ raw: [2] }, new Uint8Array(0), 0o755, 0, 0, 0, 0, 16, 0, 0, 0])), details)), 'ERR_TREE_CORRUPT', 'extra byte');
+  t.equal(
+    code(() => decodeRootEntry(seal(okBody), details)),
+    'none',
+  );
+  t.equal(
+    code(() => decodeRootEntry(seal(body([{ raw: [1] }, new Uint8Array(0), 0o755, 0, 0, 0, 0, 0, 0, 0])), details)),
+    'ERR_TREE_CORRUPT',
+    'file root',
+  );
+  t.equal(
+    code(() => decodeRootEntry(seal(body([{ raw: [2] }, enc('r'), 0o755, 0, 0, 0, 0, 16, 0, 0])), details)),
+    'ERR_TREE_CORRUPT',
+    'named root',
+  );
+  t.equal(
+    code(() => decodeRootEntry(seal(body([{ raw: [2] }, new Uint8Array(0), 0o755, 0, 0, 0, 0, 16, 0, 0, 0])), details)),
+    'ERR_TREE_CORRUPT',
+    'extra byte',
+  );
 
-  t.equal(code(() => encodeRootEntry({ ...root, name: enc('x') })), 'ERR_INVALID_ARGUMENT');
-  t.equal(code(() => encodeRootEntry({ ...root, kind: 'file', child: undefined } as never)), 'ERR_INVALID_ARGUMENT');
-  t.equal(code(() => encodeDirRecord([{ ...root }])), 'ERR_INVALID_ARGUMENT', 'empty name in a record');
+  t.equal(
+    code(() => encodeRootEntry({ ...root, name: enc('x') })),
+    'ERR_INVALID_ARGUMENT',
+  );
+  t.equal(
+    code(() => encodeRootEntry({ ...root, kind: 'file', child: undefined } as never)),
+    'ERR_INVALID_ARGUMENT',
+  );
+  t.equal(
+    code(() => encodeDirRecord([{ ...root }])),
+    'ERR_INVALID_ARGUMENT',
+    'empty name in a record',
+  );
 });
 
 t.test('decodeDirHeader', async (t) => {
   const hdr = (count: number, len: number, reserved = 0): Uint8Array => Uint8Array.from([0x43, 0x52, 0x44, 0x31, ...u32(count), ...u32(len), ...u32(reserved)]);
   t.same(decodeDirHeader(hdr(3, 30), details), { count: 3, entriesLength: 30, recordLength: 16 + 12 + 30 + 4, tableOffset: 16, entriesOffset: 28 });
   t.same(decodeDirHeader(hdr(MAX_DIR_ENTRIES, 0xffff_ffff), details).count, MAX_DIR_ENTRIES);
-  t.equal(code(() => decodeDirHeader(hdr(3, 30).subarray(0, 15), details)), 'ERR_TREE_CORRUPT', 'short');
-  t.equal(code(() => decodeDirHeader(Uint8Array.from([0x43, 0x52, 0x44, 0x32, ...hdr(0, 0).subarray(4)]), details)), 'ERR_TREE_CORRUPT', 'CRD2');
-  t.equal(code(() => decodeDirHeader(hdr(0, 0, 1), details)), 'ERR_TREE_CORRUPT', 'reserved');
-  t.equal(code(() => decodeDirHeader(hdr(MAX_DIR_ENTRIES + 1, 0xffff_ffff), details)), 'ERR_TREE_CORRUPT', 'too many');
-  t.equal(code(() => decodeDirHeader(hdr(3, 29), details)), 'ERR_TREE_CORRUPT', 'region too small');
-  t.equal(code(() => decodeDirHeader(hdr(0, 1), details)), 'ERR_TREE_CORRUPT', 'bytes without entries');
+  t.equal(
+    code(() => decodeDirHeader(hdr(3, 30).subarray(0, 15), details)),
+    'ERR_TREE_CORRUPT',
+    'short',
+  );
+  t.equal(
+    code(() => decodeDirHeader(Uint8Array.from([0x43, 0x52, 0x44, 0x32, ...hdr(0, 0).subarray(4)]), details)),
+    'ERR_TREE_CORRUPT',
+    'CRD2',
+  );
+  t.equal(
+    code(() => decodeDirHeader(hdr(0, 0, 1), details)),
+    'ERR_TREE_CORRUPT',
+    'reserved',
+  );
+  t.equal(
+    code(() => decodeDirHeader(hdr(MAX_DIR_ENTRIES + 1, 0xffff_ffff), details)),
+    'ERR_TREE_CORRUPT',
+    'too many',
+  );
+  t.equal(
+    code(() => decodeDirHeader(hdr(3, 29), details)),
+    'ERR_TREE_CORRUPT',
+    'region too small',
+  );
+  t.equal(
+    code(() => decodeDirHeader(hdr(0, 1), details)),
+    'ERR_TREE_CORRUPT',
+    'bytes without entries',
+  );
   t.equal(err(() => decodeDirHeader(hdr(0, 0, 1), details)).details.offset, 12);
 });
 
@@ -428,12 +684,21 @@ t.test('record framing damage', async (t) => {
   const good = [fifo('a'), fifo('b'), fifo('c')];
   t.equal(corruptRec(good), 'none');
   const rec = record(good);
-  for (let n = 0; n < rec.length; n++) t.equal(code(() => decodeDirRecord(rec.subarray(0, n), details)), 'ERR_TREE_CORRUPT', `truncated at ${n}`);
+  for (let n = 0; n < rec.length; n++)
+    t.equal(
+      code(() => decodeDirRecord(rec.subarray(0, n), details)),
+      'ERR_TREE_CORRUPT',
+      `truncated at ${n}`,
+    );
   const big = encodeDirRecord(allKinds);
   let notCorrupt = 0;
   for (let n = 0; n < big.length; n += 97) if (code(() => decodeDirRecord(big.subarray(0, n), details)) !== 'ERR_TREE_CORRUPT') notCorrupt++;
   t.equal(notCorrupt, 0, 'truncations of a big record');
-  t.equal(code(() => decodeDirRecord(Uint8Array.from([...rec, 0]), details)), 'ERR_TREE_CORRUPT', 'trailing byte');
+  t.equal(
+    code(() => decodeDirRecord(Uint8Array.from([...rec, 0]), details)),
+    'ERR_TREE_CORRUPT',
+    'trailing byte',
+  );
   let undetected = 0;
   for (let i = 0; i < rec.length; i++) {
     for (const bit of [0x01, 0x80]) {
@@ -450,11 +715,31 @@ t.test('record framing damage', async (t) => {
   });
   t.equal(crcErr.details.offset, rec.length - 4);
   t.equal(crcErr.details.archive, 'root.tree');
-  t.equal(code(() => decodeDirRecord(record(good, { reserved: 1 }), details)), 'ERR_TREE_CORRUPT', 'reserved');
-  t.equal(code(() => decodeDirRecord(record(good, { offsets: [0, 10, 21] }), details)), 'ERR_TREE_CORRUPT', 'offset table');
-  t.equal(code(() => decodeDirRecord(record(good, { offsets: [1, 10, 20] }), details)), 'ERR_TREE_CORRUPT', 'first offset');
-  t.equal(code(() => decodeDirRecord(record(good, { offsets: [0, 20, 10] }), details)), 'ERR_TREE_CORRUPT', 'decreasing');
-  t.equal(code(() => decodeDirRecord(record(good, { extra: [0] }), details)), 'ERR_TREE_CORRUPT', 'bytes after the last entry');
+  t.equal(
+    code(() => decodeDirRecord(record(good, { reserved: 1 }), details)),
+    'ERR_TREE_CORRUPT',
+    'reserved',
+  );
+  t.equal(
+    code(() => decodeDirRecord(record(good, { offsets: [0, 10, 21] }), details)),
+    'ERR_TREE_CORRUPT',
+    'offset table',
+  );
+  t.equal(
+    code(() => decodeDirRecord(record(good, { offsets: [1, 10, 20] }), details)),
+    'ERR_TREE_CORRUPT',
+    'first offset',
+  );
+  t.equal(
+    code(() => decodeDirRecord(record(good, { offsets: [0, 20, 10] }), details)),
+    'ERR_TREE_CORRUPT',
+    'decreasing',
+  );
+  t.equal(
+    code(() => decodeDirRecord(record(good, { extra: [0] }), details)),
+    'ERR_TREE_CORRUPT',
+    'bytes after the last entry',
+  );
   t.equal(corruptRec([fifo('b'), fifo('a')]), 'ERR_TREE_CORRUPT', 'unsorted');
   t.equal(corruptRec([fifo('a'), fifo('a')]), 'ERR_TREE_CORRUPT', 'duplicate');
   t.equal(corruptRec([fifo('ab'), fifo('a')]), 'ERR_TREE_CORRUPT', 'longer before its prefix');
@@ -462,7 +747,11 @@ t.test('record framing damage', async (t) => {
   // entry length prefix too long / too short
   const lenLong = Uint8Array.from([...record([fifo('a')])]);
   lenLong[20]! += 1;
-  t.equal(code(() => decodeDirRecord(reseal(lenLong), details)), 'ERR_TREE_CORRUPT', 'entry length past region');
+  t.equal(
+    code(() => decodeDirRecord(reseal(lenLong), details)),
+    'ERR_TREE_CORRUPT',
+    'entry length past region',
+  );
   const e = err(() => decodeDirRecord(record([fifo('a'), fifo('b', { mode: 0o10000 })]), details));
   t.equal(e.code, 'ERR_TREE_CORRUPT');
   t.type(e.details.offset, 'number');
@@ -521,7 +810,11 @@ t.test('entry field damage', async (t) => {
   cases.push(['hardlink too long', body([{ raw: [4] }, enc('a'), 0, 0, 0, 0, 0, enc('a/'.repeat(2048) + 'a'), 0])]);
   for (const [what, b] of cases) {
     t.equal(corruptRec([b]), 'ERR_TREE_CORRUPT', what);
-    t.equal(code(() => decodeEntry(Uint8Array.from([...leb(b.length), ...b]), 0, details)), 'ERR_TREE_CORRUPT', `decodeEntry: ${what}`);
+    t.equal(
+      code(() => decodeEntry(Uint8Array.from([...leb(b.length), ...b]), 0, details)),
+      'ERR_TREE_CORRUPT',
+      `decodeEntry: ${what}`,
+    );
   }
   // controls: the same builders give valid entries
   const ok: [string, Uint8Array][] = [
@@ -537,11 +830,29 @@ t.test('entry field damage', async (t) => {
   const zzMax = decodeDirRecord(record([fifo('a', { sec: 2 ** 53 - 1 })]), details)[0]!;
   t.equal(zzMax.mtimeNs, -(2n ** 52n) * 1_000_000_000n);
   // decodeEntry itself
-  t.equal(code(() => decodeEntry(new Uint8Array(0), 0, details)), 'ERR_TREE_CORRUPT', 'empty');
-  t.equal(code(() => decodeEntry(Uint8Array.of(5, 7), 0, details)), 'ERR_TREE_CORRUPT', 'length past end');
-  t.equal(code(() => decodeEntry(new Uint8Array(4), 9, details)), 'ERR_TREE_CORRUPT', 'offset past end');
-  t.equal(code(() => decodeEntry(new Uint8Array(4), -1, details)), 'ERR_INVALID_ARGUMENT');
-  t.equal(code(() => decodeEntry(new Uint8Array(4), 0.5, details)), 'ERR_INVALID_ARGUMENT');
+  t.equal(
+    code(() => decodeEntry(new Uint8Array(0), 0, details)),
+    'ERR_TREE_CORRUPT',
+    'empty',
+  );
+  t.equal(
+    code(() => decodeEntry(Uint8Array.of(5, 7), 0, details)),
+    'ERR_TREE_CORRUPT',
+    'length past end',
+  );
+  t.equal(
+    code(() => decodeEntry(new Uint8Array(4), 9, details)),
+    'ERR_TREE_CORRUPT',
+    'offset past end',
+  );
+  t.equal(
+    code(() => decodeEntry(new Uint8Array(4), -1, details)),
+    'ERR_INVALID_ARGUMENT',
+  );
+  t.equal(
+    code(() => decodeEntry(new Uint8Array(4), 0.5, details)),
+    'ERR_INVALID_ARGUMENT',
+  );
   const withOff = err(() => decodeEntry(Uint8Array.from([0, 0, 0, ...leb(fifo('a', { mode: 0o10000 }).length), ...fifo('a', { mode: 0o10000 })]), 3, details));
   t.equal(withOff.details.offset, 3 + 1 + 1 + 2, 'offset of the mode field in the caller buffer');
   t.equal(withOff.details.archive, 'root.tree');
@@ -602,20 +913,62 @@ t.test('encoder rejects bad input with ERR_INVALID_ARGUMENT', async (t) => {
     ['xattr name NUL', file('a', { xattrs: [[enc('\0'), enc('v')]] })],
     ['xattr name too long', file('a', { xattrs: [[new Uint8Array(256).fill(0x61), enc('v')]] })],
     ['xattr value too long', file('a', { xattrs: [[enc('x'), new Uint8Array(65537)]] })],
-    ['duplicate xattr', file('a', { xattrs: [[enc('x'), enc('1')], [enc('x'), enc('2')]] })],
+    [
+      'duplicate xattr',
+      file('a', {
+        xattrs: [
+          [enc('x'), enc('1')],
+          [enc('x'), enc('2')],
+        ],
+      }),
+    ],
     ['too many xattrs', file('a', { xattrs: Array.from({ length: 1025 }, (_, i) => [enc(`x${i}`), new Uint8Array(0)] as const) })],
   ];
-  for (const [what, e] of cases) t.equal(code(() => encodeDirRecord([e as TreeEntry])), 'ERR_INVALID_ARGUMENT', what);
-  t.equal(code(() => encodeDirRecord([file('a'), file('b'), file('a', { size: 3 })])), 'ERR_INVALID_ARGUMENT', 'duplicate names');
-  t.equal(code(() => encodeDirRecord('x' as never)), 'ERR_INVALID_ARGUMENT', 'not an array');
-  t.equal(code(() => encodeDirRecord({ length: MAX_DIR_ENTRIES + 1 } as never)), 'ERR_INVALID_ARGUMENT', 'not an array (array-like)');
+  for (const [what, e] of cases)
+    t.equal(
+      code(() => encodeDirRecord([e as TreeEntry])),
+      'ERR_INVALID_ARGUMENT',
+      what,
+    );
+  t.equal(
+    code(() => encodeDirRecord([file('a'), file('b'), file('a', { size: 3 })])),
+    'ERR_INVALID_ARGUMENT',
+    'duplicate names',
+  );
+  t.equal(
+    code(() => encodeDirRecord('x' as never)),
+    'ERR_INVALID_ARGUMENT',
+    'not an array',
+  );
+  t.equal(
+    code(() => encodeDirRecord({ length: MAX_DIR_ENTRIES + 1 } as never)),
+    'ERR_INVALID_ARGUMENT',
+    'not an array (array-like)',
+  );
   const tooMany = new Array<TreeEntry>(MAX_DIR_ENTRIES + 1);
-  t.equal(code(() => encodeDirRecord(tooMany)), 'ERR_INVALID_ARGUMENT', 'more than 2^24 entries');
-  t.equal(code(() => encodeRootEntry(null as never)), 'ERR_INVALID_ARGUMENT');
-  t.equal(code(() => encodeRootEntry({ ...dir, name: 'x' as never })), 'ERR_INVALID_ARGUMENT', 'root name not bytes');
+  t.equal(
+    code(() => encodeDirRecord(tooMany)),
+    'ERR_INVALID_ARGUMENT',
+    'more than 2^24 entries',
+  );
+  t.equal(
+    code(() => encodeRootEntry(null as never)),
+    'ERR_INVALID_ARGUMENT',
+  );
+  t.equal(
+    code(() => encodeRootEntry({ ...dir, name: 'x' as never })),
+    'ERR_INVALID_ARGUMENT',
+    'root name not bytes',
+  );
   // limits that are allowed
-  t.equal(code(() => encodeDirRecord([file('a', { xattrs: Array.from({ length: 1024 }, (_, i) => [enc(`x${i}`), new Uint8Array(0)] as const) })])), 'none');
-  t.equal(code(() => encodeDirRecord([{ ...base, name: enc('h'), kind: 'hardlink', target: enc('a/'.repeat(2047) + 'a') }])), 'none');
+  t.equal(
+    code(() => encodeDirRecord([file('a', { xattrs: Array.from({ length: 1024 }, (_, i) => [enc(`x${i}`), new Uint8Array(0)] as const) })])),
+    'none',
+  );
+  t.equal(
+    code(() => encodeDirRecord([{ ...base, name: enc('h'), kind: 'hardlink', target: enc('a/'.repeat(2047) + 'a') }])),
+    'none',
+  );
 });
 
 t.test('property: damaged input never throws anything but a CairnError', async (t) => {

@@ -159,15 +159,32 @@ if (requireBuilt(t)) {
     bytes[bytes.length - 1]! ^= 0xff;
     await fsp.writeFile(file, bytes);
     const errors: string[] = [];
-    const m = await mounted(t, mountSnapshot(env.snap, J(env.dir, 'mnt'), { onError: (e, op, p) => errors.push(`${op} ${p} ${(e as { details?: { digest?: string } }).details?.digest ?? String(e)}`) }));
+    const m = await mounted(
+      t,
+      mountSnapshot(env.snap, J(env.dir, 'mnt'), { onError: (e, op, p) => errors.push(`${op} ${p} ${(e as { details?: { digest?: string } }).details?.digest ?? String(e)}`) }),
+    );
     const bad = await child<{ error?: string }>(['reads', J(m.mountpoint, 'disk.img'), JSON.stringify([[2 * CS + 10, 100]])]);
     t.same(bad, { error: 'EIO' });
-    t.ok(errors.some((e) => e.startsWith('read /disk.img') && e.endsWith(digest)), 'onError names the chunk');
-    const good = await child<{ n: number; sha: string }[]>(['reads', J(m.mountpoint, 'disk.img'), JSON.stringify([[0, CS], [3 * CS, CS]])]);
-    t.same(good, [
-      { n: CS, sha: sha(env.image.subarray(0, CS)) },
-      { n: CS, sha: sha(env.image.subarray(3 * CS, 4 * CS)) },
-    ], 'other chunks still read');
+    t.ok(
+      errors.some((e) => e.startsWith('read /disk.img') && e.endsWith(digest)),
+      'onError names the chunk',
+    );
+    const good = await child<{ n: number; sha: string }[]>([
+      'reads',
+      J(m.mountpoint, 'disk.img'),
+      JSON.stringify([
+        [0, CS],
+        [3 * CS, CS],
+      ]),
+    ]);
+    t.same(
+      good,
+      [
+        { n: CS, sha: sha(env.image.subarray(0, CS)) },
+        { n: CS, sha: sha(env.image.subarray(3 * CS, 4 * CS)) },
+      ],
+      'other chunks still read',
+    );
   });
 
   t.test('a mounted snapshot is locked against prune and removal', async (t) => {

@@ -45,18 +45,7 @@ import {
 import { CODEC } from '../../lib/format/magic.js';
 import { formatSnapshotTime } from '../../lib/types.js';
 import { concat, equalBytes } from '../../lib/util/bytes.js';
-import {
-  applyMutations,
-  type Field,
-  forEachBitFlip,
-  fuzzParams,
-  guarded,
-  type GuardOptions,
-  HUGE_VALUES,
-  leb128,
-  mutationsArb,
-  type Outcome,
-} from '../helpers/fuzz.js';
+import { applyMutations, type Field, forEachBitFlip, fuzzParams, guarded, type GuardOptions, HUGE_VALUES, leb128, mutationsArb, type Outcome } from '../helpers/fuzz.js';
 
 await initHash();
 
@@ -110,7 +99,10 @@ function record<T>(tally: Tally, o: Outcome<T>): Outcome<T> {
 
 function fuzzTarget<S extends Sample, T>(tgt: Target<S, T>): void {
   const run = (b: Uint8Array, s: S, tally: Tally): Outcome<T> => {
-    const o = record(tally, guarded(tgt.name, tgt.guard, () => tgt.decode(b, s)));
+    const o = record(
+      tally,
+      guarded(tgt.name, tgt.guard, () => tgt.decode(b, s)),
+    );
     if (o.ok) tgt.accepted(o.value, b, s);
     return o;
   };
@@ -205,7 +197,11 @@ function fuzzTarget<S extends Sample, T>(tgt: Target<S, T>): void {
       }
       fc.assert(
         fc.property(sampleArb, fc.array(fc.tuple(fc.nat(), fc.constantFrom(...HUGE_VALUES)), { minLength: 1, maxLength: 3 }), (s, sets) => {
-          const b = applyMutations(s.bytes, sets.map(([field, value]) => ({ op: 'field', field, value })), tgt.fields(s));
+          const b = applyMutations(
+            s.bytes,
+            sets.map(([field, value]) => ({ op: 'field', field, value })),
+            tgt.fields(s),
+          );
           run(resealed(b), s, tally);
         }),
         fuzzParams(Math.ceil(tgt.runs / 4)),
@@ -395,11 +391,7 @@ function checkDynamicAccessors(idx: DynamicIndex): void {
   if (covered !== idx.size || idx.find(idx.size) !== -1) throw new Error('dynamic index chunks do not cover the stream');
 }
 
-const dynamicSamples = [
-  dynamicSample('five chunks', [1, 4096, 70_000, 3, 2 ** 40], 1_700_000_000),
-  dynamicSample('empty', [], 0),
-  dynamicSample('one chunk', [2 ** 53 - 1], -1),
-];
+const dynamicSamples = [dynamicSample('five chunks', [1, 4096, 70_000, 3, 2 ** 40], 1_700_000_000), dynamicSample('empty', [], 0), dynamicSample('one chunk', [2 ** 53 - 1], -1)];
 
 fuzzTarget<Sample, DynamicIndex>({
   name: 'decodeDynamicIndex',
@@ -456,11 +448,33 @@ t.test('index round trips', async (t) => {
 
 /** Raw JSON tokens that stress validators: non-finite and unsafe numbers, -0, odd strings, deep or wide values. */
 const RAW_TOKENS: readonly string[] = [
-  '1e999', '-1e999', '-0', '0.5', '1E400', '9007199254740993', '4294967296', '-1', '65536.000000001', 'null', 'true', '""',
-  '"\\u0000"', '"\\ud800"', '"a/b"', '"."', '"2026-02-29T00:00:00Z"', '"0000-02-29T00:00:00Z"', '[]', '{}',
-  '{"__proto__":{"x":1}}', '{"a":1,"a":2}', '[{"state":"ok"}]',
-  `${'['.repeat(250)}${']'.repeat(250)}`, `${'{"a":'.repeat(250)}1${'}'.repeat(250)}`,
-  `[${'0,'.repeat(5000)}0]`, `"${'x'.repeat(20000)}"`,
+  '1e999',
+  '-1e999',
+  '-0',
+  '0.5',
+  '1E400',
+  '9007199254740993',
+  '4294967296',
+  '-1',
+  '65536.000000001',
+  'null',
+  'true',
+  '""',
+  '"\\u0000"',
+  '"\\ud800"',
+  '"a/b"',
+  '"."',
+  '"2026-02-29T00:00:00Z"',
+  '"0000-02-29T00:00:00Z"',
+  '[]',
+  '{}',
+  '{"__proto__":{"x":1}}',
+  '{"a":1,"a":2}',
+  '[{"state":"ok"}]',
+  `${'['.repeat(250)}${']'.repeat(250)}`,
+  `${'{"a":'.repeat(250)}1${'}'.repeat(250)}`,
+  `[${'0,'.repeat(5000)}0]`,
+  `"${'x'.repeat(20000)}"`,
 ];
 const KEYS: readonly string[] = ['__proto__', 'constructor', 'toString', 'verify', 'notes', 'stats', 'chunkSize', 'min', 'x', ''];
 
@@ -470,7 +484,10 @@ const jsonMutationArb: fc.Arbitrary<JsonMutation> = fc.record({
   path: fc.nat(),
   action: fc.constantFrom('replace' as const, 'add' as const, 'delete' as const),
   key: fc.oneof(fc.constantFrom(...KEYS), fc.string({ maxLength: 8 })),
-  token: fc.oneof(fc.constantFrom(...RAW_TOKENS), fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v))),
+  token: fc.oneof(
+    fc.constantFrom(...RAW_TOKENS),
+    fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)),
+  ),
 });
 
 const SENTINEL = '\u0000\u0001sentinel';
@@ -484,10 +501,11 @@ function mutateJson(text: string, ms: readonly JsonMutation[]): string {
     const slots: [Record<string, unknown> | unknown[], string | number][] = [];
     const walk = (v: unknown): void => {
       if (Array.isArray(v)) v.forEach((x, i) => (slots.push([v, i]), walk(x)));
-      else if (typeof v === 'object' && v !== null) for (const [k, x] of Object.entries(v)) {
-        slots.push([v as Record<string, unknown>, k]);
-        walk(x);
-      }
+      else if (typeof v === 'object' && v !== null)
+        for (const [k, x] of Object.entries(v)) {
+          slots.push([v as Record<string, unknown>, k]);
+          walk(x);
+        }
     };
     walk(value);
     const slot = slots[m.path % Math.max(1, slots.length)];
@@ -607,11 +625,16 @@ const manifestTexts: Sample[] = [baseManifest(), manySmallFiles()].map((m, i) =>
   const raw = encodeManifest(m);
   return { label: `manifest text ${i}`, bytes: decodeChunk(raw, { code: 'ERR_MANIFEST_CORRUPT', details: {} }).slice() };
 });
-fuzzJson('decodeManifest', manifestTexts, { codes: ['ERR_MANIFEST_CORRUPT', 'ERR_FORMAT_VERSION'], details: MANIFEST_DETAILS }, (b) => decodeManifest(wrap(b), MANIFEST_DETAILS), manifestReencodes, 1500);
+fuzzJson(
+  'decodeManifest',
+  manifestTexts,
+  { codes: ['ERR_MANIFEST_CORRUPT', 'ERR_FORMAT_VERSION'], details: MANIFEST_DETAILS },
+  (b) => decodeManifest(wrap(b), MANIFEST_DETAILS),
+  manifestReencodes,
+  1500,
+);
 
-const safeName = fc
-  .tuple(fc.constantFrom(...'abcXYZ019_'), fc.array(fc.constantFrom(...'abcxyz09._-'), { maxLength: 20 }))
-  .map(([h, rest]) => h + rest.join(''));
+const safeName = fc.tuple(fc.constantFrom(...'abcXYZ019_'), fc.array(fc.constantFrom(...'abcxyz09._-'), { maxLength: 20 })).map(([h, rest]) => h + rest.join(''));
 const manifestArb: fc.Arbitrary<Manifest> = fc.record({
   format: fc.constant('cairn-manifest' as const),
   version: fc.constant(1 as const),
@@ -674,7 +697,12 @@ fuzzJson(
   'decodeConfig',
   [
     { label: 'base', bytes: encodeConfig(baseConfig()) },
-    { label: 'compact, other order', bytes: utf8('{"syncLevel":"none","cdc":{"max":1024,"avg":512,"min":64},"imageChunkSize":65536,"created":"2026-01-02T03:04:05.123+02:00","uuid":"0F8FAD5B-D9CB-469F-A165-70867728950E","version":1,"format":"cairn-datastore"}') },
+    {
+      label: 'compact, other order',
+      bytes: utf8(
+        '{"syncLevel":"none","cdc":{"max":1024,"avg":512,"min":64},"imageChunkSize":65536,"created":"2026-01-02T03:04:05.123+02:00","uuid":"0F8FAD5B-D9CB-469F-A165-70867728950E","version":1,"format":"cairn-datastore"}',
+      ),
+    },
   ],
   { codes: ['ERR_CONFIG_CORRUPT', 'ERR_FORMAT_VERSION'], details: CONFIG_DETAILS },
   (b) => decodeConfig(b, CONFIG_DETAILS),
@@ -707,7 +735,10 @@ const configArb: fc.Arbitrary<DatastoreConfig> = fc
   });
 
 t.test('config round trip: decodeConfig(encodeConfig(c)) is c, for every valid date', async (t) => {
-  fc.assert(fc.property(configArb, (c) => deepStrictEqual(decodeConfig(encodeConfig(c)), c)), fuzzParams(1000));
+  fc.assert(
+    fc.property(configArb, (c) => deepStrictEqual(decodeConfig(encodeConfig(c)), c)),
+    fuzzParams(1000),
+  );
   t.pass();
 });
 
@@ -728,7 +759,13 @@ const allKinds: TreeEntry[] = [
   { ...meta, name: enc('sda'), kind: 'blockdev', rdevMajor: 0xffff_ffff, rdevMinor: 0 },
   { ...meta, name: enc('pipe'), kind: 'fifo', mode: 0o7777, uid: 0xffff_ffff, gid: 0xffff_ffff },
   { ...meta, name: enc('sock'), kind: 'socket', mode: 0, uid: 0, gid: 0, mtimeNs: -1_500_000_000n },
-  { ...file('xattrs', 2 ** 53 - 2, 1), xattrs: [[enc('user.b'), Uint8Array.of(0, 1, 2, 255)], [enc('user.empty'), new Uint8Array(0)]] },
+  {
+    ...file('xattrs', 2 ** 53 - 2, 1),
+    xattrs: [
+      [enc('user.b'), Uint8Array.of(0, 1, 2, 255)],
+      [enc('user.empty'), new Uint8Array(0)],
+    ],
+  },
 ];
 const rootEntry: TreeEntry = {
   ...meta,
@@ -806,7 +843,12 @@ fuzzTarget<Sample, (TreeEntry | undefined)[]>({
     } catch {
       return;
     }
-    found.forEach((e, i) => deepStrictEqual(e, full.find((x) => compareNames(x.name, LOOKUPS[i]!) === 0)));
+    found.forEach((e, i) =>
+      deepStrictEqual(
+        e,
+        full.find((x) => compareNames(x.name, LOOKUPS[i]!) === 0),
+      ),
+    );
   },
   strict: true, // the record length is checked
   flipsDetected: false, // but not the CRC (FORMAT.md §7.4)
@@ -887,10 +929,16 @@ const nameArb = fc.uint8Array({ minLength: 1, maxLength: 24 }).map((b) => {
   return n[0] === 0x2e && (n.length === 1 || (n.length === 2 && n[1] === 0x2e)) ? concat([n, enc('x')]) : n;
 });
 const u32Arb = fc.nat({ max: 0xffff_ffff });
-const xattrsArb = fc.uniqueArray(fc.tuple(nameArb.map((n) => n.subarray(0, 255)), fc.uint8Array({ maxLength: 40 })), {
-  selector: (x) => Buffer.from(x[0]).toString('latin1'),
-  maxLength: 3,
-});
+const xattrsArb = fc.uniqueArray(
+  fc.tuple(
+    nameArb.map((n) => n.subarray(0, 255)),
+    fc.uint8Array({ maxLength: 40 }),
+  ),
+  {
+    selector: (x) => Buffer.from(x[0]).toString('latin1'),
+    maxLength: 3,
+  },
+);
 const entryArb: fc.Arbitrary<TreeEntry> = fc
   .record({
     name: nameArb,
@@ -980,22 +1028,42 @@ t.test('regression: huge length fields are rejected before anything is allocated
     new DataView(h.buffer).setUint32(8, raw, true);
     const b = concat([h, payload]);
     resealEnvelope(b);
-    t.equal(outcome('decodeChunk', guard, () => decodeChunk(b, opts)), 'ERR_CHUNK_CORRUPT', `rawSize ${raw}`);
+    t.equal(
+      outcome('decodeChunk', guard, () => decodeChunk(b, opts)),
+      'ERR_CHUNK_CORRUPT',
+      `rawSize ${raw}`,
+    );
   }
   // Indexes whose count claims 2^53 - 1 entries (header resealed).
   for (const s of [fixedSample('x', 4096, 4096, 0), dynamicSamples[0]!]) {
-    const b = applyMutations(s.bytes, [{ op: 'int', pos: 56, width: 8, value: 2n ** 53n - 1n }, { op: 'int', pos: 40, width: 8, value: 2n ** 53n - 1n }], []);
+    const b = applyMutations(
+      s.bytes,
+      [
+        { op: 'int', pos: 56, width: 8, value: 2n ** 53n - 1n },
+        { op: 'int', pos: 40, width: 8, value: 2n ** 53n - 1n },
+      ],
+      [],
+    );
     resealIndex(b);
-    t.equal(outcome('index', { codes: ['ERR_INDEX_CORRUPT'] }, () => (s === dynamicSamples[0] ? decodeDynamicIndex(b) : decodeFixedIndex(b))), 'ERR_INDEX_CORRUPT');
+    t.equal(
+      outcome('index', { codes: ['ERR_INDEX_CORRUPT'] }, () => (s === dynamicSamples[0] ? decodeDynamicIndex(b) : decodeFixedIndex(b))),
+      'ERR_INDEX_CORRUPT',
+    );
   }
   // A directory record claiming 2^24 entries in a 20-byte record.
   const rec = Uint8Array.from(encodeDirRecord([]));
   new DataView(rec.buffer).setUint32(4, 2 ** 24, true);
   new DataView(rec.buffer).setUint32(8, 0xffff_ffff, true);
   resealLast4(rec);
-  t.equal(outcome('record', treeGuard, () => decodeDirRecord(rec, TREE_DETAILS)), 'ERR_TREE_CORRUPT');
+  t.equal(
+    outcome('record', treeGuard, () => decodeDirRecord(rec, TREE_DETAILS)),
+    'ERR_TREE_CORRUPT',
+  );
   // An entry whose length varint says 2^53 - 1.
-  t.equal(outcome('entry', treeGuard, () => decodeEntry(concat([leb128(2n ** 53n - 1n), entryBytes(allKinds[0]!)]), 0, TREE_DETAILS)), 'ERR_TREE_CORRUPT');
+  t.equal(
+    outcome('entry', treeGuard, () => decodeEntry(concat([leb128(2n ** 53n - 1n), entryBytes(allKinds[0]!)]), 0, TREE_DETAILS)),
+    'ERR_TREE_CORRUPT',
+  );
 });
 
 t.test('sealed but inconsistent inputs are caught by the checks behind the CRCs', async (t) => {
@@ -1003,24 +1071,46 @@ t.test('sealed but inconsistent inputs are caught by the checks behind the CRCs'
   const b = Uint8Array.from(dynamicSamples[0]!.bytes);
   b.set(b.subarray(128 + 40, 128 + 48), 128 + 80);
   resealIndex(b);
-  t.equal(outcome('didx', { codes: ['ERR_INDEX_CORRUPT'] }, () => decodeDynamicIndex(b)), 'ERR_INDEX_CORRUPT', 'decreasing ends');
+  t.equal(
+    outcome('didx', { codes: ['ERR_INDEX_CORRUPT'] }, () => decodeDynamicIndex(b)),
+    'ERR_INDEX_CORRUPT',
+    'decreasing ends',
+  );
   // A directory record with its two entries in the wrong order (offsets and CRC consistent).
   const [ea, eb] = [entryBytes(file('a')), entryBytes(file('b'))];
   const rec = concat([encodeDirRecord([file('a'), file('b')]).subarray(0, 16), Uint8Array.of(0, 0, 0, 0, eb.length, 0, 0, 0), eb, ea, new Uint8Array(4)]);
   resealLast4(rec);
-  t.equal(outcome('record', treeGuard, () => decodeDirRecord(rec, TREE_DETAILS)), 'ERR_TREE_CORRUPT', 'entries out of order');
+  t.equal(
+    outcome('record', treeGuard, () => decodeDirRecord(rec, TREE_DETAILS)),
+    'ERR_TREE_CORRUPT',
+    'entries out of order',
+  );
   const dup = concat([rec.subarray(0, 24), ea, ea, new Uint8Array(4)]);
   resealLast4(dup);
-  t.equal(outcome('record', treeGuard, () => decodeDirRecord(dup, TREE_DETAILS)), 'ERR_TREE_CORRUPT', 'duplicate names');
+  t.equal(
+    outcome('record', treeGuard, () => decodeDirRecord(dup, TREE_DETAILS)),
+    'ERR_TREE_CORRUPT',
+    'duplicate names',
+  );
   // The same bytes in the right order decode (so the two rejections above are about the order).
   const good = concat([rec.subarray(0, 20), Uint8Array.of(ea.length, 0, 0, 0), ea, eb, new Uint8Array(4)]);
   resealLast4(good);
-  t.same(outcome('record', treeGuard, () => decodeDirRecord(good, TREE_DETAILS)), 'ok');
+  t.same(
+    outcome('record', treeGuard, () => decodeDirRecord(good, TREE_DETAILS)),
+    'ok',
+  );
   // A trailer pointing into the stream header, and one with no entries.
-  for (const [at, v] of [[16, 15n], [32, 0n]] as const) {
+  for (const [at, v] of [
+    [16, 15n],
+    [32, 0n],
+  ] as const) {
     const tr = applyMutations(encodeTreeTrailer({ rootEntryOffset: 100, payloadSize: 1, entryCount: 2 }), [{ op: 'int', pos: at, width: 8, value: v }], []);
     tr.set(Uint8Array.of(...[0, 8, 16, 24].map((sh) => (crc32(tr.subarray(0, 44)) >>> sh) & 0xff)), 44);
-    t.equal(outcome('trailer', treeGuard, () => decodeTreeTrailer(tr, TREE_DETAILS)), 'ERR_TREE_CORRUPT', `trailer field at ${at} = ${v}`);
+    t.equal(
+      outcome('trailer', treeGuard, () => decodeTreeTrailer(tr, TREE_DETAILS)),
+      'ERR_TREE_CORRUPT',
+      `trailer field at ${at} = ${v}`,
+    );
   }
 });
 
@@ -1085,8 +1175,14 @@ t.test('regression: manifest JSON that expands in memory is rejected before pars
   // The limits exactly: 200 levels of arrays and objects, 2^20 values.
   const nested = (n: number): string => `${'['.repeat(n)}${']'.repeat(n)}`;
   // The top object and "unprotected" are two levels.
-  t.equal(outcome('depth 200', manifestGuard, () => decodeManifest(wrap(utf8(manifestText(nested(198)))), MANIFEST_DETAILS)), 'ok');
-  t.equal(outcome('depth 201', manifestGuard, () => decodeManifest(wrap(utf8(manifestText(nested(199)))), MANIFEST_DETAILS)), 'ERR_MANIFEST_CORRUPT');
+  t.equal(
+    outcome('depth 200', manifestGuard, () => decodeManifest(wrap(utf8(manifestText(nested(198)))), MANIFEST_DETAILS)),
+    'ok',
+  );
+  t.equal(
+    outcome('depth 201', manifestGuard, () => decodeManifest(wrap(utf8(manifestText(nested(199)))), MANIFEST_DETAILS)),
+    'ERR_MANIFEST_CORRUPT',
+  );
   const inArray = (n: number): string => `[${'0,'.repeat(n - 1)}0]`;
   // Values as FORMAT.md §5 counts them: 1 + opening brackets + commas, outside strings.
   const countValues = (text: string): number => 1 + (text.replace(/"(?:[^"\\]|\\.)*"/g, '').match(/[[{,]/g) ?? []).length;
@@ -1094,14 +1190,26 @@ t.test('regression: manifest JSON that expands in memory is rejected before pars
   t.equal(countValues(manifestText(inArray(fit))), 2 ** 20);
   // (Not guarded: parsing and re-encoding a million values takes a few hundred ms, legitimately.)
   t.equal(decodeManifest(lz4Manifest(manifestText(inArray(fit))), MANIFEST_DETAILS).files.length, 3, '2^20 values decode');
-  t.equal(outcome('2^20 + 1 values', manifestGuard, () => decodeManifest(lz4Manifest(manifestText(inArray(fit + 1))), MANIFEST_DETAILS)), 'ERR_MANIFEST_CORRUPT');
+  t.equal(
+    outcome('2^20 + 1 values', manifestGuard, () => decodeManifest(lz4Manifest(manifestText(inArray(fit + 1))), MANIFEST_DETAILS)),
+    'ERR_MANIFEST_CORRUPT',
+  );
   // Strings may hold anything: brackets and commas inside them do not count.
-  t.equal(outcome('brackets in a string', manifestGuard, () => decodeManifest(lz4Manifest(manifestText(JSON.stringify(`\\"${'[,{'.repeat(500_000)}`))), MANIFEST_DETAILS)), 'ok');
+  t.equal(
+    outcome('brackets in a string', manifestGuard, () => decodeManifest(lz4Manifest(manifestText(JSON.stringify(`\\"${'[,{'.repeat(500_000)}`))), MANIFEST_DETAILS)),
+    'ok',
+  );
   // The writer refuses what the reader would reject, so it never writes an unreadable manifest.
   const m = (extra: unknown): Manifest => ({ ...baseManifest(), unprotected: { extra } });
   const deep = (n: number): unknown => (n === 0 ? [] : [deep(n - 1)]);
-  t.equal(outcome('encode depth 200', { codes: [] }, () => encodeManifest(m(deep(197)))), 'ok');
-  t.equal(outcome('encode depth 201', { codes: ['ERR_INVALID_ARGUMENT'] }, () => encodeManifest(m(deep(198)))), 'ERR_INVALID_ARGUMENT');
+  t.equal(
+    outcome('encode depth 200', { codes: [] }, () => encodeManifest(m(deep(197)))),
+    'ok',
+  );
+  t.equal(
+    outcome('encode depth 201', { codes: ['ERR_INVALID_ARGUMENT'] }, () => encodeManifest(m(deep(198)))),
+    'ERR_INVALID_ARGUMENT',
+  );
   t.throws(() => encodeManifest(m(new Array(fit + 1).fill(0))), { code: 'ERR_INVALID_ARGUMENT', message: /more than 1048576 values/ }, 'encode 2^20 + 1 values');
 });
 
@@ -1113,13 +1221,22 @@ t.test('regression: a manifest value that cannot be written back (1e999) is corr
     const o = guarded('decodeManifest', manifestGuard, () => decodeManifest(b, MANIFEST_DETAILS));
     t.equal(o.ok, false, `${extra} is rejected`);
   }
-  t.equal(outcome('finite', manifestGuard, () => decodeManifest(wrap(utf8(manifestText('[1e308,-0,0.5]'))), MANIFEST_DETAILS)), 'ok');
+  t.equal(
+    outcome('finite', manifestGuard, () => decodeManifest(wrap(utf8(manifestText('[1e308,-0,0.5]'))), MANIFEST_DETAILS)),
+    'ok',
+  );
 });
 
 t.test('regression: 0000-02-29 is a valid config date (year 0 is a leap year)', async (t) => {
   // Date.UTC maps years 0-99 to 1900-1999, and 1900 is not a leap year.
   const c = { ...baseConfig(), created: '0000-02-29T00:00:00Z' };
   deepStrictEqual(decodeConfig(utf8(JSON.stringify(c))), c);
-  t.equal(outcome('0100-02-29', { codes: ['ERR_CONFIG_CORRUPT'] }, () => decodeConfig(utf8(JSON.stringify({ ...c, created: '0100-02-29T00:00:00Z' })))), 'ERR_CONFIG_CORRUPT');
-  t.equal(outcome('0004-02-29', { codes: ['ERR_CONFIG_CORRUPT'] }, () => decodeConfig(utf8(JSON.stringify({ ...c, created: '0004-02-29T00:00:00Z' })))), 'ok');
+  t.equal(
+    outcome('0100-02-29', { codes: ['ERR_CONFIG_CORRUPT'] }, () => decodeConfig(utf8(JSON.stringify({ ...c, created: '0100-02-29T00:00:00Z' })))),
+    'ERR_CONFIG_CORRUPT',
+  );
+  t.equal(
+    outcome('0004-02-29', { codes: ['ERR_CONFIG_CORRUPT'] }, () => decodeConfig(utf8(JSON.stringify({ ...c, created: '0004-02-29T00:00:00Z' })))),
+    'ok',
+  );
 });

@@ -21,7 +21,7 @@ function writeAt(dirfd: number, name: string, text: string): void {
   const f = nativeOpenat(dirfd, name, O_WRONLY | O_CREAT, 0o644);
   try {
     const b = Buffer.from(text);
-    for (let w = 0; w < b.length; ) w += writeSync(f, b, w, b.length - w);
+    for (let w = 0; w < b.length;) w += writeSync(f, b, w, b.length - w);
   } finally {
     closeSync(f);
   }
@@ -32,7 +32,7 @@ function readAt(dirfd: number, name: string): string {
   try {
     const buf = Buffer.alloc(4096);
     let n = 0;
-    for (let r; (r = readSync(f, buf, n, buf.length - n, n)) > 0; ) n += r;
+    for (let r; (r = readSync(f, buf, n, buf.length - n, n)) > 0;) n += r;
     return buf.subarray(0, n).toString();
   } finally {
     closeSync(f);

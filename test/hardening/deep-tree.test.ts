@@ -205,9 +205,15 @@ if (requireBuilt(t)) {
       else t.fail(`unexpected entry ${p.slice(-40)} (${item.entry.kind})`);
     }
     t.equal(dirs.size, DEPTH, `all ${DEPTH} levels are in the archive`);
-    t.ok([...dirs].every((l) => l >= 1 && l <= DEPTH), 'levels 1..3000');
+    t.ok(
+      [...dirs].every((l) => l >= 1 && l <= DEPTH),
+      'levels 1..3000',
+    );
     t.equal(found.size, DEPTH / 10, 'every second subdirectory (walked after coming back up) is there');
-    t.ok([...found].every(([level, text]) => text === String(level)), 'each with its own file');
+    t.ok(
+      [...found].every(([level, text]) => text === String(level)),
+      'each with its own file',
+    );
     t.equal(leaf, 'the bottom of the tree\n', 'the leaf file, with its content');
     t.equal(n, 1 + DEPTH + 1 + 2 * (DEPTH / 10), 'nothing else');
     t.equal(tree.entryCount, n, 'the trailer counts what is there');

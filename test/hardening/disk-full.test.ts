@@ -49,7 +49,11 @@ t.test('a datastore on a full tmpfs', { skip: why }, async (t) => {
     t.notMatch(r.err, /\n\s+at /, 'no stack trace');
     const list = await cairn([...S, '--json', 'snapshots']);
     t.equal(list.code, 0, 'the datastore opens');
-    t.same((JSON.parse(list.out) as { type: string; id: string; time: string }[]).map((s) => `${s.type}/${s.id}/${s.time}`), ['vm/1/2026-01-01T00:00:00Z'], 'only the first snapshot');
+    t.same(
+      (JSON.parse(list.out) as { type: string; id: string; time: string }[]).map((s) => `${s.type}/${s.id}/${s.time}`),
+      ['vm/1/2026-01-01T00:00:00Z'],
+      'only the first snapshot',
+    );
     const out = path.join(dir, 'restored.img');
     const rs = await cairn([...S, 'restore', 'vm/1/2026-01-01T00:00:00Z', 'disk.img', out, '--overwrite']);
     t.equal(rs.code, 0, 'it restores', { stderr: rs.err });

@@ -10,17 +10,11 @@ if (requireBuilt(t)) {
   const dir = tempDir(t, 'cairn-faults-');
   const tpl = await makeTemplate(dir);
 
-  t.test('verify (writes the verify state into every manifest)', (t) =>
-    sweep(t, tpl, dir, { args: (store) => ['--store', store, 'verify'], expect: { must: [T1, T2], may: [] } }),
-  );
+  t.test('verify (writes the verify state into every manifest)', (t) => sweep(t, tpl, dir, { args: (store) => ['--store', store, 'verify'], expect: { must: [T1, T2], may: [] } }));
 
-  t.test('prune --keep-last 1', (t) =>
-    sweep(t, tpl, dir, { args: (store) => ['--store', store, 'prune', 'host/1', '--keep-last', '1'], expect: { must: [T2], may: [T1] } }),
-  );
+  t.test('prune --keep-last 1', (t) => sweep(t, tpl, dir, { args: (store) => ['--store', store, 'prune', 'host/1', '--keep-last', '1'], expect: { must: [T2], may: [T1] } }));
 
-  t.test('forget one snapshot', (t) =>
-    sweep(t, tpl, dir, { args: (store) => ['--store', store, 'forget', `host/1/${rfc(T1)}`], expect: { must: [T2], may: [T1] } }),
-  );
+  t.test('forget one snapshot', (t) => sweep(t, tpl, dir, { args: (store) => ['--store', store, 'forget', `host/1/${rfc(T1)}`], expect: { must: [T2], may: [T1] } }));
 
   t.test('garbage collection with chunks to remove', (t) =>
     sweep(t, tpl, dir, {

@@ -66,7 +66,9 @@ t.test('names that are not UTF-8: every one listed distinctly, each opens to its
     process.stdout.write(JSON.stringify(out));`;
   const seen = probe<Record<string, { content?: string; target?: string; list?: string[] }>>(LIST, [J(mnt, 'root.tree')]);
   t.equal(Object.keys(seen).length, cases.length + 2, `every name is listed (${cases.length} files, a directory, a symlink)`);
-  const contents = Object.values(seen).filter((e) => e.target === undefined && e.content !== undefined).map((e) => e.content);
+  const contents = Object.values(seen)
+    .filter((e) => e.target === undefined && e.content !== undefined)
+    .map((e) => e.content);
   t.equal(new Set(contents).size, cases.length, 'no two names open to the same content');
   for (let i = 0; i < cases.length; i++) {
     const [bytes, shown] = cases[i]!;
@@ -87,7 +89,10 @@ t.test('names that are not UTF-8: every one listed distinctly, each opens to its
     const names = native.nativeListXattrs(p).map((x) => x.toString('hex')).sort();
     const values = Object.fromEntries(native.nativeListXattrs(p).map((x) => [x.toString('hex'), native.nativeGetXattr(p, x).toString()]));
     process.stdout.write(JSON.stringify({ names, values }));`;
-  const x = spawnSync(process.execPath, ['--input-type=module', '-e', XATTR, J(mnt, 'root.tree', 'é'), J(REPO, 'dist', 'codec', 'native.js')], { encoding: 'utf8', timeout: 30_000 });
+  const x = spawnSync(process.execPath, ['--input-type=module', '-e', XATTR, J(mnt, 'root.tree', 'é'), J(REPO, 'dist', 'codec', 'native.js')], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
   t.equal(x.status, 0, 'xattrs listed', { stderr: x.stderr });
   const xs = JSON.parse(x.stdout || '{}') as { names?: string[]; values?: Record<string, string> };
   const xShown = Buffer.from(`user.x${esc(0xff)}`).toString('hex');

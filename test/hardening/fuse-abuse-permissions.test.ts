@@ -111,7 +111,13 @@ t.test('--allow-other: a second user sees only what the archive lets it see', { 
   const snapDir4 = J(mnt4, 'vm', '100', time);
   const ds2 = probe<Record<string, unknown>>(
     ACCESS,
-    [`list:${J(mnt4, 'vm', '100')}`, `read:${J(snapDir4, 'root.tree', 'public')}`, `read:${J(snapDir4, 'root.tree', 'secret')}`, `read:${J(snapDir4, 'disk.img')}`, `read:${J(mnt4, 'vm', '100', 'latest', 'root.tree', 'public')}`],
+    [
+      `list:${J(mnt4, 'vm', '100')}`,
+      `read:${J(snapDir4, 'root.tree', 'public')}`,
+      `read:${J(snapDir4, 'root.tree', 'secret')}`,
+      `read:${J(snapDir4, 'disk.img')}`,
+      `read:${J(mnt4, 'vm', '100', 'latest', 'root.tree', 'public')}`,
+    ],
     NOBODY,
   );
   t.same(ds2[`list:${J(mnt4, 'vm', '100')}`], [time, 'latest'].sort(), 'with --dir-mode 0555 nobody lists the groups and snapshots');

@@ -33,16 +33,20 @@ for (const probe of ['a/evil', 'evil', 'h']) { try { out.entries['probe:' + prob
 process.stdout.write(JSON.stringify(out));`;
 
 const file = (name: string | Uint8Array, size = 3, payloadOffset = 0): RawEntry => ({ name, kind: 'file', size, payloadOffset });
-const flat = (entries: RawEntry[]) => (c: TreeCrafter): void => {
-  c.payload = Buffer.from('abc');
-  c.root(c.dir(entries));
-};
-const withSubdir = (name: string, siblings: RawEntry[] = [], after = false) => (c: TreeCrafter): void => {
-  c.payload = Buffer.from('abc');
-  const sub = c.dir([file('evil')]);
-  const d: RawEntry = { name, kind: 'dir', mode: 0o755, child: { metaOffset: sub } };
-  c.root(c.dir(after ? [...siblings, d] : [d, ...siblings]));
-};
+const flat =
+  (entries: RawEntry[]) =>
+  (c: TreeCrafter): void => {
+    c.payload = Buffer.from('abc');
+    c.root(c.dir(entries));
+  };
+const withSubdir =
+  (name: string, siblings: RawEntry[] = [], after = false) =>
+  (c: TreeCrafter): void => {
+    c.payload = Buffer.from('abc');
+    const sub = c.dir([file('evil')]);
+    const d: RawEntry = { name, kind: 'dir', mode: 0o755, child: { metaOffset: sub } };
+    c.root(c.dir(after ? [...siblings, d] : [d, ...siblings]));
+  };
 
 const canMount = process.getuid?.() === 0 && existsSync('/dev/fuse');
 t.test('hostile tree archives through a FUSE mount', { skip: canMount ? false : 'needs root and /dev/fuse' }, async (t) => {
@@ -63,7 +67,13 @@ t.test('hostile tree archives through a FUSE mount', { skip: canMount ? false : 
     ['a symlink to outside, then a directory of the same name', withSubdir('a', [{ name: 'a', kind: 'symlink', mode: 0o777, target: outside }], true)],
     ['a symlink to a file outside', flat([{ name: 's', kind: 'symlink', mode: 0o777, target: path.join(outside, 'file') }])],
     ['a hardlink to a path outside', flat([file('f'), { name: 'h', kind: 'hardlink', target: '../../outside/file' }])],
-    ['a hardlink through a symlink', flat([{ name: 'a', kind: 'symlink', mode: 0o777, target: outside }, { name: 'h', kind: 'hardlink', target: 'a/file' }])],
+    [
+      'a hardlink through a symlink',
+      flat([
+        { name: 'a', kind: 'symlink', mode: 0o777, target: outside },
+        { name: 'h', kind: 'hardlink', target: 'a/file' },
+      ]),
+    ],
     ['duplicate names', flat([file('a', 1, 0), file('a', 2, 1)])],
     ['a file past the end of the payload', flat([file('f', 1, 2 ** 40)])],
     [
@@ -95,17 +105,25 @@ t.test('hostile tree archives through a FUSE mount', { skip: canMount ? false : 
     try {
       const w = spawnSync(process.execPath, ['-e', WALKER, path.join(mnt, 'root.tree')], { encoding: 'utf8', timeout: 60_000 });
       t.equal(w.status, 0, `${what}: the walk ends`, { stderr: w.stderr });
-      const got = JSON.parse(w.stdout || '{"entries":{},"errors":{}}') as { entries: Record<string, { type?: string; content?: string; target?: string }>; errors: Record<string, string> };
+      const got = JSON.parse(w.stdout || '{"entries":{},"errors":{}}') as {
+        entries: Record<string, { type?: string; content?: string; target?: string }>;
+        errors: Record<string, string>;
+      };
       const names = Object.keys(got.entries).filter((p) => !p.startsWith('probe:') && p !== '');
       const badNames = names.filter((p) => p.split('/').some((c) => c === '' || c === '.' || c === '..'));
       t.same(badNames, [], `${what}: no empty, '.' or '..' component is shown`);
       // (A symlink is shown as a symlink with its target; a reader that follows it reads whatever
       // that path names on the reader's side, as with any file system: the walk does not follow.)
-      const leaked = Object.entries(got.entries).filter(([, e]) => e.content === SENTINEL).map(([p]) => p);
+      const leaked = Object.entries(got.entries)
+        .filter(([, e]) => e.content === SENTINEL)
+        .map(([p]) => p);
       t.same(leaked, [], `${what}: no content from outside the archive`);
       for (const [p, e] of Object.entries(got.entries)) if (e.type === 'symlink') t.ok(typeof e.target === 'string', `${what}: ${p} is shown as a symlink, not followed`);
       const codes = [...new Set(Object.values(got.errors))];
-      t.ok(codes.every((c) => ['EIO', 'ENOENT', 'ENOTDIR'].includes(c)), `${what}: errors are EIO, ENOENT or ENOTDIR (${codes.join(', ') || 'none'})`);
+      t.ok(
+        codes.every((c) => ['EIO', 'ENOENT', 'ENOTDIR'].includes(c)),
+        `${what}: errors are EIO, ENOENT or ENOTDIR (${codes.join(', ') || 'none'})`,
+      );
       t.comment(`${what}: shows ${JSON.stringify(names)}; errors ${JSON.stringify(got.errors)}`);
     } finally {
       const u = await cairn(['umount', mnt]);

@@ -19,13 +19,19 @@ t.test('a planted lock file is refused, never followed', async (t) => {
   await fsp.mkdir(outside);
   const plants: [string, () => Promise<void>][] = [
     ['a dangling symlink to a file outside', () => fsp.symlink(path.join(outside, 'created-by-a-lock'), lock)],
-    ['a symlink to a file outside', async () => {
-      await fsp.writeFile(path.join(outside, 'existing'), 'x', { mode: 0o600 });
-      await fsp.symlink(path.join(outside, 'existing'), lock);
-    }],
-    ['a FIFO', async () => {
-      execFileSync('mkfifo', [lock]);
-    }],
+    [
+      'a symlink to a file outside',
+      async () => {
+        await fsp.writeFile(path.join(outside, 'existing'), 'x', { mode: 0o600 });
+        await fsp.symlink(path.join(outside, 'existing'), lock);
+      },
+    ],
+    [
+      'a FIFO',
+      async () => {
+        execFileSync('mkfifo', [lock]);
+      },
+    ],
     ['a directory', () => fsp.mkdir(lock)],
   ];
   for (const [what, plant] of plants) {

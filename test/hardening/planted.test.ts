@@ -48,7 +48,6 @@ function okOrUnsafe(t: Test, r: Run, what: string): void {
   t.match(r.err, /ERR_UNSAFE_PATH|not what the datastore layout|symlink/i, `${what}: the error says what is wrong`);
 }
 
-
 if (requireBuilt(t)) {
   const dir = tempDir(t, 'cairn-planted-');
 

@@ -24,7 +24,11 @@ function run(args: string[], user?: number, extraEnv: Record<string, string> = {
   return new Promise((resolve, reject) => {
     // Through env(1), without NODE_OPTIONS: the test runner adds its hooks to every child it sees
     // spawned, and they write into the checkout, which nobody may not.
-    const child = spawn('env', ['-u', 'NODE_OPTIONS', process.execPath, ...script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'], ...(user === undefined ? {} : { uid: user, gid: user }) });
+    const child = spawn('env', ['-u', 'NODE_OPTIONS', process.execPath, ...script, ...args], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(user === undefined ? {} : { uid: user, gid: user }),
+    });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));
@@ -280,7 +284,10 @@ process.exit(0);`;
   const m = await run(['--store', ro, '--json', 'mount', 'vm/100', mnt, '--daemon']);
   t.equal(m.code, 0, `mount: ${m.err}`);
   t.teardown(() => run(['umount', mnt]));
-  const got = execFileSync(process.execPath, ['-e', `process.stdout.write(require('crypto').createHash('sha256').update(require('fs').readFileSync(${JSON.stringify(path.join(mnt, 'disk.img'))})).digest('hex'))`]).toString();
+  const got = execFileSync(process.execPath, [
+    '-e',
+    `process.stdout.write(require('crypto').createHash('sha256').update(require('fs').readFileSync(${JSON.stringify(path.join(mnt, 'disk.img'))})).digest('hex'))`,
+  ]).toString();
   t.equal(got, sha(f.image), 'a child process reads the image from the mount');
   const u = await run(['umount', mnt]);
   t.equal(u.code, 0, `umount: ${u.err}`);

@@ -186,7 +186,7 @@ async function one(t: Test, dir: string, c: Case, n: number): Promise<void> {
   t.same(describe(outside), before, 'nothing outside the datastore was removed or changed');
 }
 
-t.test('a directory swapped for a symlink between a removal\'s check and its deletes', { skip: nativeAvailable() ? false : 'native addon not built' }, async (t) => {
+t.test("a directory swapped for a symlink between a removal's check and its deletes", { skip: nativeAvailable() ? false : 'native addon not built' }, async (t) => {
   const dir = tempDir(t, 'cairn-remove-race-');
   let n = 0;
   for (const c of cases) await t.test(c.name, (t) => one(t, dir, c, n++));

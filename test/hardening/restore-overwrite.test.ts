@@ -139,7 +139,12 @@ if (requireBuilt(t)) {
           t.equal(statSync(g).mode & 0o7777, 0o604, `${what}: its mode too`);
           const left = readdirSync(path.dirname(g)).filter((n) => n !== 'target');
           if (plan.mode === 'fail') t.same(left, [], `${what}: no temp file`);
-          else t.ok(left.every((n) => n.startsWith('.cairn-restore-')), `${what}: at most a recognisable temp file`, { left });
+          else
+            t.ok(
+              left.every((n) => n.startsWith('.cairn-restore-')),
+              `${what}: at most a recognisable temp file`,
+              { left },
+            );
         }
       }
     }

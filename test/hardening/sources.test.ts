@@ -5,7 +5,21 @@
 // a backup that waits on a source, and nothing of it is visible afterwards.
 import t from 'tap';
 import { randomBytes, createHash } from 'node:crypto';
-import { closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, renameSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  renameSync,
+  symlinkSync,
+  truncateSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { ChildProcess } from 'node:child_process';
@@ -181,7 +195,11 @@ if (requireBuilt(t)) {
     const w2 = await ds.group('host/lib').backup();
     const walk = w2.addTree('root', src);
     const stats = await Promise.race([walk, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the walk hangs')), 10_000))]);
-    t.same(stats.problems.map((p) => `${p.path} ${p.code}`), ['a/.cairnignore ETYPE', 'b/.cairnignore ETYPE'], 'both reported, neither read');
+    t.same(
+      stats.problems.map((p) => `${p.path} ${p.code}`),
+      ['a/.cairnignore ETYPE', 'b/.cairnignore ETYPE'],
+      'both reported, neither read',
+    );
     t.equal(stats.files, 2, 'the files are backed up (the huge ignore file as a file)');
     await w2.abort();
   });

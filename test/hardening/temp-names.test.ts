@@ -13,10 +13,22 @@ t.setTimeout(120_000);
 
 const T1 = '2026-01-01T00:00:00Z';
 
-
 t.test('the recogniser', async (t) => {
   for (const n of [tempFileName('manifest.blob'), tempFileName('a'.repeat(64)), '.x.tmp-1-2', '..gc-status.json.tmp-77-3']) t.ok(isTempFileName(n), `temp: ${n}`);
-  for (const n of ['disk.tmp-1.img.fidx', 'vm.tmp-config.blob', 'x.tmp-9.tree.meta.didx', 'a.tmp-1-2', '.protected', '.move-target', '.gc-status.json', `${'a'.repeat(64)}.0.bad`, `${'a'.repeat(64)}.gc-12`, '.x.tmp-', '.x.tmp-1', '.x.tmp-1-2x']) {
+  for (const n of [
+    'disk.tmp-1.img.fidx',
+    'vm.tmp-config.blob',
+    'x.tmp-9.tree.meta.didx',
+    'a.tmp-1-2',
+    '.protected',
+    '.move-target',
+    '.gc-status.json',
+    `${'a'.repeat(64)}.0.bad`,
+    `${'a'.repeat(64)}.gc-12`,
+    '.x.tmp-',
+    '.x.tmp-1',
+    '.x.tmp-1-2x',
+  ]) {
     t.notOk(isTempFileName(n), `committed: ${n}`);
   }
 });
@@ -35,7 +47,12 @@ if (requireBuilt(t)) {
     // Temp files as a killed writer leaves them: a manifest, a chunk, the GC status, a group's notes.
     const snapDir = path.join(s, 'host', 'g.tmp-3', T1);
     const shard = path.join(s, '.chunks', 'ab');
-    const planted = [path.join(snapDir, tempFileName('manifest.blob')), path.join(shard, tempFileName('ab'.repeat(32))), path.join(s, tempFileName('.gc-status.json')), path.join(s, 'host', 'g.tmp-3', tempFileName('notes'))];
+    const planted = [
+      path.join(snapDir, tempFileName('manifest.blob')),
+      path.join(shard, tempFileName('ab'.repeat(32))),
+      path.join(s, tempFileName('.gc-status.json')),
+      path.join(s, 'host', 'g.tmp-3', tempFileName('notes')),
+    ];
     const old = Date.now() / 1000 - 86_400;
     for (const p of planted) {
       writeFileSync(p, 'partial');
@@ -46,7 +63,11 @@ if (requireBuilt(t)) {
     for (const f of before) utimesSync(path.join(snapDir, f), old, old);
     const gc = await cairn(['--store', s, 'gc', '--skew', '0']);
     t.equal(gc.code, 0, `gc: ${gc.err}`);
-    t.same(readdirSync(snapDir).sort(), before.filter((f) => !planted.includes(path.join(snapDir, f))), 'only the temp file left the snapshot directory');
+    t.same(
+      readdirSync(snapDir).sort(),
+      before.filter((f) => !planted.includes(path.join(snapDir, f))),
+      'only the temp file left the snapshot directory',
+    );
     for (const p of planted) t.notOk(existsSync(p), `removed: ${path.relative(s, p)}`);
     for (const ns of ['', 'n.tmp-2']) {
       const nsArgs = ns ? ['--ns', ns] : [];
@@ -67,5 +88,4 @@ if (requireBuilt(t)) {
     const gc2 = await cairn(['--store', s, 'gc', '--skew', '0']);
     t.equal(gc2.code, 0, `a second gc runs: ${gc2.err}`);
   });
-
 }

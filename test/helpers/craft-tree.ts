@@ -180,7 +180,17 @@ export class TreeCrafter {
   /** Appends the root entry record (real encoder) pointing at `metaOffset`. */
   root(metaOffset: number, payloadBase = 0): number {
     this.rootAt = this.raw(
-      encodeRootEntry({ name: new Uint8Array(0), kind: 'dir', mode: 0o755, uid: 0, gid: 0, mtimeNs: 1_700_000_000_000_000_000n, size: 0, payloadOffset: 0, child: { metaOffset, payloadBase } }),
+      encodeRootEntry({
+        name: new Uint8Array(0),
+        kind: 'dir',
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+        mtimeNs: 1_700_000_000_000_000_000n,
+        size: 0,
+        payloadOffset: 0,
+        child: { metaOffset, payloadBase },
+      }),
     );
     return this.rootAt;
   }
@@ -189,7 +199,11 @@ export class TreeCrafter {
   trailer(t: Partial<TreeTrailer> = {}): number {
     this.trailerDone = true;
     return this.raw(
-      encodeTreeTrailer({ rootEntryOffset: t.rootEntryOffset ?? this.rootAt ?? 16, payloadSize: t.payloadSize ?? this.payload.length, entryCount: t.entryCount ?? this.entries + 1 }),
+      encodeTreeTrailer({
+        rootEntryOffset: t.rootEntryOffset ?? this.rootAt ?? 16,
+        payloadSize: t.payloadSize ?? this.payload.length,
+        entryCount: t.entryCount ?? this.entries + 1,
+      }),
     );
   }
 

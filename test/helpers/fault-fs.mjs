@@ -65,7 +65,33 @@ async function install(plan) {
   const mutating = (name, args) => (OPEN.has(name) ? writes(args[1]) : true);
 
   // ---- sync ----
-  const SYNC = ['openSync', 'writeSync', 'writevSync', 'writeFileSync', 'appendFileSync', 'renameSync', 'mkdirSync', 'unlinkSync', 'rmdirSync', 'rmSync', 'fsyncSync', 'fdatasyncSync', 'ftruncateSync', 'truncateSync', 'utimesSync', 'futimesSync', 'lutimesSync', 'linkSync', 'symlinkSync', 'chmodSync', 'fchmodSync', 'chownSync', 'fchownSync', 'lchownSync', 'copyFileSync'];
+  const SYNC = [
+    'openSync',
+    'writeSync',
+    'writevSync',
+    'writeFileSync',
+    'appendFileSync',
+    'renameSync',
+    'mkdirSync',
+    'unlinkSync',
+    'rmdirSync',
+    'rmSync',
+    'fsyncSync',
+    'fdatasyncSync',
+    'ftruncateSync',
+    'truncateSync',
+    'utimesSync',
+    'futimesSync',
+    'lutimesSync',
+    'linkSync',
+    'symlinkSync',
+    'chmodSync',
+    'fchmodSync',
+    'chownSync',
+    'fchownSync',
+    'lchownSync',
+    'copyFileSync',
+  ];
   for (const name of SYNC) {
     const orig = fs[name];
     if (typeof orig !== 'function') continue;
@@ -89,7 +115,33 @@ async function install(plan) {
   }
 
   // ---- callbacks ----
-  const CB = ['open', 'write', 'writev', 'writeFile', 'appendFile', 'rename', 'mkdir', 'unlink', 'rmdir', 'rm', 'fsync', 'fdatasync', 'ftruncate', 'truncate', 'utimes', 'futimes', 'lutimes', 'link', 'symlink', 'chmod', 'fchmod', 'chown', 'fchown', 'lchown', 'copyFile'];
+  const CB = [
+    'open',
+    'write',
+    'writev',
+    'writeFile',
+    'appendFile',
+    'rename',
+    'mkdir',
+    'unlink',
+    'rmdir',
+    'rm',
+    'fsync',
+    'fdatasync',
+    'ftruncate',
+    'truncate',
+    'utimes',
+    'futimes',
+    'lutimes',
+    'link',
+    'symlink',
+    'chmod',
+    'fchmod',
+    'chown',
+    'fchown',
+    'lchown',
+    'copyFile',
+  ];
   for (const name of CB) {
     const orig = fs[name];
     if (typeof orig !== 'function') continue;
@@ -116,7 +168,25 @@ async function install(plan) {
 
   // ---- promises ----
   const P = fs.promises;
-  const PROM = ['open', 'writeFile', 'appendFile', 'rename', 'mkdir', 'unlink', 'rmdir', 'rm', 'truncate', 'utimes', 'lutimes', 'link', 'symlink', 'chmod', 'chown', 'lchown', 'copyFile'];
+  const PROM = [
+    'open',
+    'writeFile',
+    'appendFile',
+    'rename',
+    'mkdir',
+    'unlink',
+    'rmdir',
+    'rm',
+    'truncate',
+    'utimes',
+    'lutimes',
+    'link',
+    'symlink',
+    'chmod',
+    'chown',
+    'lchown',
+    'copyFile',
+  ];
   for (const name of PROM) {
     const orig = P[name];
     if (typeof orig !== 'function') continue;

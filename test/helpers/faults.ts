@@ -149,7 +149,9 @@ export function cairnWithFault(args: string[], plan: Plan): Promise<ChildRun> {
 export async function countCalls(args: string[], logFile: string): Promise<string[]> {
   const r = await cairnWithFault(args, { mode: 'count', log: logFile });
   if (r.code !== 0) throw new Error(`count run of ${args.join(' ')} failed (${r.code}): ${r.err}`);
-  return readFileSync(logFile, 'utf8').split('\n').filter((l) => l !== '');
+  return readFileSync(logFile, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '');
 }
 
 /**

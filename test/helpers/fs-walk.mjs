@@ -14,7 +14,11 @@ const sha = (buf) => createHash('sha256').update(buf).digest('hex');
 function xattrs(p) {
   try {
     const out = {};
-    for (const n of native.nativeListXattrs(p).map((x) => x.toString('utf8')).sort()) out[n] = native.nativeGetXattr(p, n).toString('hex');
+    for (const n of native
+      .nativeListXattrs(p)
+      .map((x) => x.toString('utf8'))
+      .sort())
+      out[n] = native.nativeGetXattr(p, n).toString('hex');
     return out;
   } catch (e) {
     return { error: e.details?.syscallCode ?? e.code };
@@ -27,7 +31,19 @@ function walk(root) {
   const visit = (rel) => {
     const p = path.join(root, rel);
     const st = fs.lstatSync(p);
-    const type = st.isDirectory() ? 'dir' : st.isFile() ? 'file' : st.isSymbolicLink() ? 'symlink' : st.isFIFO() ? 'fifo' : st.isSocket() ? 'socket' : st.isCharacterDevice() ? 'chardev' : 'blockdev';
+    const type = st.isDirectory()
+      ? 'dir'
+      : st.isFile()
+        ? 'file'
+        : st.isSymbolicLink()
+          ? 'symlink'
+          : st.isFIFO()
+            ? 'fifo'
+            : st.isSocket()
+              ? 'socket'
+              : st.isCharacterDevice()
+                ? 'chardev'
+                : 'blockdev';
     const e = { type, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtimeMs: Math.floor(st.mtimeMs) };
     if (type === 'file') {
       e.size = st.size;

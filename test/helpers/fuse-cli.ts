@@ -39,7 +39,14 @@ export async function mountCli(t: Test, args: string[], mnt: string): Promise<vo
 
 /** Runs a CommonJS script in a child process (as `uid`/`uid`), returns its JSON output. */
 export function probe<T>(script: string, args: string[], uid = 0): T {
-  const r = spawnSync(process.execPath, ['-e', script, ...args], { encoding: 'utf8', timeout: 60_000, cwd: '/', uid, gid: uid, env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' } });
+  const r = spawnSync(process.execPath, ['-e', script, ...args], {
+    encoding: 'utf8',
+    timeout: 60_000,
+    cwd: '/',
+    uid,
+    gid: uid,
+    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' },
+  });
   if (r.status !== 0) throw new Error(`probe exited ${r.status}: ${r.stderr}`);
   return JSON.parse(r.stdout) as T;
 }

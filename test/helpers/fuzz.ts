@@ -26,9 +26,7 @@ export const MAX_GROWTH = 256 * 1024 * 1024;
 const peakRss = (): number => process.resourceUsage().maxRSS * 1024;
 
 /** How a guarded call ended. */
-export type Outcome<T> =
-  | { readonly ok: true; readonly value: T }
-  | { readonly ok: false; readonly code: ErrorCode | 'plain-error'; readonly error: Error };
+export type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly code: ErrorCode | 'plain-error'; readonly error: Error };
 
 /** What {@link guarded} accepts besides CairnErrors. */
 export interface GuardOptions {
@@ -111,8 +109,22 @@ export type Mutation =
 
 /** Values that break length and count fields: zero, sign and width boundaries, 2^53, all ones. */
 export const HUGE_VALUES: readonly bigint[] = [
-  0n, 1n, 0x7fn, 0x80n, 0xffn, 0xffffn, 0x7fff_ffffn, 0x8000_0000n, 0xffff_ffffn, 0x1_0000_0000n,
-  2n ** 52n, 2n ** 53n - 1n, 2n ** 53n, 2n ** 63n - 1n, 2n ** 63n, 2n ** 64n - 1n,
+  0n,
+  1n,
+  0x7fn,
+  0x80n,
+  0xffn,
+  0xffffn,
+  0x7fff_ffffn,
+  0x8000_0000n,
+  0xffff_ffffn,
+  0x1_0000_0000n,
+  2n ** 52n,
+  2n ** 53n - 1n,
+  2n ** 53n,
+  2n ** 63n - 1n,
+  2n ** 63n,
+  2n ** 64n - 1n,
 ];
 
 const posArb = fc.nat({ max: 1 << 20 });

@@ -42,8 +42,10 @@ export const SKIPPED_FILES: Readonly<Record<string, string>> = {
   'test/datastore/locks-crash.test.ts': 'CHILD: its point is a backup process killed with SIGKILL and the datastore reopened by the next process',
   'test/datastore/writer-registry.test.ts': 'CHILD: live and dead writers are other processes',
   'test/maintenance/concurrency.test.ts': 'CHILD: backups, prunes and GCs run as concurrent child processes',
-  'test/maintenance/gc.test.ts': 'DISK: the cases plant, age or inspect chunk and temp files on disk (the GC on a MemoryBackend has its own file, test/maintenance/gc-memory.test.ts)',
-  'test/maintenance/gc-skew.test.ts': "DISK: measures the filesystem's timestamp granularity and plants stale temp files (the skew through a MemoryBackend is in gc-memory.test.ts)",
+  'test/maintenance/gc.test.ts':
+    'DISK: the cases plant, age or inspect chunk and temp files on disk (the GC on a MemoryBackend has its own file, test/maintenance/gc-memory.test.ts)',
+  'test/maintenance/gc-skew.test.ts':
+    "DISK: measures the filesystem's timestamp granularity and plants stale temp files (the skew through a MemoryBackend is in gc-memory.test.ts)",
   'test/maintenance/gc-memory.test.ts': 'runs on a MemoryBackend already (and on local files for comparison)',
   'test/store/chunk-raw.test.ts': 'opens its own stores, on a MemoryBackend and on local files',
   'test/store/chunk-reader.test.ts': 'opens no Datastore (it builds a ChunkStore over a LocalBackend itself, and has its own MemoryBackend case)',
@@ -54,7 +56,7 @@ export const SKIPPED_FILES: Readonly<Record<string, string>> = {
 export const SKIPPED_SUBTESTS: Readonly<Record<string, Readonly<Record<string, string>>>> = {
   'test/datastore/first-hour.test.ts': {
     'an aborted first backup leaves no group directory':
-      "DISK: reads vm/ on disk; also asserts the group exists while its first backup runs, which on a backend without directories holds only once a key is in it (keyspace.ts: making a folder writes nothing)",
+      'DISK: reads vm/ on disk; also asserts the group exists while its first backup runs, which on a backend without directories holds only once a key is in it (keyspace.ts: making a folder writes nothing)',
     'an aborted first backup leaves a group alone that holds something else': 'DISK: plants a file in the group directory on disk',
     'committing a snapshot with no archive is refused; the writer stays usable': 'DISK: lists the snapshot directory on disk',
     'cairn restore finds an archive by the name given to the writer': 'CHILD: the CLI opens the datastore',

@@ -51,8 +51,7 @@ export function cairnTimed(args: string[], o: TimedOptions = {}): Promise<TimedR
   if (o.cwd !== undefined && env['_TAPJS_PROCESSINFO_CWD_'] !== undefined) env['_TAPJS_PROCESSINFO_CWD_'] = o.cwd;
   const t0 = Date.now();
   return new Promise((resolve, reject) => {
-    const [cmd, argv] =
-      o.catFile === undefined ? [process.execPath, [cli, ...args]] : ['/bin/sh', ['-c', 'cat "$0" | exec "$@"', o.catFile, process.execPath, cli, ...args]];
+    const [cmd, argv] = o.catFile === undefined ? [process.execPath, [cli, ...args]] : ['/bin/sh', ['-c', 'cat "$0" | exec "$@"', o.catFile, process.execPath, cli, ...args]];
     const child = spawn(cmd, argv, {
       env,
       ...(o.cwd === undefined ? {} : { cwd: o.cwd }),

@@ -82,7 +82,17 @@ export function unboundedReads(t: Test, only: readonly string[]): void {
   t.before(async () => {
     const init = await run(['init', tpl, '--image-chunk-size', '65536', '--sync-level', 'none']);
     if (init.code !== 0) throw new Error(`init: ${init.err}`);
-    const b = await run(['--store', tpl, 'backup', 'vm/1', `d.img:${path.join(src, 'disk.raw')}`, `t.tree:${path.join(src, 'tree')}`, `c.blob:${path.join(src, 'vm.conf')}`, '--time', T1]);
+    const b = await run([
+      '--store',
+      tpl,
+      'backup',
+      'vm/1',
+      `d.img:${path.join(src, 'disk.raw')}`,
+      `t.tree:${path.join(src, 'tree')}`,
+      `c.blob:${path.join(src, 'vm.conf')}`,
+      '--time',
+      T1,
+    ]);
     if (b.code !== 0) throw new Error(`backup: ${b.err}`);
     await initHash(); // decodeFixedIndex checks the index's BLAKE3 checksum
   });
@@ -100,26 +110,45 @@ export function unboundedReads(t: Test, only: readonly string[]): void {
       kind: 'manifest',
       file: (s) => path.join(s, snapRel, 'manifest.blob'),
       code: 'ERR_MANIFEST_CORRUPT',
-      commands: (s, out) => [['--store', s, '--json', 'verify'], ['--store', s, 'restore', `vm/1/${T1}`, 'c.blob', path.join(out, 'c')], ['--store', s, 'gc']],
+      commands: (s, out) => [
+        ['--store', s, '--json', 'verify'],
+        ['--store', s, 'restore', `vm/1/${T1}`, 'c.blob', path.join(out, 'c')],
+        ['--store', s, 'gc'],
+      ],
     },
     {
       kind: 'fixed index',
       file: (s) => path.join(s, snapRel, 'd.img.fidx'),
       code: 'ERR_INDEX_CORRUPT',
-      commands: (s, out) => [['--store', s, 'restore', 'vm/1', 'd.img', path.join(out, 'd')], ['--store', s, '--json', 'verify'], ['--store', s, 'gc']],
+      commands: (s, out) => [
+        ['--store', s, 'restore', 'vm/1', 'd.img', path.join(out, 'd')],
+        ['--store', s, '--json', 'verify'],
+        ['--store', s, 'gc'],
+      ],
     },
     {
       kind: 'dynamic index',
       file: (s) => path.join(s, snapRel, 't.tree.meta.didx'),
       code: 'ERR_INDEX_CORRUPT',
-      commands: (s, out) => [['--store', s, 'restore', 'vm/1', 't.tree', path.join(out, 't')], ['--store', s, 'gc']],
+      commands: (s, out) => [
+        ['--store', s, 'restore', 'vm/1', 't.tree', path.join(out, 't')],
+        ['--store', s, 'gc'],
+      ],
     },
-    { kind: 'blob', file: (s) => path.join(s, snapRel, 'c.blob'), code: 'ERR_BLOB_CORRUPT', commands: (s, out) => [['--store', s, 'restore', 'vm/1', 'c.blob', path.join(out, 'c')]] },
+    {
+      kind: 'blob',
+      file: (s) => path.join(s, snapRel, 'c.blob'),
+      code: 'ERR_BLOB_CORRUPT',
+      commands: (s, out) => [['--store', s, 'restore', 'vm/1', 'c.blob', path.join(out, 'c')]],
+    },
     {
       kind: 'chunk',
       file: firstChunk,
       code: 'ERR_CHUNK_CORRUPT',
-      commands: (s, out) => [['--store', s, 'restore', 'vm/1', 'd.img', path.join(out, 'd')], ['--store', s, '--json', 'verify']],
+      commands: (s, out) => [
+        ['--store', s, 'restore', 'vm/1', 'd.img', path.join(out, 'd')],
+        ['--store', s, '--json', 'verify'],
+      ],
     },
   ];
 
@@ -135,7 +164,8 @@ export function unboundedReads(t: Test, only: readonly string[]): void {
         plant(file, abuse);
         for (const args of k.commands(s, out)) check(t, await run(args), k.code, `${k.kind} as ${abuse}: ${args.slice(2).join(' ')}`);
         // The planted file is reported, not touched (verify renames a corrupt chunk aside: not a symlink or FIFO).
-        if (abuse !== 'sparse' && abuse !== 'directory') t.ok(existsSync(file) || readdirSync(path.dirname(file)).some((x) => x.startsWith(path.basename(file))), `${k.kind} as ${abuse}: still there`);
+        if (abuse !== 'sparse' && abuse !== 'directory')
+          t.ok(existsSync(file) || readdirSync(path.dirname(file)).some((x) => x.startsWith(path.basename(file))), `${k.kind} as ${abuse}: still there`);
         rmSync(s, { recursive: true, force: true });
       }
     });

@@ -81,7 +81,10 @@ t.test('findPath across snapshots: added, modified, deleted; removal; rebuild eq
   const keep = await cat.findPath('/sub//keep/', { group: 'host/web' });
   t.equal(keep.length, 4, 'path normalized');
   t.equal(keep[0]?.path.toString(), 'sub/keep');
-  t.same((await cat.findPath('sub')).map((h) => h.kind), ['dir', 'dir', 'dir', 'dir']);
+  t.same(
+    (await cat.findPath('sub')).map((h) => h.kind),
+    ['dir', 'dir', 'dir', 'dir'],
+  );
   t.same(await cat.findPath('nope'), []);
   t.same(await cat.findPath('a.tx'), [], 'no prefix matches');
   t.same(await cat.findPath('a.txt', { archive: 'other.tree' }), []);
@@ -95,7 +98,10 @@ t.test('findPath across snapshots: added, modified, deleted; removal; rebuild eq
   t.match(await cat.update(), { removed: 0 }, 'already dropped by findPath');
   await (await ds.snapshot(`host/web/${T(1)}`)).remove();
   t.match(await cat.update(), { removed: 1, indexed: 0 });
-  t.same(brief(await cat.findPath('a.txt')).map((s) => s.split(' ')[0]), [`:host/web/${T(2)}`, `:host/web/${T(4)}`]);
+  t.same(
+    brief(await cat.findPath('a.txt')).map((s) => s.split(' ')[0]),
+    [`:host/web/${T(2)}`, `:host/web/${T(4)}`],
+  );
 
   // The incremental catalog equals a rebuilt one, byte for byte.
   await cat.close();
@@ -153,16 +159,26 @@ t.test('namespace-wide search across groups and child namespaces; non-UTF-8 name
 
   await using cat = await Catalog.open(ds);
   const all = await cat.findPath('f');
-  t.same(all.map((h) => `${h.namespace}|${h.group}|${h.time}|${h.size}`), [
-    `|host/a|${T(1)}|1`,
-    `|vm/100|${T(2)}|1`,
-    `site|ct/7|${T(3)}|2`,
-    `site/child|host/a|${T(4)}|3`,
-  ]);
-  t.same((await cat.findPath('f', { namespace: 'site' })).map((h) => h.namespace), ['site', 'site/child']);
-  t.same((await cat.findPath('f', { namespace: 'site', maxDepth: 0 })).map((h) => h.namespace), ['site']);
-  t.same((await cat.findPath('f', { namespace: '', maxDepth: 1 })).map((h) => h.group), ['host/a', 'vm/100', 'ct/7']);
-  t.same((await cat.findPath('f', { namespace: 'site/child', group: 'host/a' })).map((h) => h.size), [3]);
+  t.same(
+    all.map((h) => `${h.namespace}|${h.group}|${h.time}|${h.size}`),
+    [`|host/a|${T(1)}|1`, `|vm/100|${T(2)}|1`, `site|ct/7|${T(3)}|2`, `site/child|host/a|${T(4)}|3`],
+  );
+  t.same(
+    (await cat.findPath('f', { namespace: 'site' })).map((h) => h.namespace),
+    ['site', 'site/child'],
+  );
+  t.same(
+    (await cat.findPath('f', { namespace: 'site', maxDepth: 0 })).map((h) => h.namespace),
+    ['site'],
+  );
+  t.same(
+    (await cat.findPath('f', { namespace: '', maxDepth: 1 })).map((h) => h.group),
+    ['host/a', 'vm/100', 'ct/7'],
+  );
+  t.same(
+    (await cat.findPath('f', { namespace: 'site/child', group: 'host/a' })).map((h) => h.size),
+    [3],
+  );
 
   const hits = await cat.findPath(Buffer.concat([Buffer.from('dir/'), odd]));
   t.equal(hits.length, 4);
@@ -277,10 +293,28 @@ t.test('cairn catalog find / rebuild', async (t) => {
   t.equal(f.code, 0, f.err);
   t.equal(f.out, `host/web/${T(1)}  etc.tree  20 B  2023-11-14 22:13:20\n`);
   const all = await cairn([...S, 'catalog', 'find', 'ssh/sshd_config']);
-  t.same(all.out.trim().split('\n').map((l) => l.split('  ')[0]), [`host/web/${T(1)}`, `host/web/${T(2)}`, `site:ct/9/${T(3)}`]);
+  t.same(
+    all.out
+      .trim()
+      .split('\n')
+      .map((l) => l.split('  ')[0]),
+    [`host/web/${T(1)}`, `host/web/${T(2)}`, `site:ct/9/${T(3)}`],
+  );
   const j = await cairn([...S, '--json', '--ns', 'site', 'catalog', 'find', 'ssh']);
   t.equal(j.code, 0, j.err);
-  t.same(JSON.parse(j.out), [{ namespace: 'site', group: 'ct/9', time: T(3), snapshot: `ct/9/${T(3)}`, archive: 'etc.tree', path: 'ssh', kind: 'dir', size: 0, mtimeNs: (JSON.parse(j.out) as { mtimeNs: string }[])[0]?.mtimeNs }]);
+  t.same(JSON.parse(j.out), [
+    {
+      namespace: 'site',
+      group: 'ct/9',
+      time: T(3),
+      snapshot: `ct/9/${T(3)}`,
+      archive: 'etc.tree',
+      path: 'ssh',
+      kind: 'dir',
+      size: 0,
+      mtimeNs: (JSON.parse(j.out) as { mtimeNs: string }[])[0]?.mtimeNs,
+    },
+  ]);
   const none = await cairn([...S, 'catalog', 'find', 'nope', 'host/web']);
   t.equal(none.code, 0);
   t.match(none.out, /no snapshot holds nope/);

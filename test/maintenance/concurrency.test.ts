@@ -38,7 +38,9 @@ async function chaos(t: Test, args: string[]): Promise<ChaosReport | undefined> 
   t.same(report.failures, [], 'no failures');
   t.equal(run.code, 0, 'exit 0');
   for (const op of ['backup', 'restore', 'prune', 'verify', 'gc', 'forget', 'move', 'protect']) {
-    const refused = Object.entries(report.expected).filter(([k]) => k.startsWith(`${op}:`)).reduce((a, [, v]) => a + v, 0);
+    const refused = Object.entries(report.expected)
+      .filter(([k]) => k.startsWith(`${op}:`))
+      .reduce((a, [, v]) => a + v, 0);
     t.ok((report.ops[op] ?? 0) + refused > 0, `${op} was tried (${report.ops[op] ?? 0} done, ${refused} refused)`);
   }
   for (const op of ['backup', 'gc']) t.ok((report.ops[op] ?? 0) > 0, `${op} succeeded at least once`);
@@ -52,7 +54,11 @@ async function chaos(t: Test, args: string[]): Promise<ChaosReport | undefined> 
 if (requireBuilt(t)) {
   t.test('backups, restores, prunes, forgets, moves, verifies and GCs in 4 processes at once', async (t) => {
     const r = await chaos(t, ['--seconds', '25', '--workers', '4', '--seed', '11']);
-    if (r !== undefined) t.ok(Object.keys(r.expected).some((k) => k.endsWith('ERR_LOCKED')), 'the processes did meet each other (some ERR_LOCKED)');
+    if (r !== undefined)
+      t.ok(
+        Object.keys(r.expected).some((k) => k.endsWith('ERR_LOCKED')),
+        'the processes did meet each other (some ERR_LOCKED)',
+      );
   });
 
   t.test('the same with processes killed by SIGKILL at random moments', async (t) => {
@@ -60,12 +66,16 @@ if (requireBuilt(t)) {
     if (r !== undefined) t.ok(r.kills >= 5, `${r.kills} processes killed`);
   });
 
-  t.test('the model notices a snapshot lost behind everyone\'s back (the checks can fail)', async (t) => {
+  t.test("the model notices a snapshot lost behind everyone's back (the checks can fail)", async (t) => {
     const dir = tempDir(t, 'cairn-chaos-');
     const run = await runScript(CHAOS, ['--seconds', '6', '--workers', '2', '--seed', '13', '--sabotage', '--json', '--dir', dir]);
     const report = JSON.parse(run.out) as ChaosReport;
     t.ok(report.sabotaged, `removed ${report.sabotaged}`);
     t.equal(run.code, 1, 'exit 1');
-    t.ok(report.failures.some((f) => /was committed and never removed, but is found 0 times/.test(f)), 'the model reports it', { failures: report.failures });
+    t.ok(
+      report.failures.some((f) => /was committed and never removed, but is found 0 times/.test(f)),
+      'the model reports it',
+      { failures: report.failures },
+    );
   });
 }

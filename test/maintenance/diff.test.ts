@@ -32,7 +32,8 @@ async function put(p: string, data: string | Uint8Array, mtime = FIXED): Promise
   await fsp.utimes(p, mtime, mtime);
 }
 
-const brief = (c: TreeChange): string => `${c.change} ${c.path.toString('utf8')}${c.kind === 'dir' ? '/' : ''}${c.previousKind ? ` ${c.previousKind}->${c.kind}` : ''}${c.fields.length ? ` [${c.fields.join(',')}]` : ''}`;
+const brief = (c: TreeChange): string =>
+  `${c.change} ${c.path.toString('utf8')}${c.kind === 'dir' ? '/' : ''}${c.previousKind ? ` ${c.previousKind}->${c.kind}` : ''}${c.fields.length ? ` [${c.fields.join(',')}]` : ''}`;
 
 /** Entries of the snapshot's root.tree, the root included. */
 async function entryCount(s: Snapshot): Promise<number> {
@@ -150,7 +151,16 @@ t.test('tree archives: added, removed, modified, metadata-only, symlinks, type c
     metadata: 7,
     typeChanged: 2,
     // new files' bytes and modified files' new bytes (hardlinks count 0)
-    bytesAdded: len('a directory, now a file') + len('deep v2 longer') + len('nested new') + len('now inside a directory') + len('much longer now') + len('shared by h1 and h2') + len('version-2') + len('brand new') + len('pair-new'),
+    bytesAdded:
+      len('a directory, now a file') +
+      len('deep v2 longer') +
+      len('nested new') +
+      len('now inside a directory') +
+      len('much longer now') +
+      len('shared by h1 and h2') +
+      len('version-2') +
+      len('brand new') +
+      len('pair-new'),
     bytesRemoved: len('inside') + len('deep v1') + len('old') + len('a file, later a directory') + len('gone!') + len('short') + len('version-1') + len('pair-old'),
     entriesCompared: r.counts.entriesCompared,
     bytesRead: r.counts.bytesRead,
@@ -176,7 +186,10 @@ t.test('tree archives: added, removed, modified, metadata-only, symlinks, type c
   const streamed: string[] = [];
   const done: string[] = [];
   const s = await diffSnapshots(a, b, { onChange: (name, c) => streamed.push(`${name} ${brief(c)}`), onArchive: (x) => done.push(`${x.name} ${x.status}`) });
-  t.same(streamed, r.changes.map((c) => `root.tree ${brief(c)}`));
+  t.same(
+    streamed,
+    r.changes.map((c) => `root.tree ${brief(c)}`),
+  );
   t.same(tree(s.archives[0]).changes, []);
   t.same(done, ['root.tree changed']);
 });
@@ -255,16 +268,19 @@ t.test('image archives: changed ranges from the digests, size changes, different
   const b = await w2.commit();
 
   const d = await diffSnapshots(a, b);
-  t.same(d.archives.map((x) => `${x.name} ${x.kind} ${x.status}`), [
-    'conf.blob blob changed',
-    'disk.img image changed',
-    'new.blob blob added',
-    'old.blob blob removed',
-    'resized.img image changed',
-    'same.blob blob unchanged',
-    'same.img image unchanged',
-    'shrink.img image changed',
-  ]);
+  t.same(
+    d.archives.map((x) => `${x.name} ${x.kind} ${x.status}`),
+    [
+      'conf.blob blob changed',
+      'disk.img image changed',
+      'new.blob blob added',
+      'old.blob blob removed',
+      'resized.img image changed',
+      'same.blob blob unchanged',
+      'same.img image unchanged',
+      'shrink.img image changed',
+    ],
+  );
   const disk = image(d.archives[1]);
   t.same(disk.ranges, [
     { offset: CS, length: 2 * CS },
@@ -285,7 +301,10 @@ t.test('image archives: changed ranges from the digests, size changes, different
 
   // Only some archives; one in neither snapshot is ERR_NOT_FOUND.
   const only = await diffSnapshots(a, b, { archives: ['disk.img', 'new.blob'] });
-  t.same(only.archives.map((x) => x.name), ['disk.img', 'new.blob']);
+  t.same(
+    only.archives.map((x) => x.name),
+    ['disk.img', 'new.blob'],
+  );
   await t.rejects(diffSnapshots(a, b, { archives: ['nope.img'] }), { code: 'ERR_NOT_FOUND', details: { archive: 'nope.img' } });
   // Aborted before it starts.
   const ac = new AbortController();

@@ -112,7 +112,10 @@ t.test('memory backend: backup, prune, GC removes exactly the unreferenced chunk
   t.equal(r1.pendingChunks, 8);
   t.equal(r1.diskChunks, kept.size);
   t.equal(r1.removedTemp, 0);
-  t.ok(progress.some((p) => p.phase === 'sweep' && p.total === undefined && p.done === r1.diskChunks + r1.pendingChunks), 'sweep progress counts keys, no total');
+  t.ok(
+    progress.some((p) => p.phase === 'sweep' && p.total === undefined && p.done === r1.diskChunks + r1.pendingChunks),
+    'sweep progress counts keys, no total',
+  );
   t.ok((await env.backend.stat(GC_STATUS_KEY)) !== undefined, 'status written to the backend');
 
   env.clock.t += FAR;

@@ -11,7 +11,20 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { chooseGcSkew, Datastore, DEFAULT_GC_SKEW_MS, GarbageCollector, gcSkewFor, isNetworkFilesystem, LOCAL_SKEW_MARGIN_MS, measureTimestampSkew, mountOf, parseMountInfo, type Snapshot, type TimestampMeasurement } from '../../lib/index.js';
+import {
+  chooseGcSkew,
+  Datastore,
+  DEFAULT_GC_SKEW_MS,
+  GarbageCollector,
+  gcSkewFor,
+  isNetworkFilesystem,
+  LOCAL_SKEW_MARGIN_MS,
+  measureTimestampSkew,
+  mountOf,
+  parseMountInfo,
+  type Snapshot,
+  type TimestampMeasurement,
+} from '../../lib/index.js';
 import { tempFileName } from '../../lib/util/temp-name.js';
 import { toHex } from '../../lib/util/bytes.js';
 import { seededBytes, tempDir, writeTemp } from '../helpers/fixtures.js';
@@ -180,7 +193,10 @@ t.test('stale temp files: a minute old with the measured skew, the cutoff with a
   const now = Date.now() / 1000;
   const recent = path.join(ds.root, tempFileName('notes'));
   const old = path.join(ds.root, tempFileName('notes'));
-  for (const [p, age] of [[recent, 10], [old, 120]] as const) {
+  for (const [p, age] of [
+    [recent, 10],
+    [old, 120],
+  ] as const) {
     fs.writeFileSync(p, 'partial');
     fs.utimesSync(p, now - age, now - age);
   }
@@ -196,50 +212,54 @@ t.test('stale temp files: a minute old with the measured skew, the cutoff with a
 
 // A real filesystem with 1-second timestamps: ext4 with 128-byte inodes on a loop device.
 const canLoop = process.getuid?.() === 0 && have('mkfs.ext4') && fs.existsSync('/dev/loop-control');
-t.test('a 1-second filesystem: skew over a second; a skew of 0 would sweep what a running backup touched', { skip: canLoop ? false : 'needs root, mkfs.ext4 and loop devices' }, async (t) => {
-  const dir = tempDir(t);
-  const img = path.join(dir, 'fs.img');
-  const mnt = path.join(dir, 'mnt');
-  fs.mkdirSync(mnt);
-  fs.writeFileSync(img, '');
-  fs.truncateSync(img, 16 << 20);
-  execFileSync('mkfs.ext4', ['-q', '-F', '-I', '128', img], { stdio: 'ignore' });
-  const mounted = spawnSync('mount', ['-o', 'loop', img, mnt], { encoding: 'utf8' });
-  if (mounted.status !== 0) {
-    t.comment(`skipped: loop mount refused here: ${mounted.stderr.trim()}`);
-    return;
-  }
-  t.teardown(() => {
-    if (spawnSync('umount', [mnt]).status !== 0) spawnSync('umount', ['-l', mnt]);
-  });
-  const ds = await Datastore.create(path.join(mnt, 'store'), { imageChunkSize: CS, syncLevel: 'none', threads: 1 });
-  t.teardown(() => ds.close());
-  const m = measureTimestampSkew(ds);
-  t.equal(m.granularityNs, 1e9, 'timestamps in whole seconds');
-  const skew = gcSkewFor(ds);
-  t.same([skew.reason, skew.fsType], ['local', 'ext4']);
-  t.ok(skew.ms >= 1000 + LOCAL_SKEW_MARGIN_MS, `skew ${skew.ms} ms`);
-  t.match(skew.summary, /steps of 1 s/);
+t.test(
+  'a 1-second filesystem: skew over a second; a skew of 0 would sweep what a running backup touched',
+  { skip: canLoop ? false : 'needs root, mkfs.ext4 and loop devices' },
+  async (t) => {
+    const dir = tempDir(t);
+    const img = path.join(dir, 'fs.img');
+    const mnt = path.join(dir, 'mnt');
+    fs.mkdirSync(mnt);
+    fs.writeFileSync(img, '');
+    fs.truncateSync(img, 16 << 20);
+    execFileSync('mkfs.ext4', ['-q', '-F', '-I', '128', img], { stdio: 'ignore' });
+    const mounted = spawnSync('mount', ['-o', 'loop', img, mnt], { encoding: 'utf8' });
+    if (mounted.status !== 0) {
+      t.comment(`skipped: loop mount refused here: ${mounted.stderr.trim()}`);
+      return;
+    }
+    t.teardown(() => {
+      if (spawnSync('umount', [mnt]).status !== 0) spawnSync('umount', ['-l', mnt]);
+    });
+    const ds = await Datastore.create(path.join(mnt, 'store'), { imageChunkSize: CS, syncLevel: 'none', threads: 1 });
+    t.teardown(() => ds.close());
+    const m = measureTimestampSkew(ds);
+    t.equal(m.granularityNs, 1e9, 'timestamps in whole seconds');
+    const skew = gcSkewFor(ds);
+    t.same([skew.reason, skew.fsType], ['local', 'ext4']);
+    t.ok(skew.ms >= 1000 + LOCAL_SKEW_MARGIN_MS, `skew ${skew.ms} ms`);
+    t.match(skew.summary, /steps of 1 s/);
 
-  // The first backup's chunks, freed, then re-used by a second backup in mid-second: the touches
-  // are recorded at the start of the second, before the writer's start.
-  const data = seededBytes(4 * CS, 9);
-  const first = await backup(ds, dir, 'vm/1', 1000, data);
-  const digests = await digestsOf(first);
-  await first.remove();
-  while (Date.now() % 1000 < 300 || Date.now() % 1000 > 600) await sleep(20);
-  const src = await writeTemp(dir, 'again.raw', data);
-  const w = await ds.group('vm/2').backup({ time: 2000 });
-  await w.addImage('disk', src); // dedup hits: every chunk touched
-  const dry0 = await new GarbageCollector(ds).run({ dryRun: true, skewMs: 0 });
-  t.equal(dry0.removedChunks, 4, 'with a skew of 0 the just-touched chunks would be swept (dry run)');
-  const r = await new GarbageCollector(ds).run();
-  t.same([r.removedChunks, r.pendingChunks], [0, 4], 'the measured skew sweeps none of them');
-  const snap = await w.commit();
-  t.same(new Set(chunkFiles(ds)), digests, 'every chunk is there');
-  const rd = await snap.open();
-  const out = path.join(dir, 'restored');
-  await rd.restore('disk.img', out);
-  await rd.close();
-  t.same(fs.readFileSync(out), Buffer.from(data), 'the second backup restores');
-});
+    // The first backup's chunks, freed, then re-used by a second backup in mid-second: the touches
+    // are recorded at the start of the second, before the writer's start.
+    const data = seededBytes(4 * CS, 9);
+    const first = await backup(ds, dir, 'vm/1', 1000, data);
+    const digests = await digestsOf(first);
+    await first.remove();
+    while (Date.now() % 1000 < 300 || Date.now() % 1000 > 600) await sleep(20);
+    const src = await writeTemp(dir, 'again.raw', data);
+    const w = await ds.group('vm/2').backup({ time: 2000 });
+    await w.addImage('disk', src); // dedup hits: every chunk touched
+    const dry0 = await new GarbageCollector(ds).run({ dryRun: true, skewMs: 0 });
+    t.equal(dry0.removedChunks, 4, 'with a skew of 0 the just-touched chunks would be swept (dry run)');
+    const r = await new GarbageCollector(ds).run();
+    t.same([r.removedChunks, r.pendingChunks], [0, 4], 'the measured skew sweeps none of them');
+    const snap = await w.commit();
+    t.same(new Set(chunkFiles(ds)), digests, 'every chunk is there');
+    const rd = await snap.open();
+    const out = path.join(dir, 'restored');
+    await rd.restore('disk.img', out);
+    await rd.close();
+    t.same(fs.readFileSync(out), Buffer.from(data), 'the second backup restores');
+  },
+);

@@ -74,7 +74,11 @@ async function chunkFiles(ds: Datastore): Promise<string[]> {
   return out.sort();
 }
 
-const exists = async (p: string): Promise<boolean> => fsp.stat(p).then(() => true, () => false);
+const exists = async (p: string): Promise<boolean> =>
+  fsp.stat(p).then(
+    () => true,
+    () => false,
+  );
 
 t.test('nothing to free: nothing removed, every snapshot restores, report written', async (t) => {
   const env = await setup(t);
@@ -189,7 +193,10 @@ t.test('one GC at a time', async (t) => {
     ...SKEW,
     hooks: {
       afterListGroup: async () => {
-        inner = await new GarbageCollector(env.ds).run(SKEW).then(() => 'ran', (e: unknown) => e);
+        inner = await new GarbageCollector(env.ds).run(SKEW).then(
+          () => 'ran',
+          (e: unknown) => e,
+        );
       },
     },
   });
@@ -345,7 +352,10 @@ t.test('an aborted GC: in the mark nothing is removed; in the sweep what is remo
   await t.rejects(gc.run({ ...SKEW, signal: inSweep.signal, onProgress: (p) => p.phase === 'sweep' && p.done === 128 && inSweep.abort() }), { code: 'ERR_ABORTED' });
   const mid = await chunkFiles(env.ds);
   t.ok(mid.length < before.length && mid.length > (await digestsOf(keep)).size, 'aborted half way through the sweep: part of the garbage removed');
-  t.notOk(mid.some((f) => f.includes('.gc-')), 'no aside file left behind');
+  t.notOk(
+    mid.some((f) => f.includes('.gc-')),
+    'no aside file left behind',
+  );
   await checkRestore(t, env, keep, data);
 
   const r = await gc.run(SKEW);

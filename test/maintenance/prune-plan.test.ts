@@ -16,17 +16,54 @@ t.test('PBS docs example: 10 years of daily backups, last=3 daily=13 weekly=8 mo
   const kept = plan.filter((e) => e.mark === 'keep').map((e) => e.time.slice(0, 10));
   const expected = [
     // last 3
-    '2024-12-31', '2024-12-30', '2024-12-29',
+    '2024-12-31',
+    '2024-12-30',
+    '2024-12-29',
     // daily 13: the next 13 days
-    '2024-12-28', '2024-12-27', '2024-12-26', '2024-12-25', '2024-12-24', '2024-12-23', '2024-12-22',
-    '2024-12-21', '2024-12-20', '2024-12-19', '2024-12-18', '2024-12-17', '2024-12-16',
+    '2024-12-28',
+    '2024-12-27',
+    '2024-12-26',
+    '2024-12-25',
+    '2024-12-24',
+    '2024-12-23',
+    '2024-12-22',
+    '2024-12-21',
+    '2024-12-20',
+    '2024-12-19',
+    '2024-12-18',
+    '2024-12-17',
+    '2024-12-16',
     // weekly 8: 2025-W01, 2024-W52, W51 covered; the Sundays of W50..W43
-    '2024-12-15', '2024-12-08', '2024-12-01', '2024-11-24', '2024-11-17', '2024-11-10', '2024-11-03', '2024-10-27',
+    '2024-12-15',
+    '2024-12-08',
+    '2024-12-01',
+    '2024-11-24',
+    '2024-11-17',
+    '2024-11-10',
+    '2024-11-03',
+    '2024-10-27',
     // monthly 11: 2024-12, -11, -10 covered; month ends Sep 2024 .. Nov 2023
-    '2024-09-30', '2024-08-31', '2024-07-31', '2024-06-30', '2024-05-31', '2024-04-30', '2024-03-31', '2024-02-29',
-    '2024-01-31', '2023-12-31', '2023-11-30',
+    '2024-09-30',
+    '2024-08-31',
+    '2024-07-31',
+    '2024-06-30',
+    '2024-05-31',
+    '2024-04-30',
+    '2024-03-31',
+    '2024-02-29',
+    '2024-01-31',
+    '2023-12-31',
+    '2023-11-30',
     // yearly 9: 2024, 2023 covered; year ends 2022 .. 2014
-    '2022-12-31', '2021-12-31', '2020-12-31', '2019-12-31', '2018-12-31', '2017-12-31', '2016-12-31', '2015-12-31', '2014-12-31',
+    '2022-12-31',
+    '2021-12-31',
+    '2020-12-31',
+    '2019-12-31',
+    '2018-12-31',
+    '2017-12-31',
+    '2016-12-31',
+    '2015-12-31',
+    '2014-12-31',
   ];
   t.equal(expected.length, 44);
   t.same(kept, expected);
@@ -133,7 +170,14 @@ t.test('the default time zone is the local one', async (t) => {
 
 t.test('invalid options and candidates', async (t) => {
   const list = [fin(day('2024-01-01'))];
-  for (const bad of [{ keepLast: -1 }, { keepDaily: 1.5 }, { keepWeekly: Number.NaN }, { keepYearly: '3' as unknown as number }, { keepLast: 1, timeZone: 'Nowhere/Town' }, { keepLast: 1, timeZone: '' }]) {
+  for (const bad of [
+    { keepLast: -1 },
+    { keepDaily: 1.5 },
+    { keepWeekly: Number.NaN },
+    { keepYearly: '3' as unknown as number },
+    { keepLast: 1, timeZone: 'Nowhere/Town' },
+    { keepLast: 1, timeZone: '' },
+  ]) {
     t.throws(() => planPrune(list, bad), { code: 'ERR_INVALID_ARGUMENT' }, JSON.stringify(bad));
   }
   t.throws(() => planPrune([fin('2024-01-01')], { keepLast: 1 }), { code: 'ERR_INVALID_ARGUMENT' });

@@ -18,8 +18,13 @@ async function backup(ds: Datastore, group: string, time: string, namespace = ''
   await w.commit();
 }
 
-const brief = (es: PruneEntry[]): string[] => es.map((e) => `${e.namespace}:${e.group}/${e.time} ${e.mark}${e.removed === undefined ? '' : e.removed ? ' removed' : ' kept'}${e.skipped === undefined ? '' : ` skipped(${e.skipped.split(':')[0]})`}`);
-const times = async (ds: Datastore, group: string, namespace = ''): Promise<string[]> => (await ds.group(group, { namespace }).entries()).map((e) => `${e.time}${e.snapshot === undefined ? ' unfinished' : ''}`);
+const brief = (es: PruneEntry[]): string[] =>
+  es.map(
+    (e) =>
+      `${e.namespace}:${e.group}/${e.time} ${e.mark}${e.removed === undefined ? '' : e.removed ? ' removed' : ' kept'}${e.skipped === undefined ? '' : ` skipped(${e.skipped.split(':')[0]})`}`,
+  );
+const times = async (ds: Datastore, group: string, namespace = ''): Promise<string[]> =>
+  (await ds.group(group, { namespace }).entries()).map((e) => `${e.time}${e.snapshot === undefined ? ' unfinished' : ''}`);
 
 t.test('dry run and apply act on the same marks, oldest first; protected kept', async (t) => {
   const ds = await store(t);
@@ -46,7 +51,10 @@ t.test('dry run and apply act on the same marks, oldest first; protected kept', 
   const order: string[] = [];
   const report = await pruner.apply(plan, { onProgress: (p) => order.push(`${p.done}/${p.total} ${p.entry.time}`) });
   t.same(order, [`1/3 ${D(1)}`, `2/3 ${D(3)}`, `3/3 ${D(4)}`], 'oldest first');
-  t.same(report.entries.map((e) => [e.time, e.mark]), dry.entries.map((e) => [e.time, e.mark]));
+  t.same(
+    report.entries.map((e) => [e.time, e.mark]),
+    dry.entries.map((e) => [e.time, e.mark]),
+  );
   t.same(report.totals, { snapshots: 6, keep: 2, keepPartial: 0, protected: 1, remove: 3, removed: 3, skipped: 0 });
   t.same(await times(ds, 'vm/100'), [D(2), D(5), D(6)]);
   // Pruning again with the same policy removes nothing more.
@@ -78,7 +86,10 @@ t.test('unfinished directories: newest kept partial, older removed unless a back
   const pruner = new Pruner(ds);
   const plan = await pruner.plan({ group: 'host/a' }, { keepLast: 1, timeZone: 'UTC' });
   t.same(brief(plan.entries), [`:host/a/${D(5)} keep-partial`, `:host/a/${D(4)} keep`, `:host/a/${D(3)} remove`, `:host/a/${D(2)} remove`]);
-  t.same(plan.entries.map((e) => e.finished), [false, true, false, true]);
+  t.same(
+    plan.entries.map((e) => e.finished),
+    [false, true, false, true],
+  );
   // The running backup holds the group lock (and a shared lock on its base, D(4)).
   const r1 = await pruner.apply(plan);
   t.same(brief(r1.entries), [`:host/a/${D(5)} keep-partial`, `:host/a/${D(4)} keep`, `:host/a/${D(3)} remove kept skipped(ERR_LOCKED)`, `:host/a/${D(2)} remove removed`]);
@@ -109,7 +120,12 @@ t.test('namespace scope with maxDepth', async (t) => {
   await ds.createNamespace('a');
   await ds.createNamespace('a/b');
   await ds.createNamespace('a/b/c');
-  for (const [ns, g] of [['', 'vm/1'], ['a', 'vm/2'], ['a/b', 'ct/3'], ['a/b/c', 'host/4']] as const) {
+  for (const [ns, g] of [
+    ['', 'vm/1'],
+    ['a', 'vm/2'],
+    ['a/b', 'ct/3'],
+    ['a/b/c', 'host/4'],
+  ] as const) {
     await backup(ds, g, D(1), ns);
     await backup(ds, g, D(2), ns);
   }

@@ -149,7 +149,11 @@ t.test('the loop: a failed snapshot is not a base, the next backup heals, verify
   await unlink(path.join(ds.root, chunkKey(zero)));
   const r1 = await new Verifier(ds).verify({ group: 'vm/9' });
   t.same(r1.failed, [s1.name]);
-  t.same(r1.failedChunks.map((c) => c.code), ['ERR_CHUNK_MISSING', 'ERR_CHUNK_MISSING'], 'the all-zero chunk is checked too');
+  t.same(
+    r1.failedChunks.map((c) => c.code),
+    ['ERR_CHUNK_MISSING', 'ERR_CHUNK_MISSING'],
+    'the all-zero chunk is checked too',
+  );
   t.same(r1.failedChunks.map((c) => c.digest).sort(), [lost, zero].sort());
   t.equal(r1.failedChunks[0]!.quarantined, undefined, 'nothing to rename');
   t.equal((await s1.reload()).verifyState, 'failed');

@@ -33,7 +33,7 @@ function run(cmd: string, args: string[], cwd: string, env: Record<string, strin
   delete base['CAIRN_STORE'];
   return new Promise((resolve) => {
     execFile(cmd, args, { cwd, env: base, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1;
+      const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1;
       resolve({ code, stdout, stderr });
     });
   });
@@ -137,13 +137,28 @@ t.test('npm pack of the committed tree builds and ships what a consumer needs', 
   tarball = path.join(top, name ?? 'missing.tgz');
   const list = await run('tar', ['-tzf', tarball], top);
   const files = list.stdout.split('\n').filter(Boolean);
-  for (const f of ['package/dist/index.js', 'package/dist/index.d.ts', 'package/dist/fuse/index.js', 'package/dist/cli/main.js', 'package/prebuilds/linux-x64/cairn.glibc.node', 'package/binding.gyp', 'package/native/src/cairn_native.c', 'package/README.md']) {
+  for (const f of [
+    'package/dist/index.js',
+    'package/dist/index.d.ts',
+    'package/dist/fuse/index.js',
+    'package/dist/cli/main.js',
+    'package/prebuilds/linux-x64/cairn.glibc.node',
+    'package/binding.gyp',
+    'package/native/src/cairn_native.c',
+    'package/README.md',
+  ]) {
     t.ok(files.includes(f), `ships ${f}`);
   }
-  t.notOk(files.some((f) => f.startsWith('package/test/') || f.startsWith('package/bench/') || f.startsWith('package/node_modules/') || f.startsWith('package/build/')), 'no tests, benches, node_modules or build output');
+  t.notOk(
+    files.some((f) => f.startsWith('package/test/') || f.startsWith('package/bench/') || f.startsWith('package/node_modules/') || f.startsWith('package/build/')),
+    'no tests, benches, node_modules or build output',
+  );
 });
 
-for (const npm of [{ label: 'npm 11', cmd: 'npm', pre: [] as string[] }, { label: 'npm 10', cmd: 'npx', pre: ['--yes', 'npm@10'] }]) {
+for (const npm of [
+  { label: 'npm 11', cmd: 'npm', pre: [] as string[] },
+  { label: 'npm 10', cmd: 'npx', pre: ['--yes', 'npm@10'] },
+]) {
   t.test(`${npm.label}: install into an empty project, compile a strict TypeScript consumer, run it`, async (t) => {
     if (tarball === '') return t.fail('no tarball');
     const app = path.join(top, `app-${npm.label.replace(' ', '')}`);
@@ -184,7 +199,11 @@ for (const npm of [{ label: 'npm 11', cmd: 'npm', pre: [] as string[] }, { label
     rmSync(path.join(pkgDir, 'build'), { recursive: true, force: true });
     const probe = `import { Datastore } from 'cairn'; try { await Datastore.open('.'); } catch (e) { console.log(e.code + ': ' + e.message); }`;
     const missing = await run(process.execPath, ['--input-type=module', '-e', probe], app);
-    t.match(missing.stdout, /^ERR_NATIVE: cairn's native addon is not built and no prebuilt binary fits linux-x64 .*`npm rebuild cairn --foreground-scripts`/, 'a missing addon: ERR_NATIVE, and what to do');
+    t.match(
+      missing.stdout,
+      /^ERR_NATIVE: cairn's native addon is not built and no prebuilt binary fits linux-x64 .*`npm rebuild cairn --foreground-scripts`/,
+      'a missing addon: ERR_NATIVE, and what to do',
+    );
     const rb = await npmRun(['rebuild', 'cairn', '--foreground-scripts'], buildEnv);
     succeeded(t, rb, 'npm rebuild cairn');
     t.ok(existsSync(path.join(pkgDir, 'build', 'Release', 'cairn_native.node')), 'built from source');
@@ -193,6 +212,10 @@ for (const npm of [{ label: 'npm 11', cmd: 'npm', pre: [] as string[] }, { label
     // An addon that is there but does not load says so too.
     writeFileSync(path.join(pkgDir, 'build', 'Release', 'cairn_native.node'), 'not an ELF file');
     const broken = await run(process.execPath, ['--input-type=module', '-e', probe], app);
-    t.match(broken.stdout, /^ERR_NATIVE: cairn's native addon \S+cairn_native\.node does not load on this system .*npm rebuild cairn/, 'an addon that does not load: ERR_NATIVE, and what to do');
+    t.match(
+      broken.stdout,
+      /^ERR_NATIVE: cairn's native addon \S+cairn_native\.node does not load on this system .*npm rebuild cairn/,
+      'an addon that does not load: ERR_NATIVE, and what to do',
+    );
   });
 }

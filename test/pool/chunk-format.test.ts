@@ -46,7 +46,11 @@ for (const threads of [0, 1]) {
     t.equal(toHex((await pool.hash(own(TEXT))).digest), toHex(expected), 'hash with nothing');
     t.equal(await codeOf(pool.encode(own(TEXT), { compress: true, known: null, format: BOGUS })), 'ERR_INVALID_ARGUMENT', 'encode: unknown format');
     t.equal(await codeOf(pool.decode(own(stored), { digest: null, code: 'ERR_CHUNK_CORRUPT', details: {}, format: BOGUS })), 'ERR_INVALID_ARGUMENT', 'decode: unknown format');
-    t.equal(await codeOf(pool.readDecode('/nonexistent', { digest: null, code: 'ERR_CHUNK_CORRUPT', details: {}, format: BOGUS })), 'ERR_INVALID_ARGUMENT', 'readDecode: unknown format');
+    t.equal(
+      await codeOf(pool.readDecode('/nonexistent', { digest: null, code: 'ERR_CHUNK_CORRUPT', details: {}, format: BOGUS })),
+      'ERR_INVALID_ARGUMENT',
+      'readDecode: unknown format',
+    );
     t.equal(await codeOf(pool.hash(own(TEXT), { format: BOGUS })), 'ERR_INVALID_ARGUMENT', 'hash: unknown format');
   });
 }

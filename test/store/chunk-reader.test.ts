@@ -180,11 +180,7 @@ t.test('one caller aborting does not fail another caller of the same digest', as
   ac.abort();
   const [ra, rb] = await Promise.allSettled([pa, pb]);
   t.equal(ra.status === 'rejected' ? (ra.reason as CairnError).code : 'fulfilled', 'ERR_ABORTED', 'the aborting caller gets ERR_ABORTED');
-  t.equal(
-    rb.status === 'fulfilled' ? 'fulfilled' : (rb.reason as CairnError).code,
-    'fulfilled',
-    'the caller without a signal gets the data',
-  );
+  t.equal(rb.status === 'fulfilled' ? 'fulfilled' : (rb.reason as CairnError).code, 'fulfilled', 'the caller without a signal gets the data');
 });
 
 t.test('a backend without local files (memory): chunks are read with get() and decoded on the pool', async (t) => {

@@ -27,7 +27,10 @@ t.test('chunkKey and shardKeys', async (t) => {
   t.equal(shards[0], '.chunks/00');
   t.equal(shards[255], '.chunks/ff');
   t.equal(new Set(shards).size, 256);
-  t.ok(shards.every((s) => /^\.chunks\/[0-9a-f]{2}$/.test(s)), 'two lowercase hex digits');
+  t.ok(
+    shards.every((s) => /^\.chunks\/[0-9a-f]{2}$/.test(s)),
+    'two lowercase hex digits',
+  );
   t.equal(shards.indexOf(`.chunks/${hex.slice(0, 2)}`) >= 0, true, 'every key lies in a shard');
 });
 

@@ -111,5 +111,9 @@ t.test('many concurrent users never exceed the limit', async (t) => {
   await Promise.all(jobs);
   t.ok(peak <= 1000, `peak ${peak} within the limit`);
   t.equal(gate.bytesInFlight, 0);
-  t.same(order, [...order].sort((a, b) => a - b), 'admitted in order of request');
+  t.same(
+    order,
+    [...order].sort((a, b) => a - b),
+    'admitted in order of request',
+  );
 });

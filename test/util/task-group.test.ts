@@ -192,7 +192,10 @@ t.test('after a failure run() rejects with it and starts nothing; waiting runs a
     a.reject(boom);
     await t.rejects(queued, boom, 'the waiting run is refused with the failure');
     t.notOk(startedLate);
-    await t.rejects(g.run(async () => void (startedLate = true)), boom);
+    await t.rejects(
+      g.run(async () => void (startedLate = true)),
+      boom,
+    );
     t.notOk(startedLate, 'nothing starts once failed');
     t.equal(g.running, 0);
     await t.rejects(g.wait(), boom);
@@ -204,7 +207,10 @@ t.test('after a failure run() rejects with it and starts nothing; waiting runs a
     await g2.run(() => Promise.reject(boom));
     await settle();
     t.equal(g2.running, 1);
-    await t.rejects(g2.run(async () => void (startedLate = true), 2), boom);
+    await t.rejects(
+      g2.run(async () => void (startedLate = true), 2),
+      boom,
+    );
     t.notOk(startedLate);
     b.resolve();
     await t.rejects(g2.wait(), boom);
@@ -261,10 +267,12 @@ t.test('abort: run and check refuse with ERR_ABORTED (the failure from then on)'
   g.check();
   ac.abort(new Error('stop'));
   let started = false;
-  const err = await g.run(async () => void (started = true)).then(
-    () => undefined,
-    (e: unknown) => e,
-  );
+  const err = await g
+    .run(async () => void (started = true))
+    .then(
+      () => undefined,
+      (e: unknown) => e,
+    );
   t.notOk(started, 'nothing starts after the abort');
   t.ok(isCairnError(err, 'ERR_ABORTED'), 'ERR_ABORTED');
   t.equal((err as { details: { archive?: string } }).details.archive, 'x.img', 'with the details');

@@ -15,7 +15,7 @@ export function registerCat(program: Command, cli: CliContext): void {
     .argument('<what>', '<name>.tree:<path> (a file of a tree archive), <name>.blob or <name>.img')
     .addHelpText(
       'after',
-      "\nA hardlink gives the file it links to; a directory, symlink or special file is refused (ERR_INVALID_ARGUMENT, exit 2),\na path the archive does not hold is ERR_NOT_FOUND (exit 3).\n\nExamples:\n  cairn --store ./cairn-store cat host/web etc.tree:ssh/sshd_config\n  cairn --store ./cairn-store cat vm/100 qemu-server.conf.blob\n  cairn --store ./cairn-store cat vm/100 drive-scsi0.img | qemu-img convert -f raw -O qcow2 /dev/stdin disk.qcow2",
+      '\nA hardlink gives the file it links to; a directory, symlink or special file is refused (ERR_INVALID_ARGUMENT, exit 2),\na path the archive does not hold is ERR_NOT_FOUND (exit 3).\n\nExamples:\n  cairn --store ./cairn-store cat host/web etc.tree:ssh/sshd_config\n  cairn --store ./cairn-store cat vm/100 qemu-server.conf.blob\n  cairn --store ./cairn-store cat vm/100 drive-scsi0.img | qemu-img convert -f raw -O qcow2 /dev/stdin disk.qcow2',
     )
     .action(async (ref: string, what: string) => {
       const g = cli.globals();
@@ -26,7 +26,9 @@ export function registerCat(program: Command, cli: CliContext): void {
       if (archive.endsWith('.tree') ? inner === undefined || inner.replace(/\/+/g, '') === '' : inner !== undefined) {
         throw new CairnError(
           'ERR_INVALID_ARGUMENT',
-          archive.endsWith('.tree') ? `'${what}': name a file in the tree archive, <name>.tree:<path>` : `'${what}': a path inside applies to tree archives only (<name>.tree:<path>)`,
+          archive.endsWith('.tree')
+            ? `'${what}': name a file in the tree archive, <name>.tree:<path>`
+            : `'${what}': a path inside applies to tree archives only (<name>.tree:<path>)`,
           { archive },
         );
       }

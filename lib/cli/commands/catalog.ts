@@ -40,14 +40,18 @@ const catalogProgress = (g: GlobalOptions, progress: Progress): ((p: CatalogProg
   progressMode(g) === 'off' ? undefined : (p) => progress.update(`indexing ${p.snapshot} ${p.archive}`, p.entries, undefined, 'items');
 
 /** Warnings about the snapshots and archives an update skipped. */
-const catalogWarnings = (r: CatalogUpdateReport): string[] => r.skipped.map((s) => `warning: skipped ${s.namespace ? `${s.namespace}:` : ''}${s.snapshot}${s.archive ? ` ${s.archive}` : ''}: ${s.code}: ${s.message}`);
+const catalogWarnings = (r: CatalogUpdateReport): string[] =>
+  r.skipped.map((s) => `warning: skipped ${s.namespace ? `${s.namespace}:` : ''}${s.snapshot}${s.archive ? ` ${s.archive}` : ''}: ${s.code}: ${s.message}`);
 
 /** Adds `catalog` and its subcommands to the program. */
 export function registerCatalog(program: Command, cli: CliContext): void {
   const catalogCmd = program
     .command('catalog')
     .description('find which snapshots hold a path of a tree archive (a local index, rebuilt as needed)')
-    .addHelpText('after', "\nExamples:\n  cairn --store ./cairn-store catalog find home/ann/thesis.tex host/laptop\n  cairn --store ./cairn-store --ns site-a catalog find etc/hosts\n  cairn --store ./cairn-store catalog rebuild");
+    .addHelpText(
+      'after',
+      '\nExamples:\n  cairn --store ./cairn-store catalog find home/ann/thesis.tex host/laptop\n  cairn --store ./cairn-store --ns site-a catalog find etc/hosts\n  cairn --store ./cairn-store catalog rebuild',
+    );
   catalogCmd
     .command('find')
     .description('list the snapshots whose tree archives hold a path, with its size and mtime in each')
@@ -55,7 +59,10 @@ export function registerCatalog(program: Command, cli: CliContext): void {
     .argument('[group]', 'backup group type/id (default: every group of --ns and the namespaces below it)')
     .option('--max-depth <n>', 'without a group: levels of namespaces below --ns to search (default 7)', (v) => Number(v))
     .option('--archive <name>', 'only this tree archive, e.g. etc.tree')
-    .addHelpText('after', "\nExamples:\n  cairn --store ./cairn-store catalog find ssh/sshd_config host/web\n  cairn --store ./cairn-store --ns site-a --json catalog find home/ann/thesis.tex\n\nOne line per snapshot holding the path: <type>/<id>/<time>  <archive>  <size>  <mtime UTC>\n(prefixed <namespace>: outside the root namespace). --json prints mtimeNs as a decimal string.\nOn a read-only datastore the search runs on a temporary copy of the catalog (stderr says\nso), and nothing is written to the datastore.")
+    .addHelpText(
+      'after',
+      '\nExamples:\n  cairn --store ./cairn-store catalog find ssh/sshd_config host/web\n  cairn --store ./cairn-store --ns site-a --json catalog find home/ann/thesis.tex\n\nOne line per snapshot holding the path: <type>/<id>/<time>  <archive>  <size>  <mtime UTC>\n(prefixed <namespace>: outside the root namespace). --json prints mtimeNs as a decimal string.\nOn a read-only datastore the search runs on a temporary copy of the catalog (stderr says\nso), and nothing is written to the datastore.',
+    )
     .action(async (p: string, group: string | undefined, o: { maxDepth?: number; archive?: string }) => {
       const g = cli.globals();
       await withStore(g, (ds) =>
@@ -74,7 +81,10 @@ export function registerCatalog(program: Command, cli: CliContext): void {
   catalogCmd
     .command('rebuild')
     .description('clear the catalog and index every snapshot of the datastore again')
-    .addHelpText('after', '\nExample:\n  cairn --store ./cairn-store catalog rebuild\n\nOn a read-only datastore it fails with ERR_READ_ONLY (exit 6): the rebuilt catalog could not\nbe kept (catalog find brings a temporary copy up to date itself).')
+    .addHelpText(
+      'after',
+      '\nExample:\n  cairn --store ./cairn-store catalog rebuild\n\nOn a read-only datastore it fails with ERR_READ_ONLY (exit 6): the rebuilt catalog could not\nbe kept (catalog find brings a temporary copy up to date itself).',
+    )
     .action(async () => {
       const g = cli.globals();
       await withStore(g, (ds) => {
@@ -85,7 +95,11 @@ export function registerCatalog(program: Command, cli: CliContext): void {
           const onProgress = catalogProgress(g, progress);
           const r = await c.rebuild({ signal, ...(onProgress === undefined ? {} : { onProgress }) });
           progress.end();
-          print(g, r, [`catalog rebuilt: ${count(r.indexed, 'snapshot')}, ${count(r.archives, 'tree archive')}, ${count(r.entries, 'entry', 'entries')}`, ...catalogWarnings(r)].join('\n'));
+          print(
+            g,
+            r,
+            [`catalog rebuilt: ${count(r.indexed, 'snapshot')}, ${count(r.archives, 'tree archive')}, ${count(r.entries, 'entry', 'entries')}`, ...catalogWarnings(r)].join('\n'),
+          );
         });
       });
     });

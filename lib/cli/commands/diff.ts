@@ -33,7 +33,17 @@ function changeJson(c: TreeChange): Record<string, unknown> {
 function archiveJson(d: ArchiveDiff): Record<string, unknown> {
   if (d.kind === 'tree' && 'changes' in d) {
     const pick = (k: TreeChangeKind): Record<string, unknown>[] => d.changes.filter((c) => c.change === k).map(changeJson);
-    return { name: d.name, kind: d.kind, status: d.status, added: pick('added'), removed: pick('removed'), modified: pick('modified'), metadata: pick('metadata'), typeChanged: pick('type'), counts: d.counts };
+    return {
+      name: d.name,
+      kind: d.kind,
+      status: d.status,
+      added: pick('added'),
+      removed: pick('removed'),
+      modified: pick('modified'),
+      metadata: pick('metadata'),
+      typeChanged: pick('type'),
+      counts: d.counts,
+    };
   }
   return { ...d };
 }
@@ -52,13 +62,18 @@ function archiveSummary(d: ArchiveDiff): string[] {
   if (d.kind === 'tree' && 'counts' in d) {
     const c = d.counts;
     if (d.status === 'unchanged') return ['  unchanged'];
-    return [`  ${c.added} added, ${c.removed} removed, ${c.modified} modified, ${c.metadata} metadata only, ${c.typeChanged} type changed; ${humanBytes(c.bytesAdded)} added, ${humanBytes(c.bytesRemoved)} removed`];
+    return [
+      `  ${c.added} added, ${c.removed} removed, ${c.modified} modified, ${c.metadata} metadata only, ${c.typeChanged} type changed; ${humanBytes(c.bytesAdded)} added, ${humanBytes(c.bytesRemoved)} removed`,
+    ];
   }
   if (d.kind === 'image' && 'ranges' in d) {
     const size = d.sizeBefore === d.sizeAfter ? humanBytes(d.sizeAfter) : `${humanBytes(d.sizeBefore)} -> ${humanBytes(d.sizeAfter)}`;
     const unit = d.compared === 'bytes' ? `, compared by bytes (chunk size ${humanBytes(d.chunkSizeBefore)} -> ${humanBytes(d.chunkSizeAfter)})` : '';
     if (d.status === 'unchanged') return [`  unchanged (image ${size}${unit})`];
-    return [...d.ranges.map((r) => `  changed ${r.offset}+${r.length}`), `  ${d.ranges.length} range${d.ranges.length === 1 ? '' : 's'}, ${humanBytes(d.changedBytes)} changed (image ${size}${unit})`];
+    return [
+      ...d.ranges.map((r) => `  changed ${r.offset}+${r.length}`),
+      `  ${d.ranges.length} range${d.ranges.length === 1 ? '' : 's'}, ${humanBytes(d.changedBytes)} changed (image ${size}${unit})`,
+    ];
   }
   if (d.kind === 'blob' && 'sizeBefore' in d) {
     const size = d.sizeBefore === d.sizeAfter ? humanBytes(d.sizeAfter) : `${humanBytes(d.sizeBefore)} -> ${humanBytes(d.sizeAfter)}`;

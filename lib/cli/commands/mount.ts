@@ -42,7 +42,10 @@ async function waitUntilUnmounted(mountpoint: string): Promise<void> {
 async function unmountPath(mountpoint: string): Promise<void> {
   const abs = resolvePath(mountpoint);
   if (!(await isMounted(abs))) throw new CairnError('ERR_NOT_FOUND', `nothing is mounted at ${abs}`, { path: abs });
-  for (const args of [['-u', abs], ['-uz', abs]]) {
+  for (const args of [
+    ['-u', abs],
+    ['-uz', abs],
+  ]) {
     const r = spawnSync('fusermount', args, { encoding: 'utf8' });
     if (r.status === 0) return;
     if (args[0] === '-uz') throw new CairnError('ERR_IO', `fusermount ${args.join(' ')} failed: ${(r.stderr || r.error?.message || '').trim()}`, { path: abs });
@@ -103,7 +106,8 @@ function octalMode(option: string, text: string): number {
 /** Parses a number of seconds (decimals allowed) into ms. */
 function seconds(option: string, text: string): number {
   const v = Number(text);
-  if (text.trim() === '' || !Number.isFinite(v) || v < 0) throw new CairnError('ERR_INVALID_ARGUMENT', `${option} wants a number of seconds ≥ 0, not '${text}'`, { option, value: text });
+  if (text.trim() === '' || !Number.isFinite(v) || v < 0)
+    throw new CairnError('ERR_INVALID_ARGUMENT', `${option} wants a number of seconds ≥ 0, not '${text}'`, { option, value: text });
   return Math.round(v * 1000);
 }
 
@@ -179,7 +183,11 @@ export function registerMount(program: Command, cli: CliContext): void {
         process.stdout.on('error', () => undefined);
         process.stderr.on('error', () => undefined);
       }
-      print(g, { mounted: where, what: mountpoint === undefined ? 'datastore' : target, pid: process.pid }, `mounted ${mountpoint === undefined ? 'the datastore' : target} at ${where}${o.daemon === true ? '' : ' (Ctrl-C to unmount)'}`);
+      print(
+        g,
+        { mounted: where, what: mountpoint === undefined ? 'datastore' : target, pid: process.pid },
+        `mounted ${mountpoint === undefined ? 'the datastore' : target} at ${where}${o.daemon === true ? '' : ' (Ctrl-C to unmount)'}`,
+      );
       await waitUntilUnmounted(where);
       await m.unmount();
       await ds.close();

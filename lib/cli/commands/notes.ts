@@ -10,7 +10,10 @@ export function registerNotes(program: Command, cli: CliContext): void {
     .description('show or set the notes of a snapshot (type/id/time) or of a group (type/id)')
     .argument('<target>', 'type/id/time for a snapshot, type/id for a group')
     .argument('[text]', 'new notes; omit to show them')
-    .addHelpText('after', '\nExamples:\n  cairn --store ./cairn-store notes vm/100 "production database"\n  cairn --store ./cairn-store notes vm/100/2026-11-26T09:35:01Z "before the upgrade"')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  cairn --store ./cairn-store notes vm/100 "production database"\n  cairn --store ./cairn-store notes vm/100/2026-11-26T09:35:01Z "before the upgrade"',
+    )
     .action(async (target: string, text: string | undefined) => {
       const g = cli.globals();
       await withStore(g, async (ds) => {

@@ -10,7 +10,10 @@ export function registerNs(program: Command, cli: CliContext): void {
   const nsCmd = program
     .command('ns')
     .description('manage namespaces')
-    .addHelpText('after', '\nExamples:\n  cairn --store ./cairn-store ns create site-a\n  cairn --store ./cairn-store ns list\n  cairn --store ./cairn-store ns remove site-a --recursive');
+    .addHelpText(
+      'after',
+      '\nExamples:\n  cairn --store ./cairn-store ns create site-a\n  cairn --store ./cairn-store ns list\n  cairn --store ./cairn-store ns remove site-a --recursive',
+    );
   nsCmd
     .command('create')
     .argument('<namespace>', 'a/b/c (the parent must exist, unless -p)')
@@ -50,7 +53,11 @@ export function registerNs(program: Command, cli: CliContext): void {
       const g = cli.globals();
       await withStore(g, async (ds) => {
         const list = await ds.listNamespaces({ parent: parent ?? '', ...(o.maxDepth === undefined ? {} : { maxDepth: o.maxDepth }) });
-        print(g, list.map((n) => n.toJSON()), list.map((n) => (n.path === '' ? '(root)' : n.path)).join('\n'));
+        print(
+          g,
+          list.map((n) => n.toJSON()),
+          list.map((n) => (n.path === '' ? '(root)' : n.path)).join('\n'),
+        );
       });
     });
   nsCmd
@@ -79,7 +86,10 @@ export function registerNs(program: Command, cli: CliContext): void {
     .option('--no-merge-groups', 'leave groups that exist in the target where they are, instead of merging them')
     .option('--keep-source', 'keep source namespaces even when the move emptied them')
     .option('--max-depth <n>', 'levels of child namespaces to move along (default 7)', (v) => Number(v))
-    .addHelpText('after', '\nExamples:\n  cairn --store ./cairn-store ns move site-a --target-ns archive/site-a\n  cairn --store ./cairn-store ns move old new --no-merge-groups --json')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  cairn --store ./cairn-store ns move site-a --target-ns archive/site-a\n  cairn --store ./cairn-store ns move old new --no-merge-groups --json',
+    )
     .action(async (name: string, target: string | undefined, o: { targetNs?: string; mergeGroups?: boolean; keepSource?: boolean; maxDepth?: number }) => {
       const g = cli.globals();
       const to = o.targetNs ?? target;

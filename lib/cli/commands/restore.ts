@@ -24,7 +24,10 @@ export function registerRestore(program: Command, cli: CliContext): void {
     .argument('<snapshot>', 'type/id/time, or type/id for the newest')
     .argument('<archive>', 'archive name, e.g. drive-scsi0.img or etc.tree')
     .argument('<target>', 'target file or block device; for a tree, a directory; - for stdout (a tree: POSIX pax tar)')
-    .option('--overwrite', 'replace an existing target file (by a rename once the restored copy is complete: a failed restore leaves it as it was; a block device is written in place); for a tree, restore into a non-empty directory')
+    .option(
+      '--overwrite',
+      'replace an existing target file (by a rename once the restored copy is complete: a failed restore leaves it as it was; a block device is written in place); for a tree, restore into a non-empty directory',
+    )
     .option('--include <glob>', 'tree archives: restore only paths matching this glob (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--exclude <glob>', 'tree archives: leave out paths matching this glob (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .addHelpText(
@@ -57,10 +60,19 @@ export function registerRestore(program: Command, cli: CliContext): void {
             return;
           }
           if (f.kind === 'tree') {
-            const rs = await r.restoreTree(archive, target, { overwrite: o.overwrite === true, include: o.include, exclude: o.exclude, signal, onProgress: treeProgress(progress) });
+            const rs = await r.restoreTree(archive, target, {
+              overwrite: o.overwrite === true,
+              include: o.include,
+              exclude: o.exclude,
+              signal,
+              onProgress: treeProgress(progress),
+            });
             progress.end();
             const rate = rs.seconds > 0 ? ` (${humanBytes(Math.round(rs.bytes / rs.seconds))}/s)` : '';
-            const lines = [`restored ${archive}: ${count(rs.entries, 'entry', 'entries')}, ${humanBytes(rs.bytes)} to ${target} in ${rs.seconds.toFixed(2)} s${rate}`, ...warnings(rs.problems)];
+            const lines = [
+              `restored ${archive}: ${count(rs.entries, 'entry', 'entries')}, ${humanBytes(rs.bytes)} to ${target} in ${rs.seconds.toFixed(2)} s${rate}`,
+              ...warnings(rs.problems),
+            ];
             print(g, { archive, target, ...rs }, lines.join('\n'));
             return;
           }

@@ -7,7 +7,7 @@ import { count, humanBytes, logicalBytes, storedNewBytes } from '../format.js';
 export function registerShow(program: Command, cli: CliContext): void {
   program
     .command('show')
-    .description('show a snapshot: its archives, the stats of its backup, and its group\'s owner and notes')
+    .description("show a snapshot: its archives, the stats of its backup, and its group's owner and notes")
     .argument('<snapshot>', 'type/id/time, or type/id for the newest')
     .addHelpText(
       'after',

@@ -34,7 +34,10 @@ export function registerSnapshots(program: Command, cli: CliContext): void {
         } else {
           const gr = ds.group(group, { namespace: cli.ns() });
           if (!(await gr.exists())) {
-            throw new CairnError('ERR_NOT_FOUND', `backup group ${gr.name} does not exist${cli.ns() === '' ? '' : ` in namespace ${cli.ns()}`}`, { namespace: cli.ns(), group: gr.name });
+            throw new CairnError('ERR_NOT_FOUND', `backup group ${gr.name} does not exist${cli.ns() === '' ? '' : ` in namespace ${cli.ns()}`}`, {
+              namespace: cli.ns(),
+              group: gr.name,
+            });
           }
           groups = [gr];
         }
@@ -55,16 +58,17 @@ export function registerSnapshots(program: Command, cli: CliContext): void {
           firstLine(s.notes),
         ]);
         for (const d of damaged) rows.push([d.name, '-', '-', 'DAMAGED', '-', `${d.error.code}: ${firstLine(d.error.message)}`]);
-        const json = [
-          ...snaps.map(snapshotRow),
-          ...damaged.map((d) => ({ ...snapshotIdentity(d.namespace, d.name), damaged: d.error.toJSON() })),
-        ];
+        const json = [...snaps.map(snapshotRow), ...damaged.map((d) => ({ ...snapshotIdentity(d.namespace, d.name), damaged: d.error.toJSON() }))];
         const text = rows.length === 0 ? 'no snapshots' : table(['snapshot', 'size', 'stored', 'verify', 'protected', 'notes'], rows, [false, true, true, false, false, false]);
         print(g, json, text);
         if (damaged.length > 0) {
-          throw new CairnError('ERR_MANIFEST_CORRUPT', `${damaged.length} snapshot${damaged.length === 1 ? ' has' : 's have'} a damaged manifest: ${damaged.map((d) => d.name).join(', ')} (run cairn verify; cairn forget removes one)`, {
-            snapshot: damaged[0]!.name,
-          });
+          throw new CairnError(
+            'ERR_MANIFEST_CORRUPT',
+            `${damaged.length} snapshot${damaged.length === 1 ? ' has' : 's have'} a damaged manifest: ${damaged.map((d) => d.name).join(', ')} (run cairn verify; cairn forget removes one)`,
+            {
+              snapshot: damaged[0]!.name,
+            },
+          );
         }
       });
     });

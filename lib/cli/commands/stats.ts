@@ -22,8 +22,8 @@ export function registerStats(program: Command, cli: CliContext): void {
       '\nExamples:\n  cairn --store ./cairn-store stats\n  cairn --store ./cairn-store --ns site-a stats vm/100 --json\n\n' +
         'logical: the sizes of the image and tree archives of every snapshot, summed over snapshots (what\n' +
         'restoring them all would write). stored: the on-disk size of the distinct chunks they reference.\n' +
-        'dedup: logical / stored. Chunks are shared between snapshots and groups: a group\'s stored counts\n' +
-        'every chunk it references once, also when other groups reference it too (so the groups\' stored\n' +
+        "dedup: logical / stored. Chunks are shared between snapshots and groups: a group's stored counts\n" +
+        "every chunk it references once, also when other groups reference it too (so the groups' stored\n" +
         'may add up to more than the total); a namespace and the total count each chunk once. Blobs are\n' +
         'kept whole in the snapshot directories and are counted in neither. Chunks no snapshot references\n' +
         '(garbage for cairn gc) are not counted. Missing chunks are counted as 0 bytes and reported.',
@@ -44,7 +44,8 @@ export function registerStats(program: Command, cli: CliContext): void {
         for (const x of r.namespaces) rows.push([`namespace ${nsName(x.namespace)}`, ...cells(x)]);
         rows.push(['total', ...cells(r.total)]);
         const lines = [table(['', 'logical', 'stored', 'dedup', 'chunks', 'snapshots'], rows, [false, true, true, true, true, true])];
-        if (r.total.missingChunks > 0) lines.push(`warning: ${count(r.total.missingChunks, 'referenced chunk')} ${r.total.missingChunks === 1 ? 'is' : 'are'} missing (counted as 0 bytes); run cairn verify`);
+        if (r.total.missingChunks > 0)
+          lines.push(`warning: ${count(r.total.missingChunks, 'referenced chunk')} ${r.total.missingChunks === 1 ? 'is' : 'are'} missing (counted as 0 bytes); run cairn verify`);
         for (const s of r.skipped) lines.push(`skipped ${s.namespace === '' ? '' : `${s.namespace}:`}${s.snapshot}: ${s.reason}`);
         print(g, r, lines.join('\n'));
       });

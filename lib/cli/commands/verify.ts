@@ -43,7 +43,8 @@ export function registerVerify(program: Command, cli: CliContext): void {
         ];
         if (report.readOnly) lines.push('read-only datastore: everything was checked, but no verify state was recorded and no damaged chunk was moved aside');
         for (const f of report.failed) lines.push(`failed: ${f}`);
-        for (const c of report.failedChunks) lines.push(`chunk ${c.digest}: ${c.code}: ${c.message}${c.quarantined ? ` (moved to ${c.quarantined})` : ''}; needed by ${c.snapshots.join(', ')}`);
+        for (const c of report.failedChunks)
+          lines.push(`chunk ${c.digest}: ${c.code}: ${c.message}${c.quarantined ? ` (moved to ${c.quarantined})` : ''}; needed by ${c.snapshots.join(', ')}`);
         print(g, { ...report, snapshots: report.snapshots.map((x) => ({ ...snapshotIdentity(x.namespace, x.snapshot), ...x })) }, lines.join('\n'));
         if (report.failed.length > 0) process.exitCode = 5;
       });

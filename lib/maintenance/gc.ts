@@ -266,7 +266,6 @@ export class GarbageCollector {
         throw new CairnError('ERR_INVALID_ARGUMENT', `${name} must be a number ≥ 0`, { datastore: ds.root, [name]: String(v) });
     }
     const dryRun = options.dryRun === true;
-    const signal = options.signal;
     const lock = await lockAt(ds, GC_LOCK_KEY, 'exclusive', 'garbage collection', {}, 0);
     try {
       const t0 = performance.now();
@@ -282,71 +281,11 @@ export class GarbageCollector {
 
       const marks = new MarkSet();
       const mark = { snapshots: 0, indexFiles: 0, indexDataBytes: 0 };
-      // Directories whose stale temp files (of killed manifest, notes, protect and move writers) the
-      // sweep removes too; the chunk shards are swept for theirs anyway.
-      const tidy = new Set<string>(['']);
-      for (const ns of await ds.listNamespaces()) {
-        tidy.add(ns.key);
-        let groups: BackupGroup[];
-        try {
-          groups = await ns.groups();
-        } catch (e) {
-          // Removed or moved away since the listing: moved snapshots are in the move journal.
-          if (isCairnError(e, 'ERR_NOT_FOUND')) continue;
-          throw e;
-        }
-        for (const group of groups) {
-          throwIfAborted(signal);
-          await this.markGroup(group, marks, mark, options);
-          tidy.add(group.key);
-          for (const time of await group.times().catch(() => [])) tidy.add(`${group.key}/${time}`);
-        }
-      }
-      await options.hooks?.beforeDrain?.();
-      // Snapshots moved between namespaces during the walk (move-journal.ts explains why this
-      // is enough). A snapshot that is gone or locked now is being removed.
-      await drainMoveJournal(
-        ds,
-        async (moved) => {
-          throwIfAborted(signal);
-          const snap = await ds
-            .namespace(moved.namespace)
-            .group(moved.group)
-            .snapshot(moved.time)
-            .catch((e: unknown) => {
-              if (isCairnError(e, 'ERR_NOT_FOUND')) return undefined;
-              throw e;
-            });
-          if (snap !== undefined) await this.markSnapshot(snap, marks, mark, signal);
-        },
-        signal,
-      );
+      const tidy = await this.markAll(marks, mark, options);
       marks.seal();
       const tMark = performance.now();
 
-      let sweep: SweepReport;
-      try {
-        sweep = await ds.chunks.sweep({
-          isMarked: (hex) => marks.has(hex),
-          cutoffMs,
-          tempCutoffMs,
-          dryRun,
-          ...(signal === undefined ? {} : { signal }),
-          onProgress: (p) => options.onProgress?.({ phase: 'sweep', ...p }),
-        });
-        // Stale temp files of writers that do not register (manifest, notes, protect, move
-        // markers) in the other directories; only local files have temp files.
-        const local = localFilesOf(ds.backend);
-        if (local !== undefined) {
-          for (const key of tidy) {
-            throwIfAborted(signal);
-            sweep.removedTemp += removeStaleTempFiles(local, key, tempCutoffMs, dryRun);
-          }
-        }
-      } catch (e) {
-        // The local sweep makes its file-system calls directly: give their errors the datastore's code.
-        throw ioError(e, 'garbage collection sweep', { datastore: ds.root });
-      }
+      const sweep = await this.sweepAll(marks, tidy, cutoffMs, tempCutoffMs, dryRun, options);
 
       const endMs = ds.clock.now();
       const report: GcReport = {
@@ -374,6 +313,85 @@ export class GarbageCollector {
       return report;
     } finally {
       await lock.release();
+    }
+  }
+
+  /**
+   * The mark phase: every index of every finished snapshot of every namespace into `marks`, then
+   * the snapshots the move journal names (moved during the walk: move-journal.ts says why this is
+   * enough; a snapshot that is gone or locked now is being removed).
+   * @returns the folders whose stale temp files the sweep removes too (the chunk shards are swept for theirs anyway)
+   */
+  private async markAll(marks: MarkSet, mark: { snapshots: number; indexFiles: number; indexDataBytes: number }, options: GcOptions): Promise<Set<string>> {
+    const ds = this.ds;
+    const signal = options.signal;
+    // Directories of writers that do not register (manifest, notes, protect and move writers).
+    const tidy = new Set<string>(['']);
+    for (const ns of await ds.listNamespaces()) {
+      tidy.add(ns.key);
+      let groups: BackupGroup[];
+      try {
+        groups = await ns.groups();
+      } catch (e) {
+        // Removed or moved away since the listing: moved snapshots are in the move journal.
+        if (isCairnError(e, 'ERR_NOT_FOUND')) continue;
+        throw e;
+      }
+      for (const group of groups) {
+        throwIfAborted(signal);
+        await this.markGroup(group, marks, mark, options);
+        tidy.add(group.key);
+        for (const time of await group.times().catch(() => [])) tidy.add(`${group.key}/${time}`);
+      }
+    }
+    await options.hooks?.beforeDrain?.();
+    await drainMoveJournal(
+      ds,
+      async (moved) => {
+        throwIfAborted(signal);
+        const snap = await ds
+          .namespace(moved.namespace)
+          .group(moved.group)
+          .snapshot(moved.time)
+          .catch((e: unknown) => {
+            if (isCairnError(e, 'ERR_NOT_FOUND')) return undefined;
+            throw e;
+          });
+        if (snap !== undefined) await this.markSnapshot(snap, marks, mark, signal);
+      },
+      signal,
+    );
+    return tidy;
+  }
+
+  /**
+   * The sweep phase: the chunk store removes the unmarked chunks older than the cutoff (ChunkStore.sweep,
+   * by capability); on local files, stale temp files of writers that do not register go from the
+   * `tidy` folders too.
+   */
+  private async sweepAll(marks: MarkSet, tidy: ReadonlySet<string>, cutoffMs: number, tempCutoffMs: number, dryRun: boolean, options: GcOptions): Promise<SweepReport> {
+    const ds = this.ds;
+    const signal = options.signal;
+    try {
+      const sweep = await ds.chunks.sweep({
+        isMarked: (hex) => marks.has(hex),
+        cutoffMs,
+        tempCutoffMs,
+        dryRun,
+        ...(signal === undefined ? {} : { signal }),
+        onProgress: (p) => options.onProgress?.({ phase: 'sweep', ...p }),
+      });
+      const local = localFilesOf(ds.backend);
+      if (local !== undefined) {
+        for (const key of tidy) {
+          throwIfAborted(signal);
+          sweep.removedTemp += removeStaleTempFiles(local, key, tempCutoffMs, dryRun);
+        }
+      }
+      return sweep;
+    } catch (e) {
+      // The local sweep makes its file-system calls directly: give their errors the datastore's code.
+      throw ioError(e, 'garbage collection sweep', { datastore: ds.root });
     }
   }
 

@@ -282,126 +282,13 @@ export class Verifier {
       return p;
     };
 
+    const state: RunState = { options, signal, run, startMs, outdatedAfter, concurrency, threshold, users, stats, sampledOut, check, progress };
     for (const snap of snapshots) {
       throwIfAborted(signal);
-      const name = qualified(snap);
-      const skip = (reason: string): void => {
-        out.push({ namespace: snap.namespace, snapshot: snap.name, result: 'skipped', reason, problems: [] });
-      };
-      const vs = snap.manifest.unprotected.verify;
-      if (options.ignoreVerified === true && vs?.state === 'ok') {
-        const ageDays = (startMs / 1000 - parseSnapshotTime(vs.time)) / 86400;
-        if (outdatedAfter === undefined || ageDays <= outdatedAfter) {
-          skip(`verified ok at ${vs.time}`);
-          done++;
-          progress(snap);
-          continue;
-        }
-      }
-      let reader: SnapshotReader;
-      try {
-        reader = await snap.open(signal === undefined ? {} : { signal });
-      } catch (e) {
-        if (isCairnError(e, 'ERR_LOCKED') || isCairnError(e, 'ERR_NOT_FOUND') || isCairnError(e, 'ERR_MANIFEST_CORRUPT')) {
-          skip(`${e.code}: ${e.message}`);
-          done++;
-          continue;
-        }
-        throw e;
-      }
-      const problems: VerifyProblem[] = [];
-      const note = (p: VerifyProblem): void => {
-        if (problems.length < MAX_PROBLEMS) problems.push(p);
-      };
-      let failed = false;
-      try {
-        // Archives first; their chunk references, deduplicated within the snapshot.
-        const refs = new Map<string, ChunkRef[]>();
-        const add = (archive: string, digest: Uint8Array, length: number): void => {
-          const hex = toHex(digest);
-          const list = refs.get(hex);
-          const ref = { digest, hex, length, archive };
-          if (list === undefined) refs.set(hex, [ref]);
-          else if (!list.some((r) => r.length === length)) list.push(ref);
-        };
-        // The shared walk (lib/datastore/snapshot-chunks.ts): an archive whose indexes do not load
-        // comes with its error, so every damaged archive is reported.
-        for await (const a of snapshotChunks(reader, { continueOnError: true, ...(signal === undefined ? {} : { signal }) })) {
-          const f = a.file;
-          try {
-            if (a.error !== undefined) throw a.error;
-            for (const { index: idx } of a.indexes) {
-              for (let i = 0; i < idx.count; i++) {
-                const { start, end } = idx.chunkRange(i);
-                add(f.name, idx.digestAt(i), end - start);
-              }
-            }
-            if (f.kind === 'blob') await reader.readBlob(f.name);
-          } catch (e) {
-            if (isCairnError(e, 'ERR_ABORTED')) throw e;
-            failed = true;
-            note({ archive: f.name, code: isCairnError(e) ? e.code : 'ERR_IO', message: e instanceof Error ? e.message : String(e) });
-          }
-        }
-
-        // Then the chunks, `concurrency` at a time.
-        const todo: ChunkRef[] = [];
-        for (const [hex, list] of refs) {
-          if (threshold !== Infinity && sampleKey(list[0]!.digest) >= threshold) {
-            if (!sampledOut.has(hex)) {
-              sampledOut.add(hex);
-              stats.chunksSampledOut++;
-            }
-            continue;
-          }
-          todo.push(...list);
-        }
-        let next = 0;
-        let sinceProgress = 0;
-        const worker = async (): Promise<void> => {
-          while (next < todo.length) {
-            throwIfAborted(signal);
-            const ref = todo[next++]!;
-            const r = await check(ref);
-            if (++sinceProgress >= 256) {
-              sinceProgress = 0;
-              progress(snap);
-            }
-            if (!r.ok) {
-              failed = true;
-              let set = users.get(ref.hex);
-              if (set === undefined) users.set(ref.hex, (set = new Set()));
-              set.add(name);
-              note({ archive: ref.archive, digest: ref.hex, code: r.code, message: r.message });
-            } else if (r.size !== ref.length) {
-              failed = true;
-              note({
-                archive: ref.archive,
-                digest: ref.hex,
-                code: 'ERR_INDEX_CORRUPT',
-                message: `chunk ${ref.hex} decodes to ${r.size} bytes, but archive '${ref.archive}' gives it ${ref.length}`,
-              });
-            }
-          }
-        };
-        await Promise.all(Array.from({ length: Math.min(concurrency, Math.max(1, todo.length)) }, worker));
-
-        let result: VerifySnapshotResult['result'];
-        if (failed) result = 'failed';
-        else if (threshold !== Infinity) result = 'sampled';
-        else result = 'ok';
-        // A read-only datastore is checked all the same; only the verify state cannot be recorded.
-        if (result !== 'sampled' && !ds.readOnly) {
-          const state = result === 'failed' ? 'failed' : 'ok';
-          const time = formatSnapshotTime(Math.floor(ds.clock.now() / 1000));
-          await snap.updateManifest((m) => ({ ...m, unprotected: { ...m.unprotected, verify: { state, time, run } } }), signal === undefined ? {} : { signal });
-        }
-        out.push({ namespace: snap.namespace, snapshot: snap.name, result, problems });
-      } finally {
-        await reader.close();
-      }
+      const { result, report } = await this.verifyOne(snap, state);
+      out.push(result);
       done++;
-      progress(snap);
+      if (report) progress(snap);
     }
 
     const failedChunks: VerifyFailedChunk[] = [];
@@ -426,6 +313,79 @@ export class Verifier {
       failedChunks,
       readOnly: ds.readOnly,
     };
+  }
+
+  /**
+   * Verifies one snapshot: skipped when verified recently enough (`ignoreVerified`) or when it
+   * cannot be opened (in use, gone, damaged manifest); else its archives' chunk references are
+   * collected through the shared walk, sampled, checked (each digest once per run) and its verify
+   * state recorded. @returns its result, and whether a progress report follows it
+   */
+  private async verifyOne(snap: Snapshot, st: RunState): Promise<{ result: VerifySnapshotResult; report: boolean }> {
+    const ds = this.ds;
+    const { options, signal } = st;
+    const name = qualified(snap);
+    const skipped = (reason: string): VerifySnapshotResult => ({ namespace: snap.namespace, snapshot: snap.name, result: 'skipped', reason, problems: [] });
+    const vs = snap.manifest.unprotected.verify;
+    if (options.ignoreVerified === true && vs?.state === 'ok') {
+      const ageDays = (st.startMs / 1000 - parseSnapshotTime(vs.time)) / 86400;
+      if (st.outdatedAfter === undefined || ageDays <= st.outdatedAfter) return { result: skipped(`verified ok at ${vs.time}`), report: true };
+    }
+    let reader: SnapshotReader;
+    try {
+      reader = await snap.open(signal === undefined ? {} : { signal });
+    } catch (e) {
+      if (isCairnError(e, 'ERR_LOCKED') || isCairnError(e, 'ERR_NOT_FOUND') || isCairnError(e, 'ERR_MANIFEST_CORRUPT'))
+        return { result: skipped(`${e.code}: ${e.message}`), report: false };
+      throw e;
+    }
+    const problems: VerifyProblem[] = [];
+    const note = (p: VerifyProblem): void => {
+      if (problems.length < MAX_PROBLEMS) problems.push(p);
+    };
+    try {
+      const collected = await collectRefs(reader, note, signal);
+      let failed = collected.failed;
+      const todo = sampleRefs(collected.refs, st.threshold, st.sampledOut, st.stats);
+      let sinceProgress = 0;
+      const onResult = (ref: ChunkRef, r: ChunkResult): void => {
+        if (++sinceProgress >= 256) {
+          sinceProgress = 0;
+          st.progress(snap);
+        }
+        if (!r.ok) {
+          failed = true;
+          let set = st.users.get(ref.hex);
+          if (set === undefined) st.users.set(ref.hex, (set = new Set()));
+          set.add(name);
+          note({ archive: ref.archive, digest: ref.hex, code: r.code, message: r.message });
+        } else if (r.size !== ref.length) {
+          failed = true;
+          note({
+            archive: ref.archive,
+            digest: ref.hex,
+            code: 'ERR_INDEX_CORRUPT',
+            message: `chunk ${ref.hex} decodes to ${r.size} bytes, but archive '${ref.archive}' gives it ${ref.length}`,
+          });
+        }
+      };
+      await checkRefs(todo, st.concurrency, st.check, onResult, signal);
+
+      let result: VerifySnapshotResult['result'];
+      if (failed) result = 'failed';
+      else if (st.threshold !== Infinity) result = 'sampled';
+      else result = 'ok';
+      // A read-only datastore is checked all the same; only the verify state cannot be recorded.
+      if (result !== 'sampled' && !ds.readOnly) {
+        const state = result === 'failed' ? 'failed' : 'ok';
+        const time = formatSnapshotTime(Math.floor(ds.clock.now() / 1000));
+        const run = st.run;
+        await snap.updateManifest((m) => ({ ...m, unprotected: { ...m.unprotected, verify: { state, time, run } } }), signal === undefined ? {} : { signal });
+      }
+      return { result: { namespace: snap.namespace, snapshot: snap.name, result, problems }, report: true };
+    } finally {
+      await reader.close();
+    }
   }
 
   /**
@@ -467,6 +427,96 @@ export class Verifier {
 /** `type/id/time`, prefixed by `<namespace>:` outside the root namespace. */
 function qualified(s: Snapshot): string {
   return s.namespace === '' ? s.name : `${s.namespace}:${s.name}`;
+}
+
+/** What the snapshots of one verify run share. */
+interface RunState {
+  readonly options: VerifyOptions;
+  readonly signal: AbortSignal | undefined;
+  readonly run: string;
+  readonly startMs: number;
+  readonly outdatedAfter: number | undefined;
+  readonly concurrency: number;
+  /** Sampling threshold over the first four digest bytes (Infinity: no sampling). */
+  readonly threshold: number;
+  /** Failed digest → the snapshots that use it. */
+  readonly users: Map<string, Set<string>>;
+  readonly stats: { chunksChecked: number; chunksSampledOut: number; bytesChecked: number; bytesRead: number };
+  readonly sampledOut: Set<string>;
+  /** Checks a chunk once per run. */
+  readonly check: (ref: ChunkRef) => Promise<ChunkResult>;
+  readonly progress: (snap: Snapshot) => void;
+}
+
+/**
+ * The chunk references of a snapshot's archives, deduplicated within the snapshot (one per digest
+ * and length), through the shared walk (lib/datastore/snapshot-chunks.ts): an archive whose indexes
+ * do not load comes with its error, which is noted, so every damaged archive is reported. Blobs are
+ * read and checked whole.
+ */
+async function collectRefs(reader: SnapshotReader, note: (p: VerifyProblem) => void, signal: AbortSignal | undefined): Promise<{ refs: Map<string, ChunkRef[]>; failed: boolean }> {
+  const refs = new Map<string, ChunkRef[]>();
+  let failed = false;
+  const add = (archive: string, digest: Uint8Array, length: number): void => {
+    const hex = toHex(digest);
+    const list = refs.get(hex);
+    const ref = { digest, hex, length, archive };
+    if (list === undefined) refs.set(hex, [ref]);
+    else if (!list.some((r) => r.length === length)) list.push(ref);
+  };
+  for await (const a of snapshotChunks(reader, { continueOnError: true, ...(signal === undefined ? {} : { signal }) })) {
+    const f = a.file;
+    try {
+      if (a.error !== undefined) throw a.error;
+      for (const { index: idx } of a.indexes) {
+        for (let i = 0; i < idx.count; i++) {
+          const { start, end } = idx.chunkRange(i);
+          add(f.name, idx.digestAt(i), end - start);
+        }
+      }
+      if (f.kind === 'blob') await reader.readBlob(f.name);
+    } catch (e) {
+      if (isCairnError(e, 'ERR_ABORTED')) throw e;
+      failed = true;
+      note({ archive: f.name, code: isCairnError(e) ? e.code : 'ERR_IO', message: e instanceof Error ? e.message : String(e) });
+    }
+  }
+  return { refs, failed };
+}
+
+/** The references to check: all of them, or (sampling) those whose digest falls under the threshold; the others are counted once. */
+function sampleRefs(refs: Map<string, ChunkRef[]>, threshold: number, sampledOut: Set<string>, stats: { chunksSampledOut: number }): ChunkRef[] {
+  const todo: ChunkRef[] = [];
+  for (const [hex, list] of refs) {
+    if (threshold !== Infinity && sampleKey(list[0]!.digest) >= threshold) {
+      if (!sampledOut.has(hex)) {
+        sampledOut.add(hex);
+        stats.chunksSampledOut++;
+      }
+      continue;
+    }
+    todo.push(...list);
+  }
+  return todo;
+}
+
+/** Checks the references, `concurrency` at a time, handing each result to `onResult`. */
+async function checkRefs(
+  todo: readonly ChunkRef[],
+  concurrency: number,
+  check: (ref: ChunkRef) => Promise<ChunkResult>,
+  onResult: (ref: ChunkRef, r: ChunkResult) => void,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < todo.length) {
+      throwIfAborted(signal);
+      const ref = todo[next++]!;
+      onResult(ref, await check(ref));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, Math.max(1, todo.length)) }, worker));
 }
 
 /** The first four digest bytes as an unsigned number: uniform, since digests are BLAKE3. */

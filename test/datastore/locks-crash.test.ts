@@ -144,7 +144,7 @@ t.test('protect, notes and remove of one snapshot are serialised by the manifest
     await w.addBlob('a', 'a');
     const snap = await w.commit();
     // All three wait on the manifest lock, then run in whatever order the kernel wakes them.
-    const held = await acquireLock(ds.backend.locate(manifestLockKey([], snap.ref.group, snap.time)), 'exclusive');
+    const held = await acquireLock(path.join(ds.root, manifestLockKey([], snap.ref.group, snap.time)), 'exclusive');
     const pending = [snap.remove(), snap.setProtected(true), snap.setNotes('x')] as const;
     await new Promise((r) => setTimeout(r, 30));
     await held.release();

@@ -300,9 +300,9 @@ t.test('GC during a move: the journal keeps the chunks of a snapshot in transit'
             }
           },
           beforeDrain: async () => {
-            const lines = (await fsp.readFile(ds.backend.locate(MOVE_JOURNAL_KEY), 'utf8')).split('\n').filter(Boolean);
+            const lines = (await fsp.readFile(path.join(ds.root, MOVE_JOURNAL_KEY), 'utf8')).split('\n').filter(Boolean);
             t.same(lines.map(parseLine), [{ namespace: 'a', group: { type: 'vm', id: '1' }, time: moving.time }], 'the move is journaled');
-            if (sabotage) await fsp.truncate(ds.backend.locate(MOVE_JOURNAL_KEY), 0);
+            if (sabotage) await fsp.truncate(path.join(ds.root, MOVE_JOURNAL_KEY), 0);
           },
         },
       });
@@ -317,7 +317,7 @@ t.test('GC during a move: the journal keeps the chunks of a snapshot in transit'
         t.equal(report.removedChunks, 0);
         t.same(v.failed, []);
         t.ok(await restores(env, snap, content('vm/1', 1000, 'b')));
-        t.equal((await fsp.readFile(ds.backend.locate(MOVE_JOURNAL_KEY), 'utf8')).length, 0, 'the drain empties the journal');
+        t.equal((await fsp.readFile(path.join(ds.root, MOVE_JOURNAL_KEY), 'utf8')).length, 0, 'the drain empties the journal');
       }
     });
   }

@@ -13,7 +13,7 @@ t.test('a planted lock file is refused, never followed', async (t) => {
   const dir = tempDir(t);
   const ds = await Datastore.create(path.join(dir, 'store'), { syncLevel: 'none', threads: 0 });
   t.teardown(() => ds.close());
-  const lock = ds.backend.locate(groupLockKey([], { type: 'vm', id: '1' }));
+  const lock = path.join(ds.root, groupLockKey([], { type: 'vm', id: '1' }));
   await fsp.mkdir(path.dirname(lock), { recursive: true });
   const outside = path.join(dir, 'outside');
   await fsp.mkdir(outside);

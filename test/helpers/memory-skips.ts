@@ -7,6 +7,9 @@
  * Reasons, in short:
  * - DISK: the test inspects, plants, damages or removes the datastore's files on disk (chunk
  *   files, shard directories, group directories); with a MemoryBackend they are not there.
+ * - EMPTY FOLDER: the test expects a folder that holds nothing yet (a group or snapshot whose
+ *   backup has written nothing) to be seen; without directories a folder exists only once a key
+ *   lies below it (lib/datastore/keyspace.ts).
  * - CHILD: a child process (the CLI, a script, a process killed mid-backup) opens the same
  *   datastore; a MemoryBackend lives in one process.
  */
@@ -23,8 +26,6 @@ export const MEMORY_RUN_FILES: readonly string[] = [
   'test/datastore/namespaces.test.ts',
   'test/datastore/tree-hostile.test.ts',
   'test/datastore/tree-tar.test.ts',
-  'test/datastore/snapshot-chunks.test.ts',
-  'test/datastore/snapshot-import.test.ts',
   'test/datastore/tree.test.ts',
   'test/maintenance/catalog.test.ts',
   'test/maintenance/diff.test.ts',
@@ -40,6 +41,8 @@ export const SKIPPED_FILES: Readonly<Record<string, string>> = {
   'test/datastore/dry-run.test.ts': 'DISK: both cases list .chunks/ on disk to compare the prediction with the chunk files written, and check their mtimes',
   'test/datastore/lock-holder.test.ts': 'CHILD: lock holders are other processes opening the same datastore',
   'test/datastore/locks-crash.test.ts': 'CHILD: its point is a backup process killed with SIGKILL and the datastore reopened by the next process',
+  'test/datastore/snapshot-chunks.test.ts': 'DISK: damages an index file on disk to check that the walk throws or yields the damage',
+  'test/datastore/snapshot-import.test.ts': 'runs on a MemoryBackend itself (an import into a memory datastore), and counts the chunk files of its local targets (DISK)',
   'test/datastore/writer-registry.test.ts': 'CHILD: live and dead writers are other processes',
   'test/maintenance/concurrency.test.ts': 'CHILD: backups, prunes and GCs run as concurrent child processes',
   'test/maintenance/gc.test.ts':
@@ -61,6 +64,9 @@ export const SKIPPED_SUBTESTS: Readonly<Record<string, Readonly<Record<string, s
     'committing a snapshot with no archive is refused; the writer stays usable': 'DISK: lists the snapshot directory on disk',
     'cairn restore finds an archive by the name given to the writer': 'CHILD: the CLI opens the datastore',
   },
+  'test/datastore/incremental.test.ts': {
+    'a base whose verify state is failed is not used, so lost chunks are written again': 'DISK: removes chunk files on disk',
+  },
   'test/datastore/image-roundtrip.test.ts': {
     'zero regions are stored once and restore sparse': 'DISK: counts the chunk files in .chunks/',
   },
@@ -77,7 +83,13 @@ export const SKIPPED_SUBTESTS: Readonly<Record<string, Readonly<Record<string, s
     'one database per process: a second open shares it and keeps the lock': 'CHILD: a script in another process opens the datastore',
     'cairn catalog find / rebuild': 'CHILD: the CLI opens the datastore',
   },
+  'test/maintenance/pruner.test.ts': {
+    'unfinished directories: newest kept partial, older removed unless a backup runs': 'DISK: makes unfinished snapshot directories on disk',
+    'the base of a running backup is skipped':
+      'EMPTY FOLDER: expects the running backup, which has written nothing yet, in the plan as keep-partial; on a backend without directories its folder exists only once its first key does (keyspace.ts), so the plan has one entry fewer (the base is still skipped: it is locked)',
+  },
   'test/maintenance/verifier.test.ts': {
+    'ignoreVerified skips ok snapshots unless outdated; failed ones are re-checked': 'DISK: removes a chunk file on disk',
     'a flipped byte fails every snapshot sharing the chunk and renames the chunk aside': 'DISK: flips a byte in a chunk file and looks for the .bad file',
     'quarantine numbering reuses .9.bad when all ten exist': 'DISK: plants .bad files next to a chunk file',
     'the loop: a failed snapshot is not a base, the next backup heals, verify passes again': 'DISK: damages a chunk file on disk',

@@ -11,7 +11,10 @@ export interface Clock {
   now(): number;
 }
 
-/** The system clock. */
+/**
+ * The system clock: the one reader of the wall clock in lib/.
+ * @category Building blocks
+ */
 export const systemClock: Clock = { now: () => Date.now() };
 
 /** Sleeps `ms` milliseconds; rejects with the signal's reason when aborted. */

@@ -55,6 +55,8 @@ t.test('datastore and maintenance tests on a MemoryBackend', async (t) => {
   const args = [
     tapBin,
     '--disable-coverage',
+    // The nested run covers a subset of lib/: its coverage is the outer run's business, never a failure here.
+    '--allow-incomplete-coverage',
     '--reporter=tap',
     '--jobs=1',
     `--timeout=${FILE_TIMEOUT_S}`,

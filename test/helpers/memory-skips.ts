@@ -39,6 +39,7 @@ export const SKIPPED_FILES: Readonly<Record<string, string>> = {
   'test/datastore/archive-stats.test.ts': 'DISK: every case sums the sizes of the chunk files in .chunks/; one runs the CLI (CHILD)',
   'test/datastore/damage.test.ts': 'DISK: every case flips, swaps or removes chunk, index, manifest or config files on disk, or plants a nested datastore',
   'test/datastore/dry-run.test.ts': 'DISK: both cases list .chunks/ on disk to compare the prediction with the chunk files written, and check their mtimes',
+  'test/datastore/keyspace.test.ts': 'runs every case on a MemoryBackend and on local files itself (opens no Datastore)',
   'test/datastore/lock-holder.test.ts': 'CHILD: lock holders are other processes opening the same datastore',
   'test/datastore/locks-crash.test.ts': 'CHILD: its point is a backup process killed with SIGKILL and the datastore reopened by the next process',
   'test/datastore/snapshot-chunks.test.ts': 'DISK: damages an index file on disk to check that the walk throws or yields the damage',

@@ -17,6 +17,7 @@ import { encodeChunk } from '../../lib/codec/chunk-codec.js';
 import { fromHex, toHex } from '../../lib/util/bytes.js';
 import type { BackendStat } from '../../lib/backend/backend.js';
 import { seededBytes, tempDir, writeTemp } from '../helpers/fixtures.js';
+import { imageDigests as digestsOf } from '../helpers/snapshots.js';
 
 const CS = 64 * 1024;
 const FAR = 1e9;
@@ -55,18 +56,6 @@ async function backup(env: Env, group: string, time: number, data: Uint8Array): 
   const w = await env.ds.group(group).backup({ time });
   await w.addImage('disk', src);
   return w.commit();
-}
-
-async function digestsOf(snap: Snapshot): Promise<Set<string>> {
-  const r = await snap.open();
-  try {
-    const idx = await r.imageIndex('disk.img');
-    const out = new Set<string>();
-    for (let i = 0; i < idx.count; i++) out.add(toHex(idx.digestAt(i)));
-    return out;
-  } finally {
-    await r.close();
-  }
 }
 
 /** Every key below `.chunks`, sorted. */

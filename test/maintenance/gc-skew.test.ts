@@ -26,8 +26,8 @@ import {
   type TimestampMeasurement,
 } from '../../lib/index.js';
 import { tempFileName } from '../../lib/util/temp-name.js';
-import { toHex } from '../../lib/util/bytes.js';
 import { seededBytes, tempDir, writeTemp } from '../helpers/fixtures.js';
+import { imageDigests as digestsOf } from '../helpers/snapshots.js';
 
 const CS = 64 * 1024;
 
@@ -42,18 +42,6 @@ async function backup(ds: Datastore, dir: string, group: string, time: number, d
   const w = await ds.group(group).backup({ time });
   await w.addImage('disk', src);
   return w.commit();
-}
-
-async function digestsOf(snap: Snapshot): Promise<Set<string>> {
-  const r = await snap.open();
-  try {
-    const idx = await r.imageIndex('disk.img');
-    const out = new Set<string>();
-    for (let i = 0; i < idx.count; i++) out.add(toHex(idx.digestAt(i)));
-    return out;
-  } finally {
-    await r.close();
-  }
 }
 
 function chunkFiles(ds: Datastore): string[] {

@@ -4,8 +4,9 @@ import path from 'node:path';
 import { Datastore, GarbageCollector, type Snapshot } from '../../lib/index.js';
 import { registerWriter } from '../../lib/host/writer-registry.js';
 import { CHUNK_DIR, chunkKey } from '../../lib/store/chunk-store.js';
-import { fromHex, toHex } from '../../lib/util/bytes.js';
+import { fromHex } from '../../lib/util/bytes.js';
 import { seededBytes, writeTemp } from '../helpers/fixtures.js';
+import { imageDigests as digestsOf } from '../helpers/snapshots.js';
 import { CS, FAR, clockedStore, type ClockedStore } from '../helpers/clocked-store.js';
 
 type Env = ClockedStore;
@@ -47,19 +48,6 @@ async function checkRestore(t: Test, env: Env, snap: Snapshot, data: Uint8Array,
       t.equal(Buffer.compare(await fsp.readFile(path.join(tout, 'a.bin')), await fsp.readFile(path.join(tree, 'a.bin'))), 0, `${snap.name}: tree file byte-identical`);
       t.equal(await fsp.readFile(path.join(tout, 'sub', 'b.txt'), 'utf8'), 'hello tree\n');
     }
-  } finally {
-    await r.close();
-  }
-}
-
-/** The hex digests of a snapshot's image. */
-async function digestsOf(snap: Snapshot): Promise<Set<string>> {
-  const r = await snap.open();
-  try {
-    const idx = await r.imageIndex('disk.img');
-    const out = new Set<string>();
-    for (let i = 0; i < idx.count; i++) out.add(toHex(idx.digestAt(i)));
-    return out;
   } finally {
     await r.close();
   }
